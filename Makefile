@@ -1,0 +1,35 @@
+# make report: run the embedded default and print the report's paths.  make test: run the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= all
+
+.PHONY: report test lint dryrun clean
+
+$(VENV)/.installed: requirements.txt requirements-base.txt requirements-dev.txt requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c requirements.lock
+	@$(BIN)/python -c "import weasyprint" 2>/dev/null || { \
+	  echo "WeasyPrint needs Pango; installing it with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; }
+	touch $@
+
+report: $(VENV)/.installed
+	$(BIN)/snakemake --cores $(CORES)
+	@echo
+	@echo "Report written:"
+	@echo "  $(CURDIR)/results/report/report.html"
+	@echo "  $(CURDIR)/results/report/report.pdf"
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+dryrun: $(VENV)/.installed
+	$(BIN)/snakemake -n
+
+clean:
+	rm -rf results .snakemake

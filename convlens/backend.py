@@ -1,0 +1,335 @@
+"""The one place that touches TensorFlow-specific APIs (GradientTape, tf.function, devices).
+
+Everything that runs a model goes through here: a *probe* is a Keras model that returns, in one
+forward pass, the outputs of the chosen layers, the Grad-CAM layer and the input of the
+classification head; a compiled step runs the probe and the Grad-CAM gradient for a whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from convlens.errors import InputError  # noqa: E402
+
+
+def configure(threads: int | None = None) -> list[str]:
+    """Set up TensorFlow for a job: GPU memory growth, CPU threads from Snakemake's ``threads``.
+
+    Returns the names of the devices TensorFlow sees, for the run summary.
+    """
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialized in this process
+            pass
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        except RuntimeError:
+            pass
+    return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
+
+
+# ---------------------------------------------------------------------------------------------
+# layers
+
+
+def conv_types():
+    import keras
+
+    return (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+
+
+def pool_types():
+    import keras
+
+    return (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+
+
+def iter_layers(model, prefix: str = ""):
+    """(path, layer) for every layer, descending into nested models; paths are ``outer/inner``."""
+    import keras
+
+    for layer in model.layers:
+        path = prefix + layer.name
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer, path + "/")
+        else:
+            yield path, layer
+
+
+def feature_layers(model) -> list[str]:
+    """Paths of every conv and (non-global) pooling layer, in forward order."""
+    kinds = conv_types() + pool_types()
+    return [p for p, layer in iter_layers(model) if isinstance(layer, kinds)]
+
+
+def conv_layers(model) -> list[str]:
+    return [p for p, layer in iter_layers(model) if isinstance(layer, conv_types())]
+
+
+def last_conv_layer(model) -> str:
+    convs = conv_layers(model)
+    if not convs:
+        raise InputError("the model has no convolution layer; Grad-CAM needs one (set heatmaps.layer)")
+    return convs[-1]
+
+
+def find_layer(model, path: str):
+    for p, layer in iter_layers(model):
+        if p == path:
+            return layer
+    known = ", ".join(p for p, _ in iter_layers(model))
+    raise InputError(f"layer {path!r} is not in the model; layers: {known}")
+
+
+# ---------------------------------------------------------------------------------------------
+# probe
+
+
+def _output_operation(model):
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        return model.layers[-1]
+    return model.outputs[0]._keras_history.operation
+
+
+def _trace(model, x, wanted: set[str], prefix: str):
+    """Run ``model`` on symbolic ``x``; return (outputs of wanted paths, final output, head input)."""
+    import keras
+
+    found: dict[str, object] = {}
+    if isinstance(model, keras.Sequential):
+        pre = x
+        for layer in model.layers:
+            pre = x
+            if isinstance(layer, keras.Model):
+                sub_found, x, sub_pre = _trace(layer, x, wanted, prefix + layer.name + "/")
+                found.update(sub_found)
+                pre = sub_pre
+            else:
+                x = layer(x)
+                if prefix + layer.name in wanted:
+                    found[prefix + layer.name] = x
+        return found, x, pre
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    if any(w.startswith(prefix + n + "/") for n in nested for w in wanted):
+        raise NotImplementedError(
+            f"layers inside a model nested in the functional model {model.name!r} cannot be probed yet; "
+            "wrap the base in a Sequential model or choose top-level layers")
+    names = [w for w in wanted if w.startswith(prefix) and "/" not in w[len(prefix):]]
+    head = _output_operation(model)
+    sub = keras.Model(model.inputs, [model.get_layer(w[len(prefix):]).output for w in names]
+                      + [model.outputs[0], head.input])
+    results = sub(x)
+    found.update(dict(zip(names, results[: len(names)])))
+    return found, results[-2], results[-1]
+
+
+class Head:
+    """Turns the head's input into logits and probabilities.
+
+    When the last layer applies softmax, a linear copy of it gives the pre-softmax logits (what the
+    Grad-CAM paper differentiates). Without a softmax the output is taken as probabilities.
+    """
+
+    def __init__(self, model):
+        import keras
+
+        self.layer = _output_operation_of_full(model)
+        activation = getattr(self.layer, "activation", None)
+        self.kind = "none"
+        if isinstance(self.layer, keras.layers.Activation) and _is_softmax(activation):
+            self.kind = "activation"
+        elif isinstance(self.layer, keras.layers.Softmax):
+            self.kind = "activation"
+        elif _is_softmax(activation):
+            self.kind = "linear-copy"
+            config = self.layer.get_config()
+            config["activation"] = "linear"
+            config["name"] = self.layer.name + "_logits"
+            self.linear = self.layer.__class__.from_config(config)
+            self.linear.build(self.layer.input.shape if hasattr(self.layer, "input") else None)
+            self.linear.set_weights(self.layer.get_weights())
+
+    def logits_and_probs(self, pre, out):
+        import keras
+
+        if self.kind == "activation":
+            return pre, keras.ops.softmax(pre, axis=-1)
+        if self.kind == "linear-copy":
+            logits = self.linear(pre)
+            return logits, keras.ops.softmax(logits, axis=-1)
+        return out, out
+
+
+def _is_softmax(activation) -> bool:
+    import keras
+
+    return activation is not None and (activation is keras.activations.softmax
+                                       or getattr(activation, "__name__", "") == "softmax")
+
+
+def _output_operation_of_full(model):
+    """The layer producing the final output, descending into a nested model at the end."""
+    import keras
+
+    op = _output_operation(model)
+    while isinstance(op, keras.Model):
+        op = _output_operation(op)
+    return op
+
+
+def build_probe(model, layer_paths: list[str], cam_layer: str | None):
+    """A Keras model: input -> [outputs of layer_paths..., cam layer output, head input, final output]."""
+    import keras
+
+    wanted = set(layer_paths) | ({cam_layer} if cam_layer else set())
+    inp = keras.Input(shape=model.inputs[0].shape[1:] if model.inputs else model.input_shape[1:])
+    found, out, pre = _trace(model, inp, wanted, "")
+    missing = wanted - set(found)
+    if missing:
+        raise InputError(f"layer(s) {', '.join(sorted(missing))} not found in the model")
+    outputs = [found[p] for p in layer_paths] + [found[cam_layer] if cam_layer else out, pre, out]
+    return keras.Model(inp, outputs, name="convlens_probe")
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocessing (pixels in [0, 1] -> model input), in keras.ops so it runs inside the compiled step
+
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocess(x, mode: str):
+    import keras
+
+    ops = keras.ops
+    if mode == "unit":
+        return x
+    if mode == "raw255":
+        return x * 255.0
+    if mode == "tf":
+        return x * 2.0 - 1.0
+    if x.shape[-1] != 3:
+        raise InputError(f"config.models.*.preprocess: {mode!r} needs 3-channel input, the model has {x.shape[-1]}")
+    if mode == "caffe":
+        return ops.flip(x * 255.0, axis=-1) - ops.convert_to_tensor(IMAGENET_MEAN_BGR, dtype=x.dtype)
+    if mode == "torch":
+        mean = ops.convert_to_tensor(IMAGENET_MEAN, dtype=x.dtype)
+        std = ops.convert_to_tensor(IMAGENET_STD, dtype=x.dtype)
+        return (x - mean) / std
+    raise ValueError(f"unknown preprocess mode {mode!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled analysis step
+
+TARGET_REFERENCE = -1
+TARGET_PREDICTED = -2
+
+
+class Analyzer:
+    """Activations of chosen layers, class probabilities and Grad-CAM for a batch, in one call.
+
+    The batch is laid out image-major: ``group`` consecutive rows are the transforms of one image,
+    the first being the untransformed reference.
+    """
+
+    def __init__(self, model, layer_paths: list[str], cam_layer: str, preprocess_mode: str,
+                 score: str = "logit"):
+        import tensorflow as tf
+
+        from convlens import attribution
+
+        self.layer_paths = list(layer_paths)
+        self.cam_layer = cam_layer
+        self.probe = build_probe(model, self.layer_paths, cam_layer)
+        self.head = Head(model)
+        self.preprocess_mode = preprocess_mode
+        self.score = score
+        self._gradcam = attribution.gradcam_from_gradients
+
+        def step(x, targets, group):
+            import keras
+
+            with tf.GradientTape() as tape:
+                outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
+                acts, cam_act, pre, out = outs[:-3], outs[-3], outs[-2], outs[-1]
+                logits, probs = self.head.logits_and_probs(pre, out)
+                n_classes = keras.ops.shape(logits)[-1]
+                reference = keras.ops.argmax(keras.ops.reshape(logits, (-1, group, n_classes))[:, 0], axis=-1)
+                reference = keras.ops.repeat(reference, group)
+                own = keras.ops.argmax(logits, axis=-1)
+                target = keras.ops.where(targets == TARGET_REFERENCE, reference,
+                                         keras.ops.where(targets == TARGET_PREDICTED, own,
+                                                         keras.ops.cast(targets, own.dtype)))
+                scores = logits if self.score == "logit" else probs
+                chosen = tf.gather(scores, target, batch_dims=1)
+            grads = tape.gradient(chosen, cam_act)
+            cam = self._gradcam(cam_act, grads)
+            cam_up = keras.ops.image.resize(cam[..., None], keras.ops.shape(x)[1:3], interpolation="bilinear")[..., 0]
+            return {"activations": list(acts), "probs": probs, "target": target, "cam": cam, "cam_up": cam_up}
+
+        self._step = tf.function(step, reduce_retracing=True)
+
+    def run(self, x: np.ndarray, targets: np.ndarray, group: int) -> dict:
+        """x: (B, H, W, C) float32 pixels in [0, 1]; targets: (B,) int (class, or the TARGET_ codes).
+
+        Returns numpy arrays: activations (list of (B, h, w, c)), probs (B, K), target (B,),
+        cam (B, h, w) at the Grad-CAM layer, cam_up (B, H, W) at input resolution.
+        """
+        out = self._step(x.astype("float32"), np.asarray(targets, dtype="int64"), int(group))
+        return {k: ([np.asarray(a) for a in v] if isinstance(v, list) else np.asarray(v)) for k, v in out.items()}
+
+
+def filter_patterns(model, layer_path: str, filters: list[int], input_shape: tuple[int, int, int],
+                    preprocess_mode: str, steps: int, step_size: float, seed: int) -> dict:
+    """Gradient ascent on the mean activation of each filter, all filters as one batch.
+
+    Starts from seeded grey noise; each step moves every image along its gradient normalized to
+    unit RMS. Returns images (N, H, W, C) and the objective per filter before and after.
+    """
+    import keras
+    import tensorflow as tf
+
+    probe = build_probe(model, [layer_path], None)
+    index = tf.constant(filters, dtype=tf.int32)
+    border = 2 if input_shape[0] >= 32 else 0
+
+    def objective(x):
+        act = probe(preprocess(x, preprocess_mode), training=False)[0]
+        if border:
+            act = act[:, border:-border, border:-border, :]
+        per_channel = keras.ops.mean(act, axis=(1, 2))  # (N, C)
+        return tf.gather(per_channel, index, batch_dims=1)  # (N,)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = objective(x)
+            total = keras.ops.sum(value)  # filters are independent: d(total)/d(x_i) = d(value_i)/d(x_i)
+        grad = tape.gradient(total, x)
+        rms = keras.ops.sqrt(keras.ops.mean(keras.ops.square(grad), axis=(1, 2, 3), keepdims=True))
+        return x + step_size * grad / (rms + 1e-8), value
+
+    rng = np.random.default_rng(seed)
+    start = (0.5 + 0.05 * rng.standard_normal((len(filters),) + tuple(input_shape))).astype("float32")
+    x = tf.constant(start)
+    first = None
+    for _ in range(steps):
+        x, value = step(x)
+        if first is None:
+            first = np.asarray(value)
+    final = np.asarray(objective(x))
+    return {"images": np.asarray(x), "start": start, "objective_start": first, "objective_end": final}

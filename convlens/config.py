@@ -1,0 +1,254 @@
+"""Config validation and the facts the workflow derives from it (image list, shards, digest).
+
+No TensorFlow here: this runs in Snakemake's own process while the DAG is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from convlens.errors import InputError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class ConfigError(InputError):
+    """A config value that is not allowed; the message names the key path."""
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One image to analyse: a stable id, where it comes from, and its label when known."""
+
+    id: str
+    dataset: str | None = None
+    index: int | None = None
+    path: str | None = None
+
+    @property
+    def source(self) -> str:
+        return self.path if self.path else f"{self.dataset} test[{self.index}]"
+
+
+def _key_path(path) -> str:
+    out = "config"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _fill_defaults(instance, schema):
+    """Set every missing key that has a ``default`` in the schema, recursively."""
+    if not isinstance(instance, dict) or schema.get("type") not in ("object", None):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults_any(instance[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults_any(value, extra)
+
+
+def _fill_defaults_any(instance, schema):
+    if isinstance(instance, dict):
+        _fill_defaults(instance, schema)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            _fill_defaults_any(item, schema["items"])
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """One line: key path, what was found, what is allowed."""
+    path = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"{path}: unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}"
+    if error.validator == "enum":
+        allowed = ", ".join(map(repr, error.validator_value))
+        return f"{path}: {error.instance!r} is not allowed; allowed: {allowed}"
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        options = [" or ".join(s.get("required", [])) for s in error.validator_value if "required" in s]
+        if options:
+            return f"{path}: give exactly one of {', '.join(options)}"
+        return f"{path}: {error.instance!r} matches none of the allowed forms ({error.schema.get('description', '')})"
+    if error.validator == "oneOf":
+        return f"{path}: {error.instance!r} is not allowed; {error.schema.get('description', '').strip()}"
+    return f"{path}: {error.message}"
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate(config: dict, schema: dict | None = None, base_dir: Path | str = ".") -> dict:
+    """Return a copy of ``config`` with defaults filled in, or raise ConfigError naming the key.
+
+    Checks the JSON Schema first, then what a schema cannot say: references between sections,
+    files that must exist, and per-kind required keys.
+    """
+    schema = schema or load_schema()
+    cfg = copy.deepcopy(dict(config))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        # the deepest error is the most specific one for a user
+        deepest = max(errors, key=lambda e: len(e.absolute_path))
+        raise ConfigError(_describe(deepest))
+    _fill_defaults(cfg, schema)
+    _check_semantics(cfg, Path(base_dir))
+    return cfg
+
+
+def _require(cfg_section: dict, keys: list[str], where: str, why: str):
+    for key in keys:
+        if key not in cfg_section:
+            raise ConfigError(f"{where}.{key}: required {why}")
+
+
+def _check_semantics(cfg: dict, base: Path):
+    for name, ds in cfg["datasets"].items():
+        where = f"config.datasets.{name}"
+        _check_id(name, f"config.datasets: name {name!r}")
+        if ds["kind"] == "folder":
+            _require(ds, ["train_dir", "test_dir"], where, "for kind folder")
+            for key in ("train_dir", "test_dir"):
+                if not (base / ds[key]).is_dir():
+                    raise ConfigError(f"{where}.{key}: folder {ds[key]!r} does not exist")
+        if ds["kind"] == "mnist":
+            _require(ds, ["path"], where, "for kind mnist")
+            if not (base / ds["path"]).is_file():
+                raise ConfigError(f"{where}.path: file {ds['path']!r} does not exist (mnist.npz in the Keras layout)")
+    for name, model in cfg["models"].items():
+        where = f"config.models.{name}"
+        _check_id(name, f"config.models: name {name!r}")
+        if model["source"] == "train":
+            _require(model, ["architecture", "dataset"], where, "for source train")
+            if model["dataset"] not in cfg["datasets"]:
+                raise ConfigError(f"{where}.dataset: {model['dataset']!r} is not a key of config.datasets "
+                                  f"(defined: {', '.join(cfg['datasets'])})")
+        else:
+            if ("path" in model) == ("application" in model):
+                raise ConfigError(f"{where}: source load needs exactly one of path or application")
+            if "path" in model:
+                if not str(model["path"]).endswith((".keras", ".h5")):
+                    raise ConfigError(f"{where}.path: {model['path']!r} must end in .keras or .h5")
+                if not (base / model["path"]).is_file():
+                    raise ConfigError(f"{where}.path: file {model['path']!r} does not exist")
+            weights = model.get("weights")
+            if weights not in (None, "imagenet") and not (base / weights).is_file():
+                raise ConfigError(f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path")
+    for i, entry in enumerate(cfg["images"]):
+        where = f"config.images[{i}]"
+        if "dataset" in entry:
+            if entry["dataset"] not in cfg["datasets"]:
+                raise ConfigError(f"{where}.dataset: {entry['dataset']!r} is not a key of config.datasets")
+            if ("count" in entry) == ("indices" in entry):
+                raise ConfigError(f"{where}: with dataset give exactly one of count or indices")
+            ds = cfg["datasets"][entry["dataset"]]
+            if ds["kind"] == "shapes":
+                n_test = shapes_split_sizes(ds)[1]
+                wanted = entry.get("indices") or range(entry["count"])
+                too_big = [j for j in wanted if j >= n_test]
+                if too_big:
+                    raise ConfigError(f"{where}: index {too_big[0]} is past the end of the test split ({n_test} images)")
+        elif "folder" in entry:
+            if not (base / entry["folder"]).is_dir():
+                raise ConfigError(f"{where}.folder: folder {entry['folder']!r} does not exist")
+        elif not (base / entry["file"]).is_file():
+            raise ConfigError(f"{where}.file: file {entry['file']!r} does not exist")
+    for i, spec in enumerate(cfg["transforms"]):
+        if "range" in spec:
+            where = f"config.transforms[{i}]"
+            if spec["kind"] not in ("shift", "rotate", "scale"):
+                raise ConfigError(f"{where}.range: kind {spec['kind']!r} takes no range; ranges are for shift, rotate, scale")
+            start, stop, step = spec["range"]
+            if step <= 0 or stop < start:
+                raise ConfigError(f"{where}.range: [{start}, {stop}, {step}] must have start <= stop and step > 0")
+            if (stop - start) / step > 200:
+                raise ConfigError(f"{where}.range: [{start}, {stop}, {step}] gives more than 200 transforms")
+
+
+def _check_id(name: str, where: str):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"{where} may use only letters, digits, '_', '.', '-' (it becomes a folder name)")
+
+
+def shapes_split_sizes(ds: dict) -> tuple[int, int]:
+    """(train, test) sizes of a generated shapes dataset."""
+    total = 3 * ds["n_per_class"]
+    n_test = int(round(total * ds["test_fraction"]))
+    return total - n_test, n_test
+
+
+def sanitize_id(text: str) -> str:
+    """A file-name-safe id: letters, digits, '_', '-', '.'; anything else becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".") or "image"
+
+
+def list_images(cfg: dict, base: Path | str = ".") -> list[ImageEntry]:
+    """Every image the config names, in config order, with unique ids."""
+    base = Path(base)
+    entries: list[ImageEntry] = []
+    for entry in cfg["images"]:
+        if "dataset" in entry:
+            indices = entry.get("indices") or list(range(entry["count"]))
+            entries += [ImageEntry(f"{entry['dataset']}-test-{j:04d}", dataset=entry["dataset"], index=j) for j in indices]
+        elif "folder" in entry:
+            files = sorted(p for p in (base / entry["folder"]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            entries += [ImageEntry(sanitize_id(p.stem), path=str(Path(entry["folder"]) / p.name)) for p in files]
+        else:
+            entries.append(ImageEntry(sanitize_id(Path(entry["file"]).stem), path=entry["file"]))
+    seen: dict[str, ImageEntry] = {}
+    for e in entries:
+        if e.id in seen:
+            raise ConfigError(f"config.images: {e.source!r} and {seen[e.id].source!r} both give image id {e.id!r}; "
+                              "rename one file or list it once")
+        seen[e.id] = e
+    return entries
+
+
+def shard_count(n_images: int, images_per_job: int) -> int:
+    """Number of shards: the next power of two at or above n_images / images_per_job.
+
+    A power of two keeps shard membership stable: only when the image count crosses a doubling
+    does every shard change; otherwise adding an image changes just the shard it hashes into.
+    """
+    needed = max(1, -(-n_images // images_per_job))
+    return 1 << (needed - 1).bit_length()
+
+
+def shard_of(image_id: str, n_shards: int) -> int:
+    """The shard an image belongs to: a stable hash of its id."""
+    digest = hashlib.sha1(image_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % n_shards
+
+
+def assign_shards(images: list[ImageEntry], images_per_job: int) -> dict[str, list[ImageEntry]]:
+    """Shard name -> images in it (empty shards are left out)."""
+    n = shard_count(len(images), images_per_job)
+    width = len(str(n - 1))
+    shards: dict[str, list[ImageEntry]] = {}
+    for img in images:
+        shards.setdefault(f"s{shard_of(img.id, n):0{width}d}", []).append(img)
+    return dict(sorted(shards.items()))
+
+
+def digest(cfg: dict) -> str:
+    """SHA-256 of the validated config in canonical JSON: the same run gives the same digest."""
+    text = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

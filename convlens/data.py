@@ -1,0 +1,184 @@
+"""Datasets and image loading (numpy and Pillow only).
+
+Arrays are uint8 (N, H, W, C) images with int64 labels; pixel values reach models as float32 in
+[0, 1] and any model-specific preprocessing happens inside the model step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from convlens.config import IMAGE_SUFFIXES, shapes_split_sizes
+from convlens.errors import InputError
+
+SHAPE_CLASSES = ("circle", "square", "triangle")
+SUPERSAMPLE = 4
+
+
+@dataclass
+class Dataset:
+    x_train: np.ndarray  # (N, H, W, C) uint8
+    y_train: np.ndarray  # (N,) int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test,
+                 y_test=self.y_test, class_names=np.array(self.class_names))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Dataset":
+        with np.load(path, allow_pickle=False) as f:
+            return cls(f["x_train"], f["y_train"], f["x_test"], f["y_test"], [str(c) for c in f["class_names"]])
+
+
+def _draw_shape(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
+    """One anti-aliased shape on a dark, slightly noisy background: (size, size, 3) uint8."""
+    big = size * SUPERSAMPLE
+    background = rng.integers(0, 60, size=3)
+    canvas = Image.new("RGB", (big, big), tuple(int(v) for v in background))
+    draw = ImageDraw.Draw(canvas)
+    # a bright colour, far from the background
+    colour = tuple(int(v) for v in rng.integers(120, 256, size=3))
+    radius = rng.uniform(0.22, 0.42) * big / 2 * 1.6
+    margin = radius * 1.05
+    cx = rng.uniform(margin, big - margin)
+    cy = rng.uniform(margin, big - margin)
+    angle = rng.uniform(0, 2 * math.pi)
+    if SHAPE_CLASSES[label] == "circle":
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=colour)
+    else:
+        corners = 4 if SHAPE_CLASSES[label] == "square" else 3
+        r = radius if corners == 3 else radius * 0.95
+        points = [(cx + r * math.cos(angle + 2 * math.pi * k / corners),
+                   cy + r * math.sin(angle + 2 * math.pi * k / corners)) for k in range(corners)]
+        draw.polygon(points, fill=colour)
+    small = canvas.resize((size, size), Image.Resampling.BOX)
+    arr = np.asarray(small, dtype=np.int16)
+    arr = arr + rng.integers(-8, 9, size=arr.shape)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def make_shapes(n_per_class: int = 100, image_size: int = 28, test_fraction: float = 0.3,
+                seed: int = 0) -> Dataset:
+    """The generated 3-class shapes dataset; deterministic in ``seed``.
+
+    Labels cycle circle, square, triangle, so the first 3k test images hold k of each class.
+    """
+    n_train, n_test = shapes_split_sizes({"n_per_class": n_per_class, "test_fraction": test_fraction})
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n_train + n_test) % 3
+    images = np.stack([_draw_shape(rng, int(lab), image_size) for lab in labels])
+    return Dataset(images[:n_train], labels[:n_train].astype(np.int64), images[n_train:],
+                   labels[n_train:].astype(np.int64), list(SHAPE_CLASSES))
+
+
+def _read_class_tree(root: Path, class_names: list[str] | None = None):
+    classes = class_names or sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise InputError(f"{root}: no class folders found; expected {root}/<class>/<image>")
+    xs, ys = [], []
+    size = None
+    for label, cls in enumerate(classes):
+        folder = root / cls
+        if not folder.is_dir():
+            raise InputError(f"{root}: class folder {cls!r} is missing (it exists in the training folder)")
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            img, _ = read_image(f, channels=3)
+            if size is None:
+                size = img.shape[:2]
+            if img.shape[:2] != size:
+                img = resize(img, size)
+            xs.append(img)
+            ys.append(label)
+    if not xs:
+        raise InputError(f"{root}: no images found in the class folders")
+    return np.stack(xs), np.array(ys, dtype=np.int64), classes
+
+
+def load_folder(train_dir: str | Path, test_dir: str | Path) -> Dataset:
+    """A dataset from ``train_dir/<class>/*`` and ``test_dir/<class>/*``; sizes follow the first image."""
+    x_train, y_train, classes = _read_class_tree(Path(train_dir))
+    x_test, y_test, _ = _read_class_tree(Path(test_dir), classes)
+    if x_test.shape[1:3] != x_train.shape[1:3]:
+        x_test = np.stack([resize(im, x_train.shape[1:3]) for im in x_test])
+    return Dataset(x_train, y_train, x_test, y_test, classes)
+
+
+def load_mnist(path: str | Path) -> Dataset:
+    """MNIST from a local ``mnist.npz`` in the Keras layout, as (N, 28, 28, 1) uint8."""
+    with np.load(path, allow_pickle=False) as f:
+        missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
+        if missing:
+            raise InputError(f"{path}: not an mnist.npz in the Keras layout (missing {', '.join(sorted(missing))})")
+        return Dataset(f["x_train"][..., None], f["y_train"].astype(np.int64), f["x_test"][..., None],
+                       f["y_test"].astype(np.int64), [str(d) for d in range(10)])
+
+
+def build_dataset(spec: dict, seed: int) -> Dataset:
+    """The dataset a config entry describes."""
+    if spec["kind"] == "shapes":
+        return make_shapes(spec["n_per_class"], spec["image_size"], spec["test_fraction"], seed)
+    if spec["kind"] == "folder":
+        return load_folder(spec["train_dir"], spec["test_dir"])
+    if spec["kind"] == "mnist":
+        return load_mnist(spec["path"])
+    raise InputError(f"unknown dataset kind {spec['kind']!r}")
+
+
+def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]:
+    """Decode an image file to (H, W, channels) uint8, with a note when its mode was converted.
+
+    Raises InputError naming the file when it cannot be read or decoded.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            note = None
+            if channels == 3 and mode != "RGB":
+                if mode in ("RGBA", "LA") or (mode == "P" and "transparency" in im.info):
+                    # composite on black: the same colour as the transforms' constant fill
+                    rgba = im.convert("RGBA")
+                    base = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+                    converted = Image.alpha_composite(base, rgba).convert("RGB")
+                    note = f"{path}: {mode} image composited on black and converted to RGB"
+                else:
+                    converted = im.convert("RGB")
+                    note = f"{path}: {mode} image converted to RGB"
+            elif channels == 1 and mode != "L":
+                converted = im.convert("L")
+                note = f"{path}: {mode} image converted to grayscale"
+            else:
+                converted = im.copy()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from exc
+    arr = np.asarray(converted, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return arr, note
+
+
+def resize(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Resize a (H, W, C) uint8 image to ``size_hw`` with a bicubic filter."""
+    if tuple(image.shape[:2]) == tuple(size_hw):
+        return image
+    channels = image.shape[2]
+    pil = Image.fromarray(image[..., 0] if channels == 1 else image)
+    out = np.asarray(pil.resize((size_hw[1], size_hw[0]), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return out[..., None] if out.ndim == 2 else out
+
+
+def write_png(array: np.ndarray, path: str | Path) -> None:
+    """Write (H, W), (H, W, 1) or (H, W, 3) uint8 as PNG."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    Image.fromarray(array).save(path)

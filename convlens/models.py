@@ -1,0 +1,194 @@
+"""Architectures, training and loading. Models are Keras 3 models with named layers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convlens.errors import InputError
+
+log = logging.getLogger(__name__)
+
+# keras.applications constructor -> the preprocessing its weights expect
+APPLICATION_PREPROCESS = {
+    "VGG16": "caffe", "VGG19": "caffe", "ResNet50": "caffe", "ResNet101": "caffe", "ResNet152": "caffe",
+    "ResNet50V2": "tf", "ResNet101V2": "tf", "ResNet152V2": "tf", "MobileNet": "tf", "MobileNetV2": "tf",
+    "MobileNetV3Small": "raw255", "MobileNetV3Large": "raw255", "InceptionV3": "tf",
+    "InceptionResNetV2": "tf", "Xception": "tf", "NASNetMobile": "tf", "NASNetLarge": "tf",
+    "DenseNet121": "torch", "DenseNet169": "torch", "DenseNet201": "torch",
+    "EfficientNetB0": "raw255", "EfficientNetB1": "raw255", "EfficientNetB2": "raw255",
+    "EfficientNetB3": "raw255", "EfficientNetV2B0": "raw255", "EfficientNetV2S": "raw255",
+    "ConvNeXtTiny": "raw255", "ConvNeXtSmall": "raw255",
+}
+
+
+@dataclass
+class ModelInfo:
+    """What later stages need to know about a model besides its weights."""
+
+    name: str
+    source: str
+    input_shape: list[int]  # [H, W, C]
+    class_names: list[str]
+    preprocess: str
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.__dict__, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelInfo":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def build_shapes_cnn(input_shape=(28, 28, 3), n_classes: int = 3):
+    """Three blocks of two 3x3 convolutions (32/64/64), max-pooling and dropout; dense 512; softmax."""
+    import keras
+    from keras import layers
+
+    x = inputs = keras.Input(shape=input_shape, name="image")
+    for block, filters in enumerate((32, 64, 64), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv1")(x)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv2")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        x = layers.Dropout(0.25, name=f"block{block}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(512, activation="relu", name="fc1")(x)
+    x = layers.Dropout(0.5, name="fc1_dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="shapes_cnn")
+
+
+def build_mnist_cnn(input_shape=(28, 28, 1), n_classes: int = 10):
+    """5x5x16 conv, pool, 5x5x32 conv, pool, dense 512, dropout, softmax."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(16, 5, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(32, 5, padding="same", activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(512, activation="relu", name="fc1")(x)
+    x = layers.Dropout(0.5, name="fc1_dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="mnist_cnn")
+
+
+ARCHITECTURES = {"shapes_cnn": build_shapes_cnn, "mnist_cnn": build_mnist_cnn}
+
+
+def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic (train, validation) index split of range(n)."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: true class; columns: predicted class."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def train(spec: dict, dataset, seed: int) -> tuple[object, list[dict], dict]:
+    """Fit ``spec['architecture']`` on ``dataset``; keep the best-validation-accuracy weights.
+
+    Returns (model, history rows per epoch, metrics with test accuracy and confusion matrix).
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    x = dataset.x_train.astype("float32") / 255.0
+    y = dataset.y_train
+    tr, va = split_validation(len(x), spec["validation_fraction"], seed)
+    n_classes = len(dataset.class_names)
+    model = ARCHITECTURES[spec["architecture"]](x.shape[1:], n_classes)
+    model.compile(optimizer=keras.optimizers.Adam(spec["learning_rate"]),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    class KeepBest(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_epoch, self.weights = -1.0, -1, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            acc = float(logs["val_accuracy"])
+            log.info("epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f", epoch + 1,
+                     spec["epochs"], logs["loss"], logs["accuracy"], logs["val_loss"], acc)
+            if acc > self.best:
+                self.best, self.best_epoch, self.weights = acc, epoch + 1, self.model.get_weights()
+
+    keep = KeepBest()
+    hist = model.fit(x[tr], y[tr], validation_data=(x[va], y[va]), epochs=spec["epochs"],
+                     batch_size=spec["batch_size"], shuffle=True, verbose=0, callbacks=[keep])
+    model.set_weights(keep.weights)
+    history = [{"epoch": i + 1, **{k: float(v[i]) for k, v in hist.history.items()}}
+               for i in range(len(hist.history["loss"]))]
+    probs = model.predict(dataset.x_test.astype("float32") / 255.0, batch_size=256, verbose=0)
+    pred = probs.argmax(axis=1)
+    cm = confusion_matrix(dataset.y_test, pred, n_classes)
+    metrics = {"test_accuracy": float((pred == dataset.y_test).mean()), "n_test": int(len(pred)),
+               "best_epoch": keep.best_epoch, "best_val_accuracy": keep.best,
+               "confusion_matrix": cm.tolist(), "class_names": dataset.class_names}
+    return model, history, metrics
+
+
+def load(spec: dict):
+    """A model from a .keras/.h5 file (Keras safe mode) or a keras.applications constructor."""
+    import keras
+
+    if "path" in spec:
+        try:
+            return keras.saving.load_model(spec["path"], compile=False, safe_mode=True)
+        except Exception as exc:  # keras raises many types for a bad file
+            raise InputError(f"cannot load model {spec['path']} (safe mode): {exc}") from exc
+    name = spec["application"]
+    ctor = getattr(keras.applications, name, None)
+    if ctor is None or not callable(ctor):
+        known = ", ".join(sorted(APPLICATION_PREPROCESS))
+        raise InputError(f"config.models.*.application: {name!r} is not a keras.applications model; e.g. {known}")
+    size = spec["input_size"]
+    weights = spec.get("weights")
+    kwargs = {"weights": weights, "input_shape": (size, size, 3)}
+    if weights != "imagenet":
+        kwargs["classes"] = spec["classes"]
+    try:
+        return ctor(**kwargs)
+    except Exception as exc:
+        if weights == "imagenet":
+            raise InputError(f"cannot get imagenet weights for {name}: {exc}. Without network access, put the "
+                             "weights file in ~/.keras/models/ or give its path as weights") from exc
+        raise
+
+
+def resolve_preprocess(spec: dict) -> str:
+    mode = spec.get("preprocess", "auto")
+    if mode != "auto":
+        return mode
+    if spec["source"] == "load" and "application" in spec:
+        return APPLICATION_PREPROCESS.get(spec["application"], "raw255")
+    return "unit"
+
+
+def describe(model) -> list[dict]:
+    """The architecture table: one row per layer (nested models expanded), with output shape and params."""
+    from convlens.backend import iter_layers
+
+    rows = []
+    for path, layer in iter_layers(model):
+        try:
+            shape = tuple(layer.output.shape)
+        except (AttributeError, ValueError):
+            shape = ()
+        rows.append({"layer": path, "type": layer.__class__.__name__,
+                     "output_shape": "x".join("?" if d is None else str(d) for d in shape[1:]),
+                     "params": int(layer.count_params()) if layer.built else 0})
+    return rows

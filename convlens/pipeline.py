@@ -1,0 +1,392 @@
+"""Stage functions: one per workflow rule, with file I/O at the edges.
+
+The ``scripts/`` entry points only unpack ``snakemake.input/output/params`` and call these, so every
+stage can also be run and tested without Snakemake.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from convlens.errors import InputError
+
+log = logging.getLogger("convlens")
+
+
+def setup_logging(log_path: str | None) -> None:
+    """Log to the rule's log file (and stderr), with timestamps."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(message)s")
+
+
+def run_stage(log_path: str | None, stage, *args, **kwargs) -> None:
+    """Run a stage for a Snakemake script: log to the rule's log; a user error ends in one line.
+
+    InputError (bad input: unreadable file, impossible value) is reported as its message alone and
+    the job fails; any other exception keeps its traceback, since that is a bug to report.
+    """
+    setup_logging(log_path)
+    try:
+        stage(*args, **kwargs)
+    except InputError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+    except Exception:
+        log.exception("unexpected failure (a bug: please report it with this log)")
+        raise
+
+
+def _write_json(path, obj) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(path) + ".part")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serializable: {type(obj)}")
+
+
+def _write_csv(path, rows: list[dict]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _savez(path, **arrays) -> None:
+    """np.savez through a temporary file, so an interrupted write never looks finished."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = str(path) + ".part.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# data and models
+
+
+def make_dataset(spec: dict, seed: int, out_npz: str) -> None:
+    from convlens.data import build_dataset
+
+    ds = build_dataset(spec, seed)
+    log.info("dataset %s: %d train, %d test images of %s, classes %s", spec["kind"], len(ds.x_train),
+             len(ds.x_test), "x".join(map(str, ds.x_train.shape[1:])), ", ".join(ds.class_names))
+    ds.save(out_npz + ".part.npz")
+    os.replace(out_npz + ".part.npz", out_npz)
+
+
+def train_model(name: str, spec: dict, dataset_npz: str, seed: int, threads: int, out: dict) -> None:
+    """Writes model.keras, info.json, architecture.csv, history.csv, metrics.json."""
+    from convlens import backend, models
+    from convlens.data import Dataset
+
+    backend.configure(threads)
+    ds = Dataset.load(dataset_npz)
+    t0 = time.time()
+    model, history, metrics = models.train(spec, ds, seed)
+    log.info("trained %s in %.1f s; best epoch %d (val acc %.3f); test accuracy %.3f", name, time.time() - t0,
+             metrics["best_epoch"], metrics["best_val_accuracy"], metrics["test_accuracy"])
+    _save_model(model, models.ModelInfo(name, "train", list(ds.x_train.shape[1:]), ds.class_names,
+                                        models.resolve_preprocess(spec)), out)
+    _write_csv(out["history"], history)
+    _write_json(out["metrics"], metrics)
+
+
+def load_model(name: str, spec: dict, threads: int, out: dict) -> None:
+    """Loads (safe mode) or builds the model and saves it as model.keras with info.json."""
+    from convlens import backend, models
+
+    backend.configure(threads)
+    model = models.load(spec)
+    shape = [int(d) for d in model.inputs[0].shape[1:]]
+    if None in shape or len(shape) != 3:
+        raise InputError(f"config.models.{name}: input shape {shape} must be fixed (H, W, C)")
+    n_classes = int(model.outputs[0].shape[-1])
+    names = spec.get("class_names") or [f"class_{i}" for i in range(n_classes)]
+    if len(names) != n_classes:
+        raise InputError(f"config.models.{name}.class_names: {len(names)} names for a model with {n_classes} outputs")
+    _save_model(model, models.ModelInfo(name, "load", shape, names, models.resolve_preprocess(spec)), out)
+
+
+def _save_model(model, info, out: dict) -> None:
+    from convlens import models
+
+    tmp = out["model"] + ".part.keras"
+    model.save(tmp)
+    os.replace(tmp, out["model"])
+    info.save(out["info"])
+    _write_csv(out["architecture"], models.describe(model))
+
+
+def open_model(model_path: str, threads: int | None = None):
+    """Configure TensorFlow and load a saved model in safe mode."""
+    import keras
+
+    from convlens import backend
+
+    devices = backend.configure(threads)
+    return keras.saving.load_model(model_path, compile=False, safe_mode=True), devices
+
+
+# ---------------------------------------------------------------------------------------------
+# transforms
+
+
+def transform_table(transform_specs: list[dict], info_json: str, out_csv: str) -> None:
+    """The study's transforms with their forward matrices at the model's input size."""
+    from convlens.models import ModelInfo
+    from convlens.transforms import build_transforms
+
+    h, w = ModelInfo.load(info_json).input_shape[:2]
+    rows = []
+    for t in build_transforms(transform_specs):
+        m = t.matrix(h, w)
+        rows.append({"transform": t.name, "kind": t.kind, "param": t.param,
+                     "matrix": ";".join(" ".join(f"{v:.6g}" for v in row) for row in m)})
+    _write_csv(out_csv, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# per-shard analysis
+
+
+def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarray, int | None, list[str]]:
+    """An image as the model sees it: (H, W, C) uint8 at the model's input size, its label, notes."""
+    from convlens.data import Dataset, read_image, resize
+
+    h, w, c = info.input_shape
+    notes = []
+    label = None
+    if entry.get("dataset_npz"):
+        npz = entry["dataset_npz"]
+        if npz not in datasets_cache:
+            datasets_cache[npz] = Dataset.load(npz)
+        ds = datasets_cache[npz]
+        image = ds.x_test[entry["index"]]
+        label = int(ds.y_test[entry["index"]])
+        if image.shape[2] != c:
+            image = np.repeat(image, 3, axis=2) if c == 3 else image.mean(axis=2, keepdims=True).astype(np.uint8)
+            notes.append(f"converted from {ds.x_test.shape[3]} to {c} channels")
+    else:
+        image, note = read_image(entry["path"], channels=c)
+        if note:
+            notes.append(note)
+    if image.shape[:2] != (h, w):
+        notes.append(f"resized from {image.shape[1]}x{image.shape[0]} to {w}x{h}")
+        image = resize(image, (h, w))
+    return image, label, notes
+
+
+def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict, threads: int) -> None:
+    """Transforms, activations, predictions and Grad-CAM for a shard of images, in batches.
+
+    images: dicts with ``id``, ``path`` or ``dataset_npz`` + ``index``, and output paths ``raw``
+    and ``summary``. An unreadable image gets a summary with its ``error`` (the render step for it
+    then fails, naming the file) while the rest of the shard completes.
+    """
+    from convlens import backend, transforms as tr
+    from convlens.models import ModelInfo
+
+    t_start = time.time()
+    model, devices = open_model(model_path, threads)
+    info = ModelInfo.load(info_json)
+    h, w, c = info.input_shape
+    layers = backend.feature_layers(model)
+    cam_layer = cfg["heatmaps"]["layer"] or backend.last_conv_layer(model)
+    backend.find_layer(model, cam_layer)
+    analyzer = backend.Analyzer(model, layers, cam_layer, info.preprocess, cfg["heatmaps"]["score"])
+    transforms = tr.build_transforms(cfg["transforms"])
+    matrices = np.stack([t.matrix(h, w) for t in transforms])
+    valid = tr.valid_mask(matrices, h, w)
+    n_t = len(transforms)
+    target_cfg = cfg["heatmaps"]["target"]
+    if isinstance(target_cfg, int) and target_cfg >= len(info.class_names):
+        raise InputError(f"config.heatmaps.target: class {target_cfg} does not exist ({len(info.class_names)} classes)")
+    target_code = {"reference": backend.TARGET_REFERENCE, "predicted": backend.TARGET_PREDICTED}.get(target_cfg, target_cfg)
+    raw_dtype = cfg["activations"]["raw_dtype"]
+    log.info("model %s: %d layers probed, Grad-CAM at %s, %d transforms, %d images, devices %s", info.name,
+             len(layers), cam_layer, n_t, len(images), ", ".join(devices))
+
+    cache: dict = {}
+    loaded = []
+    for entry in images:
+        try:
+            image, label, notes = load_input_image(entry, info, cache)
+        except InputError as exc:
+            log.error("%s", exc)
+            _write_json(entry["summary"], {"image": entry["id"], "source": entry.get("path"), "error": str(exc)})
+            _savez(entry["raw"], error=np.array(str(exc)))
+            continue
+        for note in notes:
+            log.info("%s: %s", entry["id"], note)
+        loaded.append((entry, image, label, notes))
+
+    per_call = max(1, cfg["batch_size"] // n_t)
+    t_compute = 0.0
+    for start in range(0, len(loaded), per_call):
+        chunk = loaded[start:start + per_call]
+        pixels = np.stack([img for _, img, _, _ in chunk]).astype("float32") / 255.0
+        batch = np.repeat(pixels, n_t, axis=0)
+        warped = np.asarray(tr.warp(batch, np.tile(matrices, (len(chunk), 1, 1)), cfg["fill_mode"], cfg["fill_value"]))
+        t0 = time.time()
+        out = analyzer.run(warped, np.full(len(batch), target_code), n_t)
+        t_compute += time.time() - t0
+        for i, (entry, _, label, notes) in enumerate(chunk):
+            rows = slice(i * n_t, (i + 1) * n_t)
+            _save_image_result(entry, info, transforms, matrices, valid, warped[rows], out, rows, layers,
+                               backend.conv_layers(model), cam_layer, label, notes, devices, raw_dtype)
+        log.info("images %d-%d of %d done", start + 1, start + len(chunk), len(loaded))
+    log.info("shard done in %.1f s (model step %.1f s)", time.time() - t_start, t_compute)
+
+
+def _save_image_result(entry, info, transforms, matrices, valid, inputs, out, rows, layers, conv_layers,
+                       cam_layer, label, notes, devices, raw_dtype) -> None:
+    from convlens.attribution import normalize_map
+
+    probs = out["probs"][rows]
+    targets = out["target"][rows]
+    cam_up = out["cam_up"][rows]
+    arrays = {"inputs": inputs.astype(np.float16), "matrices": matrices, "valid": valid, "probs": probs,
+              "target": targets, "cam": out["cam"][rows], "cam_up": cam_up,
+              "transforms": np.array([t.name for t in transforms]), "layers": np.array(layers)}
+    for j, act in enumerate(out["activations"]):
+        arrays[f"act_{j}"] = act[rows].astype(raw_dtype)
+    _savez(entry["raw"], **arrays)
+    ref_class = int(probs[0].argmax())
+    rows_out = []
+    for k, t in enumerate(transforms):
+        pred = int(probs[k].argmax())
+        rows_out.append({"transform": t.name, "kind": t.kind, "param": t.param, "predicted": pred,
+                         "predicted_name": info.class_names[pred], "confidence": float(probs[k, pred]),
+                         "target": int(targets[k]), "target_name": info.class_names[int(targets[k])],
+                         "target_probability": float(probs[k, int(targets[k])]),
+                         "flipped": pred != ref_class, "cam_all_zero": normalize_map(cam_up[k])[1]})
+    _write_json(entry["summary"], {
+        "image": entry["id"], "source": entry.get("path") or f"{entry.get('dataset')} test[{entry.get('index')}]",
+        "label": label, "label_name": None if label is None else info.class_names[label],
+        "class_names": info.class_names, "cam_layer": cam_layer, "layers": layers,
+        "conv_layers": conv_layers, "notes": notes,
+        "devices": devices, "transforms": rows_out, "error": None})
+
+
+# ---------------------------------------------------------------------------------------------
+# per-image figures
+
+
+def _layer_file(layer: str) -> str:
+    return layer.replace("/", "__")
+
+
+def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: str, top_k: int,
+                 sheet_layers: list[str]) -> None:
+    """Numpy/Pillow figures for one image: inputs, activation grids, Grad-CAM overlays; sheet.json.
+
+    Every transform row uses the channels chosen (and the display scaling computed) on the
+    untransformed image. The first conv layer is drawn in full, deeper layers by their top_k.
+    """
+    from convlens import activations as acts_mod, render
+    from convlens.attribution import normalize_map
+    from convlens.data import write_png
+
+    summary = json.loads(Path(summary_json).read_text())
+    if summary.get("error"):
+        raise InputError(summary["error"])
+    first = summary["conv_layers"][0]
+    unknown = [name for name in sheet_layers if name not in summary["layers"]]
+    if unknown:
+        raise InputError(f"config.report.sheet_layers: {', '.join(unknown)} not among the model's conv and "
+                         f"pooling layers ({', '.join(summary['layers'])})")
+    sheet_layers = sheet_layers or acts_mod.default_sheet_layers(summary["conv_layers"])
+    out_dir = Path(figures_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with np.load(raw_npz, allow_pickle=False) as raw:
+        inputs = raw["inputs"].astype(np.float32)
+        names = [str(n) for n in raw["transforms"]]
+        layers = [str(n) for n in raw["layers"]]
+        cam_up = raw["cam_up"]
+        display_px = max(96, inputs.shape[1])
+        for k, t in enumerate(names):
+            rgb = render.to_rgb_uint8(inputs[k])
+            write_png(render.upscale(rgb, display_px), out_dir / f"input_{t}.png")
+            heat, _ = normalize_map(cam_up[k])
+            write_png(render.upscale(render.overlay(rgb, heat), display_px), out_dir / f"gradcam_{t}.png")
+        layer_files = {}
+        for j, layer in enumerate(layers):
+            maps = raw[f"act_{j}"].astype(np.float32)  # (T, h, w, c)
+            reference = maps[0]
+            channels = np.arange(maps.shape[-1]) if layer == first else acts_mod.top_channels(reference, top_k)
+            mean, std = acts_mod.display_stats(reference)
+            tile_px = max(1, int(np.ceil(28 / maps.shape[1]))) * maps.shape[1]
+            layer_files[layer] = {}
+            for k, t in enumerate(names):
+                shown = acts_mod.to_display(maps[k], mean, std)[..., channels]  # (h, w, n)
+                tiles = np.stack([render.upscale(shown[..., i], tile_px) for i in range(len(channels))])
+                cols = 8 if len(channels) > 8 else min(4, len(channels))
+                fname = f"act_{_layer_file(layer)}_{t}.png"
+                write_png(render.grid(tiles, cols=cols), out_dir / fname)
+                layer_files[layer][t] = fname
+            layer_files[layer]["_channels"] = [int(ch) for ch in channels]
+    sheet = {"image": summary["image"], "transforms": names, "sheet_layers": sheet_layers,
+             "layers": layers, "first_conv": first,
+             "inputs": {t: f"input_{t}.png" for t in names}, "gradcam": {t: f"gradcam_{t}.png" for t in names},
+             "activations": layer_files}
+    _write_json(sheet_json, sheet)
+
+
+# ---------------------------------------------------------------------------------------------
+# filters
+
+
+def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int, out_dir: str, out_json: str) -> None:
+    """First-layer kernel grid and gradient-ascent patterns for chosen layers."""
+    from convlens import activations as acts_mod, backend, render
+    from convlens.data import write_png
+    from convlens.models import ModelInfo
+
+    model, _ = open_model(model_path, threads)
+    info = ModelInfo.load(info_json)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    convs = backend.conv_layers(model)
+    first = backend.find_layer(model, convs[0])
+    kernels = first.get_weights()[0]
+    tiles = render.kernel_tiles(kernels)
+    tiles = np.stack([render.upscale(t, 24) for t in tiles])
+    write_png(render.grid(tiles, cols=min(16, len(tiles)), pad=2), out / "kernels.png")
+    fcfg = cfg["filters"]
+    layers = fcfg["layers"] or acts_mod.default_sheet_layers(convs)
+    result = {"kernels": "kernels.png", "kernel_layer": convs[0], "kernel_shape": list(kernels.shape), "layers": []}
+    for i, layer in enumerate(layers):
+        n_channels = int(backend.find_layer(model, layer).output.shape[-1])
+        chosen = list(range(min(fcfg["n_filters"], n_channels)))
+        t0 = time.time()
+        res = backend.filter_patterns(model, layer, chosen, tuple(info.input_shape), info.preprocess,
+                                      fcfg["steps"], fcfg["step_size"], seed + i)
+        gain = res["objective_end"] - res["objective_start"]
+        log.info("%s: %d filters in %.1f s; mean activation %.3f -> %.3f", layer, len(chosen), time.time() - t0,
+                 float(res["objective_start"].mean()), float(res["objective_end"].mean()))
+        pats = np.stack([render.upscale(render.pattern_to_uint8(p), 64) for p in res["images"]])
+        fname = f"patterns_{_layer_file(layer)}.png"
+        write_png(render.grid(pats, cols=min(8, len(pats)), pad=2), out / fname)
+        result["layers"].append({"layer": layer, "file": fname, "filters": chosen,
+                                 "objective_start": res["objective_start"], "objective_end": res["objective_end"],
+                                 "improved": int((gain > 0).sum())})
+    _write_json(out_json, result)

@@ -1,0 +1,92 @@
+"""Grids, overlays and colormaps with numpy and Pillow (no matplotlib: this runs per image)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+GRID_PAD_VALUE = 255
+
+
+def grid(tiles: np.ndarray, cols: int | None = None, pad: int = 1, pad_value: int = GRID_PAD_VALUE) -> np.ndarray:
+    """Tile (N, h, w) or (N, h, w, 3) uint8 images into one image, row-major, ``pad`` pixels apart."""
+    tiles = np.asarray(tiles)
+    n = tiles.shape[0]
+    cols = cols or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / cols))
+    h, w = tiles.shape[1:3]
+    shape = (rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad) + tiles.shape[3:]
+    out = np.full(shape, pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = tiles[i]
+    return out
+
+
+def upscale(image: np.ndarray, min_side: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by a whole factor so the shorter side is at least ``min_side``."""
+    factor = max(1, int(math.ceil(min_side / max(1, min(image.shape[:2])))))
+    if factor == 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def jet(values: np.ndarray) -> np.ndarray:
+    """The jet colormap: (..., ) values in [0, 1] -> (..., 3) uint8."""
+    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)[..., None]
+    centres = np.array([3.0, 2.0, 1.0])  # red, green, blue peaks at 4v = 3, 2, 1
+    rgb = np.clip(1.5 - np.abs(4.0 * v - centres), 0.0, 1.0)
+    return (rgb * 255.0).round().astype(np.uint8)
+
+
+def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """(H, W, 1|3) float in [0, 1] or uint8 -> (H, W, 3) uint8."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return image
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend a jet-coloured (H, W) heatmap in [0, 1] over an (H, W, C) image -> (H, W, 3) uint8."""
+    base = to_rgb_uint8(image).astype(np.float64)
+    colour = jet(heatmap).astype(np.float64)
+    return np.clip((1.0 - alpha) * base + alpha * colour, 0, 255).round().astype(np.uint8)
+
+
+def minmax_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale an array to 0..255 by its own min and max; a constant array becomes mid-grey."""
+    array = np.asarray(array, dtype=np.float64)
+    lo, hi = float(array.min()), float(array.max())
+    if hi - lo <= 0:
+        return np.full(array.shape, 128, dtype=np.uint8)
+    return ((array - lo) / (hi - lo) * 255.0).round().astype(np.uint8)
+
+
+def kernel_tiles(kernels: np.ndarray) -> np.ndarray:
+    """First-layer kernels (kh, kw, cin, cout) -> (cout, kh, kw[, 3]) uint8, each min-max scaled.
+
+    A 3-channel kernel is drawn in colour; any other channel count as the mean over channels.
+    """
+    kernels = np.asarray(kernels)
+    tiles = []
+    for f in range(kernels.shape[-1]):
+        k = kernels[..., f]
+        tiles.append(minmax_uint8(k) if k.shape[-1] == 3 else minmax_uint8(k.mean(axis=-1)))
+    return np.stack(tiles)
+
+
+def pattern_to_uint8(image: np.ndarray) -> np.ndarray:
+    """A gradient-ascent pattern (H, W, C) -> uint8 for display: centred, 0.15 per std, clipped.
+
+    The same deprocessing as Deep Learning with Python 5.4, in [0, 1] units.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    std = image.std()
+    out = (image - image.mean()) / (std if std > 0 else 1.0) * 0.15 + 0.5
+    return to_rgb_uint8(np.clip(out, 0.0, 1.0)) if image.shape[-1] in (1, 3) else to_rgb_uint8(out.mean(-1))

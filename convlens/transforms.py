@@ -1,0 +1,185 @@
+"""Canvas-preserving affine transforms about the image centre, kept as 3x3 matrices.
+
+Coordinates are pixel centres: pixel (row i, column j) sits at (x=j, y=i); y grows downwards.
+A transform's *forward* matrix maps a point of the input image to where it lands in the output
+image. Warping samples the input at ``inverse(M) @ output_point``.
+
+Conventions (checked in tests): ``rotate(90)`` equals ``np.rot90(image)`` (counter-clockwise as
+seen on screen); ``shift(dx, dy)`` moves content right by dx and down by dy pixels;
+``scale(2)`` doubles the size of content about the centre.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convlens.errors import InputError
+
+KINDS = ("identity", "shift", "rotate", "hflip", "vflip", "scale")
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One transform of the study: its kind, parameters and a short stable name."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """A name usable in file names and tables, e.g. ``shift_dx4_dy0`` or ``rotate_-15``."""
+        if self.kind == "shift":
+            return f"shift_dx{_fmt(self.params['dx'])}_dy{_fmt(self.params['dy'])}"
+        if self.kind == "rotate":
+            return f"rotate_{_fmt(self.params['angle_deg'])}"
+        if self.kind == "scale":
+            return f"scale_{_fmt(self.params['factor'])}"
+        return self.kind
+
+    @property
+    def param(self) -> str:
+        """The magnitude as text, for the tidy tables (``dx=4,dy=0``, ``-15``, ``1.2``, ``''``)."""
+        if self.kind == "shift":
+            return f"dx={_fmt(self.params['dx'])},dy={_fmt(self.params['dy'])}"
+        if self.kind == "rotate":
+            return _fmt(self.params["angle_deg"])
+        if self.kind == "scale":
+            return _fmt(self.params["factor"])
+        return ""
+
+    def matrix(self, height: int, width: int) -> np.ndarray:
+        """The forward 3x3 matrix for an image of ``height`` x ``width`` pixels."""
+        return forward_matrix(self.kind, self.params, height, width)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarray:
+    """Forward matrix (input point -> output point) of one transform, shape (3, 3), float64."""
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
+    from_centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], dtype=np.float64)
+    if kind == "identity":
+        return np.eye(3)
+    if kind == "shift":
+        return np.array([[1, 0, params["dx"]], [0, 1, params["dy"]], [0, 0, 1]], dtype=np.float64)
+    if kind == "rotate":
+        theta = math.radians(params["angle_deg"])
+        c, s = math.cos(theta), math.sin(theta)
+        # y points down, so a counter-clockwise turn on screen has +s in the x row.
+        core = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], dtype=np.float64)
+        core[np.abs(core) < 1e-15] = 0.0  # exact zeros for multiples of 90 degrees
+    elif kind == "hflip":
+        core = np.diag([-1.0, 1.0, 1.0])
+    elif kind == "vflip":
+        core = np.diag([1.0, -1.0, 1.0])
+    elif kind == "scale":
+        f = float(params["factor"])
+        core = np.diag([f, f, 1.0])
+    else:
+        raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(KINDS)}")
+    return from_centre @ core @ to_centre
+
+
+def expand_spec(spec: dict) -> list[Transform]:
+    """Turn one config entry into transforms; a ``range`` entry gives a sweep.
+
+    ``{kind: rotate, angle_deg: 15}`` gives one transform; ``{kind: rotate, range: [-30, 30, 15]}``
+    gives -30, -15, 0, 15, 30 (start, stop inclusive, step). For shift a range sweeps ``dx`` and
+    ``dy`` together unless ``direction`` is ``x`` or ``y``.
+    """
+    kind = spec["kind"]
+    if "range" not in spec:
+        params = {k: v for k, v in spec.items() if k != "kind"}
+        if kind == "shift":
+            params = {"dx": params.get("dx", 0), "dy": params.get("dy", 0)}
+        return [Transform(kind, params)]
+    start, stop, step = spec["range"]
+    count = int(math.floor((stop - start) / step + 1e-9)) + 1
+    values = [round(start + i * step, 10) for i in range(count)]
+    out = []
+    for v in values:
+        if kind == "shift":
+            direction = spec.get("direction", "xy")
+            out.append(Transform("shift", {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0}))
+        elif kind == "rotate":
+            out.append(Transform("rotate", {"angle_deg": v}))
+        elif kind == "scale":
+            out.append(Transform("scale", {"factor": v}))
+        else:
+            raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for shift, rotate and scale")
+    return out
+
+
+def build_transforms(specs: list[dict]) -> list[Transform]:
+    """All transforms of a study, identity first (the reference every row is compared with)."""
+    result = [Transform("identity")]
+    seen = {"identity"}
+    for spec in specs:
+        for t in expand_spec(spec):
+            if t.name not in seen:
+                seen.add(t.name)
+                result.append(t)
+    return result
+
+
+def keras_transform_vector(forward: np.ndarray) -> np.ndarray:
+    """The 8-vector ``keras.ops.image.affine_transform`` wants: the *inverse* map, output -> input."""
+    inv = np.linalg.inv(forward)
+    inv = inv / inv[2, 2]
+    return np.array([inv[0, 0], inv[0, 1], inv[0, 2], inv[1, 0], inv[1, 1], inv[1, 2], inv[2, 0], inv[2, 1]])
+
+
+def rescale_matrix(forward: np.ndarray, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> np.ndarray:
+    """The same geometric transform expressed on a grid of another resolution (e.g. a feature map).
+
+    Pixel centres map as ``u = (x + 0.5) * to_w / from_w - 0.5``; the result is ``S M S^-1``.
+    """
+    sy, sx = to_hw[0] / from_hw[0], to_hw[1] / from_hw[1]
+    s = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], dtype=np.float64)
+    return s @ forward @ np.linalg.inv(s)
+
+
+def warp(images, forward_matrices, fill_mode: str = "constant", fill_value: float = 0.0,
+         interpolation: str = "bilinear"):
+    """Warp a batch with one matrix per image.
+
+    images: (B, H, W, C) float array or tensor, any channel count.
+    forward_matrices: (B, 3, 3) forward matrices in the images' pixel grid.
+    Returns a (B, H, W, C) tensor of the backend in use.
+    """
+    import keras
+
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"fill_mode {fill_mode!r} is not allowed; allowed: {', '.join(FILL_MODES)}")
+    vectors = np.stack([keras_transform_vector(m) for m in np.asarray(forward_matrices)]).astype("float32")
+    return keras.ops.image.affine_transform(
+        images, vectors, interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
+        data_format="channels_last",
+    )
+
+
+def valid_mask(forward_matrices, height: int, width: int, fill_mode: str = "constant"):
+    """Which output pixels come from inside the input (not from fill): (B, H, W) bool numpy array.
+
+    Only ``constant`` fill invents pixels; for the other modes the mask is all true, but a pixel that
+    ``nearest``/``reflect``/``wrap`` copied from elsewhere is also not the transformed content, so the
+    mask is computed geometrically for every mode: the sampled input point must lie within the
+    input's pixel-centre hull (half a pixel of tolerance for bilinear reads at the edge).
+    """
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    masks = []
+    for m in np.asarray(forward_matrices):
+        src = np.linalg.inv(m) @ points
+        sx, sy = src[0] / src[2], src[1] / src[2]
+        tol = 1e-6
+        inside = (sx >= -tol) & (sx <= width - 1 + tol) & (sy >= -tol) & (sy <= height - 1 + tol)
+        masks.append(inside.reshape(height, width))
+    return np.stack(masks)

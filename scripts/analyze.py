@@ -1,0 +1,7 @@
+"""Snakemake entry for the analyze_<shard> rules: one model, one shard of images."""
+from convlens.pipeline import analyze_shard, run_stage
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+images = [dict(entry, raw=raw, summary=summary)
+          for entry, raw, summary in zip(sm.params.images, sm.output.raw, sm.output.summary)]
+run_stage(sm.log[0], analyze_shard, sm.input.model, sm.input.info, images, sm.params.cfg, sm.threads)

@@ -1,0 +1,7 @@
+"""Snakemake entry for rule report: HTML (Jinja2) and PDF (WeasyPrint)."""
+from convlens.pipeline import run_stage
+from convlens.report import build_report
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run_stage(sm.log[0], build_report, sm.params.config, sm.params.digest, sm.params.models, sm.params.images,
+          sm.params.templates, sm.params.results, sm.output.html, sm.output.pdf, sm.output.run)

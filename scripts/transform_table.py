@@ -1,0 +1,5 @@
+"""Snakemake entry for rule transform_table."""
+from convlens.pipeline import run_stage, transform_table
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run_stage(sm.log[0], transform_table, sm.params.transforms, sm.input.info, sm.output[0])

@@ -1,0 +1,78 @@
+# Analysis: per model and shard of images, one TensorFlow process runs every transform of every
+# image through the model in batches (activations, predictions, Grad-CAM); results are written per
+# image. Figures are then drawn per image with numpy/Pillow, and filters per model.
+
+# One rule per shard, so each shard's outputs are the literal per-image paths of its members.
+for _shard, _members in SHARDS.items():
+
+    rule:
+        name:
+            f"analyze_{_shard}"
+        input:
+            model="results/{model}/model/model.keras",
+            info="results/{model}/model/info.json",
+            images=image_inputs(_members),
+        output:
+            raw=[f"results/{{model}}/images/{m.id}/raw.npz" for m in _members],
+            summary=[f"results/{{model}}/images/{m.id}/summary.json" for m in _members],
+        params:
+            images=image_params(_members),
+            cfg=ANALYSIS_CONFIG,
+        threads: workflow.cores
+        resources:
+            gpu=1,
+        log:
+            f"results/logs/{{model}}/analyze_{_shard}.log",
+        benchmark:
+            f"results/benchmarks/{{model}}/analyze_{_shard}.tsv"
+        script:
+            "../../scripts/analyze.py"
+
+
+rule render_image:
+    input:
+        raw="results/{model}/images/{image}/raw.npz",
+        summary="results/{model}/images/{image}/summary.json",
+    output:
+        sheet="results/{model}/images/{image}/sheet.json",
+        figures=report(
+            directory("results/{model}/images/{image}/figures"),
+            patterns=["{name}.png"],
+            category="Images",
+            subcategory="{model} {image}",
+        ),
+    params:
+        top_k=config["activations"]["top_k"],
+        sheet_layers=config["report"]["sheet_layers"],
+    log:
+        "results/logs/{model}/render/{image}.log",
+    benchmark:
+        "results/benchmarks/{model}/render/{image}.tsv"
+    script:
+        "../../scripts/render_image.py"
+
+
+rule filters:
+    input:
+        model="results/{model}/model/model.keras",
+        info="results/{model}/model/info.json",
+    output:
+        manifest="results/{model}/filters/filters.json",
+        figures=report(
+            directory("results/{model}/filters/figures"),
+            patterns=["{name}.png"],
+            category="Filters",
+            subcategory="{model}",
+        ),
+    params:
+        cfg={"filters": config["filters"]},
+        seed=config["seed"],
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    log:
+        "results/logs/{model}/filters.log",
+    benchmark:
+        "results/benchmarks/{model}/filters.tsv"
+    script:
+        "../../scripts/filters.py"

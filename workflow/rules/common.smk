@@ -1,0 +1,101 @@
+# Config loading and validation, and the helpers the rule files share (image list, shards, paths).
+import os
+import re
+import sys
+from pathlib import Path
+
+# the convlens library, importable here and in the jobs' scripts also without an install
+sys.path.insert(0, str(Path(workflow.basedir)))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")) if p
+)
+
+from snakemake.exceptions import WorkflowError
+
+from convlens.config import ConfigError, assign_shards, digest, list_images, validate
+
+# --configfile replaces the embedded default instead of being merged into it, so a user's
+# models and images are the only ones in their run.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+try:
+    _validated = validate(config)
+    IMAGES = list_images(_validated)
+except ConfigError as error:
+    raise WorkflowError(f"bad config: {error}") from None
+config.clear()
+config.update(_validated)
+
+MODELS = sorted(config["models"])
+TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
+LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
+SHARDS = assign_shards(IMAGES, config["images_per_job"])
+IMAGE_IDS = [img.id for img in IMAGES]
+CONFIG_DIGEST = digest(config)
+# the config a per-image analysis depends on: changing the report title must not redo it
+ANALYSIS_CONFIG = {
+    key: config[key]
+    for key in ("transforms", "fill_mode", "fill_value", "batch_size", "heatmaps", "activations")
+}
+
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+wildcard_constraints:
+    model=one_of(MODELS),
+    image=one_of(IMAGE_IDS),
+    dataset=one_of(config["datasets"]),
+
+
+def image_inputs(images):
+    """The files an analysis shard reads: image files, or the dataset a test image comes from."""
+    files = set()
+    for img in images:
+        files.add(img.path if img.path else f"results/data/{img.dataset}/data.npz")
+    return sorted(files)
+
+
+def image_params(images):
+    """Per-image descriptions for the analysis script, in output order."""
+    return [
+        {
+            "id": img.id,
+            "path": img.path,
+            "dataset": img.dataset,
+            "index": img.index,
+            "dataset_npz": f"results/data/{img.dataset}/data.npz" if img.dataset else None,
+        }
+        for img in images
+    ]
+
+
+def model_report_inputs(wildcards=None):
+    """Everything the report shows per model and per image."""
+    files = []
+    for m in MODELS:
+        files += [
+            f"results/{m}/model/info.json",
+            f"results/{m}/model/architecture.csv",
+            f"results/{m}/transforms.csv",
+            f"results/{m}/filters/filters.json",
+        ]
+        if m in TRAINED:
+            files += [
+                f"results/{m}/model/metrics.json",
+                f"results/{m}/model/history.csv",
+                f"results/{m}/model/training_curves.png",
+                f"results/{m}/model/confusion_matrix.png",
+            ]
+        for i in IMAGE_IDS:
+            files += [
+                f"results/{m}/images/{i}/summary.json",
+                f"results/{m}/images/{i}/sheet.json",
+            ]
+    return files

@@ -1,0 +1,15 @@
+# Datasets: generated shapes, a user folder tree, or a local mnist.npz.
+
+
+rule dataset:
+    output:
+        "results/data/{dataset}/data.npz",
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        seed=config["seed"],
+    log:
+        "results/logs/data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/data/{dataset}.tsv"
+    script:
+        "../../scripts/make_dataset.py"

@@ -1,0 +1,17 @@
+# Transforms: the study's list, each a canvas-preserving affine matrix at the model's input size.
+# The warps themselves run batched inside the analysis jobs (convlens.transforms.warp).
+
+
+rule transform_table:
+    input:
+        info="results/{model}/model/info.json",
+    output:
+        report("results/{model}/transforms.csv", category="Transforms", subcategory="{model}"),
+    params:
+        transforms=config["transforms"],
+    log:
+        "results/logs/{model}/transform_table.log",
+    benchmark:
+        "results/benchmarks/{model}/transform_table.tsv"
+    script:
+        "../../scripts/transform_table.py"
