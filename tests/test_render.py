@@ -1,0 +1,76 @@
+"""numpy/Pillow rendering and display scaling."""
+import numpy as np
+
+from convlens import activations, render
+from convlens.attribution import normalize_map
+
+
+def test_grid_places_tiles_row_major_with_padding():
+    tiles = np.stack([np.full((2, 3), i, np.uint8) for i in range(5)])
+    g = render.grid(tiles, cols=3, pad=1, pad_value=255)
+    assert g.shape == (2 * 2 + 1, 3 * 3 + 2)
+    assert g[0, 0] == 0 and g[0, 4] == 1 and g[0, 8] == 2 and g[3, 0] == 3 and g[3, 4] == 4
+    assert g[2, 0] == 255 and g[0, 3] == 255 and g[3, 8] == 255  # padding and the empty sixth slot
+
+
+def test_constant_channel_is_drawn_flat_never_nan():
+    ref = np.zeros((4, 4, 2))
+    ref[..., 1] = np.arange(16).reshape(4, 4)
+    mean, std = activations.display_stats(ref)
+    shown = activations.to_display(ref, mean, std)
+    assert shown.dtype == np.uint8
+    assert np.all(shown[..., 0] == 128)
+    assert shown[..., 1].min() < 128 < shown[..., 1].max()
+
+
+def test_display_matches_the_book_formula():
+    rng = np.random.default_rng(1)
+    ref = rng.random((5, 5, 3)) * 4
+    mean, std = activations.display_stats(ref)
+    expected = np.clip((ref - ref.mean(axis=(0, 1))) / ref.std(axis=(0, 1)) * 64 + 128, 0, 255).astype(np.uint8)
+    assert np.array_equal(activations.to_display(ref, mean, std), expected)
+
+
+def test_top_channels_are_the_most_active():
+    ref = np.zeros((2, 2, 5))
+    ref[..., 3] = 5
+    ref[..., 1] = 2
+    ref[..., 4] = 1
+    assert activations.top_channels(ref, 3).tolist() == [3, 1, 4]
+    assert activations.top_channels(ref, 10).shape == (5,)
+
+
+def test_default_sheet_layers_spread_over_depth():
+    convs = [f"c{i}" for i in range(6)]
+    assert activations.default_sheet_layers(convs) == ["c0", "c2", "c5"] or activations.default_sheet_layers(convs) == ["c0", "c3", "c5"]
+    assert activations.default_sheet_layers(["a", "b"]) == ["a", "b"]
+
+
+def test_heatmap_normalization_handles_all_zero():
+    heat, zero = normalize_map(np.zeros((3, 3)))
+    assert zero and np.all(heat == 0) and not np.isnan(heat).any()
+    heat, zero = normalize_map(np.array([[0.0, 2.0], [1.0, np.nan]]))
+    assert not zero and heat.max() == 1.0 and heat[1, 0] == 0.5 and heat[1, 1] == 0.0
+
+
+def test_jet_endpoints_and_overlay():
+    assert render.jet(np.array(0.0)).tolist() == [0, 0, 128]  # dark blue
+    assert render.jet(np.array(1.0)).tolist() == [128, 0, 0]  # dark red
+    image = np.full((4, 4, 1), 0.5, np.float32)
+    out = render.overlay(image, np.zeros((4, 4)), alpha=0.0)
+    assert out.shape == (4, 4, 3) and np.all(out == 128)
+
+
+def test_kernel_tiles_minmax_each_filter_and_rgb():
+    k = np.zeros((3, 3, 3, 2))
+    k[..., 0] = np.arange(27).reshape(3, 3, 3)
+    tiles = render.kernel_tiles(k)
+    assert tiles.shape == (2, 3, 3, 3)
+    assert tiles[0].min() == 0 and tiles[0].max() == 255
+    assert np.all(tiles[1] == 128)  # a constant kernel is mid-grey
+
+
+def test_upscale_is_nearest_by_whole_factor():
+    img = np.arange(4, dtype=np.uint8).reshape(2, 2)
+    up = render.upscale(img, 5)
+    assert up.shape == (6, 6) and up[0, 0] == 0 and up[5, 5] == 3
