@@ -15,16 +15,18 @@ for _shard, _members in SHARDS.items():
         output:
             raw=[f"results/{{model}}/images/{m.id}/raw.npz" for m in _members],
             summary=[f"results/{{model}}/images/{m.id}/summary.json" for m in _members],
-        params:
-            images=image_params(_members),
-            cfg=ANALYSIS_CONFIG,
-        threads: workflow.cores
-        resources:
-            gpu=1,
         log:
             f"results/logs/{{model}}/analyze_{_shard}.log",
         benchmark:
             f"results/benchmarks/{{model}}/analyze_{_shard}.tsv"
+        conda:
+            "../../environment.yml"
+        threads: workflow.cores
+        resources:
+            gpu=1,
+        params:
+            images=image_params(_members),
+            cfg=ANALYSIS_CONFIG,
         script:
             "../../scripts/analyze.py"
 
@@ -41,13 +43,15 @@ rule render_image:
             category="Images",
             subcategory="{model} {image}",
         ),
-    params:
-        top_k=config["activations"]["top_k"],
-        sheet_layers=config["report"]["sheet_layers"],
     log:
         "results/logs/{model}/render/{image}.log",
     benchmark:
         "results/benchmarks/{model}/render/{image}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        top_k=config["activations"]["top_k"],
+        sheet_layers=config["report"]["sheet_layers"],
     script:
         "../../scripts/render_image.py"
 
@@ -64,15 +68,17 @@ rule filters:
             category="Filters",
             subcategory="{model}",
         ),
-    params:
-        cfg={"filters": config["filters"]},
-        seed=config["seed"],
-    threads: workflow.cores
-    resources:
-        gpu=1,
     log:
         "results/logs/{model}/filters.log",
     benchmark:
         "results/benchmarks/{model}/filters.tsv"
+    conda:
+        "../../environment.yml"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    params:
+        cfg={"filters": config["filters"]},
+        seed=config["seed"],
     script:
         "../../scripts/filters.py"

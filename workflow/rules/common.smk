@@ -10,6 +10,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")) if p
 )
 
+
+envvars:
+    "PYTHONPATH",
+
+
 from snakemake.exceptions import WorkflowError
 
 from convlens.config import ConfigError, assign_shards, digest, list_images, validate
@@ -29,6 +34,7 @@ except ConfigError as error:
 config.clear()
 config.update(_validated)
 
+TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
 MODELS = sorted(config["models"])
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
@@ -38,9 +44,15 @@ CONFIG_DIGEST = digest(config)
 # the config a per-image analysis depends on: changing the report title must not redo it
 ANALYSIS_CONFIG = {
     key: config[key]
-    for key in ("transforms", "fill_mode", "fill_value", "batch_size", "heatmaps", "activations")
+    for key in (
+        "transforms",
+        "fill_mode",
+        "fill_value",
+        "batch_size",
+        "heatmaps",
+        "activations",
+    )
 }
-
 
 
 def one_of(names):
@@ -70,7 +82,9 @@ def image_params(images):
             "path": img.path,
             "dataset": img.dataset,
             "index": img.index,
-            "dataset_npz": f"results/data/{img.dataset}/data.npz" if img.dataset else None,
+            "dataset_npz": (
+                f"results/data/{img.dataset}/data.npz" if img.dataset else None
+            ),
         }
         for img in images
     ]

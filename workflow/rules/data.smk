@@ -4,12 +4,14 @@
 rule dataset:
     output:
         "results/data/{dataset}/data.npz",
-    params:
-        spec=lambda wc: config["datasets"][wc.dataset],
-        seed=config["seed"],
     log:
         "results/logs/data/{dataset}.log",
     benchmark:
         "results/benchmarks/data/{dataset}.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        seed=config["seed"],
     script:
         "../../scripts/make_dataset.py"

@@ -8,22 +8,26 @@ rule train_model:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
         architecture=report(
-            "results/{model}/model/architecture.csv", category="Models", subcategory="{model}"
+            "results/{model}/model/architecture.csv",
+            category="Models",
+            subcategory="{model}",
         ),
         history="results/{model}/model/history.csv",
         metrics="results/{model}/model/metrics.json",
-    wildcard_constraints:
-        model=one_of(TRAINED),
-    params:
-        spec=lambda wc: config["models"][wc.model],
-        seed=config["seed"],
-    threads: workflow.cores
-    resources:
-        gpu=1,
     log:
         "results/logs/{model}/train.log",
     benchmark:
         "results/benchmarks/{model}/train.tsv"
+    wildcard_constraints:
+        model=one_of(TRAINED),
+    conda:
+        "../../environment.yml"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    params:
+        spec=lambda wc: config["models"][wc.model],
+        seed=config["seed"],
     script:
         "../../scripts/train_model.py"
 
@@ -35,19 +39,23 @@ rule load_model:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
         architecture=report(
-            "results/{model}/model/architecture.csv", category="Models", subcategory="{model}"
+            "results/{model}/model/architecture.csv",
+            category="Models",
+            subcategory="{model}",
         ),
-    wildcard_constraints:
-        model=one_of(LOADED),
-    params:
-        spec=lambda wc: config["models"][wc.model],
-    threads: workflow.cores
-    resources:
-        gpu=1,
     log:
         "results/logs/{model}/load.log",
     benchmark:
         "results/benchmarks/{model}/load.tsv"
+    wildcard_constraints:
+        model=one_of(LOADED),
+    conda:
+        "../../environment.yml"
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    params:
+        spec=lambda wc: config["models"][wc.model],
     script:
         "../../scripts/load_model.py"
 
@@ -71,5 +79,7 @@ rule model_figures:
         "results/logs/{model}/model_figures.log",
     benchmark:
         "results/benchmarks/{model}/model_figures.tsv"
+    conda:
+        "../../environment.yml"
     script:
         "../../scripts/model_figures.py"

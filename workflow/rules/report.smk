@@ -4,21 +4,23 @@
 rule report:
     input:
         model_report_inputs,
-        templates=["reports/templates/report.html.j2", "reports/templates/report.css"],
+        templates=[TEMPLATES / "report.html.j2", TEMPLATES / "report.css"],
     output:
         html=report("results/report/report.html", category="Report"),
         pdf=report("results/report/report.pdf", category="Report"),
         run="results/report/run.json",
+    log:
+        "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
+    conda:
+        "../../environment.yml"
     params:
         config=config,
         digest=CONFIG_DIGEST,
         models=MODELS,
         images=IMAGE_IDS,
-        templates="reports/templates",
-        results="results",
-    log:
-        "results/logs/report.log",
-    benchmark:
-        "results/benchmarks/report.tsv"
+        templates=lambda wildcards, input: str(Path(input.templates[0]).parent),
+        results=lambda wildcards, output: str(Path(output.html).parent.parent),
     script:
         "../../scripts/report.py"

@@ -6,12 +6,18 @@ rule transform_table:
     input:
         info="results/{model}/model/info.json",
     output:
-        report("results/{model}/transforms.csv", category="Transforms", subcategory="{model}"),
-    params:
-        transforms=config["transforms"],
+        report(
+            "results/{model}/transforms.csv",
+            category="Transforms",
+            subcategory="{model}",
+        ),
     log:
         "results/logs/{model}/transform_table.log",
     benchmark:
         "results/benchmarks/{model}/transform_table.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        transforms=config["transforms"],
     script:
         "../../scripts/transform_table.py"

@@ -1,0 +1,135 @@
+"""User journeys: the whole workflow on the tiny config, run by Snakemake in a temporary folder."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / ".test" / "config" / "config.yaml"
+
+pytestmark = pytest.mark.integration
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=workdir)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = snakemake(workdir, "--configfile", str(TINY))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return workdir, result
+
+
+def test_report_has_every_stage_for_every_image(tiny_run):
+    import pypdf
+
+    workdir, _ = tiny_run
+    pdf = workdir / "results" / "report" / "report.pdf"
+    html = (workdir / "results" / "report" / "report.html").read_text()
+    reader = pypdf.PdfReader(pdf)
+
+    def titles(outline):
+        for item in outline:
+            if isinstance(item, list):
+                yield from titles(item)
+            else:
+                yield item.title
+
+    bookmarks = list(titles(reader.outline))
+    for expected in ("Run summary", "Transforms", "Model tiny", "Architecture", "Training and test accuracy",
+                     "Filters", "Image shapes-test-0000", "Image shapes-test-0001"):
+        assert expected in bookmarks
+    # cover+contents, run summary, model, filters (may share a page), one sheet per image
+    assert 5 <= len(reader.pages) <= 12
+    text = "".join(page.extract_text() for page in reader.pages)
+    for expected in ("Config digest", "tensorflow", "Test accuracy", "page 1 of", "Grad-CAM", "block1_conv1"):
+        assert expected in text
+    # the user's title is escaped in HTML, shown literally in the PDF
+    assert "&lt;b&gt;escaped&lt;/b&gt;" in html and "<b>escaped</b>" not in html
+    assert "<b>escaped</b>" in text
+    # every image sheet has a row per transform, and every figure it names exists
+    for image in ("shapes-test-0000", "shapes-test-0001"):
+        folder = workdir / "results" / "tiny" / "images" / image
+        sheet = json.loads((folder / "sheet.json").read_text())
+        assert sheet["transforms"] == ["identity", "shift_dx2_dy0", "rotate_90", "hflip"]
+        for t in sheet["transforms"]:
+            for name in [sheet["inputs"][t], sheet["gradcam"][t]] + [sheet["activations"][la][t] for la in sheet["layers"]]:
+                assert (folder / "figures" / name).is_file()
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["error"] is None and summary["label_name"] in ("circle", "square", "triangle")
+        probs = [row["confidence"] for row in summary["transforms"]]
+        assert all(0 < p <= 1 for p in probs)
+        with np.load(folder / "raw.npz") as raw:
+            assert raw["inputs"].shape == (4, 28, 28, 3)
+            assert not np.isnan(raw["cam_up"]).any()
+            assert raw["act_0"].shape == (4, 28, 28, 32)
+
+
+def test_run_summary_records_digest_versions_and_seed(tiny_run):
+    from convlens.config import digest, validate
+
+    workdir, _ = tiny_run
+    run = json.loads((workdir / "results" / "report" / "run.json").read_text())
+    expected = digest(validate(yaml.safe_load(TINY.read_text())))
+    assert run["config_digest"] == expected
+    assert run["seed"] == 7
+    assert run["versions"]["keras"].startswith("3.")
+    metrics = json.loads((workdir / "results" / "tiny" / "model" / "metrics.json").read_text())
+    assert 0 <= metrics["test_accuracy"] <= 1
+    assert np.array(metrics["confusion_matrix"]).sum() == metrics["n_test"]
+    logs = workdir / "results" / "logs" / "tiny"
+    for log in [logs / "train.log", logs / "filters.log"] + sorted(logs.glob("analyze_s*.log")):
+        assert log.stat().st_size > 0
+    from convlens.config import assign_shards, list_images
+
+    shards = assign_shards(list_images(validate(yaml.safe_load(TINY.read_text()))), 1)
+    assert sorted(p.stem for p in logs.glob("analyze_s*.log")) == [f"analyze_{s}" for s in shards]
+
+
+def test_rerun_with_nothing_changed_does_nothing(tiny_run):
+    workdir, _ = tiny_run
+    result = snakemake(workdir, "--configfile", str(TINY), "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_corrupt_image_fails_alone_and_names_the_file(tiny_run):
+    from skimage import data as skdata
+
+    workdir, _ = tiny_run
+    folder = workdir / "photos"
+    folder.mkdir()
+    Image.fromarray(skdata.coffee()).save(folder / "coffee.png")  # resized to 28x28 by the workflow
+    Image.fromarray(skdata.camera()).save(folder / "camera.png")  # grayscale: converted, with a note
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["images"] = [{"folder": "photos"}]
+    (workdir / "photos.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(workdir, "--configfile", "photos.yaml", "--keep-going")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "cannot read image photos/broken.png" in output
+    for good in ("coffee", "camera"):
+        assert (workdir / "results" / "tiny" / "images" / good / "sheet.json").is_file()
+    assert not (workdir / "results" / "tiny" / "images" / "broken" / "sheet.json").exists()
+    camera = json.loads((workdir / "results" / "tiny" / "images" / "camera" / "summary.json").read_text())
+    assert any("converted to RGB" in n for n in camera["notes"])
+    assert any("resized from 512x512 to 28x28" in n for n in camera["notes"])
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["models"]["tiny"]["epochs"] = 0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(tmp_path, "--configfile", "bad.yaml")
+    assert result.returncode != 0
+    assert "bad config: config.models.tiny.epochs: 0 is less than the minimum of 1" in result.stderr
+    assert not (tmp_path / "results").exists()
