@@ -1,0 +1,100 @@
+"""Stage functions without Snakemake: grayscale MNIST layout, keras.applications models, .h5 files."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+keras = pytest.importorskip("keras")
+
+from convlens import pipeline  # noqa: E402
+from convlens.config import validate  # noqa: E402
+from convlens.data import load_mnist  # noqa: E402
+from convlens.errors import InputError  # noqa: E402
+
+
+def analysis_config(**overrides):
+    cfg = validate({"datasets": {"d": {"kind": "shapes"}},
+                    "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+                    "images": [{"dataset": "d", "count": 1}],
+                    "transforms": [{"kind": "rotate", "angle_deg": 90}, {"kind": "vflip"}],
+                    "filters": {"n_filters": 2, "steps": 2}, **overrides})
+    return cfg
+
+
+def fake_mnist(path):
+    """A stand-in mnist.npz in the Keras layout: digits drawn as bars, 28x28 uint8."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = rng.integers(0, 10, n)
+        x = np.zeros((n, 28, 28), np.uint8)
+        for i, label in enumerate(y):
+            x[i, 4:24, 2 + 2 * label: 4 + 2 * label] = 255
+        return x, y.astype(np.uint8)
+
+    (xtr, ytr), (xte, yte) = make(60), make(20)
+    np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+
+
+def image_entries(tmp_path, sources):
+    return [dict(src, raw=str(tmp_path / f"{src['id']}.npz"), summary=str(tmp_path / f"{src['id']}.json"))
+            for src in sources]
+
+
+def test_grayscale_mnist_model_through_every_stage(tmp_path):
+    fake_mnist(tmp_path / "mnist.npz")
+    ds = load_mnist(tmp_path / "mnist.npz")
+    assert ds.x_train.shape == (60, 28, 28, 1) and ds.class_names[3] == "3"
+    ds.save(tmp_path / "data.npz")
+    spec = {"architecture": "mnist_cnn", "epochs": 1, "batch_size": 16, "learning_rate": 1e-3,
+            "validation_fraction": 0.2, "source": "train"}
+    out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in
+           (("model", "keras"), ("info", "json"), ("architecture", "csv"), ("history", "csv"), ("metrics", "json"))}
+    pipeline.train_model("mnist", spec, str(tmp_path / "data.npz"), 1, 2, out)
+    cfg = analysis_config()
+    entries = image_entries(tmp_path, [{"id": "digit", "dataset_npz": str(tmp_path / "data.npz"), "index": 0}])
+    pipeline.analyze_shard(out["model"], out["info"], entries, cfg, 2)
+    summary = json.loads((tmp_path / "digit.json").read_text())
+    assert summary["conv_layers"] == ["conv1", "conv2"] and summary["cam_layer"] == "conv2"
+    assert [row["transform"] for row in summary["transforms"]] == ["identity", "rotate_90", "vflip"]
+    with np.load(tmp_path / "digit.npz") as raw:
+        assert raw["inputs"].shape == (3, 28, 28, 1)
+        # the rotated input is exactly np.rot90 of the original
+        assert np.allclose(raw["inputs"][1], np.rot90(raw["inputs"][0]), atol=1e-3)
+    pipeline.render_image(str(tmp_path / "digit.npz"), str(tmp_path / "digit.json"), str(tmp_path / "fig"),
+                          str(tmp_path / "sheet.json"), 4, [])
+    sheet = json.loads((tmp_path / "sheet.json").read_text())
+    assert sheet["sheet_layers"] == ["conv1", "conv2"]
+    assert Image.open(tmp_path / "fig" / sheet["activations"]["conv1"]["identity"]).size[0] > 28 * 4
+    pipeline.filters(out["model"], out["info"], cfg, 0, 2, str(tmp_path / "filters"), str(tmp_path / "filters.json"))
+    assert (tmp_path / "filters" / "kernels.png").is_file()
+
+
+def test_application_model_with_random_weights_on_a_photo(tmp_path):
+    from skimage import data as skdata
+
+    spec = {"source": "load", "application": "MobileNetV2", "weights": None, "input_size": 64, "classes": 5,
+            "preprocess": "auto", "class_names": list("abcde")}
+    out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
+    pipeline.load_model("mobilenet", spec, 2, out)
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["input_shape"] == [64, 64, 3] and info["preprocess"] == "tf"
+    Image.fromarray(skdata.chelsea()).save(tmp_path / "chelsea.png")
+    entries = image_entries(tmp_path, [{"id": "chelsea", "path": str(tmp_path / "chelsea.png")}])
+    pipeline.analyze_shard(out["model"], out["info"], entries, analysis_config(), 2)
+    summary = json.loads((tmp_path / "chelsea.json").read_text())
+    assert summary["error"] is None and "resized from 451x300 to 64x64" in summary["notes"][0]
+    assert {row["predicted_name"] for row in summary["transforms"]} <= set("abcde")
+    with pytest.raises(InputError, match="class_names: 2 names for a model with 5 outputs"):
+        pipeline.load_model("mobilenet", {**spec, "class_names": ["x", "y"]}, 2, out)
+
+
+def test_h5_file_loads(tmp_path):
+    from convlens import models
+
+    model = models.build_mnist_cnn()
+    model.save(tmp_path / "legacy.h5")
+    loaded = models.load({"path": str(tmp_path / "legacy.h5")})
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
