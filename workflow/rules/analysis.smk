@@ -21,7 +21,7 @@ for _shard, _members in SHARDS.items():
             f"results/benchmarks/{{model}}/analyze_{_shard}.tsv"
         conda:
             "../../environment.yml"
-        threads: workflow.cores
+        threads: TF_THREADS
         resources:
             gpu=1,
         params:
@@ -74,7 +74,7 @@ rule filters:
         "results/benchmarks/{model}/filters.tsv"
     conda:
         "../../environment.yml"
-    threads: workflow.cores
+    threads: TF_THREADS
     resources:
         gpu=1,
     params:

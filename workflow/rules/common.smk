@@ -35,6 +35,8 @@ config.clear()
 config.update(_validated)
 
 TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
+# threads of a job that runs TensorFlow; Snakemake lowers it to --cores when there are fewer
+TF_THREADS = 8
 MODELS = sorted(config["models"])
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]

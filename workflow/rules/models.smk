@@ -22,7 +22,7 @@ rule train_model:
         model=one_of(TRAINED),
     conda:
         "../../environment.yml"
-    threads: workflow.cores
+    threads: TF_THREADS
     resources:
         gpu=1,
     params:
@@ -51,7 +51,7 @@ rule load_model:
         model=one_of(LOADED),
     conda:
         "../../environment.yml"
-    threads: workflow.cores
+    threads: TF_THREADS
     resources:
         gpu=1,
     params:
