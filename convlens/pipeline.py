@@ -291,6 +291,9 @@ def _save_image_result(entry, info, transforms, matrices, valid, inputs, out, ro
 # per-image figures
 
 
+TILE_PX = 28  # a feature map's display size in grids: small maps enlarged, large ones shrunk (to 28-56 px)
+
+
 def _layer_file(layer: str) -> str:
     return layer.replace("/", "__")
 
@@ -334,11 +337,10 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
             reference = maps[0]
             channels = np.arange(maps.shape[-1]) if layer == first else acts_mod.top_channels(reference, top_k)
             mean, std = acts_mod.display_stats(reference)
-            tile_px = max(1, int(np.ceil(28 / maps.shape[1]))) * maps.shape[1]
             layer_files[layer] = {}
             for k, t in enumerate(names):
                 shown = acts_mod.to_display(maps[k], mean, std)[..., channels]  # (h, w, n)
-                tiles = np.stack([render.upscale(shown[..., i], tile_px) for i in range(len(channels))])
+                tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
                 cols = 8 if len(channels) > 8 else min(4, len(channels))
                 fname = f"act_{_layer_file(layer)}_{t}.png"
                 write_png(render.grid(tiles, cols=cols), out_dir / fname)

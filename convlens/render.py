@@ -32,6 +32,20 @@ def upscale(image: np.ndarray, min_side: int) -> np.ndarray:
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
+def fit_tile(image: np.ndarray, target_px: int) -> np.ndarray:
+    """A (h, w) uint8 map at a display size near ``target_px``.
+
+    Small maps are enlarged by a whole factor (nearest, so pixels stay visible); large maps are
+    shrunk with a box filter (each output pixel the mean of the area it covers).
+    """
+    from PIL import Image
+
+    if image.shape[0] <= target_px:
+        return upscale(image, target_px)
+    size = (max(1, round(image.shape[1] * target_px / image.shape[0])), target_px)
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX), dtype=np.uint8)
+
+
 def jet(values: np.ndarray) -> np.ndarray:
     """The jet colormap: (..., ) values in [0, 1] -> (..., 3) uint8."""
     v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)[..., None]

@@ -74,3 +74,13 @@ def test_upscale_is_nearest_by_whole_factor():
     img = np.arange(4, dtype=np.uint8).reshape(2, 2)
     up = render.upscale(img, 5)
     assert up.shape == (6, 6) and up[0, 0] == 0 and up[5, 5] == 3
+
+
+def test_fit_tile_enlarges_small_and_box_shrinks_large_maps():
+    small = np.arange(49, dtype=np.uint8).reshape(7, 7)
+    assert render.fit_tile(small, 28).shape == (28, 28)
+    large = np.zeros((224, 224), np.uint8)
+    large[:, 112:] = 200
+    out = render.fit_tile(large, 28)
+    assert out.shape == (28, 28) and out[0, 0] == 0 and out[0, -1] == 200
+    assert render.fit_tile(np.zeros((100, 50), np.uint8), 28).shape == (28, 14)
