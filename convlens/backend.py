@@ -82,6 +82,13 @@ def last_conv_layer(model) -> str:
     return convs[-1]
 
 
+def check_spatial(model, path: str, key: str) -> None:
+    """Raise InputError unless layer ``path`` outputs (B, h, w, c) maps."""
+    shape = find_layer(model, path).output.shape
+    if len(shape) != 4:
+        raise InputError(f"{key}: layer {path!r} outputs shape {tuple(shape)}; it needs spatial maps (B, h, w, c)")
+
+
 def find_layer(model, path: str):
     for p, layer in iter_layers(model):
         if p == path:
@@ -102,8 +109,16 @@ def _output_operation(model):
     return model.outputs[0]._keras_history.operation
 
 
+INPUT_SUFFIX = "#input"  # a wanted path with this suffix asks for the tensor going into that layer
+
+
 def _trace(model, x, wanted: set[str], prefix: str):
-    """Run ``model`` on symbolic ``x``; return (outputs of wanted paths, final output, head input)."""
+    """Run ``model`` on symbolic ``x``; return (outputs of wanted paths, final output, head input).
+
+    Nested models are descended into wherever they sit, so layers of a base model inside a
+    classifier (the transfer-learning case) can be probed. Sequential models are walked layer by
+    layer; functional graphs are replayed node by node.
+    """
     import keras
 
     found: dict[str, object] = {}
@@ -112,33 +127,53 @@ def _trace(model, x, wanted: set[str], prefix: str):
         for layer in model.layers:
             pre = x
             if isinstance(layer, keras.Model):
-                sub_found, x, sub_pre = _trace(layer, x, wanted, prefix + layer.name + "/")
+                sub_found, x, pre = _trace(layer, x, wanted, prefix + layer.name + "/")
                 found.update(sub_found)
-                pre = sub_pre
             else:
+                if prefix + layer.name + INPUT_SUFFIX in wanted:
+                    found[prefix + layer.name + INPUT_SUFFIX] = x
                 x = layer(x)
                 if prefix + layer.name in wanted:
                     found[prefix + layer.name] = x
         return found, x, pre
-    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
-    if any(w.startswith(prefix + n + "/") for n in nested for w in wanted):
-        raise NotImplementedError(
-            f"layers inside a model nested in the functional model {model.name!r} cannot be probed yet; "
-            "wrap the base in a Sequential model or choose top-level layers")
-    names = [w for w in wanted if w.startswith(prefix) and "/" not in w[len(prefix):]]
+    if not hasattr(model, "_run_through_graph") or len(model.inputs) != 1:
+        raise InputError(f"model {model.name!r}: only single-input Sequential or functional models can be probed")
     head = _output_operation(model)
-    sub = keras.Model(model.inputs, [model.get_layer(w[len(prefix):]).output for w in names]
-                      + [model.outputs[0], head.input])
-    results = sub(x)
-    found.update(dict(zip(names, results[: len(names)])))
-    return found, results[-2], results[-1]
+    box = {}
+
+    def operation_fn(op):
+        def call(*args, **kwargs):
+            if isinstance(op, keras.Model):
+                sub_found, out, sub_pre = _trace(op, args[0], wanted, prefix + op.name + "/")
+                found.update(sub_found)
+                if op is head:
+                    box["pre"] = sub_pre
+                return out
+            if op is head:
+                box["pre"] = args[0]
+            if prefix + op.name + INPUT_SUFFIX in wanted:
+                found[prefix + op.name + INPUT_SUFFIX] = args[0]
+            out = op(*args, **kwargs)
+            if prefix + op.name in wanted:
+                found[prefix + op.name] = out
+            return out
+
+        return call
+
+    outputs = model._run_through_graph(x, operation_fn=operation_fn)
+    out = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    return found, out, box.get("pre", out)
 
 
 class Head:
-    """Turns the head's input into logits and probabilities.
+    """Turns the head's input into logits and probabilities, whatever the last layer does.
 
-    When the last layer applies softmax, a linear copy of it gives the pre-softmax logits (what the
-    Grad-CAM paper differentiates). Without a softmax the output is taken as probabilities.
+    - softmax in the last layer: a linear copy of it gives the pre-softmax logits (what the
+      Grad-CAM paper differentiates);
+    - a separate Softmax/Activation('softmax') layer: its input is the logits;
+    - a linear last layer: its output is the logits; probabilities are their softmax;
+    - a single sigmoid unit (binary): logits [0, z], so softmax gives [1 - p, p].
+    Anything else (multi-label sigmoid, other activations) is refused with a clear message.
     """
 
     def __init__(self, model):
@@ -146,29 +181,47 @@ class Head:
 
         self.layer = _output_operation_of_full(model)
         activation = getattr(self.layer, "activation", None)
-        self.kind = "none"
-        if isinstance(self.layer, keras.layers.Activation) and _is_softmax(activation):
-            self.kind = "activation"
-        elif isinstance(self.layer, keras.layers.Softmax):
-            self.kind = "activation"
-        elif _is_softmax(activation):
-            self.kind = "linear-copy"
-            config = self.layer.get_config()
-            config["activation"] = "linear"
-            config["name"] = self.layer.name + "_logits"
-            self.linear = self.layer.__class__.from_config(config)
-            self.linear.build(self.layer.input.shape if hasattr(self.layer, "input") else None)
-            self.linear.set_weights(self.layer.get_weights())
+        name = getattr(activation, "__name__", "linear" if activation is None else str(activation))
+        units = int(model.outputs[0].shape[-1])
+        if isinstance(self.layer, keras.layers.Softmax) or (
+                isinstance(self.layer, keras.layers.Activation) and name == "softmax"):
+            self.kind = "softmax-layer"
+        elif name == "softmax":
+            self.kind = "softmax"
+        elif name == "linear":
+            self.kind = "logits"
+        elif name == "sigmoid" and units == 1:
+            self.kind = "sigmoid"
+        else:
+            raise InputError(f"model {model.name!r}: last layer {self.layer.name!r} has activation {name!r} "
+                             f"with {units} outputs; supported: softmax, linear (logits), or one sigmoid unit")
+        if self.kind in ("softmax", "sigmoid"):
+            self.linear = linear_copy(self.layer)
 
     def logits_and_probs(self, pre, out):
         import keras
 
-        if self.kind == "activation":
-            return pre, keras.ops.softmax(pre, axis=-1)
-        if self.kind == "linear-copy":
+        if self.kind == "softmax-layer":
+            logits = pre
+        elif self.kind == "softmax":
             logits = self.linear(pre)
-            return logits, keras.ops.softmax(logits, axis=-1)
-        return out, out
+        elif self.kind == "logits":
+            logits = out
+        else:
+            z = self.linear(pre)
+            logits = keras.ops.concatenate([keras.ops.zeros_like(z), z], axis=-1)
+        return logits, keras.ops.softmax(logits, axis=-1)
+
+
+def linear_copy(layer):
+    """The same layer (same weights) without its activation: its pre-activation output."""
+    config = layer.get_config()
+    config["activation"] = "linear"
+    config["name"] = layer.name + "_linear"
+    copy = layer.__class__.from_config(config)
+    copy.build(layer.input.shape)
+    copy.set_weights(layer.get_weights())
+    return copy
 
 
 def _is_softmax(activation) -> bool:
@@ -188,17 +241,19 @@ def _output_operation_of_full(model):
     return op
 
 
-def build_probe(model, layer_paths: list[str], cam_layer: str | None):
-    """A Keras model: input -> [outputs of layer_paths..., cam layer output, head input, final output]."""
+def build_probe(model, layer_paths: list[str], cam_layer: str | None, inputs_of: tuple[str, ...] = ()):
+    """A Keras model: input -> [outputs of layer_paths..., cam layer output, head input, final output,
+    inputs of the ``inputs_of`` layers...]."""
     import keras
 
-    wanted = set(layer_paths) | ({cam_layer} if cam_layer else set())
+    wanted = set(layer_paths) | ({cam_layer} if cam_layer else set()) | {p + INPUT_SUFFIX for p in inputs_of}
     inp = keras.Input(shape=model.inputs[0].shape[1:] if model.inputs else model.input_shape[1:])
     found, out, pre = _trace(model, inp, wanted, "")
     missing = wanted - set(found)
     if missing:
         raise InputError(f"layer(s) {', '.join(sorted(missing))} not found in the model")
     outputs = [found[p] for p in layer_paths] + [found[cam_layer] if cam_layer else out, pre, out]
+    outputs += [found[p + INPUT_SUFFIX] for p in inputs_of]
     return keras.Model(inp, outputs, name="convlens_probe")
 
 
@@ -294,22 +349,25 @@ class Analyzer:
 
 def filter_patterns(model, layer_path: str, filters: list[int], input_shape: tuple[int, int, int],
                     preprocess_mode: str, steps: int, step_size: float, seed: int) -> dict:
-    """Gradient ascent on the mean activation of each filter, all filters as one batch.
+    """Gradient ascent on the mean pre-activation of each filter, all filters as one batch.
 
+    The objective is the filter's response before its activation function, so a ReLU filter that is
+    silent on the starting image still has a gradient (Olah et al. 2017 optimize pre-ReLU too).
     Starts from seeded grey noise; each step moves every image along its gradient normalized to
     unit RMS. Returns images (N, H, W, C) and the objective per filter before and after.
     """
     import keras
     import tensorflow as tf
 
-    probe = build_probe(model, [layer_path], None)
+    layer = find_layer(model, layer_path)
+    probe = build_probe(model, [], None, inputs_of=(layer_path,))
+    response = linear_copy(layer) if getattr(layer, "activation", None) is not None else layer
     index = tf.constant(filters, dtype=tf.int32)
-    border = 2 if input_shape[0] >= 32 else 0
 
     def objective(x):
-        act = probe(preprocess(x, preprocess_mode), training=False)[0]
-        if border:
-            act = act[:, border:-border, border:-border, :]
+        act = response(probe(preprocess(x, preprocess_mode), training=False)[-1])
+        if act.shape[1] > 8 and act.shape[2] > 8:  # leave out the border, where padding dominates
+            act = act[:, 2:-2, 2:-2, :]
         per_channel = keras.ops.mean(act, axis=(1, 2))  # (N, C)
         return tf.gather(per_channel, index, batch_dims=1)  # (N,)
 

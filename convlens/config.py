@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from convlens.errors import InputError
+from convlens.transforms import build_transforms
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -167,20 +168,26 @@ def _check_semantics(cfg: dict, base: Path):
                 if too_big:
                     raise ConfigError(f"{where}: index {too_big[0]} is past the end of the test split ({n_test} images)")
         elif "folder" in entry:
-            if not (base / entry["folder"]).is_dir():
+            folder = base / entry["folder"]
+            if not folder.is_dir():
                 raise ConfigError(f"{where}.folder: folder {entry['folder']!r} does not exist")
+            if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+                raise ConfigError(f"{where}.folder: no image files in {entry['folder']!r} "
+                                  f"(looked for {', '.join(IMAGE_SUFFIXES)})")
         elif not (base / entry["file"]).is_file():
             raise ConfigError(f"{where}.file: file {entry['file']!r} does not exist")
     for i, spec in enumerate(cfg["transforms"]):
         if "range" in spec:
-            where = f"config.transforms[{i}]"
-            if spec["kind"] not in ("shift", "rotate", "scale"):
-                raise ConfigError(f"{where}.range: kind {spec['kind']!r} takes no range; ranges are for shift, rotate, scale")
+            where = f"config.transforms[{i}].range"
             start, stop, step = spec["range"]
             if step <= 0 or stop < start:
-                raise ConfigError(f"{where}.range: [{start}, {stop}, {step}] must have start <= stop and step > 0")
+                raise ConfigError(f"{where}: [{start}, {stop}, {step}] must have start <= stop and step > 0")
             if (stop - start) / step > 200:
-                raise ConfigError(f"{where}.range: [{start}, {stop}, {step}] gives more than 200 transforms")
+                raise ConfigError(f"{where}: [{start}, {stop}, {step}] gives more than 200 transforms")
+    try:
+        build_transforms(cfg["transforms"])
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_id(name: str, where: str):

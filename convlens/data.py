@@ -143,28 +143,36 @@ def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]
         with Image.open(path) as im:
             im.load()
             mode = im.mode
-            note = None
-            if channels == 3 and mode != "RGB":
-                if mode in ("RGBA", "LA") or (mode == "P" and "transparency" in im.info):
-                    # composite on black: the same colour as the transforms' constant fill
-                    rgba = im.convert("RGBA")
-                    base = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-                    converted = Image.alpha_composite(base, rgba).convert("RGB")
-                    note = f"{path}: {mode} image composited on black and converted to RGB"
-                else:
-                    converted = im.convert("RGB")
-                    note = f"{path}: {mode} image converted to RGB"
-            elif channels == 1 and mode != "L":
-                converted = im.convert("L")
-                note = f"{path}: {mode} image converted to grayscale"
-            else:
-                converted = im.copy()
+            notes = []
+            if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                im = _to_8bit(im)
+                notes.append(f"{mode} image scaled to 8 bits")
+            has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+            target = "RGB" if channels == 3 else "L"
+            if has_alpha:
+                # composite on black: the same colour as the transforms' constant fill
+                rgba = im.convert("RGBA")
+                im = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+                notes.append(f"{mode} image composited on black")
+            if im.mode != target:
+                notes.append(f"{mode} image converted to {'RGB' if channels == 3 else 'grayscale'}")
+                im = im.convert(target)
+            converted = im.copy()
+            note = f"{path}: " + ", ".join(notes) if notes else None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
     arr = np.asarray(converted, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[..., None]
     return arr, note
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """A 16-bit or float image scaled by its own range to 8-bit grayscale."""
+    arr = np.asarray(im, dtype=np.float64)
+    lo, hi = float(arr.min()), float(arr.max())
+    scaled = np.zeros(arr.shape) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
+    return Image.fromarray(scaled.round().astype(np.uint8), mode="L")
 
 
 def resize(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

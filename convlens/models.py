@@ -166,7 +166,8 @@ def load(spec: dict):
         if weights == "imagenet":
             raise InputError(f"cannot get imagenet weights for {name}: {exc}. Without network access, put the "
                              "weights file in ~/.keras/models/ or give its path as weights") from exc
-        raise
+        raise InputError(f"cannot build keras.applications.{name} with input_size {size}, weights {weights!r}, "
+                         f"classes {kwargs.get('classes')}: {exc}") from exc
 
 
 def resolve_preprocess(spec: dict) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convlens.config import sanitize_id
 from convlens.errors import InputError
 
 log = logging.getLogger("convlens")
@@ -43,8 +44,9 @@ def run_stage(log_path: str | None, stage, *args, **kwargs) -> None:
     except InputError as exc:
         log.error("%s", exc)
         raise SystemExit(1) from None
-    except Exception:
-        log.exception("unexpected failure (a bug: please report it with this log)")
+    except BaseException as exc:
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            log.exception("unexpected failure (a bug: please report it with this log)")
         raise
 
 
@@ -180,6 +182,8 @@ def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarra
         if npz not in datasets_cache:
             datasets_cache[npz] = Dataset.load(npz)
         ds = datasets_cache[npz]
+        if entry["index"] >= len(ds.x_test):
+            raise InputError(f"{entry['dataset']} test[{entry['index']}]: the test split has only {len(ds.x_test)} images")
         image = ds.x_test[entry["index"]]
         label = int(ds.y_test[entry["index"]])
         if image.shape[2] != c:
@@ -211,7 +215,7 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
     h, w, c = info.input_shape
     layers = backend.feature_layers(model)
     cam_layer = cfg["heatmaps"]["layer"] or backend.last_conv_layer(model)
-    backend.find_layer(model, cam_layer)
+    backend.check_spatial(model, cam_layer, "config.heatmaps.layer")
     analyzer = backend.Analyzer(model, layers, cam_layer, info.preprocess, cfg["heatmaps"]["score"])
     transforms = tr.build_transforms(cfg["transforms"])
     matrices = np.stack([t.matrix(h, w) for t in transforms])
@@ -295,7 +299,8 @@ TILE_PX = 28  # a feature map's display size in grids: small maps enlarged, larg
 
 
 def _layer_file(layer: str) -> str:
-    return layer.replace("/", "__")
+    """A layer path as a file-name part: nested paths joined by '__', other unsafe characters '_'."""
+    return sanitize_id(layer.replace("/", "__"))
 
 
 def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: str, top_k: int,

@@ -57,7 +57,8 @@ class Transform:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:g}"
+    text = f"{value:.10g}"
+    return "0" if text == "-0" else text
 
 
 def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarray:
@@ -113,19 +114,53 @@ def expand_spec(spec: dict) -> list[Transform]:
         elif kind == "scale":
             out.append(Transform("scale", {"factor": v}))
         else:
-            raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for shift, rotate and scale")
+            raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for shift, rotate, scale")
     return out
 
 
+PARAMS = {"identity": set(), "hflip": set(), "vflip": set(), "shift": {"dx", "dy"},
+          "rotate": {"angle_deg"}, "scale": {"factor"}}
+REQUIRED = {"rotate": {"angle_deg"}, "scale": {"factor"}}
+
+
+def check_spec(spec: dict, where: str) -> None:
+    """Raise InputError unless a transform entry has the parameters its kind needs and no others."""
+    kind = spec["kind"]
+    given = set(spec) - {"kind"}
+    if "range" in spec:
+        if kind not in ("shift", "rotate", "scale"):
+            raise InputError(f"{where}.range: kind {kind!r} takes no range; ranges are for shift, rotate, scale")
+        allowed = {"range", "direction"} if kind == "shift" else {"range"}
+    else:
+        allowed = PARAMS[kind]
+        missing = REQUIRED.get(kind, set()) - given
+        if missing:
+            raise InputError(f"{where}: {kind} needs {', '.join(sorted(missing))} (or a range)")
+        if kind == "shift" and not given & {"dx", "dy"}:
+            raise InputError(f"{where}: shift needs dx and/or dy (or a range)")
+    extra = given - allowed
+    if extra:
+        raise InputError(f"{where}: {kind} takes {', '.join(sorted(allowed)) or 'no parameters'}, "
+                         f"not {', '.join(sorted(extra))}")
+
+
 def build_transforms(specs: list[dict]) -> list[Transform]:
-    """All transforms of a study, identity first (the reference every row is compared with)."""
+    """All transforms of a study, identity first (the reference every row is compared with).
+
+    A transform listed twice is kept once; two different parameter sets that would share a name
+    are an error.
+    """
     result = [Transform("identity")]
-    seen = {"identity"}
-    for spec in specs:
+    seen = {"identity": result[0]}
+    for i, spec in enumerate(specs):
+        check_spec(spec, f"config.transforms[{i}]")
         for t in expand_spec(spec):
-            if t.name not in seen:
-                seen.add(t.name)
+            other = seen.get(t.name)
+            if other is None:
+                seen[t.name] = t
                 result.append(t)
+            elif {k: float(v) for k, v in other.params.items()} != {k: float(v) for k, v in t.params.items()}:
+                raise InputError(f"config.transforms[{i}]: {t.params} and {other.params} would both be named {t.name!r}")
     return result
 
 
@@ -140,6 +175,9 @@ def rescale_matrix(forward: np.ndarray, from_hw: tuple[int, int], to_hw: tuple[i
     """The same geometric transform expressed on a grid of another resolution (e.g. a feature map).
 
     Pixel centres map as ``u = (x + 0.5) * to_w / from_w - 0.5``; the result is ``S M S^-1``.
+    This is exact when the layer's grid covers the input evenly (stride-s 'same' convolutions and
+    pooling on sizes divisible by s); 'valid' padding or floor-divided sizes shift the grid by a
+    fraction of a pixel, which this does not model.
     """
     sy, sx = to_hw[0] / from_hw[0], to_hw[1] / from_hw[1]
     s = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], dtype=np.float64)
@@ -171,7 +209,7 @@ def valid_mask(forward_matrices, height: int, width: int, fill_mode: str = "cons
     Only ``constant`` fill invents pixels; for the other modes the mask is all true, but a pixel that
     ``nearest``/``reflect``/``wrap`` copied from elsewhere is also not the transformed content, so the
     mask is computed geometrically for every mode: the sampled input point must lie within the
-    input's pixel-centre hull (half a pixel of tolerance for bilinear reads at the edge).
+    input's pixel-centre hull, so a bilinear read never mixes in a filled neighbour.
     """
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])

@@ -127,3 +127,56 @@ def test_keras_application_without_weights_runs_the_large_model_path():
     assert out["cam_up"].shape == (2, 64, 64)
     with pytest.raises(InputError, match="not a keras.applications model"):
         models.load({**spec, "application": "NoSuchNet"})
+
+
+def test_functional_classifier_around_a_nested_base():
+    """The transfer-learning layout: inputs -> base(inputs) -> pooling -> softmax, all functional."""
+    keras.utils.set_random_seed(4)
+    base = nested_classifier().layers[0]
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(features))
+    layers = backend.feature_layers(model)
+    assert layers == ["base/c1", "base/p1", "base/c2"]
+    x = np.random.default_rng(5).random((2, 16, 16, 3)).astype("float32")
+    out = backend.Analyzer(model, layers, "base/c2", "unit").run(x, np.array([2, 2]), 1)
+    inner = keras.Model(base.inputs, [base.get_layer(n).output for n in ("c1", "p1", "c2")])
+    for got, want in zip(out["activations"], inner.predict(x, verbose=0)):
+        assert np.allclose(got, want, atol=1e-5)
+    assert np.allclose(out["probs"], model.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("activation,units", [(None, 3), ("sigmoid", 1)])
+def test_heads_without_softmax_give_probabilities(activation, units):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((8, 8, 1))
+    y = keras.layers.Conv2D(2, 3, activation="relu", name="conv")(inputs)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    model = keras.Model(inputs, keras.layers.Dense(units, activation=activation, name="out")(y))
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    out = backend.Analyzer(model, ["conv"], "conv", "unit").run(x, np.full(4, backend.TARGET_PREDICTED), 1)
+    raw = model.predict(x, verbose=0)
+    if activation is None:  # the outputs are logits
+        expected = np.exp(raw) / np.exp(raw).sum(-1, keepdims=True)
+    else:  # one sigmoid unit: [1 - p, p]
+        expected = np.concatenate([1 - raw, raw], axis=-1)
+    assert np.allclose(out["probs"], expected, atol=1e-5)
+
+
+def test_unsupported_head_and_non_spatial_gradcam_layer_are_named():
+    inputs = keras.Input((8, 8, 1))
+    y = keras.layers.Flatten()(keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="tanh", name="out")(y))
+    with pytest.raises(InputError, match="activation 'tanh'"):
+        backend.Head(model)
+    with pytest.raises(InputError, match="config.heatmaps.layer: layer 'out' outputs shape"):
+        backend.check_spatial(model, "out", "config.heatmaps.layer")
+
+
+def test_filter_patterns_on_small_maps_and_silent_filters():
+    keras.utils.set_random_seed(2)
+    model = models.build_shapes_cnn((32, 32, 3), 3)
+    res = backend.filter_patterns(model, "block3_conv2", [0, 1, 2], (32, 32, 3), "unit", steps=10,
+                                  step_size=0.02, seed=0)  # block3 maps are 8x8: no border crop
+    assert np.isfinite(res["objective_end"]).all()
+    assert np.all(res["objective_end"] > res["objective_start"])

@@ -37,6 +37,8 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["transforms"].append({"kind": "twist"}), "config.transforms[6].kind: 'twist' is not allowed"),
     (lambda c: c["heatmaps"].update(target="best"), "config.heatmaps.target: 'best' is not allowed"),
     (lambda c: c["images"][0].update(count=1000), "past the end of the test split"),
+    (lambda c: c["transforms"].append({"kind": "rotate"}), "config.transforms[6]: rotate needs angle_deg"),
+    (lambda c: c["images"].append({"folder": "tests"}), "config.images[1].folder: no image files in 'tests'"),
 ])
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):
     cfg = default_config()

@@ -85,7 +85,14 @@ def test_application_model_with_random_weights_on_a_photo(tmp_path):
     pipeline.analyze_shard(out["model"], out["info"], entries, analysis_config(), 2)
     summary = json.loads((tmp_path / "chelsea.json").read_text())
     assert summary["error"] is None and "resized from 451x300 to 64x64" in summary["notes"][0]
-    assert {row["predicted_name"] for row in summary["transforms"]} <= set("abcde")
+    with np.load(tmp_path / "chelsea.npz") as raw:
+        probs = raw["probs"]
+        assert np.allclose(probs.sum(-1), 1, atol=1e-5)
+        for row, p in zip(summary["transforms"], probs):
+            assert row["predicted"] == int(p.argmax()) and row["predicted_name"] == "abcde"[int(p.argmax())]
+            assert row["confidence"] == pytest.approx(float(p.max()), abs=1e-6)
+            assert row["flipped"] == (int(p.argmax()) != int(probs[0].argmax()))
+    assert pipeline._layer_file("base/conv#1?") == "base__conv_1_"
     with pytest.raises(InputError, match="class_names: 2 names for a model with 5 outputs"):
         pipeline.load_model("mobilenet", {**spec, "class_names": ["x", "y"]}, 2, out)
 

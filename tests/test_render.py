@@ -42,7 +42,7 @@ def test_top_channels_are_the_most_active():
 
 def test_default_sheet_layers_spread_over_depth():
     convs = [f"c{i}" for i in range(6)]
-    assert activations.default_sheet_layers(convs) == ["c0", "c2", "c5"] or activations.default_sheet_layers(convs) == ["c0", "c3", "c5"]
+    assert activations.default_sheet_layers(convs) == ["c0", "c2", "c5"]  # linspace(0, 5, 3) rounds 2.5 to 2
     assert activations.default_sheet_layers(["a", "b"]) == ["a", "b"]
 
 

@@ -97,3 +97,24 @@ def test_ranges_expand_to_sweeps_and_identity_comes_first():
     assert [t.params for t in ts if t.kind == "shift"] == [{"dx": 0, "dy": 0}, {"dx": 2, "dy": 0}, {"dx": 4, "dy": 0}]
     with pytest.raises(InputError, match="takes no range"):
         tr.expand_spec({"kind": "hflip", "range": [0, 1, 1]})
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"kind": "rotate"}, "rotate needs angle_deg"),
+    ({"kind": "scale", "angle_deg": 3}, "scale needs factor"),
+    ({"kind": "rotate", "angle_deg": 10, "factor": 2}, "rotate takes angle_deg, not factor"),
+    ({"kind": "hflip", "dx": 1}, "hflip takes no parameters, not dx"),
+    ({"kind": "shift"}, "shift needs dx and/or dy"),
+])
+def test_transform_entries_need_their_own_parameters(spec, message):
+    with pytest.raises(InputError, match=message):
+        tr.build_transforms([spec])
+
+
+def test_transform_names_keep_distinct_parameters_apart():
+    ts = tr.build_transforms([{"kind": "rotate", "range": [-0.9, 0.9, 0.3]}])
+    names = [t.name for t in ts]
+    assert names == ["identity", "rotate_-0.9", "rotate_-0.6", "rotate_-0.3", "rotate_0", "rotate_0.3",
+                     "rotate_0.6", "rotate_0.9"]
+    ts = tr.build_transforms([{"kind": "scale", "factor": 1.0000001}, {"kind": "scale", "factor": 1.0000002}])
+    assert len(ts) == 3

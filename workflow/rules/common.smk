@@ -45,15 +45,11 @@ IMAGE_IDS = [img.id for img in IMAGES]
 CONFIG_DIGEST = digest(config)
 # the config a per-image analysis depends on: changing the report title must not redo it
 ANALYSIS_CONFIG = {
-    key: config[key]
-    for key in (
-        "transforms",
-        "fill_mode",
-        "fill_value",
-        "batch_size",
-        "heatmaps",
-        "activations",
-    )
+    **{
+        key: config[key]
+        for key in ("transforms", "fill_mode", "fill_value", "batch_size", "heatmaps")
+    },
+    "activations": {"raw_dtype": config["activations"]["raw_dtype"]},
 }
 
 
