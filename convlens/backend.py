@@ -112,30 +112,42 @@ def _output_operation(model):
 INPUT_SUFFIX = "#input"  # a wanted path with this suffix asks for the tensor going into that layer
 
 
-def _trace(model, x, wanted: set[str], prefix: str):
-    """Run ``model`` on symbolic ``x``; return (outputs of wanted paths, final output, head input).
+class _AllFound(Exception):
+    """Stops a trace once every wanted tensor is found (the rest of the model is never called)."""
 
-    Nested models are descended into wherever they sit, so layers of a base model inside a
-    classifier (the transfer-learning case) can be probed. Sequential models are walked layer by
-    layer; functional graphs are replayed node by node.
+
+def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_found: bool = False):
+    """Run ``model`` on symbolic ``x``, filling ``found`` with the wanted tensors.
+
+    Returns (final output, input of the last layer). A wanted path ``layer`` asks for the layer's
+    output, ``layer#input`` for what goes into it. Nested models are descended into wherever they
+    sit, so layers of a base model inside a classifier (the transfer-learning case) can be probed.
+    Sequential models are walked layer by layer; functional graphs are replayed node by node. With
+    ``stop_when_found`` the walk ends (raising _AllFound) as soon as everything wanted is there.
     """
     import keras
 
-    found: dict[str, object] = {}
+    def record(path, tensor):
+        if path in wanted:
+            found[path] = tensor
+            if stop_when_found and wanted <= set(found):
+                raise _AllFound
+
+    def apply(op, arg, args=(), kwargs=None):
+        """Call one operation; returns (output, input of its last layer)."""
+        path = prefix + op.name
+        if isinstance(op, keras.Model):
+            return _trace(op, arg, wanted, found, path + "/", stop_when_found)
+        record(path + INPUT_SUFFIX, arg)
+        out = op(arg, *args, **(kwargs or {}))
+        record(path, out)
+        return out, arg
+
     if isinstance(model, keras.Sequential):
         pre = x
         for layer in model.layers:
-            pre = x
-            if isinstance(layer, keras.Model):
-                sub_found, x, pre = _trace(layer, x, wanted, prefix + layer.name + "/")
-                found.update(sub_found)
-            else:
-                if prefix + layer.name + INPUT_SUFFIX in wanted:
-                    found[prefix + layer.name + INPUT_SUFFIX] = x
-                x = layer(x)
-                if prefix + layer.name in wanted:
-                    found[prefix + layer.name] = x
-        return found, x, pre
+            x, pre = apply(layer, x)
+        return x, pre
     if not hasattr(model, "_run_through_graph") or len(model.inputs) != 1:
         raise InputError(f"model {model.name!r}: only single-input Sequential or functional models can be probed")
     head = _output_operation(model)
@@ -143,26 +155,16 @@ def _trace(model, x, wanted: set[str], prefix: str):
 
     def operation_fn(op):
         def call(*args, **kwargs):
-            if isinstance(op, keras.Model):
-                sub_found, out, sub_pre = _trace(op, args[0], wanted, prefix + op.name + "/")
-                found.update(sub_found)
-                if op is head:
-                    box["pre"] = sub_pre
-                return out
+            out, pre = apply(op, args[0], args[1:], kwargs)
             if op is head:
-                box["pre"] = args[0]
-            if prefix + op.name + INPUT_SUFFIX in wanted:
-                found[prefix + op.name + INPUT_SUFFIX] = args[0]
-            out = op(*args, **kwargs)
-            if prefix + op.name in wanted:
-                found[prefix + op.name] = out
+                box["pre"] = pre
             return out
 
         return call
 
     outputs = model._run_through_graph(x, operation_fn=operation_fn)
     out = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-    return found, out, box.get("pre", out)
+    return out, box.get("pre", out)
 
 
 class Head:
@@ -241,19 +243,37 @@ def _output_operation_of_full(model):
     return op
 
 
-def build_probe(model, layer_paths: list[str], cam_layer: str | None, inputs_of: tuple[str, ...] = ()):
+def build_probe(model, layer_paths: list[str], cam_layer: str | None, inputs_of: tuple[str, ...] = (),
+                input_shape: tuple[int, int, int] | None = None):
     """A Keras model: input -> [outputs of layer_paths..., cam layer output, head input, final output,
-    inputs of the ``inputs_of`` layers...]."""
+    inputs of the ``inputs_of`` layers...].
+
+    ``input_shape`` (H, W, C) other than the model's own works when every layer up to the wanted
+    ones is convolutional; the model's head is then left out (it may need the original size).
+    """
     import keras
 
     wanted = set(layer_paths) | ({cam_layer} if cam_layer else set()) | {p + INPUT_SUFFIX for p in inputs_of}
-    inp = keras.Input(shape=model.inputs[0].shape[1:] if model.inputs else model.input_shape[1:])
-    found, out, pre = _trace(model, inp, wanted, "")
+    own_shape = tuple(model.inputs[0].shape[1:])
+    resized = input_shape is not None and tuple(input_shape) != own_shape
+    if resized and (layer_paths or cam_layer):
+        raise ValueError("a probe at another input size can only return layer inputs")
+    inp = keras.Input(shape=tuple(input_shape) if resized else own_shape)
+    found: dict[str, object] = {}
+    out = pre = None
+    try:
+        # resized: stop once the wanted inputs exist, so a head that needs the original size never runs
+        out, pre = _trace(model, inp, wanted, found, stop_when_found=resized)
+    except _AllFound:
+        pass
     missing = wanted - set(found)
     if missing:
         raise InputError(f"layer(s) {', '.join(sorted(missing))} not found in the model")
+    inputs_of_tensors = [found[p + INPUT_SUFFIX] for p in inputs_of]
+    if resized:
+        return keras.Model(inp, inputs_of_tensors, name="convlens_prefix_probe")
     outputs = [found[p] for p in layer_paths] + [found[cam_layer] if cam_layer else out, pre, out]
-    outputs += [found[p + INPUT_SUFFIX] for p in inputs_of]
+    outputs += inputs_of_tensors
     return keras.Model(inp, outputs, name="convlens_probe")
 
 
@@ -360,12 +380,19 @@ def filter_patterns(model, layer_path: str, filters: list[int], input_shape: tup
     import tensorflow as tf
 
     layer = find_layer(model, layer_path)
-    probe = build_probe(model, [], None, inputs_of=(layer_path,))
+    try:
+        probe = build_probe(model, [], None, inputs_of=(layer_path,), input_shape=tuple(input_shape))
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"config.filters.image_size: the layers before {layer_path!r} do not accept "
+                         f"{input_shape[0]}x{input_shape[1]} input ({exc}); set it to the model's input size") from exc
     response = linear_copy(layer) if getattr(layer, "activation", None) is not None else layer
     index = tf.constant(filters, dtype=tf.int32)
 
     def objective(x):
-        act = response(probe(preprocess(x, preprocess_mode), training=False)[-1])
+        outs = probe(preprocess(x, preprocess_mode), training=False)
+        act = response(outs[-1] if isinstance(outs, (list, tuple)) else outs)
         if act.shape[1] > 8 and act.shape[2] > 8:  # leave out the border, where padding dominates
             act = act[:, 2:-2, 2:-2, :]
         per_channel = keras.ops.mean(act, axis=(1, 2))  # (N, C)

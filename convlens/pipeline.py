@@ -215,7 +215,7 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
     h, w, c = info.input_shape
     layers = backend.feature_layers(model)
     cam_layer = cfg["heatmaps"]["layer"] or backend.last_conv_layer(model)
-    backend.check_spatial(model, cam_layer, "config.heatmaps.layer")
+    backend.check_spatial(model, cam_layer, "config.heatmaps.layer (or models.*.heatmap_layer)")
     analyzer = backend.Analyzer(model, layers, cam_layer, info.preprocess, cfg["heatmaps"]["score"])
     transforms = tr.build_transforms(cfg["transforms"])
     matrices = np.stack([t.matrix(h, w) for t in transforms])
@@ -320,7 +320,7 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
     first = summary["conv_layers"][0]
     unknown = [name for name in sheet_layers if name not in summary["layers"]]
     if unknown:
-        raise InputError(f"config.report.sheet_layers: {', '.join(unknown)} not among the model's conv and "
+        raise InputError(f"config.report.sheet_layers (or models.*.sheet_layers): {', '.join(unknown)} not among the model's conv and "
                          f"pooling layers ({', '.join(summary['layers'])})")
     sheet_layers = sheet_layers or acts_mod.default_sheet_layers(summary["conv_layers"])
     out_dir = Path(figures_dir)
@@ -346,7 +346,7 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
             for k, t in enumerate(names):
                 shown = acts_mod.to_display(maps[k], mean, std)[..., channels]  # (h, w, n)
                 tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
-                cols = 8 if len(channels) > 8 else min(4, len(channels))
+                cols = 16 if len(channels) > 32 else 8 if len(channels) > 8 else min(4, len(channels))
                 fname = f"act_{_layer_file(layer)}_{t}.png"
                 write_png(render.grid(tiles, cols=cols), out_dir / fname)
                 layer_files[layer][t] = fname
@@ -360,6 +360,9 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
 
 # ---------------------------------------------------------------------------------------------
 # filters
+
+
+FILTER_IMAGE_PX = 128  # default side of filter-pattern images: larger inputs cost time, add little
 
 
 def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int, out_dir: str, out_json: str) -> None:
@@ -380,13 +383,19 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
     write_png(render.grid(tiles, cols=min(16, len(tiles)), pad=2), out / "kernels.png")
     fcfg = cfg["filters"]
     layers = fcfg["layers"] or acts_mod.default_sheet_layers(convs)
-    result = {"kernels": "kernels.png", "kernel_layer": convs[0], "kernel_shape": list(kernels.shape), "layers": []}
+    for layer in layers:
+        backend.check_spatial(model, layer, "config.filters.layers (or models.*.filter_layers)")
+    h, w, c = info.input_shape
+    side = fcfg["image_size"] or min(h, FILTER_IMAGE_PX)
+    shape = (side, side if h == w else max(1, round(w * side / h)), c)
+    result = {"kernels": "kernels.png", "kernel_layer": convs[0], "kernel_shape": list(kernels.shape),
+              "image_shape": list(shape), "layers": []}
     for i, layer in enumerate(layers):
         n_channels = int(backend.find_layer(model, layer).output.shape[-1])
         chosen = list(range(min(fcfg["n_filters"], n_channels)))
         t0 = time.time()
-        res = backend.filter_patterns(model, layer, chosen, tuple(info.input_shape), info.preprocess,
-                                      fcfg["steps"], fcfg["step_size"], seed + i)
+        res = backend.filter_patterns(model, layer, chosen, shape, info.preprocess, fcfg["steps"],
+                                      fcfg["step_size"], seed + i)
         gain = res["objective_end"] - res["objective_start"]
         log.info("%s: %d filters in %.1f s; mean activation %.3f -> %.3f", layer, len(chosen), time.time() - t0,
                  float(res["objective_start"].mean()), float(res["objective_end"].mean()))

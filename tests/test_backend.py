@@ -180,3 +180,15 @@ def test_filter_patterns_on_small_maps_and_silent_filters():
                                   step_size=0.02, seed=0)  # block3 maps are 8x8: no border crop
     assert np.isfinite(res["objective_end"]).all()
     assert np.all(res["objective_end"] > res["objective_start"])
+
+
+def test_filter_patterns_at_a_smaller_size_than_the_input():
+    keras.utils.set_random_seed(6)
+    model = models.build_shapes_cnn((48, 48, 3), 3)  # the Dense head needs 48x48; patterns at 24x24
+    res = backend.filter_patterns(model, "block2_conv2", [0, 1], (24, 24, 3), "unit", steps=5,
+                                  step_size=0.02, seed=0)
+    assert res["images"].shape == (2, 24, 24, 3)
+    assert np.all(res["objective_end"] > res["objective_start"])
+    # the probe stops at the wanted layer input: the 48x48-only head is never built
+    probe = backend.build_probe(model, [], None, inputs_of=("block2_conv2",), input_shape=(24, 24, 3))
+    assert tuple(probe.outputs[0].shape[1:]) == (12, 12, 64)  # block2_conv1 output, 24 px halved once

@@ -63,7 +63,9 @@ def test_report_has_every_stage_for_every_image(tiny_run):
         for t in sheet["transforms"]:
             for name in [sheet["inputs"][t], sheet["gradcam"][t]] + [sheet["activations"][la][t] for la in sheet["layers"]]:
                 assert (folder / "figures" / name).is_file()
+        assert sheet["sheet_layers"] == ["block1_conv1", "block3_conv2"]  # the model's own override
         summary = json.loads((folder / "summary.json").read_text())
+        assert summary["cam_layer"] == "block2_conv2"
         assert summary["error"] is None and summary["label_name"] in ("circle", "square", "triangle")
         probs = [row["confidence"] for row in summary["transforms"]]
         assert all(0 < p <= 1 for p in probs)

@@ -26,7 +26,7 @@ for _shard, _members in SHARDS.items():
             gpu=1,
         params:
             images=image_params(_members),
-            cfg=ANALYSIS_CONFIG,
+            cfg=analysis_config,
         script:
             "../../scripts/analyze.py"
 
@@ -51,7 +51,9 @@ rule render_image:
         "../../environment.yml"
     params:
         top_k=config["activations"]["top_k"],
-        sheet_layers=config["report"]["sheet_layers"],
+        sheet_layers=lambda wildcards: model_override(
+            wildcards.model, "sheet_layers", "report", "sheet_layers"
+        ),
     script:
         "../../scripts/render_image.py"
 
@@ -78,7 +80,7 @@ rule filters:
     resources:
         gpu=1,
     params:
-        cfg={"filters": config["filters"]},
+        cfg=filters_config,
         seed=config["seed"],
     script:
         "../../scripts/filters.py"

@@ -43,14 +43,33 @@ LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
 IMAGE_IDS = [img.id for img in IMAGES]
 CONFIG_DIGEST = digest(config)
+
+
 # the config a per-image analysis depends on: changing the report title must not redo it
-ANALYSIS_CONFIG = {
-    **{
-        key: config[key]
-        for key in ("transforms", "fill_mode", "fill_value", "batch_size", "heatmaps")
-    },
-    "activations": {"raw_dtype": config["activations"]["raw_dtype"]},
-}
+def model_override(model, key, section, section_key):
+    """A per-model setting (e.g. models.<m>.sheet_layers) or else the global one."""
+    return config["models"][model].get(key, config[section][section_key])
+
+
+def analysis_config(wildcards):
+    """The config an analysis job depends on: changing the report title must not redo it."""
+    heatmaps = dict(config["heatmaps"])
+    heatmaps["layer"] = model_override(
+        wildcards.model, "heatmap_layer", "heatmaps", "layer"
+    )
+    return {
+        **{
+            key: config[key]
+            for key in ("transforms", "fill_mode", "fill_value", "batch_size")
+        },
+        "heatmaps": heatmaps,
+        "activations": {"raw_dtype": config["activations"]["raw_dtype"]},
+    }
+
+
+def filters_config(wildcards):
+    layers = model_override(wildcards.model, "filter_layers", "filters", "layers")
+    return {"filters": {**config["filters"], "layers": layers}}
 
 
 def one_of(names):
