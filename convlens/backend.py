@@ -226,13 +226,6 @@ def linear_copy(layer):
     return copy
 
 
-def _is_softmax(activation) -> bool:
-    import keras
-
-    return activation is not None and (activation is keras.activations.softmax
-                                       or getattr(activation, "__name__", "") == "softmax")
-
-
 def _output_operation_of_full(model):
     """The layer producing the final output, descending into a nested model at the end."""
     import keras

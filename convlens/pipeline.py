@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -170,8 +171,9 @@ def transform_table(transform_specs: list[dict], info_json: str, out_csv: str) -
 # per-shard analysis
 
 
-def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarray, int | None, list[str]]:
-    """An image as the model sees it: (H, W, C) uint8 at the model's input size, its label, notes."""
+def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarray, str | None, list[str]]:
+    """An image as the model sees it: (H, W, C) uint8 at the model's input size, its true class name
+    (from its dataset; None for image files), notes on conversions."""
     from convlens.data import Dataset, read_image, resize
 
     h, w, c = info.input_shape
@@ -185,7 +187,7 @@ def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarra
         if entry["index"] >= len(ds.x_test):
             raise InputError(f"{entry['dataset']} test[{entry['index']}]: the test split has only {len(ds.x_test)} images")
         image = ds.x_test[entry["index"]]
-        label = int(ds.y_test[entry["index"]])
+        label = ds.class_names[int(ds.y_test[entry["index"]])]
         if image.shape[2] != c:
             image = np.repeat(image, 3, axis=2) if c == 3 else image.mean(axis=2, keepdims=True).astype(np.uint8)
             notes.append(f"converted from {ds.x_test.shape[3]} to {c} channels")
@@ -243,6 +245,8 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
             log.info("%s: %s", entry["id"], note)
         loaded.append((entry, image, label, notes))
 
+    shard = ShardContext(info, transforms, matrices, valid, layers, backend.conv_layers(model), cam_layer,
+                         devices, raw_dtype)
     per_call = max(1, cfg["batch_size"] // n_t)
     t_compute = 0.0
     for start in range(0, len(loaded), per_call):
@@ -255,40 +259,56 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
         t_compute += time.time() - t0
         for i, (entry, _, label, notes) in enumerate(chunk):
             rows = slice(i * n_t, (i + 1) * n_t)
-            _save_image_result(entry, info, transforms, matrices, valid, warped[rows], out, rows, layers,
-                               backend.conv_layers(model), cam_layer, label, notes, devices, raw_dtype)
+            _save_image_result(shard, entry, warped[rows], {k: _rows(v, rows) for k, v in out.items()}, label, notes)
         log.info("images %d-%d of %d done", start + 1, start + len(chunk), len(loaded))
     log.info("shard done in %.1f s (model step %.1f s)", time.time() - t_start, t_compute)
 
 
-def _save_image_result(entry, info, transforms, matrices, valid, inputs, out, rows, layers, conv_layers,
-                       cam_layer, label, notes, devices, raw_dtype) -> None:
+@dataclass
+class ShardContext:
+    """What every image of a shard shares: the model's facts, the transforms, the layers probed."""
+
+    info: object
+    transforms: list
+    matrices: np.ndarray  # (T, 3, 3)
+    valid: np.ndarray  # (T, H, W) bool
+    layers: list[str]
+    conv_layers: list[str]
+    cam_layer: str
+    devices: list[str]
+    raw_dtype: str
+
+
+def _rows(value, rows: slice):
+    return [v[rows] for v in value] if isinstance(value, list) else value[rows]
+
+
+def _save_image_result(shard: ShardContext, entry: dict, inputs: np.ndarray, out: dict, label: str | None,
+                       notes: list[str]) -> None:
+    """raw.npz and summary.json of one image; ``out`` holds only this image's rows."""
     from convlens.attribution import normalize_map
 
-    probs = out["probs"][rows]
-    targets = out["target"][rows]
-    cam_up = out["cam_up"][rows]
-    arrays = {"inputs": inputs.astype(np.float16), "matrices": matrices, "valid": valid, "probs": probs,
-              "target": targets, "cam": out["cam"][rows], "cam_up": cam_up,
-              "transforms": np.array([t.name for t in transforms]), "layers": np.array(layers)}
+    info, probs, targets = shard.info, out["probs"], out["target"]
+    arrays = {"inputs": inputs.astype(np.float16), "matrices": shard.matrices, "valid": shard.valid,
+              "probs": probs, "target": targets, "cam": out["cam"], "cam_up": out["cam_up"],
+              "transforms": np.array([t.name for t in shard.transforms]), "layers": np.array(shard.layers)}
     for j, act in enumerate(out["activations"]):
-        arrays[f"act_{j}"] = act[rows].astype(raw_dtype)
+        arrays[f"act_{j}"] = act.astype(shard.raw_dtype)
     _savez(entry["raw"], **arrays)
     ref_class = int(probs[0].argmax())
     rows_out = []
-    for k, t in enumerate(transforms):
-        pred = int(probs[k].argmax())
+    for k, t in enumerate(shard.transforms):
+        pred, target = int(probs[k].argmax()), int(targets[k])
         rows_out.append({"transform": t.name, "kind": t.kind, "param": t.param, "predicted": pred,
                          "predicted_name": info.class_names[pred], "confidence": float(probs[k, pred]),
-                         "target": int(targets[k]), "target_name": info.class_names[int(targets[k])],
-                         "target_probability": float(probs[k, int(targets[k])]),
-                         "flipped": pred != ref_class, "cam_all_zero": normalize_map(cam_up[k])[1]})
+                         "target": target, "target_name": info.class_names[target],
+                         "target_probability": float(probs[k, target]),
+                         "flipped": pred != ref_class, "cam_all_zero": normalize_map(out["cam_up"][k])[1]})
     _write_json(entry["summary"], {
         "image": entry["id"], "source": entry.get("path") or f"{entry.get('dataset')} test[{entry.get('index')}]",
-        "label": label, "label_name": None if label is None else info.class_names[label],
-        "class_names": info.class_names, "cam_layer": cam_layer, "layers": layers,
-        "conv_layers": conv_layers, "notes": notes,
-        "devices": devices, "transforms": rows_out, "error": None})
+        "label_name": label, "class_names": info.class_names, "cam_layer": shard.cam_layer,
+        "layers": shard.layers, "conv_layers": shard.conv_layers, "notes": notes, "devices": shard.devices,
+        "transforms": rows_out, "error": None})
 
 
 # ---------------------------------------------------------------------------------------------
