@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-base.txt requirements-dev.txt 
 	touch $@
 
 report: $(VENV)/.installed
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 	@echo
 	@echo "Report written:"
 	@echo "  $(CURDIR)/results/report/report.html"
