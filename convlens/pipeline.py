@@ -356,7 +356,8 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
             write_png(render.upscale(rgb, display_px), out_dir / f"input_{t}.png")
             heat, _ = normalize_map(cam_up[k])
             write_png(render.upscale(render.overlay(rgb, heat), display_px), out_dir / f"gradcam_{t}.png")
-        layer_files = {}
+        layer_files: dict[str, dict[str, str]] = {}
+        shown_channels: dict[str, list[int]] = {}
         for j, layer in enumerate(layers):
             maps = raw[f"act_{j}"].astype(np.float32)  # (T, h, w, c)
             reference = maps[0]
@@ -370,11 +371,11 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
                 fname = f"act_{_layer_file(layer)}_{t}.png"
                 write_png(render.grid(tiles, cols=cols), out_dir / fname)
                 layer_files[layer][t] = fname
-            layer_files[layer]["_channels"] = [int(ch) for ch in channels]
+            shown_channels[layer] = [int(ch) for ch in channels]
     sheet = {"image": summary["image"], "transforms": names, "sheet_layers": sheet_layers,
              "layers": layers, "first_conv": first,
              "inputs": {t: f"input_{t}.png" for t in names}, "gradcam": {t: f"gradcam_{t}.png" for t in names},
-             "activations": layer_files}
+             "activations": layer_files, "channels": shown_channels}
     _write_json(sheet_json, sheet)
 
 
@@ -417,7 +418,7 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
         res = backend.filter_patterns(model, layer, chosen, shape, info.preprocess, fcfg["steps"],
                                       fcfg["step_size"], seed + i)
         gain = res["objective_end"] - res["objective_start"]
-        log.info("%s: %d filters in %.1f s; mean activation %.3f -> %.3f", layer, len(chosen), time.time() - t0,
+        log.info("%s: %d filters in %.1f s; mean pre-activation %.3f -> %.3f", layer, len(chosen), time.time() - t0,
                  float(res["objective_start"].mean()), float(res["objective_end"].mean()))
         pats = np.stack([render.upscale(render.pattern_to_uint8(p), 64) for p in res["images"]])
         fname = f"patterns_{_layer_file(layer)}.png"

@@ -135,3 +135,25 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "bad config: config.models.tiny.epochs: 0 is less than the minimum of 1" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
+    """The README journey: a .keras file as the model; then one more image reruns one shard only."""
+    workdir, _ = tiny_run
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["models"] = {"mine": {"source": "load", "path": "results/tiny/model/model.keras",
+                              "class_names": ["circle", "square", "triangle"]}}
+    cfg["images"] = [{"dataset": "shapes", "count": 3}]  # 3 images, 1 per job: 4 shards
+    (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(workdir, "--configfile", "mine.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    info = json.loads((workdir / "results" / "mine" / "model" / "info.json").read_text())
+    assert info["source"] == "load" and info["class_names"] == ["circle", "square", "triangle"]
+    assert (workdir / "results" / "report" / "report.pdf").is_file()
+
+    cfg["images"] = [{"dataset": "shapes", "count": 4}]  # still 4 shards: one of them gains the image
+    (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(workdir, "--configfile", "mine.yaml", "-n")
+    jobs = [line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))]
+    assert sum(j.startswith("analyze_") for j in jobs) == 1, jobs
+    assert "train_model" not in jobs and "load_model" not in jobs and "filters" not in jobs
