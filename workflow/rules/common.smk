@@ -45,7 +45,6 @@ IMAGE_IDS = [img.id for img in IMAGES]
 CONFIG_DIGEST = digest(config)
 
 
-# the config a per-image analysis depends on: changing the report title must not redo it
 def model_override(model, key, section, section_key):
     """A per-model setting (e.g. models.<m>.sheet_layers) or else the global one."""
     return config["models"][model].get(key, config[section][section_key])
@@ -83,11 +82,16 @@ wildcard_constraints:
     dataset=one_of(config["datasets"]),
 
 
+def dataset_npz(name):
+    """Where rule dataset writes a dataset."""
+    return f"results/data/{name}/data.npz"
+
+
 def image_inputs(images):
     """The files an analysis shard reads: image files, or the dataset a test image comes from."""
     files = set()
     for img in images:
-        files.add(img.path if img.path else f"results/data/{img.dataset}/data.npz")
+        files.add(img.path if img.path else dataset_npz(img.dataset))
     return sorted(files)
 
 
@@ -99,9 +103,7 @@ def image_params(images):
             "path": img.path,
             "dataset": img.dataset,
             "index": img.index,
-            "dataset_npz": (
-                f"results/data/{img.dataset}/data.npz" if img.dataset else None
-            ),
+            "dataset_npz": dataset_npz(img.dataset) if img.dataset else None,
         }
         for img in images
     ]

@@ -3,7 +3,7 @@
 
 rule train_model:
     input:
-        dataset=lambda wc: f"results/data/{config['models'][wc.model]['dataset']}/data.npz",
+        dataset=lambda wc: dataset_npz(config["models"][wc.model]["dataset"]),
     output:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
