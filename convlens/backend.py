@@ -98,6 +98,80 @@ def find_layer(model, path: str):
 
 
 # ---------------------------------------------------------------------------------------------
+# where each layer's pixels sit in the input
+
+
+def _axis_grid(n_in: int, n_out: int, kernel: int, stride: int, dilation: int, padding: str) -> tuple[float, float]:
+    """(a, b) with output pixel u centred on input coordinate a*u + b, for one axis of a conv/pool."""
+    span = dilation * (kernel - 1) + 1
+    offset = (span - 1) / 2.0
+    if padding == "same":  # TensorFlow pads the extra pixel at the end
+        offset -= max((n_out - 1) * stride + span - n_in, 0) // 2
+    return float(stride), offset
+
+
+def _own_grid(layer, in_hw: tuple[int, int], out_hw: tuple[int, int]):
+    """The grid a single layer lays over its own input (see transforms.Grid)."""
+    import keras
+
+    from convlens.transforms import Grid
+
+    def pair(value):
+        return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        return Grid.even(in_hw, out_hw)
+    if isinstance(layer, conv_types() + pool_types()):
+        kernel = pair(getattr(layer, "kernel_size", None) or layer.pool_size)
+        strides = pair(layer.strides or kernel)
+        dilation = pair(getattr(layer, "dilation_rate", 1))
+        ay, by = _axis_grid(in_hw[0], out_hw[0], kernel[0], strides[0], dilation[0], layer.padding)
+        ax, bx = _axis_grid(in_hw[1], out_hw[1], kernel[1], strides[1], dilation[1], layer.padding)
+        return Grid(ay, by, ax, bx, *out_hw)
+    if isinstance(layer, keras.layers.ZeroPadding2D):
+        (top, _), (left, _) = layer.padding
+        return Grid(1.0, -float(top), 1.0, -float(left), *out_hw)
+    if isinstance(layer, keras.layers.Cropping2D):
+        (top, _), (left, _) = layer.cropping
+        return Grid(1.0, float(top), 1.0, float(left), *out_hw)
+    if tuple(in_hw) == tuple(out_hw):
+        return Grid(1.0, 0.0, 1.0, 0.0, *out_hw)
+    return Grid.even(in_hw, out_hw)  # upsampling, resizing and the like: spread evenly
+
+
+def layer_grids(model, layer_paths: list[str]) -> dict:
+    """Where each layer's map sits in the input image: {path: transforms.Grid}.
+
+    Follows the graph from the input through every layer (nested models included), composing each
+    layer's stride, kernel and padding, so 'valid' layers and floor-divided sizes get the exact
+    sub-pixel offsets a warp at the layer's resolution needs.
+    """
+    import keras
+
+    from convlens.transforms import Grid
+
+    shape = tuple(model.inputs[0].shape[1:])
+    inp = keras.Input(shape=shape)
+    grids = {id(inp): (inp, Grid(1.0, 0.0, 1.0, 0.0, shape[0], shape[1]))}
+    by_path = {}
+
+    def on_call(path, layer, arg, out):
+        first = arg[0] if isinstance(arg, (list, tuple)) else arg
+        parent = grids.get(id(first))
+        if parent is None or len(getattr(out, "shape", ())) != 4:
+            return
+        grid = parent[1].then(_own_grid(layer, tuple(first.shape[1:3]), tuple(out.shape[1:3])))
+        grids[id(out)] = (out, grid)
+        by_path[path] = grid
+
+    _trace(model, inp, set(), {}, on_call=on_call)
+    missing = [p for p in layer_paths if p not in by_path]
+    if missing:
+        raise InputError(f"layer(s) {', '.join(missing)} have no spatial map to place in the input")
+    return {p: by_path[p] for p in layer_paths}
+
+
+# ---------------------------------------------------------------------------------------------
 # probe
 
 
@@ -116,7 +190,8 @@ class _AllFound(Exception):
     """Stops a trace once every wanted tensor is found (the rest of the model is never called)."""
 
 
-def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_found: bool = False):
+def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_found: bool = False,
+           on_call=None):
     """Run ``model`` on symbolic ``x``, filling ``found`` with the wanted tensors.
 
     Returns (final output, input of the last layer). A wanted path ``layer`` asks for the layer's
@@ -124,6 +199,7 @@ def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_
     sit, so layers of a base model inside a classifier (the transfer-learning case) can be probed.
     Sequential models are walked layer by layer; functional graphs are replayed node by node. With
     ``stop_when_found`` the walk ends (raising _AllFound) as soon as everything wanted is there.
+    ``on_call(path, layer, input, output)``, when given, sees every layer call.
     """
     import keras
 
@@ -137,9 +213,11 @@ def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_
         """Call one operation; returns (output, input of its last layer)."""
         path = prefix + op.name
         if isinstance(op, keras.Model):
-            return _trace(op, arg, wanted, found, path + "/", stop_when_found)
+            return _trace(op, arg, wanted, found, path + "/", stop_when_found, on_call)
         record(path + INPUT_SUFFIX, arg)
         out = op(arg, *args, **(kwargs or {}))
+        if on_call is not None:
+            on_call(path, op, arg, out)
         record(path, out)
         return out, arg
 
@@ -314,7 +392,7 @@ class Analyzer:
     """
 
     def __init__(self, model, layer_paths: list[str], cam_layer: str, preprocess_mode: str,
-                 score: str = "logit"):
+                 score: str = "logit", reference_cam: bool = False):
         import tensorflow as tf
 
         from convlens import attribution
@@ -330,7 +408,7 @@ class Analyzer:
         def step(x, targets, group):
             import keras
 
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=reference_cam) as tape:
                 outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
                 acts, cam_act, pre, out = outs[:-3], outs[-3], outs[-2], outs[-1]
                 logits, probs = self.head.logits_and_probs(pre, out)
@@ -343,10 +421,18 @@ class Analyzer:
                                                          keras.ops.cast(targets, own.dtype)))
                 scores = logits if self.score == "logit" else probs
                 chosen = tf.gather(scores, target, batch_dims=1)
-            grads = tape.gradient(chosen, cam_act)
-            cam = self._gradcam(cam_act, grads)
-            cam_up = keras.ops.image.resize(cam[..., None], keras.ops.shape(x)[1:3], interpolation="bilinear")[..., 0]
-            return {"activations": list(acts), "probs": probs, "target": target, "cam": cam, "cam_up": cam_up}
+                if reference_cam:
+                    chosen_reference = tf.gather(scores, reference, batch_dims=1)
+
+            def gradcam(score):
+                cam = self._gradcam(cam_act, tape.gradient(score, cam_act))
+                return cam, keras.ops.image.resize(cam[..., None], keras.ops.shape(x)[1:3], interpolation="bilinear")[..., 0]
+
+            cam, cam_up = gradcam(chosen)
+            out = {"activations": list(acts), "probs": probs, "target": target, "cam": cam, "cam_up": cam_up}
+            if reference_cam:
+                out["cam_reference_up"] = gradcam(chosen_reference)[1]
+            return out
 
         self._step = tf.function(step, reduce_retracing=True)
 
@@ -354,7 +440,8 @@ class Analyzer:
         """x: (B, H, W, C) float32 pixels in [0, 1]; targets: (B,) int (class, or the TARGET_ codes).
 
         Returns numpy arrays: activations (list of (B, h, w, c)), probs (B, K), target (B,),
-        cam (B, h, w) at the Grad-CAM layer, cam_up (B, H, W) at input resolution.
+        cam (B, h, w) at the Grad-CAM layer, cam_up (B, H, W) at input resolution; with
+        ``reference_cam`` also cam_reference_up, the map for each image's reference class.
         """
         out = self._step(x.astype("float32"), np.asarray(targets, dtype="int64"), int(group))
         return {k: ([np.asarray(a) for a in v] if isinstance(v, list) else np.asarray(v)) for k, v in out.items()}

@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 
 from convlens.errors import InputError
-from convlens.transforms import build_transforms
+from convlens.transforms import build_transforms, sheet_selection
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -186,6 +186,7 @@ def _check_semantics(cfg: dict, base: Path):
                 raise ConfigError(f"{where}: [{start}, {stop}, {step}] gives more than 200 transforms")
     try:
         build_transforms(cfg["transforms"])
+        sheet_selection(cfg["transforms"], cfg["report"]["sheet_transforms"])
     except InputError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -66,12 +66,15 @@ def _json_default(obj):
     raise TypeError(f"not JSON serializable: {type(obj)}")
 
 
-def _write_csv(path, rows: list[dict]) -> None:
+def _write_csv(path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Rows as CSV through a temporary file; ``columns`` default to the first row's keys."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
+    tmp = Path(str(path) + ".part")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns or (list(rows[0]) if rows else []))
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def _savez(path, **arrays) -> None:
@@ -202,13 +205,13 @@ def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarra
 
 
 def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict, threads: int) -> None:
-    """Transforms, activations, predictions and Grad-CAM for a shard of images, in batches.
+    """Transforms, activations, predictions, Grad-CAM and sensitivity metrics for a shard of images.
 
-    images: dicts with ``id``, ``path`` or ``dataset_npz`` + ``index``, and output paths ``raw``
-    and ``summary``. An unreadable image gets a summary with its ``error`` (the render step for it
-    then fails, naming the file) while the rest of the shard completes.
+    images: dicts with ``id``, ``path`` or ``dataset_npz`` + ``index``, and output paths ``raw``,
+    ``summary`` and ``metrics``. An unreadable image gets a summary with its ``error`` (the render
+    step for it then fails, naming the file) while the rest of the shard completes.
     """
-    from convlens import backend, transforms as tr
+    from convlens import backend, sensitivity, transforms as tr
     from convlens.models import ModelInfo
 
     t_start = time.time()
@@ -218,18 +221,20 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
     layers = backend.feature_layers(model)
     cam_layer = cfg["heatmaps"]["layer"] or backend.last_conv_layer(model)
     backend.check_spatial(model, cam_layer, "config.heatmaps.layer (or models.*.heatmap_layer)")
-    analyzer = backend.Analyzer(model, layers, cam_layer, info.preprocess, cfg["heatmaps"]["score"])
-    transforms = tr.build_transforms(cfg["transforms"])
-    matrices = np.stack([t.matrix(h, w) for t in transforms])
-    valid = tr.valid_mask(matrices, h, w)
-    n_t = len(transforms)
     target_cfg = cfg["heatmaps"]["target"]
     if isinstance(target_cfg, int) and target_cfg >= len(info.class_names):
         raise InputError(f"config.heatmaps.target: class {target_cfg} does not exist ({len(info.class_names)} classes)")
     target_code = {"reference": backend.TARGET_REFERENCE, "predicted": backend.TARGET_PREDICTED}.get(target_cfg, target_cfg)
-    raw_dtype = cfg["activations"]["raw_dtype"]
-    log.info("model %s: %d layers probed, Grad-CAM at %s, %d transforms, %d images, devices %s", info.name,
-             len(layers), cam_layer, n_t, len(images), ", ".join(devices))
+    # the study's heatmap agreement is for the reference class, whatever class the sheets show
+    analyzer = backend.Analyzer(model, layers, cam_layer, info.preprocess, cfg["heatmaps"]["score"],
+                                reference_cam=target_code != backend.TARGET_REFERENCE)
+    transforms = tr.build_transforms(cfg["transforms"])
+    shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
+    study = sensitivity.Study.build(transforms, h, w, layers, backend.layer_grids(model, layers), cfg["fill_mode"],
+                                    cfg["fill_value"])
+    n_t = len(transforms)
+    log.info("model %s: %d layers probed, Grad-CAM at %s, %d transforms (%d drawn), %d images, devices %s",
+             info.name, len(layers), cam_layer, n_t, len(shown), len(images), ", ".join(devices))
 
     cache: dict = {}
     loaded = []
@@ -240,28 +245,33 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
             log.error("%s", exc)
             _write_json(entry["summary"], {"image": entry["id"], "source": entry.get("path"), "error": str(exc)})
             _savez(entry["raw"], error=np.array(str(exc)))
+            _write_csv(entry["metrics"], [], sensitivity.COLUMNS)
             continue
         for note in notes:
             log.info("%s: %s", entry["id"], note)
         loaded.append((entry, image, label, notes))
 
-    shard = ShardContext(info, transforms, matrices, valid, layers, backend.conv_layers(model), cam_layer,
-                         devices, raw_dtype)
+    shard = ShardContext(info, transforms, [t.name in shown for t in transforms], study, layers,
+                         backend.conv_layers(model), cam_layer, devices, cfg["activations"]["raw_dtype"])
     per_call = max(1, cfg["batch_size"] // n_t)
-    t_compute = 0.0
+    t_compute = t_metrics = 0.0
     for start in range(0, len(loaded), per_call):
         chunk = loaded[start:start + per_call]
         pixels = np.stack([img for _, img, _, _ in chunk]).astype("float32") / 255.0
         batch = np.repeat(pixels, n_t, axis=0)
-        warped = np.asarray(tr.warp(batch, np.tile(matrices, (len(chunk), 1, 1)), cfg["fill_mode"], cfg["fill_value"]))
+        warped = np.asarray(tr.warp(batch, np.tile(study.matrices, (len(chunk), 1, 1)), cfg["fill_mode"],
+                                    cfg["fill_value"]))
         t0 = time.time()
         out = analyzer.run(warped, np.full(len(batch), target_code), n_t)
         t_compute += time.time() - t0
         for i, (entry, _, label, notes) in enumerate(chunk):
             rows = slice(i * n_t, (i + 1) * n_t)
+            t0 = time.time()
             _save_image_result(shard, entry, warped[rows], {k: _rows(v, rows) for k, v in out.items()}, label, notes)
+            t_metrics += time.time() - t0
         log.info("images %d-%d of %d done", start + 1, start + len(chunk), len(loaded))
-    log.info("shard done in %.1f s (model step %.1f s)", time.time() - t_start, t_compute)
+    log.info("shard done in %.1f s (model step %.1f s, metrics and files %.1f s)", time.time() - t_start, t_compute,
+             t_metrics)
 
 
 @dataclass
@@ -270,8 +280,8 @@ class ShardContext:
 
     info: object
     transforms: list
-    matrices: np.ndarray  # (T, 3, 3)
-    valid: np.ndarray  # (T, H, W) bool
+    shown: list[bool]  # per transform: drawn in the sheets (its maps are kept in raw.npz)
+    study: object  # sensitivity.Study
     layers: list[str]
     conv_layers: list[str]
     cam_layer: str
@@ -285,22 +295,35 @@ def _rows(value, rows: slice):
 
 def _save_image_result(shard: ShardContext, entry: dict, inputs: np.ndarray, out: dict, label: str | None,
                        notes: list[str]) -> None:
-    """raw.npz and summary.json of one image; ``out`` holds only this image's rows."""
+    """metrics.csv, raw.npz and summary.json of one image; ``out`` holds only this image's rows.
+
+    raw.npz keeps the rows drawn in the sheets and the pooled reference features; every row enters
+    the metrics.
+    """
+    from convlens import sensitivity
     from convlens.attribution import normalize_map
 
     info, probs, targets = shard.info, out["probs"], out["target"]
-    arrays = {"inputs": inputs.astype(np.float16), "matrices": shard.matrices, "valid": shard.valid,
-              "probs": probs, "target": targets, "cam": out["cam"], "cam_up": out["cam_up"],
-              "transforms": np.array([t.name for t in shard.transforms]), "layers": np.array(shard.layers)}
+    label_index = info.class_names.index(label) if label in info.class_names else None
+    heatmaps = {"gradcam": out.get("cam_reference_up", out["cam_up"])}
+    metrics = sensitivity.image_metrics(shard.study, entry["id"], inputs, out["activations"], probs, label_index,
+                                        heatmaps)
+    _write_csv(entry["metrics"], metrics, sensitivity.COLUMNS)
+    keep = np.flatnonzero(shard.shown)
+    arrays = {"inputs": inputs[keep].astype(np.float16), "matrices": shard.study.matrices[keep],
+              "valid": shard.study.valid[keep], "probs": probs[keep], "target": targets[keep],
+              "cam": out["cam"][keep], "cam_up": out["cam_up"][keep],
+              "transforms": np.array([shard.transforms[k].name for k in keep]), "layers": np.array(shard.layers)}
     for j, act in enumerate(out["activations"]):
-        arrays[f"act_{j}"] = act.astype(shard.raw_dtype)
+        arrays[f"act_{j}"] = act[keep].astype(shard.raw_dtype)
+        arrays[f"pooled_{j}"] = sensitivity.pooled(act[:1])[0]
     _savez(entry["raw"], **arrays)
     ref_class = int(probs[0].argmax())
     rows_out = []
     for k, t in enumerate(shard.transforms):
         pred, target = int(probs[k].argmax()), int(targets[k])
-        rows_out.append({"transform": t.name, "kind": t.kind, "param": t.param, "predicted": pred,
-                         "predicted_name": info.class_names[pred], "confidence": float(probs[k, pred]),
+        rows_out.append({"transform": t.name, "kind": t.kind, "param": t.param, "shown": bool(shard.shown[k]),
+                         "predicted": pred, "predicted_name": info.class_names[pred], "confidence": float(probs[k, pred]),
                          "target": target, "target_name": info.class_names[target],
                          "target_probability": float(probs[k, target]),
                          "flipped": pred != ref_class, "cam_all_zero": normalize_map(out["cam_up"][k])[1]})
@@ -309,6 +332,31 @@ def _save_image_result(shard: ShardContext, entry: dict, inputs: np.ndarray, out
         "label_name": label, "class_names": info.class_names, "cam_layer": shard.cam_layer,
         "layers": shard.layers, "conv_layers": shard.conv_layers, "notes": notes, "devices": shard.devices,
         "transforms": rows_out, "error": None})
+
+
+def sensitivity_study(images: list[dict], transform_specs: list[dict], out: dict) -> None:
+    """The model's study from its images' metrics: tables, plots and findings (see convlens.study).
+
+    images: dicts with ``id``, ``metrics`` and ``raw`` paths. Images whose analysis failed (their
+    raw.npz holds an ``error``) are left out with a log line.
+    """
+    from convlens import study
+    from convlens.transforms import build_transforms
+
+    pooled, paths, layers = {}, [], None
+    for entry in images:
+        with np.load(entry["raw"], allow_pickle=False) as raw:
+            if "error" in raw:
+                log.warning("%s left out of the study: %s", entry["id"], raw["error"])
+                continue
+            layers = [str(n) for n in raw["layers"]]
+            pooled[entry["id"]] = {layer: raw[f"pooled_{j}"] for j, layer in enumerate(layers)}
+        paths.append(entry["metrics"])
+    if not paths:
+        raise InputError("no image of this model could be analysed; see the analysis logs")
+    folder = Path(out["manifest"]).parent
+    manifest = study.run_study(paths, pooled, build_transforms(transform_specs), layers, folder, out["figures"])
+    _write_json(out["manifest"], manifest)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ def collect(config: dict, models: list[str], images: list[str], results: Path) -
             "transforms": _read_csv(base / "transforms.csv"),
             "filters": _read_json(base / "filters" / "filters.json"),
             "filters_dir": f"{name}/filters/figures",
+            "study": _read_json(base / "sensitivity" / "study.json"),
+            "study_dir": f"{name}/sensitivity",
             "metrics": None,
             "images": [],
         }
@@ -89,7 +91,10 @@ def collect(config: dict, models: list[str], images: list[str], results: Path) -
                                       "figures": f"{name}/images/{image}/figures"})
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
         model_sections.append(section)
-    return {"models": model_sections, "devices": devices}
+    from convlens.sensitivity import METRICS
+
+    return {"models": model_sections, "devices": devices,
+            "metric_help": {name: text for name, (_, _, text) in METRICS.items()}}
 
 
 class RunFolderFetcher(URLFetcher):
@@ -110,13 +115,17 @@ class RunFolderFetcher(URLFetcher):
         return super().fetch(url, headers)
 
 
+def _missing(value) -> bool:
+    return value is None or value != value  # None or NaN
+
+
 def render_html(context: dict, templates_dir: str | Path) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * float(v):.1f} %"
-    env.filters["num"] = lambda v, d=3: f"{float(v):.{d}f}"
+    env.filters["pct"] = lambda v: "–" if _missing(v) else f"{100 * float(v):.1f} %"
+    env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = lambda v: "".join(c if c.isalnum() else "-" for c in str(v))
     return env.get_template("report.html.j2").render(**context)
 

@@ -55,6 +55,32 @@ class Transform:
         """The forward 3x3 matrix for an image of ``height`` x ``width`` pixels."""
         return forward_matrix(self.kind, self.params, height, width)
 
+    @property
+    def axis(self) -> tuple[str, float] | None:
+        """Where the transform sits on a magnitude curve: (curve, magnitude), or None.
+
+        Curves: ``shift x`` (dy = 0, magnitude dx), ``shift y`` (dx = 0, magnitude dy),
+        ``shift diagonal`` (dx = dy), ``rotate`` (degrees), ``scale`` (factor). Flips and other
+        shifts are single points. Identity lies on every curve at its neutral magnitude.
+        """
+        p = self.params
+        if self.kind == "shift":
+            dx, dy = float(p["dx"]), float(p["dy"])
+            if dy == 0:
+                return "shift x", dx
+            if dx == 0:
+                return "shift y", dy
+            return ("shift diagonal", dx) if dx == dy else None
+        if self.kind == "rotate":
+            return "rotate", float(p["angle_deg"])
+        if self.kind == "scale":
+            return "scale", float(p["factor"])
+        return None
+
+
+# the magnitude at which each curve passes through the identity
+NEUTRAL = {"shift x": 0.0, "shift y": 0.0, "shift diagonal": 0.0, "rotate": 0.0, "scale": 1.0}
+
 
 def _fmt(value: float) -> str:
     text = f"{value:.10g}"
@@ -92,8 +118,9 @@ def expand_spec(spec: dict) -> list[Transform]:
     """Turn one config entry into transforms; a ``range`` entry gives a sweep.
 
     ``{kind: rotate, angle_deg: 15}`` gives one transform; ``{kind: rotate, range: [-30, 30, 15]}``
-    gives -30, -15, 0, 15, 30 (start, stop inclusive, step). For shift a range sweeps ``dx`` and
-    ``dy`` together unless ``direction`` is ``x`` or ``y``.
+    gives -30, -15, identity, 15, 30 (start, stop inclusive, step): a magnitude that changes
+    nothing (shift 0, angle 0, factor 1) is the identity, which every study has anyway. For shift a
+    range sweeps ``dx`` and ``dy`` together unless ``direction`` is ``x`` or ``y``.
     """
     kind = spec["kind"]
     if "range" not in spec:
@@ -108,13 +135,14 @@ def expand_spec(spec: dict) -> list[Transform]:
     for v in values:
         if kind == "shift":
             direction = spec.get("direction", "xy")
-            out.append(Transform("shift", {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0}))
+            t = Transform("shift", {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0})
         elif kind == "rotate":
-            out.append(Transform("rotate", {"angle_deg": v}))
+            t = Transform("rotate", {"angle_deg": v})
         elif kind == "scale":
-            out.append(Transform("scale", {"factor": v}))
+            t = Transform("scale", {"factor": v})
         else:
             raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for shift, rotate, scale")
+        out.append(Transform("identity") if t.axis and t.axis[1] == NEUTRAL[t.axis[0]] else t)
     return out
 
 
@@ -164,6 +192,27 @@ def build_transforms(specs: list[dict]) -> list[Transform]:
     return result
 
 
+def sheet_selection(specs: list[dict], chosen: list[str] | None) -> list[str]:
+    """Names of the transforms drawn in the per-image sheets, in study order.
+
+    ``chosen`` names them; None picks identity, every single transform and both ends of every range
+    (a sweep's inner steps are measured in the study but not drawn).
+    """
+    names = [t.name for t in build_transforms(specs)]
+    if chosen is not None:
+        unknown = [c for c in chosen if c not in names]
+        if unknown:
+            raise InputError(f"config.report.sheet_transforms: {', '.join(unknown)} not in the study; "
+                             f"transforms: {', '.join(names)}")
+        wanted = set(chosen) | {"identity"}
+    else:
+        wanted = {"identity"}
+        for spec in specs:
+            expanded = expand_spec(spec)
+            wanted |= {expanded[0].name, expanded[-1].name}
+    return [n for n in names if n in wanted]
+
+
 def keras_transform_vector(forward: np.ndarray) -> np.ndarray:
     """The 8-vector ``keras.ops.image.affine_transform`` wants: the *inverse* map, output -> input."""
     inv = np.linalg.inv(forward)
@@ -171,17 +220,43 @@ def keras_transform_vector(forward: np.ndarray) -> np.ndarray:
     return np.array([inv[0, 0], inv[0, 1], inv[0, 2], inv[1, 0], inv[1, 1], inv[1, 2], inv[2, 0], inv[2, 1]])
 
 
-def rescale_matrix(forward: np.ndarray, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> np.ndarray:
-    """The same geometric transform expressed on a grid of another resolution (e.g. a feature map).
+@dataclass(frozen=True)
+class Grid:
+    """Where a feature map's pixels sit in the input: pixel (u, v) of the map is centred on input
+    point ``x = ax * u + bx``, ``y = ay * v + by``; the map is ``height`` x ``width``.
 
-    Pixel centres map as ``u = (x + 0.5) * to_w / from_w - 0.5``; the result is ``S M S^-1``.
-    This is exact when the layer's grid covers the input evenly (stride-s 'same' convolutions and
-    pooling on sizes divisible by s); 'valid' padding or floor-divided sizes shift the grid by a
-    fraction of a pixel, which this does not model.
+    ``backend.layer_grids`` derives it from each layer's strides, kernel sizes and padding.
     """
-    sy, sx = to_hw[0] / from_hw[0], to_hw[1] / from_hw[1]
-    s = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], dtype=np.float64)
-    return s @ forward @ np.linalg.inv(s)
+
+    ay: float
+    by: float
+    ax: float
+    bx: float
+    height: int
+    width: int
+
+    @classmethod
+    def even(cls, from_hw: tuple[int, int], to_hw: tuple[int, int]) -> "Grid":
+        """A grid that covers the input evenly (stride-s 'same' layers on sizes divisible by s)."""
+        ay, ax = from_hw[0] / to_hw[0], from_hw[1] / to_hw[1]
+        return cls(ay, 0.5 * ay - 0.5, ax, 0.5 * ax - 0.5, int(to_hw[0]), int(to_hw[1]))
+
+    def then(self, inner: "Grid") -> "Grid":
+        """The grid of a map computed from this one by a layer whose own grid is ``inner``."""
+        return Grid(self.ay * inner.ay, self.ay * inner.by + self.by, self.ax * inner.ax, self.ax * inner.bx + self.bx,
+                    inner.height, inner.width)
+
+    def to_input(self) -> np.ndarray:
+        """3x3 matrix taking map coordinates (u, v, 1) to input coordinates (x, y, 1)."""
+        return np.array([[self.ax, 0, self.bx], [0, self.ay, self.by], [0, 0, 1]], dtype=np.float64)
+
+
+def rescale_matrix(forward: np.ndarray, grid: Grid) -> np.ndarray:
+    """The same geometric transform expressed on a feature map's grid: ``G^-1 M G``."""
+    if np.array_equal(forward, np.eye(3)):
+        return np.eye(3)  # exactly, so the identity row warps nothing
+    g = grid.to_input()
+    return np.linalg.inv(g) @ forward @ g
 
 
 def warp(images, forward_matrices, fill_mode: str = "constant", fill_value: float = 0.0,

@@ -2,6 +2,6 @@
 from convlens.pipeline import analyze_shard, run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-images = [dict(entry, raw=raw, summary=summary)
-          for entry, raw, summary in zip(sm.params.images, sm.output.raw, sm.output.summary)]
+images = [dict(entry, raw=raw, summary=summary, metrics=metrics)
+          for entry, raw, summary, metrics in zip(sm.params.images, sm.output.raw, sm.output.summary, sm.output.metrics)]
 run_stage(sm.log[0], analyze_shard, sm.input.model, sm.input.info, images, sm.params.cfg, sm.threads)

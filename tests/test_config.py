@@ -34,10 +34,11 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["images"].append({"file": "missing.png"}), "config.images[1].file: file 'missing.png' does not exist"),
     (lambda c: c["images"].append({"file": "a.png", "folder": "b"}), "config.images[1]: give exactly one of dataset, folder, file"),
     (lambda c: c["transforms"].append({"kind": "hflip", "range": [0, 1, 1]}), "takes no range"),
-    (lambda c: c["transforms"].append({"kind": "twist"}), "config.transforms[6].kind: 'twist' is not allowed"),
+    (lambda c: c["transforms"].append({"kind": "twist"}), "config.transforms[5].kind: 'twist' is not allowed"),
     (lambda c: c["heatmaps"].update(target="best"), "config.heatmaps.target: 'best' is not allowed"),
     (lambda c: c["images"][0].update(count=1000), "past the end of the test split"),
-    (lambda c: c["transforms"].append({"kind": "rotate"}), "config.transforms[6]: rotate needs angle_deg"),
+    (lambda c: c["transforms"].append({"kind": "rotate"}), "config.transforms[5]: rotate needs angle_deg"),
+    (lambda c: c["report"].update(sheet_transforms=["rotate_50"]), "config.report.sheet_transforms: rotate_50 not in the study"),
     (lambda c: c["images"].append({"folder": "tests"}), "config.images[1].folder: no image files in 'tests'"),
 ])
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -19,6 +20,7 @@ def analysis_config(**overrides):
                     "images": [{"dataset": "d", "count": 1}],
                     "transforms": [{"kind": "rotate", "angle_deg": 90}, {"kind": "vflip"}],
                     "filters": {"n_filters": 2, "steps": 2}, **overrides})
+    cfg["sheet_transforms"] = cfg["report"]["sheet_transforms"]  # as workflow/rules/common.smk passes it
     return cfg
 
 
@@ -38,8 +40,8 @@ def fake_mnist(path):
 
 
 def image_entries(tmp_path, sources):
-    return [dict(src, raw=str(tmp_path / f"{src['id']}.npz"), summary=str(tmp_path / f"{src['id']}.json"))
-            for src in sources]
+    return [dict(src, raw=str(tmp_path / f"{src['id']}.npz"), summary=str(tmp_path / f"{src['id']}.json"),
+                 metrics=str(tmp_path / f"{src['id']}.csv")) for src in sources]
 
 
 def test_grayscale_mnist_model_through_every_stage(tmp_path):
@@ -62,6 +64,12 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
         assert raw["inputs"].shape == (3, 28, 28, 1)
         # the rotated input is exactly np.rot90 of the original
         assert np.allclose(raw["inputs"][1], np.rot90(raw["inputs"][0]), atol=1e-3)
+    metrics = pd.read_csv(tmp_path / "digit.csv", keep_default_na=False)
+    assert list(metrics.columns) == ["image", "transform", "param", "layer", "metric", "value"]
+    # conv1, pool1, conv2, pool2: equivariance and invariance; the floor; 4 prediction metrics (labelled); Grad-CAM
+    assert len(metrics) == 3 * (4 * 2 + 1 + 4 + 3)
+    floor = metrics[metrics["metric"] == "equivariance_floor"]["value"]
+    assert np.allclose(floor.astype(float), 0.0, atol=1e-6)  # 90-degree turns and flips are exact on the grid
     pipeline.render_image(str(tmp_path / "digit.npz"), str(tmp_path / "digit.json"), str(tmp_path / "fig"),
                           str(tmp_path / "sheet.json"), 4, [])
     sheet = json.loads((tmp_path / "sheet.json").read_text())

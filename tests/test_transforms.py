@@ -74,10 +74,23 @@ def test_valid_mask_marks_exactly_the_pixels_not_touched_by_fill(kind, params):
 def test_rescaled_matrix_of_flip_and_rotation_is_the_same_transform_at_layer_resolution():
     for kind, params in (("hflip", {}), ("vflip", {}), ("rotate", {"angle_deg": 90})):
         m_in = tr.forward_matrix(kind, params, 28, 28)
-        assert np.allclose(tr.rescale_matrix(m_in, (28, 28), (7, 7)), tr.forward_matrix(kind, params, 7, 7))
-    assert np.allclose(tr.rescale_matrix(np.eye(3), (28, 28), (14, 14)), np.eye(3))
+        assert np.allclose(tr.rescale_matrix(m_in, tr.Grid.even((28, 28), (7, 7))), tr.forward_matrix(kind, params, 7, 7))
+    assert np.array_equal(tr.rescale_matrix(np.eye(3), tr.Grid.even((28, 28), (14, 14))), np.eye(3))
     shift = tr.forward_matrix("shift", {"dx": 4, "dy": 2}, 28, 28)
-    assert np.allclose(tr.rescale_matrix(shift, (28, 28), (14, 14)), tr.forward_matrix("shift", {"dx": 2, "dy": 1}, 14, 14))
+    assert np.allclose(tr.rescale_matrix(shift, tr.Grid.even((28, 28), (14, 14))),
+                       tr.forward_matrix("shift", {"dx": 2, "dy": 1}, 14, 14))
+    # a 'valid' 3x3 layer on 29 px: map pixel u sits at input u + 1, so a flip is again a flip of 27 px
+    flip = tr.forward_matrix("hflip", {}, 29, 29)
+    assert np.allclose(tr.rescale_matrix(flip, tr.Grid(1, 1, 1, 1, 27, 27)), tr.forward_matrix("hflip", {}, 27, 27))
+
+
+def test_grids_compose_like_the_layers_they_follow():
+    outer = tr.Grid(2.0, 0.5, 2.0, 0.5, 14, 14)  # 2x2 stride-2 pooling of 28 px
+    inner = tr.Grid(1.0, 1.0, 1.0, 1.0, 12, 12)  # then a 'valid' 3x3 convolution
+    both = outer.then(inner)
+    assert (both.ax, both.bx, both.height) == (2.0, 2.5, 12)
+    u = np.array([3.0, 4.0, 1.0])
+    assert np.allclose(both.to_input() @ u, outer.to_input() @ (inner.to_input() @ u))
 
 
 def test_keras_vector_is_the_inverse_map():
@@ -92,9 +105,13 @@ def test_ranges_expand_to_sweeps_and_identity_comes_first():
                               {"kind": "shift", "range": [0, 4, 2], "direction": "x"}, {"kind": "hflip"}])
     names = [t.name for t in ts]
     assert names[0] == "identity"
-    assert names[1:6] == ["rotate_-30", "rotate_-15", "rotate_0", "rotate_15", "rotate_30"]
-    assert names.count("hflip") == 1
-    assert [t.params for t in ts if t.kind == "shift"] == [{"dx": 0, "dy": 0}, {"dx": 2, "dy": 0}, {"dx": 4, "dy": 0}]
+    # angle 0 and shift 0 change nothing: they are the identity, listed once
+    assert names[1:5] == ["rotate_-30", "rotate_-15", "rotate_15", "rotate_30"]
+    assert names.count("hflip") == 1 and names.count("identity") == 1
+    assert [t.params for t in ts if t.kind == "shift"] == [{"dx": 2, "dy": 0}, {"dx": 4, "dy": 0}]
+    assert [t.axis for t in ts if t.kind == "shift"] == [("shift x", 2.0), ("shift x", 4.0)]
+    assert tr.Transform("shift", {"dx": 3, "dy": 3}).axis == ("shift diagonal", 3.0)
+    assert tr.Transform("shift", {"dx": 3, "dy": 1}).axis is None and tr.Transform("hflip").axis is None
     with pytest.raises(InputError, match="takes no range"):
         tr.expand_spec({"kind": "hflip", "range": [0, 1, 1]})
 
@@ -114,7 +131,14 @@ def test_transform_entries_need_their_own_parameters(spec, message):
 def test_transform_names_keep_distinct_parameters_apart():
     ts = tr.build_transforms([{"kind": "rotate", "range": [-0.9, 0.9, 0.3]}])
     names = [t.name for t in ts]
-    assert names == ["identity", "rotate_-0.9", "rotate_-0.6", "rotate_-0.3", "rotate_0", "rotate_0.3",
-                     "rotate_0.6", "rotate_0.9"]
+    assert names == ["identity", "rotate_-0.9", "rotate_-0.6", "rotate_-0.3", "rotate_0.3", "rotate_0.6", "rotate_0.9"]
     ts = tr.build_transforms([{"kind": "scale", "factor": 1.0000001}, {"kind": "scale", "factor": 1.0000002}])
     assert len(ts) == 3
+
+
+def test_sheets_draw_single_transforms_and_the_ends_of_ranges_unless_told():
+    specs = [{"kind": "rotate", "range": [-30, 30, 15]}, {"kind": "hflip"}, {"kind": "scale", "range": [0.8, 1.2, 0.1]}]
+    assert tr.sheet_selection(specs, None) == ["identity", "rotate_-30", "rotate_30", "hflip", "scale_0.8", "scale_1.2"]
+    assert tr.sheet_selection(specs, ["hflip", "rotate_15"]) == ["identity", "rotate_15", "hflip"]
+    with pytest.raises(InputError, match="sheet_transforms: rotate_45 not in the study"):
+        tr.sheet_selection(specs, ["rotate_45"])

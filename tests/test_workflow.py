@@ -47,8 +47,9 @@ def test_report_has_every_stage_for_every_image(tiny_run):
     for expected in ("Run summary", "Transforms", "Model tiny", "Architecture", "Training and test accuracy",
                      "Filters", "Image shapes-test-0000", "Image shapes-test-0001"):
         assert expected in bookmarks
-    # cover+contents, run summary, model, filters (may share a page), one sheet per image
-    assert 5 <= len(reader.pages) <= 12
+    assert bookmarks[0] == "Sensitivity to transforms" and bookmarks[1].startswith("tiny: 2 images")  # study first
+    # cover+contents, study, run summary, model, filters (may share a page), one sheet per image
+    assert 7 <= len(reader.pages) <= 20
     text = "".join(page.extract_text() for page in reader.pages)
     for expected in ("Config digest", "tensorflow", "Test accuracy", "page 1 of", "Grad-CAM", "block1_conv1"):
         assert expected in text
@@ -59,7 +60,7 @@ def test_report_has_every_stage_for_every_image(tiny_run):
     for image in ("shapes-test-0000", "shapes-test-0001"):
         folder = workdir / "results" / "tiny" / "images" / image
         sheet = json.loads((folder / "sheet.json").read_text())
-        assert sheet["transforms"] == ["identity", "shift_dx2_dy0", "rotate_90", "hflip"]
+        assert sheet["transforms"] == ["identity", "shift_dx2_dy0", "rotate_-90", "rotate_90", "hflip"]
         for t in sheet["transforms"]:
             for name in [sheet["inputs"][t], sheet["gradcam"][t]] + [sheet["activations"][la][t] for la in sheet["layers"]]:
                 assert (folder / "figures" / name).is_file()
@@ -70,9 +71,37 @@ def test_report_has_every_stage_for_every_image(tiny_run):
         probs = [row["confidence"] for row in summary["transforms"]]
         assert all(0 < p <= 1 for p in probs)
         with np.load(folder / "raw.npz") as raw:
-            assert raw["inputs"].shape == (4, 28, 28, 3)
+            assert raw["inputs"].shape == (5, 28, 28, 3)
             assert not np.isnan(raw["cam_up"]).any()
-            assert raw["act_0"].shape == (4, 28, 28, 32)
+            assert raw["act_0"].shape == (5, 28, 28, 32)
+
+
+def test_sensitivity_table_has_a_row_per_image_transform_layer_and_metric(tiny_run):
+    import pandas as pd
+
+    workdir, _ = tiny_run
+    folder = workdir / "results" / "tiny" / "sensitivity"
+    table = pd.read_csv(folder / "metrics.csv", keep_default_na=False, na_values=[""])
+    assert list(table.columns) == ["image", "transform", "param", "layer", "metric", "value"]
+    summary = json.loads((workdir / "results" / "tiny" / "images" / "shapes-test-0000" / "summary.json").read_text())
+    transforms = [row["transform"] for row in summary["transforms"]]
+    per_layer = [(layer, m) for layer in summary["layers"] for m in ("equivariance_error", "invariance_cosine")]
+    others = [("input", "equivariance_floor")] + [("output", m) for m in
+                                                  ("top1_change", "prob_change", "kl_divergence", "correct")]
+    others += [("gradcam", m) for m in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20")]
+    expected = {(i, t, la, m) for i in ("shapes-test-0000", "shapes-test-0001") for t in transforms
+                for la, m in per_layer + others}
+    keys = list(zip(table["image"], table["transform"], table["layer"], table["metric"]))
+    assert len(keys) == len(set(keys)) and set(keys) == expected
+    identity = table[table["transform"] == "identity"]
+    assert (identity[identity["metric"] == "equivariance_error"]["value"] == 0).all()
+    assert (identity[identity["metric"] == "invariance_cosine"]["value"] == 1).all()
+    study = json.loads((folder / "study.json").read_text())
+    assert study["curves"] == {"rotate": "sweep_rotate.png"}
+    assert (folder / "figures" / "sweep_rotate.png").is_file() and (folder / "figures" / "by_layer.png").is_file()
+    html = (workdir / "results" / "report" / "report.html").read_text()
+    assert html.index('id="sensitivity"') < html.index('id="run-summary"')
+    assert 'href="#sheet-tiny-shapes-test-000' in html.split('id="run-summary"')[0]  # findings link image sheets
 
 
 def test_run_summary_records_digest_versions_and_seed(tiny_run):

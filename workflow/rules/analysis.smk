@@ -1,6 +1,7 @@
 # Analysis: per model and shard of images, one TensorFlow process runs every transform of every
-# image through the model in batches (activations, predictions, Grad-CAM); results are written per
-# image. Figures are then drawn per image with numpy/Pillow, and filters per model.
+# image through the model in batches (activations, predictions, Grad-CAM) and measures the
+# sensitivity metrics from the maps in memory; results are written per image. Figures are then
+# drawn per image with numpy/Pillow, and filters per model.
 
 # One rule per shard, so each shard's outputs are the literal per-image paths of its members.
 for _shard, _members in SHARDS.items():
@@ -15,6 +16,7 @@ for _shard, _members in SHARDS.items():
         output:
             raw=[f"results/{{model}}/images/{m.id}/raw.npz" for m in _members],
             summary=[f"results/{{model}}/images/{m.id}/summary.json" for m in _members],
+            metrics=[f"results/{{model}}/images/{m.id}/metrics.csv" for m in _members],
         log:
             f"results/logs/{{model}}/analyze_{_shard}.log",
         benchmark:

@@ -63,6 +63,7 @@ def analysis_config(wildcards):
         },
         "heatmaps": heatmaps,
         "activations": {"raw_dtype": config["activations"]["raw_dtype"]},
+        "sheet_transforms": config["report"]["sheet_transforms"],
     }
 
 
@@ -109,6 +110,11 @@ def image_params(images):
     ]
 
 
+def image_files(model, name):
+    """One per-image file (raw.npz, metrics.csv...) of every image of a model."""
+    return [f"results/{model}/images/{i}/{name}" for i in IMAGE_IDS]
+
+
 def model_report_inputs(wildcards=None):
     """Everything the report shows per model and per image."""
     files = []
@@ -118,6 +124,7 @@ def model_report_inputs(wildcards=None):
             f"results/{m}/model/architecture.csv",
             f"results/{m}/transforms.csv",
             f"results/{m}/filters/filters.json",
+            f"results/{m}/sensitivity/study.json",
         ]
         if m in TRAINED:
             files += [

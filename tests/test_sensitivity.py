@@ -1,0 +1,224 @@
+"""Sensitivity metrics against known answers, and the study tables against an independent recomputation."""
+import numpy as np
+import pandas as pd
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from convlens import backend, sensitivity, study  # noqa: E402
+from convlens import transforms as tr  # noqa: E402
+
+
+def run_metrics(model, image, specs, fill_mode="constant", label=None):
+    """image_metrics for one image through ``model`` (as analyze_shard computes them) as a DataFrame."""
+    h, w = image.shape[:2]
+    layers = backend.feature_layers(model)
+    transforms = tr.build_transforms(specs)
+    st = sensitivity.Study.build(transforms, h, w, layers, backend.layer_grids(model, layers), fill_mode, 0.0)
+    x = np.asarray(tr.warp(np.repeat(image[None], len(transforms), 0), st.matrices, fill_mode))
+    probe = backend.build_probe(model, layers, None)
+    outs = [np.asarray(o) for o in probe(x)]
+    acts, probs = outs[:len(layers)], outs[-1]
+    heat = {"mean_map": acts[0].mean(axis=-1) if acts[0].shape[1:3] == (h, w) else np.ones((len(x), h, w))}
+    rows = sensitivity.image_metrics(st, "img", x, acts, probs, label, heat)
+    return pd.DataFrame(rows), layers
+
+
+def random_cnn(shape=(24, 24, 3), seed=0):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(shape)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.MaxPooling2D(2, name="p1")(x)
+    x = keras.layers.Conv2D(8, 3, padding="valid", activation="relu", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax")(x))
+
+
+def test_identity_gives_error_zero_and_cosine_one_exactly():
+    image = np.random.default_rng(0).random((24, 24, 3)).astype("float32")
+    df, layers = run_metrics(random_cnn(), image, [{"kind": "rotate", "angle_deg": 20}], label=1)
+    ident = df[df["transform"] == "identity"].set_index(["layer", "metric"])["value"]
+    for layer in layers:
+        assert ident[(layer, "equivariance_error")] == 0.0
+        assert ident[(layer, "invariance_cosine")] == 1.0
+    assert ident[("input", "equivariance_floor")] == 0.0
+    assert ident[("output", "top1_change")] == 0.0 and ident[("output", "kl_divergence")] == pytest.approx(0, abs=1e-12)
+    assert ident[("mean_map", "heatmap_pearson")] == pytest.approx(1.0, abs=1e-12)
+    # every image x transform x layer x metric is a row
+    assert len(df) == 2 * (2 * len(layers) + 1 + 4 + 3)
+
+
+def symmetric_kernel_network():
+    """Convolutions whose kernels are mirror-symmetric left-right: the network commutes with hflip.
+
+    The stride-2 'valid' layer on 29 px puts map pixel u at input 2u + 1 (centres 1..27, symmetric
+    about the image centre 14): only the exact grid offsets make the flip a flip of that map.
+    """
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((29, 29, 3))
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="same3")(inp)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="valid", activation="relu", name="valid_s2")(x)
+    x = keras.layers.MaxPooling2D(3, strides=1, padding="valid", name="pool3")(x)
+    x = keras.layers.Conv2D(4, 5, padding="same", name="same5")(x)
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, out)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            k, b = layer.get_weights()
+            layer.set_weights([(k + k[:, ::-1]) / 2, b])
+    return model
+
+
+def test_symmetric_kernels_give_zero_hflip_equivariance_error():
+    model = symmetric_kernel_network()
+    image = np.random.default_rng(2).random((29, 29, 3)).astype("float32")
+    df, layers = run_metrics(model, image, [{"kind": "hflip"}, {"kind": "rotate", "angle_deg": 30}])
+    err = df[df["metric"] == "equivariance_error"].set_index(["transform", "layer"])["value"]
+    for layer in layers:
+        assert err[("hflip", layer)] < 1e-5, layer
+        assert err[("rotate_30", layer)] > 1e-2  # the kernels are not rotation-symmetric
+    grid = backend.layer_grids(model, ["valid_s2"])["valid_s2"]
+    assert (grid.ax, grid.bx, grid.width) == (2.0, 1.0, 14)
+
+
+class CircularPad(keras.layers.Layer):
+    """Wrap-around padding: with it a 'valid' convolution is a circular convolution."""
+
+    def call(self, x):
+        x = keras.ops.concatenate([x[:, -1:], x, x[:, :1]], axis=1)
+        return keras.ops.concatenate([x[:, :, -1:], x, x[:, :, :1]], axis=2)
+
+
+def test_circular_shift_leaves_pooled_features_of_a_circular_network_unchanged():
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(6, 3, padding="valid", activation="relu", name="c1")(CircularPad()(inp))
+    x = keras.layers.Conv2D(6, 3, padding="valid", activation="relu", name="c2")(CircularPad()(x))
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, out)
+    image = np.random.default_rng(4).random((16, 16, 3)).astype("float32")
+    df, _ = run_metrics(model, image, [{"kind": "shift", "dx": 5, "dy": -3}], fill_mode="wrap")
+    cos = df[(df["metric"] == "invariance_cosine") & (df["transform"] == "shift_dx5_dy-3")]["value"]
+    assert len(cos) == 2 and np.allclose(cos, 1.0, atol=1e-6)
+    pred = df[(df["layer"] == "output") & (df["transform"] == "shift_dx5_dy-3")].set_index("metric")["value"]
+    assert pred["top1_change"] == 0 and pred["prob_change"] < 1e-6
+
+
+def test_layer_grids_place_each_map_pixel_at_its_receptive_field_centre():
+    """Box filters and average pooling of an x-coordinate ramp output, away from the borders, the
+    centre of each pixel's receptive field: exactly where the grid says the pixel sits."""
+    inp = keras.Input((101, 97, 1))
+    x = keras.layers.ZeroPadding2D(((2, 0), (1, 3)), name="pad")(inp)
+    x = keras.layers.Conv2D(1, 3, strides=2, padding="valid", use_bias=False, name="c1")(x)
+    x = keras.layers.AveragePooling2D(2, name="p1")(x)
+    x = keras.layers.Conv2D(1, 5, padding="same", use_bias=False, name="c2")(x)
+    x = keras.layers.Conv2D(1, 3, strides=2, padding="same", use_bias=False, name="c3")(x)
+    model = keras.Model(inp, x)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            k = layer.get_weights()[0]
+            layer.set_weights([np.ones_like(k) / k[..., 0, 0].size])
+    grids = backend.layer_grids(model, ["c1", "p1", "c2", "c3"])
+    ys, xs = np.mgrid[0:101, 0:97].astype("float32")
+    for ramp, axis in ((xs, "x"), (ys, "y")):
+        # shift the ramp away from 0 so zero padding shows as a mismatch, then undo it
+        outs = backend.build_probe(model, ["c1", "p1", "c2", "c3"], None)((ramp + 100.0)[None, ..., None])
+        for name, out in zip(["c1", "p1", "c2", "c3"], outs[:4]):
+            g = grids[name]
+            m = np.asarray(out)[0, ..., 0] - 100.0
+            assert m.shape == (g.height, g.width)
+            v, u = np.mgrid[0:g.height, 0:g.width]
+            expected = g.ax * u + g.bx if axis == "x" else g.ay * v + g.by
+            inner = (slice(4, -4), slice(4, -4))  # clear of zero padding
+            assert np.allclose(m[inner], expected[inner], atol=1e-3), (name, axis)
+
+
+def test_map_agreement_of_known_maps():
+    a = np.zeros((10, 10))
+    a[2:5, 2:5] = 1.0
+    a += np.linspace(0, 0.01, 100).reshape(10, 10)  # break ties
+    mask = np.ones((10, 10), bool)
+    same = sensitivity.map_agreement(a, a, mask)
+    assert same["heatmap_pearson"] == pytest.approx(1.0) and same["heatmap_spearman"] == pytest.approx(1.0)
+    assert same["heatmap_iou20"] == 1.0
+    flipped = sensitivity.map_agreement(a, -a, mask)
+    assert flipped["heatmap_pearson"] == pytest.approx(-1.0) and flipped["heatmap_iou20"] == 0.0
+    assert np.isnan(sensitivity.map_agreement(a, np.zeros_like(a), mask)["heatmap_pearson"])
+
+
+def test_relative_error_and_cosine_edge_cases():
+    zero = np.zeros((2, 3, 3, 1))
+    mask = np.ones((2, 3, 3), bool)
+    assert sensitivity.relative_error(zero, zero, mask).tolist() == [0.0, 0.0]
+    one = np.ones((2, 3, 3, 1))
+    assert np.isnan(sensitivity.relative_error(one, zero, mask)).all()
+    assert sensitivity.relative_error(2 * one, one, mask) == pytest.approx([1.0, 1.0])
+    assert sensitivity.cosine_to_first(np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])).tolist() == [1.0, 0.0, 1.0]
+
+
+def synthetic_table(seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    names = [("identity", ""), ("rotate_-30", "-30"), ("rotate_30", "30"), ("hflip", "")]
+    for image in ("a", "b", "c"):
+        top = {t: int(rng.random() < 0.5) if t != "identity" else 0 for t, _ in names}
+        for t, param in names:
+            for layer in ("l1", "l2"):
+                rows.append((image, t, param, layer, "equivariance_error", 0.0 if t == "identity" else rng.random()))
+                rows.append((image, t, param, layer, "invariance_cosine", 1.0 if t == "identity" else rng.random()))
+            rows.append((image, t, param, "output", "top1_change", float(top[t])))
+            rows.append((image, t, param, "output", "prob_change", rng.random() * top[t]))
+            rows.append((image, t, param, "output", "kl_divergence", rng.random()))
+            rows.append((image, t, param, "output", "correct", float(1 - top[t]) if image != "c" else 0.0))
+            rows.append((image, t, param, "gradcam", "heatmap_pearson", np.nan if image == "b" else rng.random()))
+    return pd.DataFrame(rows, columns=sensitivity.COLUMNS)
+
+
+def test_summary_equals_an_independent_recomputation():
+    table = synthetic_table()
+    summary = study.summarize(table).set_index(["transform", "layer", "metric"])
+    for (t, layer, metric), group in table.groupby(["transform", "layer", "metric"]):
+        values = [v for v in group["value"] if not np.isnan(v)]
+        row = summary.loc[(t, layer, metric)]
+        assert row["n"] == len(values) and row["n_undefined"] == len(group) - len(values)
+        assert row["mean"] == pytest.approx(sum(values) / len(values))
+        if len(values) > 1:
+            mean = sum(values) / len(values)
+            assert row["std"] == pytest.approx((sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5)
+        assert row["worst"] == (max(values) if sensitivity.METRICS[metric][1] else min(values))
+
+
+def test_prediction_table_counts_flips_and_the_worst_case():
+    table = synthetic_table()
+    transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "hflip"}])
+    pred = study.prediction_table(table, transforms).set_index("transform")
+    out = table[table["layer"] == "output"]
+    for t in ("rotate_-30", "rotate_30", "hflip"):
+        flips = out[(out["transform"] == t) & (out["metric"] == "top1_change")]["value"]
+        assert pred.loc[t, "flips"] == flips.sum() and pred.loc[t, "flip_rate"] == pytest.approx(flips.mean())
+    correct = out[out["metric"] == "correct"].pivot(index="image", columns="transform", values="value")
+    assert pred.loc["identity", "clean_accuracy"] == pytest.approx(correct["identity"].mean())
+    assert pred.loc["worst case over all", "accuracy"] == pytest.approx((correct.min(axis=1)).mean())
+
+
+def test_study_writes_tables_plots_and_sentences_that_link_images(tmp_path):
+    table = synthetic_table(1)
+    paths = []
+    for image, frame in table.groupby("image"):
+        paths.append(tmp_path / f"{image}.csv")
+        frame.to_csv(paths[-1], index=False)
+    pooled = {i: {"l1": np.array([1.0, float(k)]), "l2": np.array([float(k), 1.0])} for k, i in enumerate("abc")}
+    transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "hflip"}])
+    manifest = study.run_study([str(p) for p in paths], pooled, transforms, ["l1", "l2"], tmp_path / "out",
+                               tmp_path / "out" / "figures")
+    written = pd.read_csv(tmp_path / "out" / "metrics.csv", keep_default_na=False, na_values=[""])
+    assert list(written.columns) == sensitivity.COLUMNS and len(written) == len(table)
+    assert manifest["curves"] == {"rotate": "sweep_rotate.png"}
+    for name in ("by_layer.png", "predictions.png", "heat_table.png", "sweep_rotate.png"):
+        assert (tmp_path / "out" / "figures" / name).stat().st_size > 5000
+    base = pd.read_csv(tmp_path / "out" / "baseline.csv").set_index("layer")
+    vecs = [np.array([1.0, k]) for k in range(3)]
+    cos = [v @ w / np.linalg.norm(v) / np.linalg.norm(w) for i, v in enumerate(vecs) for w in vecs[i + 1:]]
+    assert base.loc["l1", "mean"] == pytest.approx(np.mean(cos)) and base.loc["l1", "n_pairs"] == 3
+    linked = [part["image"] for sentence in manifest["findings"] for part in sentence if "image" in part]
+    assert linked and set(linked) <= {"a", "b", "c"}
