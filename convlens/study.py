@@ -192,17 +192,17 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
             continue
         lo, hi = by_layer.idxmin(), by_layer.idxmax()
         worst_row = e[e["layer"] == hi].sort_values("value", ascending=False).iloc[0]
-        parts = [{"text": f"Under {KIND_WORDS[kind]}, {lo} is the least equivariant-error layer (mean relative "
-                          f"error {_fmt(by_layer[lo])}) and {hi} the most ({_fmt(by_layer[hi])}; largest on "},
+        parts = [{"text": f"Under {KIND_WORDS[kind]}, the maps of {lo} follow the input most faithfully (mean "
+                          f"equivariance error {_fmt(by_layer[lo])}) and those of {hi} least ({_fmt(by_layer[hi])}; "
+                          f"largest on "},
                  {"text": str(worst_row["image"]), "image": str(worst_row["image"])},
                  {"text": f" under {worst_row['transform']}, {_fmt(worst_row['value'])})."}]
         c = cos[cos["transform"].isin(names)].groupby("layer", sort=False)["value"].mean().reindex(layers).dropna()
         if len(c) >= 2:
             first, last = c.index[0], c.index[-1]
-            trend = "rises" if c[last] > c[first] else "falls"
-            parts.append({"text": f" The cosine of pooled features {trend} with depth, from {_fmt(c[first])} at "
-                                  f"{first} to {_fmt(c[last])} at {last} (different images: "
-                                  f"{_fmt(base.get(first))} and {_fmt(base.get(last))})."})
+            parts.append({"text": f" Pooled features keep a cosine of {_fmt(c[first], 3)} at {first} and "
+                                  f"{_fmt(c[last], 3)} at {last}, against {_fmt(base.get(first), 3)} and "
+                                  f"{_fmt(base.get(last), 3)} between different images."})
         sentences.append(parts)
 
     # heatmaps: agreement where the prediction holds and where it flips
