@@ -184,11 +184,27 @@ def _check_semantics(cfg: dict, base: Path):
                 raise ConfigError(f"{where}: [{start}, {stop}, {step}] must have start <= stop and step > 0")
             if (stop - start) / step > 200:
                 raise ConfigError(f"{where}: [{start}, {stop}, {step}] gives more than 200 transforms")
+    _check_method_params(cfg["heatmaps"]["params"])
     try:
         build_transforms(cfg["transforms"])
         sheet_selection(cfg["transforms"], cfg["report"]["sheet_transforms"])
     except InputError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _check_method_params(params: dict) -> None:
+    from convlens.attribution import METHODS
+
+    for name, given in params.items():
+        where = f"config.heatmaps.params.{name}"
+        if name not in METHODS:
+            raise ConfigError(f"{where}: {name!r} is not a method; methods: {', '.join(METHODS)}")
+        if not isinstance(given, dict):
+            raise ConfigError(f"{where}: needs a mapping of parameter names to values, not {given!r}")
+        unknown = sorted(set(given) - set(METHODS[name].defaults))
+        if unknown:
+            raise ConfigError(f"{where}: unknown parameter(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(METHODS[name].defaults) or 'none'}")
 
 
 def _check_id(name: str, where: str):

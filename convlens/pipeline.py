@@ -211,7 +211,7 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
     ``summary`` and ``metrics``. An unreadable image gets a summary with its ``error`` (the render
     step for it then fails, naming the file) while the rest of the shard completes.
     """
-    from convlens import backend, sensitivity, transforms as tr
+    from convlens import attribution, backend, sensitivity, transforms as tr
     from convlens.models import ModelInfo
 
     t_start = time.time()
@@ -228,6 +228,12 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
     # the study's heatmap agreement is for the reference class, whatever class the sheets show
     analyzer = backend.Analyzer(model, layers, cam_layer, info.preprocess, cfg["heatmaps"]["score"],
                                 reference_cam=target_code != backend.TARGET_REFERENCE)
+    methods, method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], cam_layer)
+    for note in method_notes:
+        log.info("%s", note)
+    # Grad-CAM comes from the analysis step itself; the Explainer runs the other methods
+    explainer = attribution.Explainer(model, [m for m in methods if m != "gradcam"], info.preprocess, cam_layer,
+                                      cfg["heatmaps"]["score"], cfg["heatmaps"]["params"], cfg["batch_size"])
     transforms = tr.build_transforms(cfg["transforms"])
     shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
     study = sensitivity.Study.build(transforms, h, w, layers, backend.layer_grids(model, layers), cfg["fill_mode"],
@@ -252,9 +258,10 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
         loaded.append((entry, image, label, notes))
 
     shard = ShardContext(info, transforms, [t.name in shown for t in transforms], study, layers,
-                         backend.conv_layers(model), cam_layer, devices, cfg["activations"]["raw_dtype"])
+                         backend.conv_layers(model), cam_layer, devices, cfg["activations"]["raw_dtype"],
+                         methods, method_notes)
     per_call = max(1, cfg["batch_size"] // n_t)
-    t_compute = t_metrics = 0.0
+    t_compute = t_methods = t_metrics = 0.0
     for start in range(0, len(loaded), per_call):
         chunk = loaded[start:start + per_call]
         pixels = np.stack([img for _, img, _, _ in chunk]).astype("float32") / 255.0
@@ -264,14 +271,55 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
         t0 = time.time()
         out = analyzer.run(warped, np.full(len(batch), target_code), n_t)
         t_compute += time.time() - t0
+        t0 = time.time()
+        out["heatmaps"], out["heatmaps_reference"] = _explain(explainer, warped, out, target_code, n_t)
+        t_methods += time.time() - t0
         for i, (entry, _, label, notes) in enumerate(chunk):
             rows = slice(i * n_t, (i + 1) * n_t)
             t0 = time.time()
             _save_image_result(shard, entry, warped[rows], {k: _rows(v, rows) for k, v in out.items()}, label, notes)
             t_metrics += time.time() - t0
         log.info("images %d-%d of %d done", start + 1, start + len(chunk), len(loaded))
-    log.info("shard done in %.1f s (model step %.1f s, metrics and files %.1f s)", time.time() - t_start, t_compute,
-             t_metrics)
+    log.info("shard done in %.1f s (model step %.1f s, heatmap methods %.1f s, metrics and files %.1f s)",
+             time.time() - t_start, t_compute, t_methods, t_metrics)
+
+
+def heatmap_methods(model, wanted, cam_layer: str) -> tuple[list[str], list[str]]:
+    """The attribution methods to run: config ``heatmaps.methods`` (a list, or ``all``: every method
+    that applies to the model). Returns (names, notes on methods left out)."""
+    from convlens import attribution
+
+    if wanted != "all":
+        if "cam" in wanted:
+            try:
+                attribution._cam_dense(model, cam_layer)
+            except InputError as exc:
+                raise InputError(f"config.heatmaps.methods: {exc}") from None
+        return list(wanted), []
+    names, notes = list(attribution.METHODS), []
+    try:
+        attribution._cam_dense(model, cam_layer)
+    except InputError as exc:
+        names.remove("cam")
+        notes.append(f"heatmaps.methods all: cam left out ({exc})")
+    return names, notes
+
+
+def _explain(explainer, x: np.ndarray, out: dict, target_code: int, group: int) -> tuple[dict, dict]:
+    """Every method's maps (B, H, W) for the sheets' target, and for the reference class (the study's
+    heatmap agreement); the same dict when the sheets explain the reference class."""
+    from convlens import backend
+
+    def run(code, cam_key):
+        maps = {"gradcam": out[cam_key]} if cam_key in out else {}
+        if explainer.methods:
+            maps.update({name: r.maps for name, r in explainer.explain(x, np.full(len(x), code), group).items()})
+        return maps
+
+    sheets = run(target_code, "cam_up")
+    if target_code == backend.TARGET_REFERENCE:
+        return sheets, sheets
+    return sheets, run(backend.TARGET_REFERENCE, "cam_reference_up")
 
 
 @dataclass
@@ -287,9 +335,13 @@ class ShardContext:
     cam_layer: str
     devices: list[str]
     raw_dtype: str
+    methods: list[str]  # heatmap methods, in sheet-column order
+    method_notes: list[str]
 
 
 def _rows(value, rows: slice):
+    if isinstance(value, dict):
+        return {k: v[rows] for k, v in value.items()}
     return [v[rows] for v in value] if isinstance(value, list) else value[rows]
 
 
@@ -305,15 +357,18 @@ def _save_image_result(shard: ShardContext, entry: dict, inputs: np.ndarray, out
 
     info, probs, targets = shard.info, out["probs"], out["target"]
     label_index = info.class_names.index(label) if label in info.class_names else None
-    heatmaps = {"gradcam": out.get("cam_reference_up", out["cam_up"])}
+    reference_maps = {m: out["heatmaps_reference"][m] for m in shard.methods}
     metrics = sensitivity.image_metrics(shard.study, entry["id"], inputs, out["activations"], probs, label_index,
-                                        heatmaps)
+                                        reference_maps)
     _write_csv(entry["metrics"], metrics, sensitivity.COLUMNS)
     keep = np.flatnonzero(shard.shown)
     arrays = {"inputs": inputs[keep].astype(np.float16), "matrices": shard.study.matrices[keep],
               "valid": shard.study.valid[keep], "probs": probs[keep], "target": targets[keep],
               "cam": out["cam"][keep], "cam_up": out["cam_up"][keep],
-              "transforms": np.array([shard.transforms[k].name for k in keep]), "layers": np.array(shard.layers)}
+              "transforms": np.array([shard.transforms[k].name for k in keep]), "layers": np.array(shard.layers),
+              "methods": np.array(shard.methods, dtype=str)}
+    for j, method in enumerate(shard.methods):
+        arrays[f"heat_{j}"] = out["heatmaps"][method][keep].astype(np.float32)
     for j, act in enumerate(out["activations"]):
         arrays[f"act_{j}"] = act[keep].astype(shard.raw_dtype)
         arrays[f"pooled_{j}"] = sensitivity.pooled(act[:1])[0]
@@ -330,8 +385,8 @@ def _save_image_result(shard: ShardContext, entry: dict, inputs: np.ndarray, out
     _write_json(entry["summary"], {
         "image": entry["id"], "source": entry.get("path") or f"{entry.get('dataset')} test[{entry.get('index')}]",
         "label_name": label, "class_names": info.class_names, "cam_layer": shard.cam_layer,
-        "layers": shard.layers, "conv_layers": shard.conv_layers, "notes": notes, "devices": shard.devices,
-        "transforms": rows_out, "error": None})
+        "layers": shard.layers, "conv_layers": shard.conv_layers, "notes": notes + shard.method_notes,
+        "devices": shard.devices, "methods": shard.methods, "transforms": rows_out, "error": None})
 
 
 def sensitivity_study(images: list[dict], transform_specs: list[dict], out: dict) -> None:
@@ -357,6 +412,119 @@ def sensitivity_study(images: list[dict], transform_specs: list[dict], out: dict
     folder = Path(out["manifest"]).parent
     manifest = study.run_study(paths, pooled, build_transforms(transform_specs), layers, folder, out["figures"])
     _write_json(out["manifest"], manifest)
+
+
+# ---------------------------------------------------------------------------------------------
+# heatmap-method quality
+
+
+def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dict, seed: int, threads: int,
+                   out: dict) -> None:
+    """Sanity (cascading weight randomization, Adebayo et al. 2018) and faithfulness (deletion and
+    insertion curves, Petsiuk et al. 2018) of every heatmap method on untransformed images.
+
+    Writes quality.json (per method: Spearman and SSIM to the original maps after each randomization
+    step, a flag when the maps do not change, deletion and insertion areas beside a random order's),
+    quality.csv (one row per method) and two plots.
+    """
+    from convlens import attribution, backend
+    from convlens.models import ModelInfo
+
+    model, _ = open_model(model_path, threads)
+    info = ModelInfo.load(info_json)
+    hcfg = cfg["heatmaps"]
+    figures = Path(out["figures"])
+    figures.mkdir(parents=True, exist_ok=True)
+    pictures, used, cache = [], [], {}
+    for entry in images:
+        try:
+            pictures.append(load_input_image(entry, info, cache)[0])
+            used.append(entry["id"])
+        except InputError as exc:
+            log.warning("%s left out of the method check: %s", entry["id"], exc)
+    if not pictures:
+        _write_json(out["json"], {"images": [], "methods": [], "skipped": "no images (heatmaps.quality_images: 0 or "
+                                                                         "none readable)"})
+        _write_csv(out["csv"], [], QUALITY_COLUMNS)
+        return
+    cam_layer = hcfg["layer"] or backend.last_conv_layer(model)
+    methods, notes = heatmap_methods(model, hcfg["methods"], cam_layer)
+    x = np.stack(pictures).astype(np.float32) / 255.0
+    targets = np.full(len(x), backend.TARGET_PREDICTED)
+    common = {"preprocess_mode": info.preprocess, "cam_layer": cam_layer, "score": hcfg["score"],
+              "params": hcfg["params"], "max_batch": cfg["batch_size"]}
+    t0 = time.time()
+    explainer = attribution.Explainer(model, methods, info.preprocess, cam_layer, hcfg["score"], hcfg["params"],
+                                      cfg["batch_size"])
+    maps = {name: r.maps for name, r in explainer.explain(x, targets).items()}
+    faithful = {name: attribution.deletion_insertion(model, x, targets, m, hcfg["quality_steps"], seed=seed,
+                                                     preprocess_mode=info.preprocess, max_batch=cfg["batch_size"],
+                                                     explainer=explainer)
+                for name, m in maps.items()}
+    log.info("deletion/insertion for %d methods on %d images in %.1f s", len(methods), len(x), time.time() - t0)
+    t0 = time.time()
+    # a fresh Explainer per randomized layer (its compiled functions hold weight copies): TensorFlow's
+    # retracing warnings about that are expected here
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    sanity = attribution.cascading_randomization(model, x, targets, methods, seed=seed, **common)
+    log.info("cascading randomization over %d layers in %.1f s", len(sanity["layers"]), time.time() - t0)
+    random = next(iter(faithful.values()))["random"]
+    rows = []
+    for name in methods:
+        f = faithful[name]
+        rows.append({"method": name, "spearman_randomized": float(np.nanmean(sanity["spearman"][name][-1])),
+                     "ssim_randomized": float(np.nanmean(sanity["ssim"][name][-1])),
+                     "insensitive": sanity["insensitive"][name],
+                     "deletion_auc": float(f["deletion_auc"].mean()), "insertion_auc": float(f["insertion_auc"].mean()),
+                     "random_deletion_auc": float(random["deletion_auc"].mean()),
+                     "random_insertion_auc": float(random["insertion_auc"].mean())})
+    _write_csv(out["csv"], rows, QUALITY_COLUMNS)
+    _plot_quality(sanity, faithful, methods, figures)
+    _write_json(out["json"], {"images": used, "methods": methods, "notes": notes, "layers": sanity["layers"],
+                              "rows": rows, "spearman": {m: np.nanmean(sanity["spearman"][m], axis=1) for m in methods},
+                              "steps": hcfg["quality_steps"], "figures": ["randomization.png", "deletion_insertion.png"]})
+
+
+QUALITY_COLUMNS = ["method", "spearman_randomized", "ssim_randomized", "insensitive", "deletion_auc", "insertion_auc",
+                   "random_deletion_auc", "random_insertion_auc"]
+
+
+def _plot_quality(sanity: dict, faithful: dict, methods: list[str], figures: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    steps = np.arange(len(sanity["layers"]) + 1)
+    for i, m in enumerate(methods):
+        ax.plot(steps, np.r_[1.0, np.nanmean(sanity["spearman"][m], axis=1)], marker="o", ms=3, color=colours(i),
+                label=m, ls="--" if sanity["insensitive"][m] else "-")
+    ax.set_xticks(steps, ["original"] + [p.rsplit("/", 1)[-1] for p in sanity["layers"]], rotation=50, ha="right",
+                  fontsize=7)
+    ax.set_ylabel("Spearman to the original map")
+    ax.set_title("Cascading randomization of the weights, from the top (Adebayo et al. 2018)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    fig.tight_layout()
+    fig.savefig(figures / "randomization.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    any_f = next(iter(faithful.values()))
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        for i, m in enumerate(methods):
+            ax.plot(any_f["fractions"], faithful[m][kind].mean(axis=0), color=colours(i), lw=1.2, label=m)
+        ax.plot(any_f["fractions"], any_f["random"][kind].mean(axis=0), color="black", ls=":", lw=2, label="random")
+        ax.set_title(f"{kind}: class probability as pixels are {'removed' if kind == 'deletion' else 'added'}",
+                     fontsize=9)
+        ax.set_xlabel("fraction of pixels, in the order of the map", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(figures / "deletion_insertion.png", dpi=110)
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,6 +572,9 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
             write_png(render.upscale(rgb, display_px), out_dir / f"input_{t}.png")
             heat, _ = normalize_map(cam_up[k])
             write_png(render.upscale(render.overlay(rgb, heat), display_px), out_dir / f"gradcam_{t}.png")
+        methods = [str(m) for m in raw["methods"]] if "methods" in raw else []
+        heat_files = {m: _draw_heatmaps(raw[f"heat_{j}"], inputs, names, m, display_px, out_dir)
+                      for j, m in enumerate(methods)}
         layer_files: dict[str, dict[str, str]] = {}
         shown_channels: dict[str, list[int]] = {}
         for j, layer in enumerate(layers):
@@ -423,8 +594,29 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
     sheet = {"image": summary["image"], "transforms": names, "sheet_layers": sheet_layers,
              "layers": layers, "first_conv": first,
              "inputs": {t: f"input_{t}.png" for t in names}, "gradcam": {t: f"gradcam_{t}.png" for t in names},
-             "activations": layer_files, "channels": shown_channels}
+             "activations": layer_files, "channels": shown_channels, "methods": methods, "heatmaps": heat_files}
     _write_json(sheet_json, sheet)
+
+
+def _draw_heatmaps(maps: np.ndarray, inputs: np.ndarray, names: list[str], method: str, display_px: int,
+                   out_dir: Path) -> dict[str, str]:
+    """One method's map over each transformed input: jet for maps >= 0, blue-red for signed maps
+    (when any row has a negative part); each row scaled by its own largest magnitude."""
+    from convlens import render
+    from convlens.attribution import normalize_map
+    from convlens.data import write_png
+
+    signed = bool((maps < -1e-12 * max(1e-30, float(np.abs(maps).max()))).any())
+    files = {}
+    for k, t in enumerate(names):
+        if signed:
+            peak = float(np.abs(maps[k]).max())
+            picture = render.signed_overlay(inputs[k], maps[k] / peak if peak > 0 else maps[k])
+        else:
+            picture = render.overlay(inputs[k], normalize_map(maps[k])[0])
+        files[t] = f"heat_{method}_{t}.png"
+        write_png(render.upscale(picture, display_px), out_dir / files[t])
+    return files
 
 
 # ---------------------------------------------------------------------------------------------

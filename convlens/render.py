@@ -73,6 +73,22 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.n
     return np.clip((1.0 - alpha) * base + alpha * colour, 0, 255).round().astype(np.uint8)
 
 
+def diverging(values: np.ndarray) -> np.ndarray:
+    """Blue-white-red: (...,) values in [-1, 1] -> (..., 3) uint8 (negative blue, zero white, positive red)."""
+    v = np.clip(np.asarray(values, dtype=np.float64), -1.0, 1.0)[..., None]
+    red, white, blue = np.array([0.80, 0.10, 0.10]), np.ones(3), np.array([0.10, 0.25, 0.80])
+    rgb = np.where(v >= 0, white + v * (red - white), white - v * (blue - white))
+    return (rgb * 255.0).round().astype(np.uint8)
+
+
+def signed_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.75) -> np.ndarray:
+    """Blend a signed (H, W) map in [-1, 1] over a greyed image, more opaque where |map| is larger."""
+    base = to_rgb_uint8(image).astype(np.float64).mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    weight = alpha * np.abs(np.clip(heatmap, -1.0, 1.0))[..., None]
+    colour = diverging(heatmap).astype(np.float64)
+    return np.clip((1.0 - weight) * base + weight * colour, 0, 255).round().astype(np.uint8)
+
+
 def minmax_uint8(array: np.ndarray) -> np.ndarray:
     """Scale an array to 0..255 by its own min and max; a constant array becomes mid-grey."""
     array = np.asarray(array, dtype=np.float64)

@@ -75,6 +75,8 @@ def collect(config: dict, models: list[str], images: list[str], results: Path) -
             "filters_dir": f"{name}/filters/figures",
             "study": _read_json(base / "sensitivity" / "study.json"),
             "study_dir": f"{name}/sensitivity",
+            "quality": _read_json(base / "methods" / "quality.json"),
+            "quality_dir": f"{name}/methods/figures",
             "metrics": None,
             "images": [],
         }

@@ -24,8 +24,9 @@ KIND_WORDS = {"shift": "shifts", "rotate": "rotations", "scale": "scalings", "hf
 
 
 def load_metrics(paths: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(p, dtype={"image": str, "transform": str, "param": str, "layer": str, "metric": str},
-                          keep_default_na=False, na_values=[""]) for p in paths]
+    frames = [pd.read_csv(p, dtype={"image": str, "transform": str, "param": str, "layer": str, "metric": str,
+                                    "value": float}, keep_default_na=False, na_values={"value": ["", "nan"]})
+              for p in paths]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     table["param"] = table["param"].fillna("")
     return table[COLUMNS]
@@ -205,14 +206,23 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
                                   f"{_fmt(base.get(last), 3)} between different images."})
         sentences.append(parts)
 
-    # heatmaps: agreement where the prediction holds and where it flips
-    for method in heat["method"].unique() if len(heat) else []:
-        h = heat[(heat["method"] == method) & (heat["metric"] == "heatmap_pearson")].set_index("flipped")
-        held = h.loc[False] if False in h.index else None
-        flip = h.loc[True] if True in h.index else None
-        text = f"The {method} map of the transformed image, moved back, agrees with the original's at Pearson r = "
-        text += f"{_fmt(held['mean'])} where the prediction holds (n = {int(held['n'])})" if held is not None else "— (no pair kept its prediction)"
-        text += f" and {_fmt(flip['mean'])} where it flips (n = {int(flip['n'])})." if flip is not None else "; no prediction flipped."
+    # heatmaps: which method's map moves with the image best, and which follow the decision
+    pearson = heat[heat["metric"] == "heatmap_pearson"] if len(heat) else heat
+    held = pearson[~pearson["flipped"]].set_index("method") if len(pearson) else pearson
+    if len(held):
+        best, worst = held["mean"].idxmax(), held["mean"].idxmin()
+        text = (f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {best} "
+                f"(Pearson {_fmt(held.loc[best, 'mean'])} where the prediction holds, n = {int(held.loc[best, 'n'])})")
+        text += f" and least for {worst} ({_fmt(held.loc[worst, 'mean'])})." if worst != best else "."
+        flipped = pearson[pearson["flipped"]].set_index("method")
+        drops = [(m, held.loc[m, "mean"], flipped.loc[m, "mean"]) for m in flipped.index
+                 if m in held.index and held.loc[m, "mean"] - flipped.loc[m, "mean"] > 0.1]
+        if drops:
+            listed = ", ".join(f"{m} {_fmt(a)} → {_fmt(b)}" for m, a, b in sorted(drops, key=lambda d: d[2] - d[1]))
+            text += (f" Where the prediction flips, agreement drops for {listed}: these maps follow the decision, "
+                     f"not only the image.")
+        elif len(flipped):
+            text += " No method's agreement drops by more than 0.1 where the prediction flips."
         sentences.append([{"text": text}])
 
     floor = table[(table["metric"] == "equivariance_floor") & (table["transform"] != "identity")]

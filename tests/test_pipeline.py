@@ -113,3 +113,77 @@ def test_h5_file_loads(tmp_path):
     loaded = models.load({"path": str(tmp_path / "legacy.h5")})
     x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def nested_classifier(size=64):
+    """The transfer-learning case: a keras.applications base inside a Sequential classifier."""
+    keras.utils.set_random_seed(0)
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
+    return keras.Sequential([keras.Input((size, size, 3)), base, keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(3, activation="softmax", name="head")])
+
+
+def test_every_heatmap_method_runs_through_the_pipeline_on_a_nested_application_model(tmp_path):
+    from skimage import data as skdata
+
+    from convlens import attribution
+
+    nested_classifier().save(tmp_path / "nested.keras")
+    out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
+    pipeline.load_model("nested", {"path": str(tmp_path / "nested.keras"), "preprocess": "caffe",
+                                   "class_names": ["a", "b", "c"]}, 2, out)
+    Image.fromarray(skdata.astronaut()).save(tmp_path / "astronaut.png")
+    cfg = analysis_config(heatmaps={"methods": "all", "layer": "vgg16/block5_pool",
+                                    "params": {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4},
+                                               "occlusion": {"patch": 16, "stride": 16}}})
+    entries = image_entries(tmp_path, [{"id": "astronaut", "path": str(tmp_path / "astronaut.png")}])
+    pipeline.analyze_shard(out["model"], out["info"], entries, cfg, 2)
+    summary = json.loads((tmp_path / "astronaut.json").read_text())
+    assert summary["methods"] == list(attribution.METHODS)  # all twelve, cam included (block5_pool -> GAP -> dense)
+    with np.load(tmp_path / "astronaut.npz") as raw:
+        for j in range(12):
+            maps = raw[f"heat_{j}"]
+            assert maps.shape == (3, 64, 64) and np.isfinite(maps).all(), j
+            # Score-CAM's weights p(x * H_k) - p(black) may all be negative on random weights (all-zero map)
+            assert np.abs(maps).max() > 0 or summary["methods"][j] == "scorecam"
+    metrics = pd.read_csv(tmp_path / "astronaut.csv", keep_default_na=False, na_values=[""])
+    assert set(metrics[metrics["metric"] == "heatmap_pearson"]["layer"]) == set(attribution.METHODS)
+    pipeline.render_image(str(tmp_path / "astronaut.npz"), str(tmp_path / "astronaut.json"), str(tmp_path / "fig"),
+                          str(tmp_path / "sheet.json"), 4, [])
+    sheet = json.loads((tmp_path / "sheet.json").read_text())
+    for method in attribution.METHODS:
+        for t in sheet["transforms"]:
+            assert (tmp_path / "fig" / sheet["heatmaps"][method][t]).is_file()
+    # cam at the last conv layer (a max-pool follows it) does not apply: 'all' leaves it out and says why
+    model = keras.saving.load_model(out["model"], safe_mode=True)
+    names, notes = pipeline.heatmap_methods(model, "all", "vgg16/block5_conv3")
+    assert "cam" not in names and len(names) == 11 and "cam left out" in notes[0]
+    with pytest.raises(InputError, match="config.heatmaps.methods: cam"):
+        pipeline.heatmap_methods(model, ["cam"], "vgg16/block5_conv3")
+
+
+def test_method_quality_table_matches_the_library(tmp_path):
+    """The quality table holds the numbers cascading_randomization gives for the same images and seed."""
+    from convlens import attribution, backend
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, name="head")])
+    model.save(tmp_path / "m.keras")
+    (tmp_path / "info.json").write_text(json.dumps({"name": "m", "source": "load", "input_shape": [16, 16, 3],
+                                                    "class_names": ["x", "y"], "preprocess": "unit"}))
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / f"im{i}.png")
+    images = [{"id": f"im{i}", "path": str(tmp_path / f"im{i}.png")} for i in range(2)]
+    cfg = {"heatmaps": {"methods": ["saliency", "cam"], "layer": None, "score": "logit", "params": {},
+                        "quality_steps": 4}, "batch_size": 8}
+    out = {"json": str(tmp_path / "q.json"), "csv": str(tmp_path / "q.csv"), "figures": str(tmp_path / "qf")}
+    pipeline.method_quality(str(tmp_path / "m.keras"), str(tmp_path / "info.json"), images, cfg, 3, 2, out)
+    table = pd.read_csv(tmp_path / "q.csv").set_index("method")
+    x = np.stack([np.asarray(Image.open(tmp_path / f"im{i}.png")) for i in range(2)]).astype(np.float32) / 255
+    targets = np.full(2, backend.TARGET_PREDICTED)
+    again = attribution.cascading_randomization(model, x, targets, ["saliency", "cam"], seed=3)
+    assert table.loc["saliency", "spearman_randomized"] == pytest.approx(np.nanmean(again["spearman"]["saliency"][-1]))
+    assert bool(table.loc["saliency", "insensitive"]) == again["insensitive"]["saliency"]
+    assert (tmp_path / "qf" / "randomization.png").is_file() and (tmp_path / "qf" / "deletion_insertion.png").is_file()

@@ -206,7 +206,7 @@ def test_study_writes_tables_plots_and_sentences_that_link_images(tmp_path):
     paths = []
     for image, frame in table.groupby("image"):
         paths.append(tmp_path / f"{image}.csv")
-        frame.to_csv(paths[-1], index=False)
+        frame.to_csv(paths[-1], index=False, na_rep="nan")  # as csv.DictWriter writes an undefined value
     pooled = {i: {"l1": np.array([1.0, float(k)]), "l2": np.array([float(k), 1.0])} for k, i in enumerate("abc")}
     transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "hflip"}])
     manifest = study.run_study([str(p) for p in paths], pooled, transforms, ["l1", "l2"], tmp_path / "out",

@@ -51,8 +51,11 @@ def test_report_has_every_stage_for_every_image(tiny_run):
     # cover+contents, study, run summary, model, filters (may share a page), one sheet per image
     assert 7 <= len(reader.pages) <= 20
     text = "".join(page.extract_text() for page in reader.pages)
-    for expected in ("Config digest", "tensorflow", "Test accuracy", "page 1 of", "Grad-CAM", "block1_conv1"):
+    for expected in ("Config digest", "tensorflow", "Test accuracy", "page 1 of", "Grad-CAM", "block1_conv1",
+                     "heatmaps, one column per method", "integrated_gradients", "Spearman after randomization"):
         assert expected in text
+    quality = json.loads((workdir / "results" / "tiny" / "methods" / "quality.json").read_text())
+    assert [r["method"] for r in quality["rows"]][:2] == ["gradcam", "saliency"] and len(quality["images"]) == 2
     # the user's title is escaped in HTML, shown literally in the PDF
     assert "&lt;b&gt;escaped&lt;/b&gt;" in html and "<b>escaped</b>" not in html
     assert "<b>escaped</b>" in text
@@ -65,6 +68,11 @@ def test_report_has_every_stage_for_every_image(tiny_run):
             for name in [sheet["inputs"][t], sheet["gradcam"][t]] + [sheet["activations"][la][t] for la in sheet["layers"]]:
                 assert (folder / "figures" / name).is_file()
         assert sheet["sheet_layers"] == ["block1_conv1", "block3_conv2"]  # the model's own override
+        methods = ["gradcam", "saliency", "smoothgrad", "integrated_gradients", "occlusion", "guided_backprop",
+                   "gradcam_pp"]
+        assert sheet["methods"] == methods  # the heatmap sheet: a column per configured method
+        for t in sheet["transforms"]:
+            assert all((folder / "figures" / sheet["heatmaps"][m][t]).is_file() for m in methods)
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["cam_layer"] == "block2_conv2"
         assert summary["error"] is None and summary["label_name"] in ("circle", "square", "triangle")
@@ -88,7 +96,8 @@ def test_sensitivity_table_has_a_row_per_image_transform_layer_and_metric(tiny_r
     per_layer = [(layer, m) for layer in summary["layers"] for m in ("equivariance_error", "invariance_cosine")]
     others = [("input", "equivariance_floor")] + [("output", m) for m in
                                                   ("top1_change", "prob_change", "kl_divergence", "correct")]
-    others += [("gradcam", m) for m in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20")]
+    others += [(method, m) for method in summary["methods"] for m in ("heatmap_pearson", "heatmap_spearman",
+                                                                        "heatmap_iou20")]
     expected = {(i, t, la, m) for i in ("shapes-test-0000", "shapes-test-0001") for t in transforms
                 for la, m in per_layer + others}
     keys = list(zip(table["image"], table["transform"], table["layer"], table["metric"]))

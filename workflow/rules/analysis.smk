@@ -86,3 +86,41 @@ rule filters:
         seed=config["seed"],
     script:
         "../../scripts/filters.py"
+
+
+rule method_quality:
+    input:
+        model="results/{model}/model/model.keras",
+        info="results/{model}/model/info.json",
+        images=image_inputs(QUALITY_IMAGES),
+    output:
+        json="results/{model}/methods/quality.json",
+        csv=report(
+            "results/{model}/methods/quality.csv",
+            category="Heatmap methods",
+            subcategory="{model}",
+        ),
+        figures=report(
+            directory("results/{model}/methods/figures"),
+            patterns=["{name}.png"],
+            category="Heatmap methods",
+            subcategory="{model}",
+        ),
+    log:
+        "results/logs/{model}/method_quality.log",
+    benchmark:
+        "results/benchmarks/{model}/method_quality.tsv"
+    conda:
+        "../../environment.yml"
+    threads: TF_THREADS
+    resources:
+        gpu=1,
+    params:
+        images=image_params(QUALITY_IMAGES),
+        cfg=lambda wildcards: {
+            "heatmaps": {**config["heatmaps"], **analysis_config(wildcards)["heatmaps"]},
+            "batch_size": config["batch_size"],
+        },
+        seed=config["seed"],
+    script:
+        "../../scripts/method_quality.py"

@@ -42,6 +42,7 @@ TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
 IMAGE_IDS = [img.id for img in IMAGES]
+QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
 CONFIG_DIGEST = digest(config)
 
 
@@ -52,7 +53,9 @@ def model_override(model, key, section, section_key):
 
 def analysis_config(wildcards):
     """The config an analysis job depends on: changing the report title must not redo it."""
-    heatmaps = dict(config["heatmaps"])
+    heatmaps = {
+        k: v for k, v in config["heatmaps"].items() if not k.startswith("quality_")
+    }
     heatmaps["layer"] = model_override(
         wildcards.model, "heatmap_layer", "heatmaps", "layer"
     )
@@ -125,6 +128,7 @@ def model_report_inputs(wildcards=None):
             f"results/{m}/transforms.csv",
             f"results/{m}/filters/filters.json",
             f"results/{m}/sensitivity/study.json",
+            f"results/{m}/methods/quality.json",
         ]
         if m in TRAINED:
             files += [

@@ -1,0 +1,6 @@
+"""Snakemake entry for rule method_quality: sanity and faithfulness of each heatmap method."""
+from convlens.pipeline import method_quality, run_stage
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+run_stage(sm.log[0], method_quality, sm.input.model, sm.input.info, sm.params.images, sm.params.cfg, sm.params.seed,
+          sm.threads, {"json": sm.output.json, "csv": sm.output.csv, "figures": sm.output.figures})
