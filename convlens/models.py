@@ -96,9 +96,10 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return cm
 
 
-def train(spec: dict, dataset, seed: int) -> tuple[object, list[dict], dict]:
+def train(spec: dict, dataset, seed: int, callbacks: list | None = None) -> tuple[object, list[dict], dict]:
     """Fit ``spec['architecture']`` on ``dataset``; keep the best-validation-accuracy weights.
 
+    ``callbacks`` (Keras callbacks: checkpoints, TensorBoard) see every epoch of the fit.
     Returns (model, history rows per epoch, metrics with test accuracy and confusion matrix).
     """
     import keras
@@ -128,7 +129,7 @@ def train(spec: dict, dataset, seed: int) -> tuple[object, list[dict], dict]:
 
     keep = KeepBest()
     hist = model.fit(x[tr], y[tr], validation_data=(x[va], y[va]), epochs=spec["epochs"],
-                     batch_size=spec["batch_size"], shuffle=True, verbose=0, callbacks=[keep])
+                     batch_size=spec["batch_size"], shuffle=True, verbose=0, callbacks=[keep, *(callbacks or [])])
     model.set_weights(keep.weights)
     history = [{"epoch": i + 1, **{k: float(v[i]) for k, v in hist.history.items()}}
                for i in range(len(hist.history["loss"]))]

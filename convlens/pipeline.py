@@ -99,15 +99,33 @@ def make_dataset(spec: dict, seed: int, out_npz: str) -> None:
     os.replace(out_npz + ".part.npz", out_npz)
 
 
-def train_model(name: str, spec: dict, dataset_npz: str, seed: int, threads: int, out: dict) -> None:
-    """Writes model.keras, info.json, architecture.csv, history.csv, metrics.json."""
+def checkpoint_epochs(wanted: list[int], epochs: int) -> list[int]:
+    """The configured checkpoint epochs that training reaches, and always the last one."""
+    return sorted({e for e in wanted if e <= epochs} | {epochs})
+
+
+def train_model(name: str, spec: dict, dataset_npz: str, seed: int, threads: int, evolution: dict,
+                out: dict) -> None:
+    """Writes model.keras, info.json, architecture.csv, history.csv, metrics.json; checkpoints at
+    the chosen epochs and TensorBoard event files (scalars, first-layer kernels and feature maps)."""
     from convlens import backend, models
     from convlens.data import Dataset
+    from convlens.evolution import EpochCheckpoints
+    from convlens.tblog import TensorBoardLogger
 
     backend.configure(threads)
     ds = Dataset.load(dataset_npz)
+    epochs = checkpoint_epochs(evolution["epochs"], spec["epochs"])
+    if evolution["image"] >= len(ds.x_test):
+        raise InputError(f"config.evolution.image: {evolution['image']} is past the end of the test split "
+                         f"({len(ds.x_test)} images)")
+    image = ds.x_test[evolution["image"]].astype("float32") / 255.0
+    for folder in (out["checkpoints"], out["tensorboard"]):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    callbacks = [EpochCheckpoints(out["checkpoints"], epochs),
+                 TensorBoardLogger(out["tensorboard"], image, models.resolve_preprocess(spec), image_epochs=epochs)]
     t0 = time.time()
-    model, history, metrics = models.train(spec, ds, seed)
+    model, history, metrics = models.train(spec, ds, seed, callbacks)
     log.info("trained %s in %.1f s; best epoch %d (val acc %.3f); test accuracy %.3f", name, time.time() - t0,
              metrics["best_epoch"], metrics["best_val_accuracy"], metrics["test_accuracy"])
     _save_model(model, models.ModelInfo(name, "train", list(ds.x_train.shape[1:]), ds.class_names,
@@ -415,6 +433,69 @@ def sensitivity_study(images: list[dict], transform_specs: list[dict], out: dict
 
 
 # ---------------------------------------------------------------------------------------------
+# training views: evolution strips from the saved checkpoints, the embedding
+
+
+def training_views(model_path: str, info_json: str, checkpoints_dir: str, dataset_npz: str, evolution: dict,
+                   top_k: int, seed: int, threads: int, out: dict) -> None:
+    """Per saved checkpoint: the first-layer kernels and chosen layers' feature maps of one test image
+    (Zeiler & Fergus 2014, Fig. 4); the penultimate layer's features of the test set in 2-D."""
+    from convlens import activations as acts_mod, backend, embedding, render
+    from convlens.data import Dataset, write_png
+    from convlens.evolution import checkpoint_epoch, checkpoint_strip
+    from convlens.models import ModelInfo
+
+    model, _ = open_model(model_path, threads)
+    info = ModelInfo.load(info_json)
+    ds = Dataset.load(dataset_npz)
+    figures = Path(out["figures"])
+    figures.mkdir(parents=True, exist_ok=True)
+    files = sorted((p for p in Path(checkpoints_dir).glob("epoch_*.weights.h5") if checkpoint_epoch(p)),
+                   key=checkpoint_epoch)
+    if not files:
+        raise InputError(f"{checkpoints_dir}: no checkpoints (epoch_NNN.weights.h5); retrain the model")
+    convs = backend.conv_layers(model)
+    layers = evolution["layers"] or list(dict.fromkeys([convs[0], convs[-1]]))
+    for layer in layers:
+        backend.check_spatial(model, layer, "config.evolution.layers")
+    image = ds.x_test[evolution["image"]].astype("float32") / 255.0
+    epochs = [checkpoint_epoch(f) for f in files]
+    kernels, maps = {}, {}
+    for layer in layers:
+        strip = checkpoint_strip(model, files, image, layer, info.preprocess)
+        final = strip[-1]["activations"]
+        channels = acts_mod.top_channels(final, top_k)
+        maps[layer] = {}
+        for entry in strip:
+            tag = f"e{entry['epoch']:03d}"
+            if tag not in kernels:
+                tiles = np.stack([render.upscale(t, 24) for t in render.kernel_tiles(entry["kernels"])])
+                kernels[tag] = f"kernels_{tag}.png"
+                write_png(render.grid(tiles, cols=min(16, len(tiles)), pad=2), figures / kernels[tag])
+            act = entry["activations"]
+            mean, std = acts_mod.display_stats(act)
+            shown = acts_mod.to_display(act, mean, std)[..., channels]
+            tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
+            maps[layer][tag] = f"act_{_layer_file(layer)}_{tag}.png"
+            write_png(render.grid(tiles, cols=min(8, len(tiles))), figures / maps[layer][tag])
+    n = min(evolution["embedding_points"], len(ds.x_test))
+    features, predicted = embedding.penultimate_features(model, ds.x_test[:n].astype("float32") / 255.0,
+                                                         info.preprocess)
+    coords, method = embedding.project_2d(features, seed=seed)
+    labels = ds.y_test[:n]
+    embedding.write_embedding_png(coords, labels, predicted, str(figures / "embedding.png"), ds.class_names,
+                                  f"{embedding.last_dense_layer(model)} input, {method.upper()}")
+    log.info("evolution strips for %d checkpoints (epochs %s), layers %s; embedding of %d images by %s",
+             len(files), epochs, ", ".join(layers), n, method)
+    _write_json(out["manifest"], {
+        "epochs": epochs, "checkpoints": [f.name for f in files], "layers": layers, "image": evolution["image"],
+        "image_label": ds.class_names[int(ds.y_test[evolution["image"]])], "kernels": kernels, "maps": maps,
+        "embedding": {"file": "embedding.png", "method": method, "points": n,
+                      "feature_layer": embedding.last_dense_layer(model), "features": int(features.shape[1]),
+                      "misclassified": int((predicted != labels).sum())}})
+
+
+# ---------------------------------------------------------------------------------------------
 # heatmap-method quality
 
 
@@ -663,7 +744,41 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
         pats = np.stack([render.upscale(render.pattern_to_uint8(p), 64) for p in res["images"]])
         fname = f"patterns_{_layer_file(layer)}.png"
         write_png(render.grid(pats, cols=min(8, len(pats)), pad=2), out / fname)
-        result["layers"].append({"layer": layer, "file": fname, "filters": chosen,
-                                 "objective_start": res["objective_start"], "objective_end": res["objective_end"],
-                                 "improved": int((gain > 0).sum())})
+        entry = {"layer": layer, "file": fname, "filters": chosen, "objective_start": res["objective_start"],
+                 "objective_end": res["objective_end"], "improved": int((gain > 0).sum())}
+        if fcfg["regularized"]["steps"]:
+            entry["regularized"] = _regularized_patterns(model, layer, chosen, shape, info.preprocess,
+                                                         fcfg["regularized"], seed + i, res["images"], out)
+        result["layers"].append(entry)
     _write_json(out_json, result)
+
+
+def _regularized_patterns(model, layer: str, channels: list[int], shape, preprocess_mode: str, reg: dict, seed: int,
+                          plain: np.ndarray, out: Path) -> dict:
+    """Regularized feature visualization of the same filters (featviz.visualize) and the filters'
+    mean pre-activation on four kinds of image: uniform noise, the plain pattern clipped to the
+    valid pixel range, the plain pattern as drawn (min-max scaled), the regularized pattern."""
+    from convlens import featviz, render
+    from convlens.data import write_png
+
+    t0 = time.time()
+    res = featviz.visualize(model, layer, channels, shape, preprocess_mode, objective="channel", param=reg["param"],
+                            steps=reg["steps"], lr=reg["lr"], jitter=min(reg["jitter"], min(shape[:2]) - 1),
+                            scales=tuple(reg["scales"]), rotate_deg=reg["rotate_deg"], tv_weight=reg["tv_weight"],
+                            blur_every=reg["blur_every"], seed=seed)
+    noise = np.random.default_rng(seed).random((len(channels),) + tuple(shape)).astype(np.float32)
+    drawn = np.stack([render.pattern_to_uint8(p)[..., :shape[2]] for p in plain]).astype(np.float32) / 255.0
+
+    def measured(images):
+        return featviz.objective_values(model, layer, channels, images, preprocess_mode)
+
+    values = {"noise": measured(noise), "plain_clipped": measured(np.clip(plain, 0.0, 1.0)),
+              "plain_drawn": measured(drawn), "regularized": res["objective"]}
+    fname = f"regularized_{_layer_file(layer)}.png"
+    pats = np.stack([render.upscale(render.to_rgb_uint8(p), 64) for p in res["images"]])
+    write_png(render.grid(pats, cols=min(8, len(pats)), pad=2), out / fname)
+    means = {k: float(np.mean(v)) for k, v in values.items()}
+    log.info("%s: regularized patterns in %.1f s; mean pre-activation noise %.3f, plain clipped %.3f, "
+             "plain drawn %.3f, regularized %.3f", layer, time.time() - t0, *means.values())
+    return {"file": fname, "mean": means, "beats": {k: int((values["regularized"] > v).sum())
+                                                   for k, v in values.items() if k != "regularized"}}

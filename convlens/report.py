@@ -78,11 +78,14 @@ def collect(config: dict, models: list[str], images: list[str], results: Path) -
             "quality": _read_json(base / "methods" / "quality.json"),
             "quality_dir": f"{name}/methods/figures",
             "metrics": None,
+            "evolution": None,
             "images": [],
         }
         if (base / "model" / "metrics.json").exists():
             section["metrics"] = _read_json(base / "model" / "metrics.json")
             section["curves"] = f"{name}/model/training_curves.png"
+            section["evolution"] = _read_json(base / "evolution" / "evolution.json")
+            section["evolution_dir"] = f"{name}/evolution/figures"
             section["confusion"] = f"{name}/model/confusion_matrix.png"
         for image in images:
             folder = base / "images" / image

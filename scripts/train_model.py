@@ -3,4 +3,4 @@ from convlens.pipeline import run_stage, train_model
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_stage(sm.log[0], train_model, sm.wildcards.model, sm.params.spec, sm.input.dataset, sm.params.seed,
-          sm.threads, dict(sm.output.items()))
+          sm.threads, sm.params.evolution, dict(sm.output.items()))

@@ -53,7 +53,9 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
             "validation_fraction": 0.2, "source": "train"}
     out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in
            (("model", "keras"), ("info", "json"), ("architecture", "csv"), ("history", "csv"), ("metrics", "json"))}
-    pipeline.train_model("mnist", spec, str(tmp_path / "data.npz"), 1, 2, out)
+    out.update(checkpoints=str(tmp_path / "ckpt"), tensorboard=str(tmp_path / "tb"))
+    pipeline.train_model("mnist", spec, str(tmp_path / "data.npz"), 1, 2, {"epochs": [1, 5], "image": 0}, out)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch_001.weights.h5"]
     cfg = analysis_config()
     entries = image_entries(tmp_path, [{"id": "digit", "dataset_npz": str(tmp_path / "data.npz"), "index": 0}])
     pipeline.analyze_shard(out["model"], out["info"], entries, cfg, 2)

@@ -195,3 +195,29 @@ def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
     jobs = [line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))]
     assert sum(j.startswith("analyze_") for j in jobs) == 1, jobs
     assert "train_model" not in jobs and "load_model" not in jobs and "filters" not in jobs
+
+
+def test_training_views_come_from_the_saved_checkpoints_and_tensorboard_reads_the_events(tiny_run):
+    from convlens.tblog import read_events
+
+    workdir, _ = tiny_run
+    model_dir = workdir / "results" / "tiny"
+    evolution = json.loads((model_dir / "evolution" / "evolution.json").read_text())
+    # 1 epoch: the configured epochs past it are dropped, the last one is kept
+    assert evolution["epochs"] == [1] and evolution["checkpoints"] == ["epoch_001.weights.h5"]
+    assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.h5")) == evolution["checkpoints"]
+    for name in [evolution["kernels"]["e001"], evolution["embedding"]["file"]] + [
+            files["e001"] for files in evolution["maps"].values()]:
+        assert (model_dir / "evolution" / "figures" / name).is_file()
+    assert evolution["embedding"]["method"] == "tsne" and evolution["embedding"]["points"] > 0
+    events = read_events(model_dir / "tensorboard")
+    assert events["reader"] == "tensorboard"  # read with TensorBoard's own EventAccumulator
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(events["scalars"])
+    history = (model_dir / "model" / "history.csv").read_text().splitlines()
+    assert [step for step, _ in events["scalars"]["loss"]] == list(range(1, len(history)))
+    assert {"kernels/block1_conv1", "feature_maps/block1_conv1"} <= set(events["images"])
+    filters = json.loads((model_dir / "filters" / "filters.json").read_text())
+    for layer in filters["layers"]:
+        reg = layer["regularized"]
+        assert (model_dir / "filters" / "figures" / reg["file"]).is_file()
+        assert set(reg["mean"]) == {"noise", "plain_clipped", "plain_drawn", "regularized"}

@@ -136,6 +136,7 @@ def model_report_inputs(wildcards=None):
                 f"results/{m}/model/history.csv",
                 f"results/{m}/model/training_curves.png",
                 f"results/{m}/model/confusion_matrix.png",
+                f"results/{m}/evolution/evolution.json",
             ]
         for i in IMAGE_IDS:
             files += [

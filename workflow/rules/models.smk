@@ -14,6 +14,8 @@ rule train_model:
         ),
         history="results/{model}/model/history.csv",
         metrics="results/{model}/model/metrics.json",
+        checkpoints=directory("results/{model}/checkpoints"),
+        tensorboard=directory("results/{model}/tensorboard"),
     log:
         "results/logs/{model}/train.log",
     benchmark:
@@ -28,8 +30,40 @@ rule train_model:
     params:
         spec=lambda wc: config["models"][wc.model],
         seed=config["seed"],
+        evolution={k: config["evolution"][k] for k in ("epochs", "image")},
     script:
         "../../scripts/train_model.py"
+
+
+rule training_views:
+    input:
+        model="results/{model}/model/model.keras",
+        info="results/{model}/model/info.json",
+        checkpoints="results/{model}/checkpoints",
+        dataset=lambda wc: dataset_npz(config["models"][wc.model]["dataset"]),
+    output:
+        manifest="results/{model}/evolution/evolution.json",
+        figures=report(
+            directory("results/{model}/evolution/figures"),
+            patterns=["{name}.png"],
+            category="Training",
+            subcategory="{model}",
+        ),
+    log:
+        "results/logs/{model}/training_views.log",
+    benchmark:
+        "results/benchmarks/{model}/training_views.tsv"
+    wildcard_constraints:
+        model=one_of(TRAINED),
+    conda:
+        "../../environment.yml"
+    threads: TF_THREADS
+    params:
+        evolution=config["evolution"],
+        top_k=config["activations"]["top_k"],
+        seed=config["seed"],
+    script:
+        "../../scripts/training_views.py"
 
 
 rule load_model:
