@@ -118,7 +118,10 @@ rule method_quality:
     params:
         images=image_params(QUALITY_IMAGES),
         cfg=lambda wildcards: {
-            "heatmaps": {**config["heatmaps"], **analysis_config(wildcards)["heatmaps"]},
+            "heatmaps": {
+                **config["heatmaps"],
+                **analysis_config(wildcards)["heatmaps"],
+            },
             "batch_size": config["batch_size"],
         },
         seed=config["seed"],
