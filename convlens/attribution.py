@@ -549,42 +549,13 @@ def _rectified(fn, rule: str):
     return op
 
 
-def _replay(model, x, call, prefix: str = ""):
+def _replay(model, x, call):
     """Run ``model`` on ``x``, every layer through ``call(path, layer, input, *args, **kwargs)``.
 
-    Returns (final output, input of the last layer), descending into nested models; the same walk
-    as ``backend._trace``, with the layer call left to the caller.
+    Returns (final output, input of the last layer), descending into nested models
+    (``backend._trace`` with the layer call left to the caller).
     """
-    import keras
-
-    def apply(op, arg, args=(), kwargs=None):
-        path = prefix + op.name
-        if isinstance(op, keras.Model):
-            return _replay(op, arg, call, path + "/")
-        return call(path, op, arg, *args, **(kwargs or {})), arg
-
-    if isinstance(model, keras.Sequential):
-        pre = x
-        for layer in model.layers:
-            x, pre = apply(layer, x)
-        return x, pre
-    if not hasattr(model, "_run_through_graph") or len(model.inputs) != 1:
-        raise InputError(f"model {model.name!r}: only single-input Sequential or functional models can be explained")
-    head = backend._output_operation(model)
-    box = {}
-
-    def operation_fn(op):
-        def run(*args, **kwargs):
-            out, pre = apply(op, args[0], args[1:], kwargs)
-            if op is head:
-                box["pre"] = pre
-            return out
-
-        return run
-
-    outputs = model._run_through_graph(x, operation_fn=operation_fn)
-    out = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-    return out, box.get("pre", out)
+    return backend._trace(model, x, set(), {}, call=call)
 
 
 def _cam_dense(model, cam_layer: str):

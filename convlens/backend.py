@@ -191,7 +191,7 @@ class _AllFound(Exception):
 
 
 def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_found: bool = False,
-           on_call=None):
+           on_call=None, call=None):
     """Run ``model`` on symbolic ``x``, filling ``found`` with the wanted tensors.
 
     Returns (final output, input of the last layer). A wanted path ``layer`` asks for the layer's
@@ -199,7 +199,9 @@ def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_
     sit, so layers of a base model inside a classifier (the transfer-learning case) can be probed.
     Sequential models are walked layer by layer; functional graphs are replayed node by node. With
     ``stop_when_found`` the walk ends (raising _AllFound) as soon as everything wanted is there.
-    ``on_call(path, layer, input, output)``, when given, sees every layer call.
+    ``on_call(path, layer, input, output)``, when given, sees every layer call; ``call(path, layer,
+    input, *args, **kwargs)``, when given, makes it (to run a layer differently, e.g. with another
+    gradient).
     """
     import keras
 
@@ -213,9 +215,9 @@ def _trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_
         """Call one operation; returns (output, input of its last layer)."""
         path = prefix + op.name
         if isinstance(op, keras.Model):
-            return _trace(op, arg, wanted, found, path + "/", stop_when_found, on_call)
+            return _trace(op, arg, wanted, found, path + "/", stop_when_found, on_call, call)
         record(path + INPUT_SUFFIX, arg)
-        out = op(arg, *args, **(kwargs or {}))
+        out = call(path, op, arg, *args, **(kwargs or {})) if call else op(arg, *args, **(kwargs or {}))
         if on_call is not None:
             on_call(path, op, arg, out)
         record(path, out)
@@ -447,6 +449,21 @@ class Analyzer:
         return {k: ([np.asarray(a) for a in v] if isinstance(v, list) else np.asarray(v)) for k, v in out.items()}
 
 
+def pre_activation_probe(model, layer_path: str, input_shape: tuple[int, int, int], fix: str):
+    """(probe returning the input of ``layer_path`` for images of ``input_shape``, the layer without its
+    activation): together they give the layer's pre-activation response at any size the conv
+    layers before it accept. ``fix`` tells the user what to change when the size is refused."""
+    layer = find_layer(model, layer_path)
+    try:
+        probe = build_probe(model, [], None, inputs_of=(layer_path,), input_shape=tuple(input_shape))
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"the layers before {layer_path!r} do not accept {input_shape[0]}x{input_shape[1]} "
+                         f"input ({exc}); {fix}") from exc
+    return probe, linear_copy(layer) if getattr(layer, "activation", None) is not None else layer
+
+
 def filter_patterns(model, layer_path: str, filters: list[int], input_shape: tuple[int, int, int],
                     preprocess_mode: str, steps: int, step_size: float, seed: int) -> dict:
     """Gradient ascent on the mean pre-activation of each filter, all filters as one batch.
@@ -459,15 +476,8 @@ def filter_patterns(model, layer_path: str, filters: list[int], input_shape: tup
     import keras
     import tensorflow as tf
 
-    layer = find_layer(model, layer_path)
-    try:
-        probe = build_probe(model, [], None, inputs_of=(layer_path,), input_shape=tuple(input_shape))
-    except InputError:
-        raise
-    except ValueError as exc:
-        raise InputError(f"config.filters.image_size: the layers before {layer_path!r} do not accept "
-                         f"{input_shape[0]}x{input_shape[1]} input ({exc}); set it to the model's input size") from exc
-    response = linear_copy(layer) if getattr(layer, "activation", None) is not None else layer
+    probe, response = pre_activation_probe(model, layer_path, input_shape,
+                                           "set config.filters.image_size to the model's input size")
     index = tf.constant(filters, dtype=tf.int32)
 
     def objective(x):

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.backend import Head, build_probe, find_layer, linear_copy, preprocess
+from convlens.backend import Head, build_probe, pre_activation_probe, preprocess
 from convlens.errors import InputError
 
 OBJECTIVES = ("channel", "neuron", "class")
@@ -169,15 +169,7 @@ def _objective_fn(model, layer_path: str | None, input_shape: tuple[int, int, in
 
     if layer_path is None:
         raise ValueError(f"the {objective} objective needs a layer_path")
-    layer = find_layer(model, layer_path)
-    try:
-        probe = build_probe(model, [], None, inputs_of=(layer_path,), input_shape=tuple(input_shape))
-    except InputError:
-        raise
-    except ValueError as exc:
-        raise InputError(f"the layers before {layer_path!r} do not accept {input_shape[0]}x{input_shape[1]} "
-                         f"input ({exc}); use the model's input size {own_shape}") from exc
-    response = linear_copy(layer) if getattr(layer, "activation", None) is not None else layer
+    probe, response = pre_activation_probe(model, layer_path, input_shape, f"use the model's input size {own_shape}")
 
     def unit_value(x, index):
         outs = probe(preprocess(x, preprocess_mode), training=False)
