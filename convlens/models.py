@@ -45,7 +45,9 @@ class ModelInfo:
 
 
 def build_shapes_cnn(input_shape=(28, 28, 3), n_classes: int = 3):
-    """Three blocks of two 3x3 convolutions (32/64/64), max-pooling and dropout; dense 512; softmax."""
+    """Three blocks of two 3x3 convolutions (32/64/64), max-pooling and dropout after the first two;
+    global average pooling; softmax. The last conv layer feeds global average pooling and one dense
+    layer, so every heatmap method applies, CAM included (Zhou et al. 2016)."""
     import keras
     from keras import layers
 
@@ -53,11 +55,11 @@ def build_shapes_cnn(input_shape=(28, 28, 3), n_classes: int = 3):
     for block, filters in enumerate((32, 64, 64), start=1):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv1")(x)
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv2")(x)
-        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-        x = layers.Dropout(0.25, name=f"block{block}_dropout")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(512, activation="relu", name="fc1")(x)
-    x = layers.Dropout(0.5, name="fc1_dropout")(x)
+        if block < 3:
+            x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+            x = layers.Dropout(0.25, name=f"block{block}_dropout")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(0.25, name="gap_dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="shapes_cnn")
 

@@ -341,6 +341,6 @@ def test_bad_method_parameter_and_cam_layer_are_named():
         Explainer(model, ["occlusion"], params={"occlusion": {"size": 3}})
     with pytest.raises(InputError, match="score"):
         Explainer(model, ["saliency"], score="margin")
-    cnn = models.build_shapes_cnn((28, 28, 3), 3)  # Flatten, not global average pooling
+    cnn = models.build_mnist_cnn((28, 28, 1), 10)  # Flatten and a hidden dense layer, not global average pooling
     with pytest.raises(InputError, match="CAM"):
         Explainer(cnn, ["cam"])
