@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: report test lint dryrun clean
+.PHONY: report test lint dryrun clean bench
 
 $(VENV)/.installed: requirements.txt requirements-base.txt requirements-dev.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ lint: $(VENV)/.installed
 
 dryrun: $(VENV)/.installed
 	$(BIN)/snakemake -n
+
+# the benchmark of benchmarks/README.md; quick check: make bench BENCH_ARGS="--sizes 2,4 --models shapes"
+BENCH_ARGS ?= --sizes 8,32,128 --models vgg16,shapes
+
+bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -r benchmarks/requirements-bench.txt -c requirements.lock
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf results .snakemake

@@ -916,8 +916,10 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
                     sim[n][step, b] = ssim(normalize_map(original[n][b])[0], normalize_map(current[n][b])[0])
     finally:
         model.set_weights(saved)
+    # all-NaN (maps that became constant have no rank order) counts as changed, without a warning
+    last = {n: rho[n][-1][np.isfinite(rho[n][-1])] for n in names}
     return {"layers": list(layers_from_top), "spearman": rho, "ssim": sim,
-            "insensitive": {n: bool(np.nanmean(rho[n][-1]) > threshold) for n in names}}
+            "insensitive": {n: bool(last[n].size and last[n].mean() > threshold) for n in names}}
 
 
 def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: int = 20, *,

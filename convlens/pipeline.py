@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -524,8 +525,8 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
         except InputError as exc:
             log.warning("%s left out of the method check: %s", entry["id"], exc)
     if not pictures:
-        _write_json(out["json"], {"images": [], "methods": [], "skipped": "no images (heatmaps.quality_images: 0 or "
-                                                                         "none readable)"})
+        _write_json(out["json"], {"images": [], "methods": [], "rows": [],
+                                  "skipped": "no images (heatmaps.quality_images: 0, or none readable)"})
         _write_csv(out["csv"], [], QUALITY_COLUMNS)
         return
     cam_layer = hcfg["layer"] or backend.last_conv_layer(model)
@@ -550,19 +551,23 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
     sanity = attribution.cascading_randomization(model, x, targets, methods, seed=seed, **common)
     log.info("cascading randomization over %d layers in %.1f s", len(sanity["layers"]), time.time() - t0)
     random = next(iter(faithful.values()))["random"]
+    with warnings.catch_warnings():  # a step whose maps all became constant has no Spearman: NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spearman = {m: np.nanmean(sanity["spearman"][m], axis=1) for m in methods}
+        ssim = {m: np.nanmean(sanity["ssim"][m], axis=1) for m in methods}
     rows = []
     for name in methods:
         f = faithful[name]
-        rows.append({"method": name, "spearman_randomized": float(np.nanmean(sanity["spearman"][name][-1])),
-                     "ssim_randomized": float(np.nanmean(sanity["ssim"][name][-1])),
+        rows.append({"method": name, "spearman_randomized": float(spearman[name][-1]),
+                     "ssim_randomized": float(ssim[name][-1]),
                      "insensitive": sanity["insensitive"][name],
                      "deletion_auc": float(f["deletion_auc"].mean()), "insertion_auc": float(f["insertion_auc"].mean()),
                      "random_deletion_auc": float(random["deletion_auc"].mean()),
                      "random_insertion_auc": float(random["insertion_auc"].mean())})
     _write_csv(out["csv"], rows, QUALITY_COLUMNS)
-    _plot_quality(sanity, faithful, methods, figures)
+    _plot_quality(sanity, spearman, faithful, methods, figures)
     _write_json(out["json"], {"images": used, "methods": methods, "notes": notes, "layers": sanity["layers"],
-                              "rows": rows, "spearman": {m: np.nanmean(sanity["spearman"][m], axis=1) for m in methods},
+                              "rows": rows, "spearman": spearman,
                               "steps": hcfg["quality_steps"], "figures": ["randomization.png", "deletion_insertion.png"]})
 
 
@@ -570,7 +575,7 @@ QUALITY_COLUMNS = ["method", "spearman_randomized", "ssim_randomized", "insensit
                    "random_deletion_auc", "random_insertion_auc"]
 
 
-def _plot_quality(sanity: dict, faithful: dict, methods: list[str], figures: Path) -> None:
+def _plot_quality(sanity: dict, spearman: dict, faithful: dict, methods: list[str], figures: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -580,7 +585,7 @@ def _plot_quality(sanity: dict, faithful: dict, methods: list[str], figures: Pat
     fig, ax = plt.subplots(figsize=(9, 3.6))
     steps = np.arange(len(sanity["layers"]) + 1)
     for i, m in enumerate(methods):
-        ax.plot(steps, np.r_[1.0, np.nanmean(sanity["spearman"][m], axis=1)], marker="o", ms=3, color=colours(i),
+        ax.plot(steps, np.r_[1.0, spearman[m]], marker="o", ms=3, color=colours(i),
                 label=m, ls="--" if sanity["insensitive"][m] else "-")
     ax.set_xticks(steps, ["original"] + [p.rsplit("/", 1)[-1] for p in sanity["layers"]], rotation=50, ha="right",
                   fontsize=7)

@@ -79,10 +79,15 @@ def relative_error(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -
     A row whose expected map is zero inside the mask gives 0 when the actual one is zero too and
     NaN otherwise (no scale to measure against).
     """
-    m = mask.reshape(mask.shape + (1,) * (actual.ndim - mask.ndim)).astype(np.float64)
-    diff = (actual.astype(np.float64) - expected) * m
-    num = np.sqrt(np.sum(diff.reshape(len(diff), -1) ** 2, axis=1))
-    den = np.sqrt(np.sum((expected * m).reshape(len(diff), -1) ** 2, axis=1))
+    m = mask.reshape(mask.shape + (1,) * (actual.ndim - mask.ndim))
+    dtype = np.result_type(actual, expected, np.float32)  # float32 maps stay float32; sums in float64
+
+    def norms(values):
+        squared = np.square(values.astype(dtype, copy=False) * m)
+        return np.sqrt(squared.reshape(len(values), -1).sum(axis=1, dtype=np.float64))
+
+    num = norms(np.subtract(actual, expected, dtype=dtype))
+    den = norms(expected)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
     out[den == 0] = np.where(num[den == 0] == 0, 0.0, np.nan)
@@ -102,7 +107,7 @@ def cosine_to_first(vectors: np.ndarray) -> np.ndarray:
 
 def pooled(act: np.ndarray) -> np.ndarray:
     """Global average pooling: (T, h, w, c) -> (T, c)."""
-    return act.astype(np.float64).mean(axis=(1, 2))
+    return act.mean(axis=(1, 2), dtype=np.float64)
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -153,7 +158,7 @@ def image_metrics(study: Study, image: str, inputs: np.ndarray, activations: lis
         add(layer, "equivariance_error", relative_error(act, expected, valid))
         add(layer, "invariance_cosine", cosine_to_first(pooled(act)))
     back = np.asarray(tr.warp(inputs.astype(np.float32), study.back_matrices, study.fill_mode, study.fill_value))
-    original = np.broadcast_to(inputs[0].astype(np.float64), inputs.shape)
+    original = np.broadcast_to(inputs[0].astype(np.float32), inputs.shape)
     add("input", "equivariance_floor", relative_error(back, original, study.back_valid))
 
     p = probs.astype(np.float64)
