@@ -182,6 +182,8 @@ def _check_semantics(cfg: dict, base: Path):
             start, stop, step = spec["range"]
             if step <= 0 or stop < start:
                 raise ConfigError(f"{where}: [{start}, {stop}, {step}] must have start <= stop and step > 0")
+            if spec["kind"] == "scale" and start <= 0:
+                raise ConfigError(f"{where}: [{start}, {stop}, {step}] must keep scale factors > 0")
             if (stop - start) / step > 200:
                 raise ConfigError(f"{where}: [{start}, {stop}, {step}] gives more than 200 transforms")
     _check_method_params(cfg["heatmaps"]["params"])

@@ -77,7 +77,7 @@ def relative_error(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -
     """Per row ‖mask⊙(actual − expected)‖ / ‖mask⊙expected‖; rows (T, h, w[, c]), mask (T, h, w).
 
     A row whose expected map is zero inside the mask gives 0 when the actual one is zero too and
-    NaN otherwise (no scale to measure against).
+    NaN otherwise (no scale to measure against); a row with an empty mask gives NaN.
     """
     m = mask.reshape(mask.shape + (1,) * (actual.ndim - mask.ndim))
     dtype = np.result_type(actual, expected, np.float32)  # float32 maps stay float32; sums in float64
@@ -91,17 +91,18 @@ def relative_error(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -
     with np.errstate(invalid="ignore", divide="ignore"):
         out = num / den
     out[den == 0] = np.where(num[den == 0] == 0, 0.0, np.nan)
+    out[~mask.reshape(len(mask), -1).any(axis=1)] = np.nan  # no valid pixel: nothing was measured
     return out
 
 
 def cosine_to_first(vectors: np.ndarray) -> np.ndarray:
-    """Cosine of each row with row 0; a row equal to row 0 gives exactly 1, a zero row NaN."""
+    """Cosine of each row with row 0; a nonzero row equal to row 0 gives exactly 1, a zero row NaN."""
     v = vectors.astype(np.float64)
     norms = np.linalg.norm(v, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = v @ v[0] / (norms * norms[0])
     out[(norms == 0) | (norms[0] == 0)] = np.nan
-    out[np.all(v == v[0], axis=1)] = 1.0
+    out[np.all(v == v[0], axis=1) & (norms > 0)] = 1.0
     return out
 
 

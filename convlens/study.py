@@ -82,7 +82,7 @@ def prediction_table(table: pd.DataFrame, transforms: list[Transform]) -> pd.Dat
                      "mac": sub["prob_change"].mean(), "kl": sub["kl_divergence"].mean(),
                      "accuracy": sub["correct"].mean() if "correct" in sub else np.nan, "clean_accuracy": clean})
     if "correct" in out:
-        per_image = out["correct"].groupby(level="image").min()
+        per_image = out["correct"].groupby(level="image").min().dropna()  # labelled images only
         rows.append({"transform": "worst case over all", "kind": "", "param": "", "n_images": len(per_image),
                      "flips": int(out["top1_change"].groupby(level="image").max().sum()),
                      "flip_rate": out["top1_change"].groupby(level="image").max().mean(),
@@ -201,20 +201,21 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
         c = cos[cos["transform"].isin(names)].groupby("layer", sort=False)["value"].mean().reindex(layers).dropna()
         if len(c) >= 2:
             first, last = c.index[0], c.index[-1]
-            parts.append({"text": f" Pooled features keep a cosine of {_fmt(c[first], 3)} at {first} and "
-                                  f"{_fmt(c[last], 3)} at {last}, against {_fmt(base.get(first), 3)} and "
-                                  f"{_fmt(base.get(last), 3)} between different images."})
+            text = f" Pooled features keep a cosine of {_fmt(c[first], 3)} at {first} and {_fmt(c[last], 3)} at {last}"
+            if np.isfinite(base.get(first, np.nan)) and np.isfinite(base.get(last, np.nan)):
+                text += f", against {_fmt(base[first], 3)} and {_fmt(base[last], 3)} between different images"
+            parts.append({"text": text + "."})
         sentences.append(parts)
 
     # heatmaps: which method's map moves with the image best, and which follow the decision
     pearson = heat[heat["metric"] == "heatmap_pearson"] if len(heat) else heat
-    held = pearson[~pearson["flipped"]].set_index("method") if len(pearson) else pearson
+    held = pearson[~pearson["flipped"]].dropna(subset=["mean"]).set_index("method") if len(pearson) else pearson
     if len(held):
         best, worst = held["mean"].idxmax(), held["mean"].idxmin()
         text = (f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {best} "
                 f"(Pearson {_fmt(held.loc[best, 'mean'])} where the prediction holds, n = {int(held.loc[best, 'n'])})")
         text += f" and least for {worst} ({_fmt(held.loc[worst, 'mean'])})." if worst != best else "."
-        flipped = pearson[pearson["flipped"]].set_index("method")
+        flipped = pearson[pearson["flipped"]].dropna(subset=["mean"]).set_index("method")
         drops = [(m, held.loc[m, "mean"], flipped.loc[m, "mean"]) for m in flipped.index
                  if m in held.index and held.loc[m, "mean"] - flipped.loc[m, "mean"] > 0.1]
         if drops:
@@ -226,12 +227,12 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
         sentences.append([{"text": text}])
 
     floor = table[(table["metric"] == "equivariance_floor") & (table["transform"] != "identity")]
-    if len(floor):
-        f = floor.groupby("transform")["value"].mean()
+    if len(floor) and floor["value"].notna().any():
+        f = floor.groupby("transform")["value"].mean().dropna()
         exact = [n for n, v in f.items() if v < 1e-6]
         top = f.idxmax()
-        sentences.append([{"text": f"Interpolation alone (input warped by T then back) costs a relative error of up "
-                                   f"to {_fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
+        sentences.append([{"text": f"Interpolation alone (input warped by T then back) costs a mean relative error "
+                                   f"of up to {_fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
                                    f"the pixel grid (flips, 90° turns, whole-pixel shifts)."}])
     return sentences
 

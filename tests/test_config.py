@@ -39,6 +39,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["images"][0].update(count=1000), "past the end of the test split"),
     (lambda c: c["transforms"].append({"kind": "rotate"}), "config.transforms[5]: rotate needs angle_deg"),
     (lambda c: c["report"].update(sheet_transforms=["rotate_50"]), "config.report.sheet_transforms: rotate_50 not in the study"),
+    (lambda c: c["transforms"].append({"kind": "scale", "range": [0, 2, 0.5]}), "must keep scale factors > 0"),
     (lambda c: c["images"].append({"folder": "tests"}), "config.images[1].folder: no image files in 'tests'"),
 ])
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):

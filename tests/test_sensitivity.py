@@ -154,6 +154,23 @@ def test_relative_error_and_cosine_edge_cases():
     assert np.isnan(sensitivity.relative_error(one, zero, mask)).all()
     assert sensitivity.relative_error(2 * one, one, mask) == pytest.approx([1.0, 1.0])
     assert sensitivity.cosine_to_first(np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])).tolist() == [1.0, 0.0, 1.0]
+    # nothing measured is undefined, not perfect: an empty valid mask, a dead (all-zero) layer
+    empty = np.zeros((2, 3, 3), bool)
+    assert np.isnan(sensitivity.relative_error(2 * one, one, empty)).all()
+    assert np.isnan(sensitivity.cosine_to_first(np.zeros((2, 4)))).all()
+
+
+def test_findings_survive_undefined_heatmaps_and_unlabelled_images():
+    table = synthetic_table(2)
+    table.loc[table["metric"].str.startswith("heatmap_"), "value"] = np.nan  # constant maps everywhere
+    table = table[~((table["metric"] == "correct") & (table["image"] == "c"))]  # image c has no label
+    transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "hflip"}])
+    pred = study.prediction_table(table, transforms)
+    assert pred.iloc[-1]["n_images"] == 2  # the worst case counts labelled images only
+    sentences = study.findings(table, transforms, ["l1", "l2"], pd.DataFrame(columns=["layer", "mean"]), pred,
+                               study.heatmap_by_flip(table))
+    text = " ".join(part["text"] for sentence in sentences for part in sentence)
+    assert "undefined" not in text and "2 labelled images" in text
 
 
 def synthetic_table(seed=0):
