@@ -475,7 +475,7 @@ def training_views(model_path: str, info_json: str, checkpoints_dir: str, datase
                 write_png(render.grid(tiles, cols=min(16, len(tiles)), pad=2), figures / kernels[tag])
             act = entry["activations"]
             mean, std = acts_mod.display_stats(act)
-            shown = acts_mod.to_display(act, mean, std)[..., channels]
+            shown = acts_mod.to_display(act[..., channels], mean[channels], std[channels])
             tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
             maps[layer][tag] = f"act_{_layer_file(layer)}_{tag}.png"
             write_png(render.grid(tiles, cols=min(8, len(tiles))), figures / maps[layer][tag])
@@ -664,13 +664,15 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
         layer_files: dict[str, dict[str, str]] = {}
         shown_channels: dict[str, list[int]] = {}
         for j, layer in enumerate(layers):
-            maps = raw[f"act_{j}"].astype(np.float32)  # (T, h, w, c)
-            reference = maps[0]
-            channels = np.arange(maps.shape[-1]) if layer == first else acts_mod.top_channels(reference, top_k)
+            stored = raw[f"act_{j}"]  # (T, h, w, c), as saved (float16 by default)
+            reference = stored[0].astype(np.float32)
+            channels = np.arange(stored.shape[-1]) if layer == first else acts_mod.top_channels(reference, top_k)
             mean, std = acts_mod.display_stats(reference)
+            maps = stored[..., channels].astype(np.float32)  # only the drawn channels: scaling is per channel
+            mean, std = mean[channels], std[channels]
             layer_files[layer] = {}
             for k, t in enumerate(names):
-                shown = acts_mod.to_display(maps[k], mean, std)[..., channels]  # (h, w, n)
+                shown = acts_mod.to_display(maps[k], mean, std)  # (h, w, n)
                 tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
                 cols = 16 if len(channels) > 32 else 8 if len(channels) > 8 else min(4, len(channels))
                 fname = f"act_{_layer_file(layer)}_{t}.png"
