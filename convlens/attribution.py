@@ -499,18 +499,20 @@ def baseline_image(x: np.ndarray, kind, blur_sigma: float = 5.0, seed: int = 0) 
     raise InputError(f"baseline: {kind!r} is not black, white, blur, noise or a number")
 
 
-def gaussian_blur(a: np.ndarray, sigma: float, axes=(0, 1), truncate: float = 4.0) -> np.ndarray:
-    """Separable Gaussian filter over ``axes``, edges mirrored (scipy.ndimage's "reflect" mode)."""
+def gaussian_blur(a: np.ndarray, sigma: float, axes=(0, 1), truncate: float = 4.0, radius: int | None = None,
+                  mode: str = "symmetric") -> np.ndarray:
+    """Separable Gaussian filter over ``axes``. Taps out to ``radius`` (default ``truncate`` sigmas);
+    edges padded by ``np.pad`` ``mode`` ("symmetric" is scipy.ndimage's "reflect")."""
     out = np.asarray(a, dtype=np.float64)
     if sigma <= 0:
         return out
-    radius = int(truncate * sigma + 0.5)
+    radius = int(truncate * sigma + 0.5) if radius is None else radius
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     taps /= taps.sum()
     for axis in axes:
         pad = [(0, 0)] * out.ndim
         pad[axis] = (radius, radius)
-        padded = np.pad(out, pad, mode="symmetric")
+        padded = np.pad(out, pad, mode=mode)
         n = out.shape[axis]
         out = sum(w * np.take(padded, np.arange(i, i + n), axis=axis) for i, w in enumerate(taps))
     return out
@@ -839,12 +841,18 @@ def _ranks(a: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two flattened arrays; NaN if either is constant."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    norm = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / norm) if norm > 0 else float("nan")
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two maps (ties averaged); NaN if either map is constant."""
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    norm = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
-    return float((ra * rb).sum() / norm) if norm > 0 else float("nan")
+    return pearson(_ranks(a), _ranks(b))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, sigma: float = 1.5) -> float:
@@ -876,7 +884,7 @@ def _randomize(layer, rng: np.random.Generator) -> None:
 def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers_from_top: list[str] | None = None,
                             *, preprocess_mode: str = "unit", cam_layer: str | None = None, score: str = "logit",
                             params: dict | None = None, max_batch: int = 32, seed: int = 0,
-                            threshold: float = 0.9) -> dict:
+                            threshold: float = 0.9, original: dict | None = None) -> dict:
     """Model-parameter randomization test (Adebayo et al. 2018, "Sanity checks for saliency maps").
 
     Re-initializes the layers in ``layers_from_top`` (default: every layer with trainable weights,
@@ -889,7 +897,8 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
     "ssim": {method: (steps, B)}, "insensitive": {method: bool}}: row i is after randomizing
     layers[:i + 1]. Both are computed on |map| (SSIM after scaling each map to [0, 1] by its
     maximum). A method is insensitive when its mean Spearman after the last step exceeds
-    ``threshold``: its maps do not depend on what the model learned.
+    ``threshold``: its maps do not depend on what the model learned. ``original``: the unrandomized
+    |maps| per method when the caller already has them (for the same targets and settings).
     """
     if layers_from_top is None:
         layers_from_top = [p for p, layer in reversed(list(backend.iter_layers(model))) if layer.trainable_weights]
@@ -903,7 +912,7 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
     saved = model.get_weights()
     rng = np.random.default_rng(seed)
     try:
-        original = maps_now()
+        original = original if original is not None else maps_now()
         names = list(original)
         rho = {n: np.zeros((len(layers_from_top), len(x))) for n in names}
         sim = {n: np.zeros((len(layers_from_top), len(x))) for n in names}

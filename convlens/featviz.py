@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convlens import attribution
 from convlens.backend import Head, build_probe, pre_activation_probe, preprocess
 from convlens.errors import InputError
 
@@ -121,17 +122,8 @@ class Parameterization:
 
 def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur of (N, H, W, C) images over H and W, reflecting at the edges."""
-    radius = max(1, int(np.ceil(3.0 * sigma)))
-    taps = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2.0 * sigma * sigma))
-    taps /= taps.sum()
-    out = np.asarray(images, dtype=np.float64)
-    for axis in (1, 2):
-        n = out.shape[axis]
-        pad = [(0, 0)] * out.ndim
-        pad[axis] = (radius, radius)
-        padded = np.pad(out, pad, mode="reflect")
-        out = sum(t * np.take(padded, np.arange(i, i + n), axis=axis) for i, t in enumerate(taps))
-    return out
+    return attribution.gaussian_blur(images, sigma, axes=(1, 2), radius=max(1, int(np.ceil(3.0 * sigma))),
+                                     mode="reflect")
 
 
 def total_variation(images):

@@ -308,20 +308,17 @@ def heatmap_methods(model, wanted, cam_layer: str) -> tuple[list[str], list[str]
     that applies to the model). Returns (names, notes on methods left out)."""
     from convlens import attribution
 
-    if wanted != "all":
-        if "cam" in wanted:
-            try:
-                attribution._cam_dense(model, cam_layer)
-            except InputError as exc:
-                raise InputError(f"config.heatmaps.methods: {exc}") from None
-        return list(wanted), []
-    names, notes = list(attribution.METHODS), []
+    names = list(attribution.METHODS) if wanted == "all" else list(wanted)
+    if "cam" not in names:
+        return names, []
     try:
         attribution._cam_dense(model, cam_layer)
     except InputError as exc:
+        if wanted != "all":
+            raise InputError(f"config.heatmaps.methods: {exc}") from None
         names.remove("cam")
-        notes.append(f"heatmaps.methods all: cam left out ({exc})")
-    return names, notes
+        return names, [f"heatmaps.methods all: cam left out ({exc})"]
+    return names, []
 
 
 def _explain(explainer, x: np.ndarray, out: dict, target_code: int, group: int) -> tuple[dict, dict]:
@@ -470,9 +467,8 @@ def training_views(model_path: str, info_json: str, checkpoints_dir: str, datase
         for entry in strip:
             tag = f"e{entry['epoch']:03d}"
             if tag not in kernels:
-                tiles = np.stack([render.upscale(t, 24) for t in render.kernel_tiles(entry["kernels"])])
                 kernels[tag] = f"kernels_{tag}.png"
-                write_png(render.grid(tiles, cols=min(16, len(tiles)), pad=2), figures / kernels[tag])
+                write_png(render.kernel_grid(entry["kernels"]), figures / kernels[tag])
             act = entry["activations"]
             mean, std = acts_mod.display_stats(act)
             shown = acts_mod.to_display(act[..., channels], mean[channels], std[channels])
@@ -548,7 +544,8 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
     # a fresh Explainer per randomized layer (its compiled functions hold weight copies): TensorFlow's
     # retracing warnings about that are expected here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    sanity = attribution.cascading_randomization(model, x, targets, methods, seed=seed, **common)
+    sanity = attribution.cascading_randomization(model, x, targets, methods, seed=seed,
+                                                 original={name: np.abs(m) for name, m in maps.items()}, **common)
     log.info("cascading randomization over %d layers in %.1f s", len(sanity["layers"]), time.time() - t0)
     random = next(iter(faithful.values()))["random"]
     with warnings.catch_warnings():  # a step whose maps all became constant has no Spearman: NaN, not a warning
@@ -727,9 +724,7 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
     convs = backend.conv_layers(model)
     first = backend.find_layer(model, convs[0])
     kernels = first.get_weights()[0]
-    tiles = render.kernel_tiles(kernels)
-    tiles = np.stack([render.upscale(t, 24) for t in tiles])
-    write_png(render.grid(tiles, cols=min(16, len(tiles)), pad=2), out / "kernels.png")
+    write_png(render.kernel_grid(kernels), out / "kernels.png")
     fcfg = cfg["filters"]
     layers = fcfg["layers"] or acts_mod.default_sheet_layers(convs)
     for layer in layers:

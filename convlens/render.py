@@ -111,6 +111,12 @@ def kernel_tiles(kernels: np.ndarray) -> np.ndarray:
     return np.stack(tiles)
 
 
+def kernel_grid(kernels: np.ndarray, tile_px: int = 24) -> np.ndarray:
+    """First-layer kernels (kh, kw, cin, cout) -> one uint8 grid, each kernel enlarged to ``tile_px``."""
+    tiles = np.stack([upscale(t, tile_px) for t in kernel_tiles(kernels)])
+    return grid(tiles, cols=min(16, len(tiles)), pad=2)
+
+
 def pattern_to_uint8(image: np.ndarray) -> np.ndarray:
     """A gradient-ascent pattern (H, W, C) -> uint8 for display: centred, 0.15 per std, clipped.
 

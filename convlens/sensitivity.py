@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from convlens import transforms as tr
+from convlens.attribution import pearson, spearman
 
 # name -> (what the layer column holds, True if larger is worse, meaning)
 METRICS = {
@@ -111,16 +111,6 @@ def pooled(act: np.ndarray) -> np.ndarray:
     return act.mean(axis=(1, 2), dtype=np.float64)
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    return pd.Series(values).rank(method="average").to_numpy()
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float("nan")
-
-
 def _top_region(values: np.ndarray, fraction: float) -> np.ndarray:
     k = max(1, int(np.ceil(fraction * values.size)))
     top = np.zeros(values.size, dtype=bool)
@@ -135,7 +125,7 @@ def map_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, f
         nan = float("nan")
         return {"heatmap_pearson": nan, "heatmap_spearman": nan, "heatmap_iou20": nan}
     ta, tb = _top_region(x, TOP_FRACTION), _top_region(y, TOP_FRACTION)
-    return {"heatmap_pearson": _pearson(x, y), "heatmap_spearman": _pearson(_ranks(x), _ranks(y)),
+    return {"heatmap_pearson": pearson(x, y), "heatmap_spearman": spearman(x, y),
             "heatmap_iou20": float((ta & tb).sum() / (ta | tb).sum())}
 
 

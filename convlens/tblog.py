@@ -58,8 +58,7 @@ def write_image(tag: str, image: np.ndarray, step: int) -> None:
 
 def kernel_grid(kernels: np.ndarray) -> np.ndarray:
     """First-layer kernels (kh, kw, cin, cout) -> one uint8 grid image, one tile per kernel."""
-    tiles = np.stack([render.upscale(t, KERNEL_TILE_PX) for t in render.kernel_tiles(kernels)])
-    return render.grid(tiles, cols=min(16, len(tiles)), pad=2)
+    return render.kernel_grid(kernels, KERNEL_TILE_PX)
 
 
 def feature_map_grid(maps: np.ndarray, max_maps: int = 64) -> np.ndarray:
