@@ -91,9 +91,10 @@ def study_config(model: str, images_folder: str = "images", model_file: str | Pa
                  quality_images: int | None = 1, seed: int = 42) -> dict:
     """The convlens config of one benchmark study: one model, a folder of images, 6 transforms.
 
-    Grad-CAM is the heatmap (the default); the filter step and, where the workflow has it, the
-    heatmap-method quality check are kept small (``quality_images``): they are not part of the study
-    being compared and are reported as their own rows.
+    Grad-CAM is the heatmap (the default); the filter step (``filter_steps`` for the plain and,
+    where the workflow has them, the regularized patterns) and the heatmap-method quality check
+    (``quality_images``) are kept small: they are not part of the study being compared and are
+    reported as their own rows.
     """
     cfg = {
         "seed": seed,
@@ -108,6 +109,8 @@ def study_config(model: str, images_folder: str = "images", model_file: str | Pa
         "filters": {"n_filters": n_filters, "steps": filter_steps},
         "report": {"title": f"convlens benchmark: {model}"},
     }
+    if schema_knows("filters", "regularized"):  # the regularized patterns take the same few steps
+        cfg["filters"]["regularized"] = {"steps": filter_steps}
     if quality_images is not None and schema_knows("heatmaps", "quality_images"):
         cfg["heatmaps"] = {"quality_images": quality_images}
         if schema_knows("heatmaps", "quality_steps"):

@@ -34,7 +34,8 @@ def to_display(maps: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarra
     maps = np.asarray(maps, dtype=np.float64)
     scale = np.where(std > 0, std, 1.0)
     out = (maps - mean) / scale * 64.0 + 128.0
-    return np.clip(np.nan_to_num(out, nan=128.0), 0, 255).astype(np.uint8)
+    np.copyto(out, 128.0, where=np.isnan(out))  # infinities are clipped below
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 def default_sheet_layers(conv_layers: list[str], count: int = 3) -> list[str]:

@@ -711,7 +711,9 @@ class Explainer:
         with tf.GradientTape() as tape:
             logits, probs, acts = self._forward(x)
             chosen = self._chosen(logits, probs, targets)
-        grads = tape.gradient(chosen, acts)
+        # float32 from here on, also when the model computes in mixed precision
+        grads = tf.cast(tape.gradient(chosen, acts), tf.float32)
+        acts = tf.cast(acts, tf.float32)
         class_weights = None
         if self._cam_dense is not None:
             kernel = self._cam_dense.kernel  # (c, K) variable, read live

@@ -37,6 +37,30 @@ def configure(threads: int | None = None) -> list[str]:
     return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
 
 
+MIXED_POLICY = "mixed_float16"
+
+
+def use_mixed_precision(model) -> int:
+    """Switch a loaded model to Keras' ``mixed_float16`` policy: layers compute in float16 and
+    keep float32 weights (GPU tensor cores). The layer that makes the model's output stays float32,
+    so logits and probabilities keep their precision. Returns how many layers changed.
+
+    On CPU float16 is slower, not faster; the switch is for GPUs (config ``mixed_precision``).
+    """
+    import keras
+
+    last = _output_operation(model)
+    while isinstance(last, keras.Model):  # a nested model at the end: its own output layer
+        last = _output_operation(last)
+    changed = 0
+    for _, layer in iter_layers(model):
+        if layer is last or isinstance(layer, keras.layers.InputLayer):
+            continue
+        layer.dtype_policy = MIXED_POLICY
+        changed += 1
+    return changed
+
+
 # ---------------------------------------------------------------------------------------------
 # layers
 
@@ -292,6 +316,7 @@ class Head:
         else:
             z = self.linear(pre)
             logits = keras.ops.concatenate([keras.ops.zeros_like(z), z], axis=-1)
+        logits = keras.ops.cast(logits, "float32")  # a no-op unless the model computes in mixed precision
         return logits, keras.ops.softmax(logits, axis=-1)
 
 
@@ -386,6 +411,35 @@ TARGET_REFERENCE = -1
 TARGET_PREDICTED = -2
 
 
+def equivariance_sums(acts, samplers, group: int):
+    """Inside a compiled step: what the layer metrics need of image-major maps (B = images × group).
+
+    acts: per layer (B, h, w, c) tensors, row 0 of each group the reference; samplers: per layer,
+    per transform, ``transforms.Sampler`` (T_l as gathers over the valid pixels). Returns per layer
+    num (B,) = ‖V⊙(φ(Tx) − T_l φ(x))‖², den (B,) = ‖V⊙T_l φ(x)‖² and pooled (B, c), the global
+    average. Only the valid pixels are read, and warps that keep pixel centres on pixel centres
+    are exact single gathers (the identity row gives num = 0 exactly).
+    """
+    import tensorflow as tf
+
+    nums, dens, pools = [], [], []
+    for a, layer_samplers in zip(acts, samplers):
+        h, w, c = a.shape[1], a.shape[2], a.shape[3]
+        flat = tf.reshape(tf.cast(a, tf.float32), (-1, group, h * w, c))
+        reference = flat[:, 0]
+        num, den = [], []
+        for t, s in enumerate(layer_samplers):
+            expected = tf.add_n([tf.gather(reference, index, axis=1) * weights[None, :, None]
+                                 for index, weights in zip(s.index, s.weights)])
+            got = tf.gather(flat[:, t], s.positions, axis=1)
+            num.append(tf.reduce_sum(tf.square(got - expected), axis=[1, 2]))
+            den.append(tf.reduce_sum(tf.square(expected), axis=[1, 2]))
+        nums.append(tf.reshape(tf.stack(num, axis=1), (-1,)))
+        dens.append(tf.reshape(tf.stack(den, axis=1), (-1,)))
+        pools.append(tf.reduce_mean(tf.cast(a, tf.float32), axis=[1, 2]))
+    return nums, dens, pools
+
+
 class Analyzer:
     """Activations of chosen layers, class probabilities and Grad-CAM for a batch, in one call.
 
@@ -394,7 +448,7 @@ class Analyzer:
     """
 
     def __init__(self, model, layer_paths: list[str], cam_layer: str, preprocess_mode: str,
-                 score: str = "logit", reference_cam: bool = False):
+                 score: str = "logit", reference_cam: bool = False, samplers: list | None = None):
         import tensorflow as tf
 
         from convlens import attribution
@@ -426,14 +480,17 @@ class Analyzer:
                 if reference_cam:
                     chosen_reference = tf.gather(scores, reference, batch_dims=1)
 
-            def gradcam(score):
-                cam = self._gradcam(cam_act, tape.gradient(score, cam_act))
+            def gradcam(score):  # in float32 also under mixed precision (a float16 sum could overflow)
+                cam = self._gradcam(tf.cast(cam_act, tf.float32), tf.cast(tape.gradient(score, cam_act), tf.float32))
                 return cam, keras.ops.image.resize(cam[..., None], keras.ops.shape(x)[1:3], interpolation="bilinear")[..., 0]
 
             cam, cam_up = gradcam(chosen)
-            out = {"activations": list(acts), "probs": probs, "target": target, "cam": cam, "cam_up": cam_up}
+            out = {"activations": [tf.cast(a, tf.float32) for a in acts], "probs": tf.cast(probs, tf.float32),
+                   "target": target, "cam": cam, "cam_up": cam_up}
             if reference_cam:
                 out["cam_reference_up"] = gradcam(chosen_reference)[1]
+            if samplers is not None:
+                out["num"], out["den"], out["pooled"] = equivariance_sums(acts, samplers, group)
             return out
 
         self._step = tf.function(step, reduce_retracing=True)
@@ -443,7 +500,8 @@ class Analyzer:
 
         Returns numpy arrays: activations (list of (B, h, w, c)), probs (B, K), target (B,),
         cam (B, h, w) at the Grad-CAM layer, cam_up (B, H, W) at input resolution; with
-        ``reference_cam`` also cam_reference_up, the map for each image's reference class.
+        ``reference_cam`` also cam_reference_up, the map for each image's reference class; with
+        ``samplers`` also num, den and pooled (see ``equivariance_sums``).
         """
         out = self._step(x.astype("float32"), np.asarray(targets, dtype="int64"), int(group))
         return {k: ([np.asarray(a) for a in v] if isinstance(v, list) else np.asarray(v)) for k, v in out.items()}

@@ -185,8 +185,11 @@ def resize(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return out[..., None] if out.ndim == 2 else out
 
 
+PNG_COMPRESS_LEVEL = 1  # zlib level of figure files: 2-4x faster to write than Pillow's 6, 5-20 % larger
+
+
 def write_png(array: np.ndarray, path: str | Path) -> None:
     """Write (H, W), (H, W, 1) or (H, W, 3) uint8 as PNG."""
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
-    Image.fromarray(array).save(path)
+    Image.fromarray(array).save(path, compress_level=PNG_COMPRESS_LEVEL)

@@ -235,6 +235,10 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
 
     t_start = time.time()
     model, devices = open_model(model_path, threads)
+    if cfg.get("mixed_precision"):
+        changed = backend.use_mixed_precision(model)
+        log.info("mixed precision: %d layers compute in float16%s", changed,
+                 "" if any(":GPU" in d for d in devices) else " (no GPU: on CPU this is slower, not faster)")
     info = ModelInfo.load(info_json)
     h, w, c = info.input_shape
     layers = backend.feature_layers(model)
@@ -245,18 +249,18 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
         raise InputError(f"config.heatmaps.target: class {target_cfg} does not exist ({len(info.class_names)} classes)")
     target_code = {"reference": backend.TARGET_REFERENCE, "predicted": backend.TARGET_PREDICTED}.get(target_cfg, target_cfg)
     # the study's heatmap agreement is for the reference class, whatever class the sheets show
+    transforms = tr.build_transforms(cfg["transforms"])
+    study = sensitivity.Study.build(transforms, h, w, layers, backend.layer_grids(model, layers), cfg["fill_mode"],
+                                    cfg["fill_value"])
     analyzer = backend.Analyzer(model, layers, cam_layer, info.preprocess, cfg["heatmaps"]["score"],
-                                reference_cam=target_code != backend.TARGET_REFERENCE)
+                                reference_cam=target_code != backend.TARGET_REFERENCE, samplers=study.samplers)
     methods, method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], cam_layer)
     for note in method_notes:
         log.info("%s", note)
     # Grad-CAM comes from the analysis step itself; the Explainer runs the other methods
     explainer = attribution.Explainer(model, [m for m in methods if m != "gradcam"], info.preprocess, cam_layer,
                                       cfg["heatmaps"]["score"], cfg["heatmaps"]["params"], cfg["batch_size"])
-    transforms = tr.build_transforms(cfg["transforms"])
     shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
-    study = sensitivity.Study.build(transforms, h, w, layers, backend.layer_grids(model, layers), cfg["fill_mode"],
-                                    cfg["fill_value"])
     n_t = len(transforms)
     log.info("model %s: %d layers probed, Grad-CAM at %s, %d transforms (%d drawn), %d images, devices %s",
              info.name, len(layers), cam_layer, n_t, len(shown), len(images), ", ".join(devices))
@@ -277,8 +281,7 @@ def analyze_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
         loaded.append((entry, image, label, notes))
 
     shard = ShardContext(info, transforms, [t.name in shown for t in transforms], study, layers,
-                         backend.conv_layers(model), cam_layer, devices, cfg["activations"]["raw_dtype"],
-                         methods, method_notes)
+                         backend.conv_layers(model), cam_layer, devices, cfg["activations"], methods, method_notes)
     per_call = max(1, cfg["batch_size"] // n_t)
     t_compute = t_methods = t_metrics = 0.0
     for start in range(0, len(loaded), per_call):
@@ -350,7 +353,7 @@ class ShardContext:
     conv_layers: list[str]
     cam_layer: str
     devices: list[str]
-    raw_dtype: str
+    activations: dict  # config activations: top_k, raw_dtype, raw_channels
     methods: list[str]  # heatmap methods, in sheet-column order
     method_notes: list[str]
 
@@ -365,17 +368,18 @@ def _save_image_result(shard: ShardContext, entry: dict, inputs: np.ndarray, out
                        notes: list[str]) -> None:
     """metrics.csv, raw.npz and summary.json of one image; ``out`` holds only this image's rows.
 
-    raw.npz keeps the rows drawn in the sheets and the pooled reference features; every row enters
-    the metrics.
+    raw.npz keeps the rows drawn in the sheets: their inputs, maps (the drawn channels, or all of them
+    with ``activations.raw_channels: all``), the drawn channels' display scaling, and the pooled
+    reference features; every row enters the metrics.
     """
-    from convlens import sensitivity
+    from convlens import activations as acts_mod, sensitivity
     from convlens.attribution import normalize_map
 
     info, probs, targets = shard.info, out["probs"], out["target"]
     label_index = info.class_names.index(label) if label in info.class_names else None
     reference_maps = {m: out["heatmaps_reference"][m] for m in shard.methods}
-    metrics = sensitivity.image_metrics(shard.study, entry["id"], inputs, out["activations"], probs, label_index,
-                                        reference_maps)
+    stats = sensitivity.LayerStats(out["num"], out["den"], out["pooled"])
+    metrics = sensitivity.image_metrics(shard.study, entry["id"], inputs, stats, probs, label_index, reference_maps)
     _write_csv(entry["metrics"], metrics, sensitivity.COLUMNS)
     keep = np.flatnonzero(shard.shown)
     arrays = {"inputs": inputs[keep].astype(np.float16), "matrices": shard.study.matrices[keep],
@@ -385,9 +389,17 @@ def _save_image_result(shard: ShardContext, entry: dict, inputs: np.ndarray, out
               "methods": np.array(shard.methods, dtype=str)}
     for j, method in enumerate(shard.methods):
         arrays[f"heat_{j}"] = out["heatmaps"][method][keep].astype(np.float32)
-    for j, act in enumerate(out["activations"]):
-        arrays[f"act_{j}"] = act[keep].astype(shard.raw_dtype)
-        arrays[f"pooled_{j}"] = sensitivity.pooled(act[:1])[0]
+    cfg = shard.activations
+    for j, (layer, act) in enumerate(zip(shard.layers, out["activations"])):
+        # the drawn channels and their display scaling are chosen on the untransformed image
+        everything = np.arange(act.shape[-1])
+        drawn = everything if layer == shard.conv_layers[0] else acts_mod.top_channels(act[0], cfg["top_k"])
+        saved = everything if cfg["raw_channels"] == "all" else drawn
+        kept = np.take(act, saved, axis=-1) if len(saved) < act.shape[-1] else act  # channels first: a small copy
+        arrays[f"act_{j}"] = (kept if len(keep) == len(kept) else kept[keep]).astype(cfg["raw_dtype"])
+        arrays[f"act_channels_{j}"], arrays[f"channels_{j}"] = saved, drawn
+        arrays[f"display_{j}"] = np.stack(acts_mod.display_stats(act[0][..., drawn]))
+        arrays[f"pooled_{j}"] = stats.pooled[j][0].astype(np.float64)
     _savez(entry["raw"], **arrays)
     ref_class = int(probs[0].argmax())
     rows_out = []
@@ -622,12 +634,12 @@ def _layer_file(layer: str) -> str:
     return sanitize_id(layer.replace("/", "__"))
 
 
-def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: str, top_k: int,
-                 sheet_layers: list[str]) -> None:
+def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: str, sheet_layers: list[str]) -> None:
     """Numpy/Pillow figures for one image: inputs, activation grids, Grad-CAM overlays; sheet.json.
 
     Every transform row uses the channels chosen (and the display scaling computed) on the
-    untransformed image. The first conv layer is drawn in full, deeper layers by their top_k.
+    untransformed image by the analysis step (``channels_<j>``, ``display_<j>`` in raw.npz): the
+    first conv layer in full, deeper layers by their top_k.
     """
     from convlens import activations as acts_mod, render
     from convlens.attribution import normalize_map
@@ -661,12 +673,10 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
         layer_files: dict[str, dict[str, str]] = {}
         shown_channels: dict[str, list[int]] = {}
         for j, layer in enumerate(layers):
-            stored = raw[f"act_{j}"]  # (T, h, w, c), as saved (float16 by default)
-            reference = stored[0].astype(np.float32)
-            channels = np.arange(stored.shape[-1]) if layer == first else acts_mod.top_channels(reference, top_k)
-            mean, std = acts_mod.display_stats(reference)
-            maps = stored[..., channels].astype(np.float32)  # only the drawn channels: scaling is per channel
-            mean, std = mean[channels], std[channels]
+            channels = raw[f"channels_{j}"]
+            where = {int(ch): i for i, ch in enumerate(raw[f"act_channels_{j}"])}
+            maps = raw[f"act_{j}"][..., [where[int(ch)] for ch in channels]].astype(np.float32)  # (T, h, w, drawn)
+            mean, std = raw[f"display_{j}"]
             layer_files[layer] = {}
             for k, t in enumerate(names):
                 shown = acts_mod.to_display(maps[k], mean, std)  # (h, w, n)

@@ -45,6 +45,7 @@ class Study:
     layers: list[str]
     layer_matrices: list[np.ndarray]  # per layer (T, 3, 3), the transforms on the layer's grid
     layer_valid: list[np.ndarray]  # per layer (T, h, w) bool: pixels not from outside the canvas
+    samplers: list[list[tr.Sampler]]  # per layer, per transform: T_l as gathers over the valid pixels
     back_matrices: np.ndarray  # (T, 3, 3) inverses
     back_valid: np.ndarray  # (T, H, W) bool: pixels of x whose image under T stays on the canvas
     fill_mode: str
@@ -54,17 +55,17 @@ class Study:
     def build(cls, transforms, height: int, width: int, layers: list[str], grids: dict, fill_mode: str,
               fill_value: float) -> "Study":
         matrices = np.stack([t.matrix(height, width) for t in transforms])
-        layer_matrices, layer_valid = [], []
+        layer_matrices, layer_valid, samplers = [], [], []
         for layer in layers:
             g = grids[layer]
             m = np.stack([tr.rescale_matrix(mi, g) for mi in matrices])
             layer_matrices.append(m)
             layer_valid.append(tr.valid_mask(m, g.height, g.width))
+            samplers.append([tr.sampler(mi, v) for mi, v in zip(m, layer_valid[-1])])
         back = np.stack([np.linalg.inv(m) for m in matrices])
         back[0] = np.eye(3)
         return cls(list(transforms), matrices, tr.valid_mask(matrices, height, width), list(layers), layer_matrices,
-                   layer_valid, back,
-                   tr.valid_mask(back, height, width), fill_mode, float(fill_value))
+                   layer_valid, samplers, back, tr.valid_mask(back, height, width), fill_mode, float(fill_value))
 
 
 def _warp_one(image: np.ndarray, matrices: np.ndarray, fill_mode: str = "constant", fill_value: float = 0.0):
@@ -73,26 +74,54 @@ def _warp_one(image: np.ndarray, matrices: np.ndarray, fill_mode: str = "constan
     return np.asarray(tr.warp(batch, matrices, fill_mode, fill_value))
 
 
-def relative_error(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per row ‖mask⊙(actual − expected)‖ / ‖mask⊙expected‖; rows (T, h, w[, c]), mask (T, h, w).
+def error_from_sums(num: np.ndarray, den: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """sqrt(num / den) per row, from the squared sums ‖V⊙(actual − expected)‖² and ‖V⊙expected‖².
 
     A row whose expected map is zero inside the mask gives 0 when the actual one is zero too and
-    NaN otherwise (no scale to measure against); a row with an empty mask gives NaN.
+    NaN otherwise (no scale to measure against); a row with nothing ``measured`` (an empty mask)
+    gives NaN.
     """
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.sqrt(num / den)
+    out[den == 0] = np.where(num[den == 0] == 0, 0.0, np.nan)
+    out[~np.asarray(measured, bool)] = np.nan
+    return out
+
+
+def masked_sums(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ‖mask⊙(actual − expected)‖² and ‖mask⊙expected‖²; rows (T, h, w[, c]), mask (T, h, w)."""
     m = mask.reshape(mask.shape + (1,) * (actual.ndim - mask.ndim))
     dtype = np.result_type(actual, expected, np.float32)  # float32 maps stay float32; sums in float64
 
-    def norms(values):
+    def squared_norms(values):
         squared = np.square(values.astype(dtype, copy=False) * m)
-        return np.sqrt(squared.reshape(len(values), -1).sum(axis=1, dtype=np.float64))
+        return squared.reshape(len(values), -1).sum(axis=1, dtype=np.float64)
 
-    num = norms(np.subtract(actual, expected, dtype=dtype))
-    den = norms(expected)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    out[den == 0] = np.where(num[den == 0] == 0, 0.0, np.nan)
-    out[~mask.reshape(len(mask), -1).any(axis=1)] = np.nan  # no valid pixel: nothing was measured
-    return out
+    return squared_norms(np.subtract(actual, expected, dtype=dtype)), squared_norms(expected)
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per row ‖mask⊙(actual − expected)‖ / ‖mask⊙expected‖; rows (T, h, w[, c]), mask (T, h, w)."""
+    return error_from_sums(*masked_sums(actual, expected, mask), mask.reshape(len(mask), -1).any(axis=1))
+
+
+@dataclass
+class LayerStats:
+    """What the layer metrics need of one image's maps (T rows each): the squared sums of the
+    equivariance error inside the valid mask, and the globally pooled maps."""
+
+    num: list[np.ndarray]  # per layer (T,): ‖V⊙(φ(Tx) − T_l φ(x))‖²
+    den: list[np.ndarray]  # per layer (T,): ‖V⊙T_l φ(x)‖²
+    pooled: list[np.ndarray]  # per layer (T, c)
+
+
+def layer_stats(study: Study, activations: list[np.ndarray]) -> LayerStats:
+    """LayerStats from maps in numpy, with a full warp per layer (the reference computation;
+    ``backend.Analyzer`` computes the same inside its compiled step)."""
+    sums = [masked_sums(act, _warp_one(act[0], m), valid)
+            for act, m, valid in zip(activations, study.layer_matrices, study.layer_valid)]
+    return LayerStats([n for n, _ in sums], [d for _, d in sums], [pooled(act) for act in activations])
 
 
 def cosine_to_first(vectors: np.ndarray) -> np.ndarray:
@@ -129,13 +158,14 @@ def map_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, f
             "heatmap_iou20": float((ta & tb).sum() / (ta | tb).sum())}
 
 
-def image_metrics(study: Study, image: str, inputs: np.ndarray, activations: list[np.ndarray], probs: np.ndarray,
+def image_metrics(study: Study, image: str, inputs: np.ndarray, stats: LayerStats, probs: np.ndarray,
                   label: int | None, heatmaps: dict[str, np.ndarray]) -> list[dict]:
     """Every measurement of one image.
 
-    inputs: (T, H, W, C) the warped images, row 0 the original; activations: per study layer
-    (T, h, w, c); probs: (T, K); label: the true class index or None; heatmaps: method ->
-    (T, H, W) maps of each row for the class predicted on the original image.
+    inputs: (T, H, W, C) the warped images, row 0 the original; stats: the layers' squared sums
+    and pooled maps (``layer_stats``, or the Analyzer's compiled step); probs: (T, K); label: the
+    true class index or None; heatmaps: method -> (T, H, W) maps of each row for the class
+    predicted on the original image.
     """
     rows = []
 
@@ -144,10 +174,9 @@ def image_metrics(study: Study, image: str, inputs: np.ndarray, activations: lis
             rows.append({"image": image, "transform": t.name, "param": t.param, "layer": layer, "metric": metric,
                          "value": float(v)})
 
-    for layer, act, m, valid in zip(study.layers, activations, study.layer_matrices, study.layer_valid):
-        expected = _warp_one(act[0], m)
-        add(layer, "equivariance_error", relative_error(act, expected, valid))
-        add(layer, "invariance_cosine", cosine_to_first(pooled(act)))
+    for layer, num, den, pool, valid in zip(study.layers, stats.num, stats.den, stats.pooled, study.layer_valid):
+        add(layer, "equivariance_error", error_from_sums(num, den, valid.reshape(len(valid), -1).any(axis=1)))
+        add(layer, "invariance_cosine", cosine_to_first(pool))
     back = np.asarray(tr.warp(inputs.astype(np.float32), study.back_matrices, study.fill_mode, study.fill_value))
     original = np.broadcast_to(inputs[0].astype(np.float32), inputs.shape)
     add("input", "equivariance_floor", relative_error(back, original, study.back_valid))

@@ -296,3 +296,44 @@ def valid_mask(forward_matrices, height: int, width: int, fill_mode: str = "cons
         inside = (sx >= -tol) & (sx <= width - 1 + tol) & (sy >= -tol) & (sy <= height - 1 + tol)
         masks.append(inside.reshape(height, width))
     return np.stack(masks)
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A bilinear warp of one (h, w, c) map, restricted to its valid output pixels, as gathers.
+
+    Valid output pixel ``positions[i]`` (a flat index ``row * w + col``) of the warped map equals
+    ``sum_k weights[k, i] * map_flat[index[k, i]]``: the bilinear read of ``keras.ops.image.
+    affine_transform`` at the same point. Corners whose weight is zero for every pixel are left out,
+    so a warp that maps pixel centres onto pixel centres (identity, flips, 90° turns, whole-pixel
+    shifts) is a single exact gather.
+    """
+
+    positions: np.ndarray  # (n,) int32
+    index: np.ndarray  # (K, n) int32, K <= 4
+    weights: np.ndarray  # (K, n) float32
+
+
+SNAP = 1e-6  # sample points this close to a pixel centre are read from it exactly
+
+
+def sampler(forward: np.ndarray, valid: np.ndarray) -> Sampler:
+    """The gathers of ``forward`` (3x3, on the map's grid) over the ``valid`` (h, w) output pixels.
+
+    Valid pixels sample inside the pixel-centre hull (``valid_mask``), so no corner reads fill.
+    """
+    h, w = valid.shape
+    positions = np.flatnonzero(valid)
+    rows, cols = np.divmod(positions, w)
+    src = np.linalg.inv(forward) @ np.stack([cols, rows, np.ones(len(positions))]).astype(np.float64)
+    axes = []
+    for value, size in ((src[0] / src[2], w), (src[1] / src[2], h)):
+        nearest = np.round(value)
+        value = np.clip(np.where(np.abs(value - nearest) < SNAP, nearest, value), 0, size - 1)
+        low = np.floor(value)
+        # (index, weight) of the lower and upper neighbour; on the last pixel the upper one has weight 0
+        axes.append(((low.astype(np.int64), 1 - (value - low)), (np.minimum(low + 1, size - 1).astype(np.int64), value - low)))
+    corners = [(y * w + x, wy * wx) for y, wy in axes[1] for x, wx in axes[0]]
+    kept = [(i, wt) for i, wt in corners if np.any(wt != 0)] or corners[:1]
+    return Sampler(positions.astype(np.int32), np.stack([i for i, _ in kept]).astype(np.int32),
+                   np.stack([wt for _, wt in kept]).astype(np.float32))

@@ -3,4 +3,4 @@ from convlens.pipeline import render_image, run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_stage(sm.log[0], render_image, sm.input.raw, sm.input.summary, sm.output.figures, sm.output.sheet,
-          sm.params.top_k, sm.params.sheet_layers)
+          sm.params.sheet_layers)

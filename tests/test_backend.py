@@ -192,3 +192,38 @@ def test_filter_patterns_at_a_smaller_size_than_the_input():
     # the probe stops at the wanted layer input: the 48x48-only head is never built
     probe = backend.build_probe(model, [], None, inputs_of=("block2_conv2",), input_shape=(24, 24, 3))
     assert tuple(probe.outputs[0].shape[1:]) == (12, 12, 64)  # block2_conv1 output, 24 px halved once
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_mixed_precision_gives_the_float32_answers_within_float16_rounding(nested):
+    from convlens import attribution
+
+    keras.utils.set_random_seed(4)
+    model = nested_classifier() if nested else models.build_shapes_cnn((16, 16, 3), 3)
+    layers = backend.feature_layers(model)
+    cam_layer = backend.last_conv_layer(model)
+    x = np.random.default_rng(5).random((4, 16, 16, 3)).astype("float32")
+    targets = np.full(4, backend.TARGET_REFERENCE)
+    full = backend.Analyzer(model, layers, cam_layer, "unit").run(x, targets, 2)
+    methods = [] if nested else list(attribution.METHODS)
+    params = {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}, "occlusion": {"patch": 4, "stride": 4}}
+
+    def explained():
+        return attribution.Explainer(model, methods, "unit", cam_layer, "logit", params, 32).explain(x, targets, 2)
+
+    full_maps = explained()
+    changed = backend.use_mixed_precision(model)
+    computing = [layer for _, layer in backend.iter_layers(model) if not isinstance(layer, keras.layers.InputLayer)]
+    assert changed == len(computing) - 1  # all but the output layer
+    assert model.layers[-1].dtype_policy.name == "float32" and model.layers[-1].compute_dtype == "float32"
+    mixed = backend.Analyzer(model, layers, cam_layer, "unit").run(x, targets, 2)
+    for got, want in zip(mixed["activations"], full["activations"]):
+        assert got.dtype == np.float32
+        assert np.abs(got - want).max() <= 1e-2 * max(1.0, np.abs(want).max())
+    assert mixed["probs"].dtype == np.float32 and np.allclose(mixed["probs"], full["probs"], atol=1e-2)
+    assert mixed["target"].tolist() == full["target"].tolist()
+    for a, b in zip(mixed["cam_up"], full["cam_up"]):  # Grad-CAM: the same map up to rounding
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+    for name, result in explained().items():  # every heatmap method runs, in float32, near its float32 map
+        assert result.maps.dtype == np.float32
+        assert np.corrcoef(result.maps.ravel(), full_maps[name].maps.ravel())[0, 1] > 0.98, name

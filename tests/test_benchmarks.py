@@ -110,6 +110,7 @@ def test_study_config_is_valid_and_has_six_transforms(tmp_path, model):
     assert transforms[0].kind == "identity"
     assert sorted(t.kind for t in transforms[1:]) == ["hflip", "rotate", "scale", "shift", "vflip"]
     assert checked["images_per_job"] == 32 and checked["filters"]["n_filters"] == 4
+    assert checked["filters"]["steps"] == checked["filters"]["regularized"]["steps"] == 5
     assert len(list_images(checked, tmp_path)) == 3
     assert harness.transform_matrices(16, 16).shape == (6, 3, 3)
     np.testing.assert_allclose(harness.transform_matrices(16, 16)[0], np.eye(3))

@@ -56,7 +56,7 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
     out.update(checkpoints=str(tmp_path / "ckpt"), tensorboard=str(tmp_path / "tb"))
     pipeline.train_model("mnist", spec, str(tmp_path / "data.npz"), 1, 2, {"epochs": [1, 5], "image": 0}, out)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch_001.weights.h5"]
-    cfg = analysis_config()
+    cfg = analysis_config(activations={"top_k": 4})
     entries = image_entries(tmp_path, [{"id": "digit", "dataset_npz": str(tmp_path / "data.npz"), "index": 0}])
     pipeline.analyze_shard(out["model"], out["info"], entries, cfg, 2)
     summary = json.loads((tmp_path / "digit.json").read_text())
@@ -73,10 +73,35 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
     floor = metrics[metrics["metric"] == "equivariance_floor"]["value"]
     assert np.allclose(floor.astype(float), 0.0, atol=1e-6)  # 90-degree turns and flips are exact on the grid
     pipeline.render_image(str(tmp_path / "digit.npz"), str(tmp_path / "digit.json"), str(tmp_path / "fig"),
-                          str(tmp_path / "sheet.json"), 4, [])
+                          str(tmp_path / "sheet.json"), [])
     sheet = json.loads((tmp_path / "sheet.json").read_text())
     assert sheet["sheet_layers"] == ["conv1", "conv2"]
     assert Image.open(tmp_path / "fig" / sheet["activations"]["conv1"]["identity"]).size[0] > 28 * 4
+    # raw.npz keeps the drawn channels (conv1 in full, top_k = 4 of conv2); with raw_channels: all,
+    # every channel, and the same pictures
+    full = tmp_path / "full"
+    full.mkdir()
+    pipeline.analyze_shard(out["model"], out["info"], image_entries(full, [entries[0]]),
+                           {**cfg, "activations": {**cfg["activations"], "raw_channels": "all"}}, 2)
+    with np.load(tmp_path / "digit.npz") as slim, np.load(full / "digit.npz") as every:
+        assert slim["act_0"].shape == every["act_0"].shape == (3, 28, 28, 16)
+        assert slim["act_2"].shape[-1] == 4 and every["act_2"].shape[-1] == 32
+        drawn = slim["channels_2"]
+        assert drawn.tolist() == every["channels_2"].tolist() == slim["act_channels_2"].tolist()
+        assert np.array_equal(slim["act_2"], every["act_2"][..., drawn])
+        reference = every["act_2"][0].astype(np.float32)
+        assert drawn.tolist() == np.argsort(-reference.mean(axis=(0, 1)), kind="stable")[:4].tolist()
+    pipeline.render_image(str(full / "digit.npz"), str(tmp_path / "digit.json"), str(full / "fig"),
+                          str(full / "sheet.json"), [])
+    for name in sorted(p.name for p in (tmp_path / "fig").iterdir()):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "fig" / name)), np.asarray(Image.open(full / "fig" / name)))
+    # mixed precision: the same measurements within float16 rounding
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    pipeline.analyze_shard(out["model"], out["info"], image_entries(mixed, [entries[0]]), {**cfg, "mixed_precision": True}, 2)
+    a, b = (pd.read_csv(d / "digit.csv", keep_default_na=False, na_values=[""]) for d in (tmp_path, mixed))
+    assert a[["transform", "layer", "metric"]].equals(b[["transform", "layer", "metric"]])
+    assert np.allclose(a["value"], b["value"], atol=0.02, equal_nan=True)
     pipeline.filters(out["model"], out["info"], cfg, 0, 2, str(tmp_path / "filters"), str(tmp_path / "filters.json"))
     assert (tmp_path / "filters" / "kernels.png").is_file()
 
@@ -151,7 +176,7 @@ def test_every_heatmap_method_runs_through_the_pipeline_on_a_nested_application_
     metrics = pd.read_csv(tmp_path / "astronaut.csv", keep_default_na=False, na_values=[""])
     assert set(metrics[metrics["metric"] == "heatmap_pearson"]["layer"]) == set(attribution.METHODS)
     pipeline.render_image(str(tmp_path / "astronaut.npz"), str(tmp_path / "astronaut.json"), str(tmp_path / "fig"),
-                          str(tmp_path / "sheet.json"), 4, [])
+                          str(tmp_path / "sheet.json"), [])
     sheet = json.loads((tmp_path / "sheet.json").read_text())
     for method in attribution.METHODS:
         for t in sheet["transforms"]:

@@ -20,8 +20,23 @@ def run_metrics(model, image, specs, fill_mode="constant", label=None):
     outs = [np.asarray(o) for o in probe(x)]
     acts, probs = outs[:len(layers)], outs[-1]
     heat = {"mean_map": acts[0].mean(axis=-1) if acts[0].shape[1:3] == (h, w) else np.ones((len(x), h, w))}
-    rows = sensitivity.image_metrics(st, "img", x, acts, probs, label, heat)
+    stats = compiled_stats(st, acts)
+    rows = sensitivity.image_metrics(st, "img", x, stats, probs, label, heat)
     return pd.DataFrame(rows), layers
+
+
+def compiled_stats(st, acts):
+    """The layer sums as the Analyzer's compiled step computes them, checked against the numpy
+    reference (a full keras warp of every map)."""
+    import tensorflow as tf
+
+    step = tf.function(lambda *a: backend.equivariance_sums(list(a), st.samplers, len(st.transforms)))
+    stats = sensitivity.LayerStats(*([np.asarray(v) for v in part] for part in step(*acts)))
+    reference = sensitivity.layer_stats(st, acts)
+    for part in ("num", "den", "pooled"):
+        for got, want in zip(getattr(stats, part), getattr(reference, part)):
+            assert np.allclose(got, want, rtol=1e-4, atol=1e-6 * max(1.0, float(np.abs(want).max())))
+    return stats
 
 
 def random_cnn(shape=(24, 24, 3), seed=0):

@@ -142,3 +142,26 @@ def test_sheets_draw_single_transforms_and_the_ends_of_ranges_unless_told():
     assert tr.sheet_selection(specs, ["hflip", "rotate_15"]) == ["identity", "rotate_15", "hflip"]
     with pytest.raises(InputError, match="sheet_transforms: rotate_45 not in the study"):
         tr.sheet_selection(specs, ["rotate_45"])
+
+
+@pytest.mark.parametrize("h,w", [(16, 16), (15, 22), (1, 9), (1, 1)])
+@pytest.mark.parametrize("kind,params", [("identity", {}), ("hflip", {}), ("vflip", {}), ("rotate", {"angle_deg": 90}),
+                                         ("shift", {"dx": 3, "dy": -2}), ("shift", {"dx": 0.5, "dy": 1.25}),
+                                         ("rotate", {"angle_deg": 17}), ("scale", {"factor": 0.7}),
+                                         ("scale", {"factor": 1.3})])
+def test_sampler_reads_what_the_keras_warp_reads_at_every_valid_pixel(rng, h, w, kind, params):
+    image = rng.normal(size=(1, h, w, 5)).astype("float32")
+    m = tr.forward_matrix(kind, params, h, w)
+    valid = tr.valid_mask(m[None], h, w)[0]
+    s = tr.sampler(m, valid)
+    assert s.positions.tolist() == np.flatnonzero(valid).tolist()
+    flat = image[0].reshape(h * w, 5)
+    gathered = sum(wt[:, None] * flat[idx] for idx, wt in zip(s.index, s.weights))
+    warped = np.asarray(tr.warp(image, m[None]))[0].reshape(h * w, 5)[s.positions]
+    assert np.allclose(gathered, warped, atol=1e-5)
+    # a 90° turn about the centre keeps pixel centres on pixel centres when h - w is even
+    exact = kind in ("identity", "hflip", "vflip") or params == {"dx": 3, "dy": -2} or (
+        params == {"angle_deg": 90} and (h - w) % 2 == 0)
+    if exact and valid.any():  # pixel centres onto pixel centres: one gather, weights exactly 1
+        assert len(s.index) == 1 and np.all(s.weights == 1.0)
+        assert np.array_equal(gathered, warped) or kind != "identity"

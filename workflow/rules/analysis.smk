@@ -52,7 +52,6 @@ rule render_image:
     conda:
         "../../environment.yml"
     params:
-        top_k=config["activations"]["top_k"],
         sheet_layers=lambda wildcards: model_override(
             wildcards.model, "sheet_layers", "report", "sheet_layers"
         ),

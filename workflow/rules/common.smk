@@ -62,10 +62,16 @@ def analysis_config(wildcards):
     return {
         **{
             key: config[key]
-            for key in ("transforms", "fill_mode", "fill_value", "batch_size")
+            for key in (
+                "transforms",
+                "fill_mode",
+                "fill_value",
+                "batch_size",
+                "mixed_precision",
+            )
         },
         "heatmaps": heatmaps,
-        "activations": {"raw_dtype": config["activations"]["raw_dtype"]},
+        "activations": config["activations"],
         "sheet_transforms": config["report"]["sheet_transforms"],
     }
 
