@@ -422,6 +422,14 @@ def equivariance_sums(acts, samplers, group: int):
     """
     import tensorflow as tf
 
+    def read(values, index):  # values[:, index]; every pixel in order needs no gather
+        if len(index) == values.shape[1] and np.array_equal(index, np.arange(len(index))):
+            return values
+        return tf.gather(values, index, axis=1)
+
+    def weighted(values, weights):
+        return values if np.all(weights == 1) else values * weights[None, :, None]
+
     nums, dens, pools = [], [], []
     for a, layer_samplers in zip(acts, samplers):
         h, w, c = a.shape[1], a.shape[2], a.shape[3]
@@ -429,9 +437,8 @@ def equivariance_sums(acts, samplers, group: int):
         reference = flat[:, 0]
         num, den = [], []
         for t, s in enumerate(layer_samplers):
-            expected = tf.add_n([tf.gather(reference, index, axis=1) * weights[None, :, None]
-                                 for index, weights in zip(s.index, s.weights)])
-            got = tf.gather(flat[:, t], s.positions, axis=1)
+            expected = tf.add_n([weighted(read(reference, index), weights) for index, weights in zip(s.index, s.weights)])
+            got = read(flat[:, t], s.positions)
             num.append(tf.reduce_sum(tf.square(got - expected), axis=[1, 2]))
             den.append(tf.reduce_sum(tf.square(expected), axis=[1, 2]))
         nums.append(tf.reshape(tf.stack(num, axis=1), (-1,)))
