@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -120,6 +121,44 @@ class RunFolderFetcher(URLFetcher):
         return super().fetch(url, headers)
 
 
+PDF_PNG_LEVEL = 1  # zlib level of the images WeasyPrint embeds (its own default, 6, was 38 % of the report's time)
+
+
+def png_idat(pillow_image, level: int = PDF_PNG_LEVEL) -> bytes:
+    """The image's PNG-filtered, zlib-compressed scanlines (its IDAT data): what a PDF image stream
+    with ``/FlateDecode`` and a PNG predictor holds."""
+    import io
+
+    buffer = io.BytesIO()
+    pillow_image.save(buffer, format="PNG", compress_level=level)
+    data, pos, parts = buffer.getvalue(), 8, []  # after the 8-byte signature: length, type, data, CRC
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 8] == b"IDAT":
+            parts.append(data[pos + 8:pos + 8 + length])
+        pos += 12 + length
+    return b"".join(parts)
+
+
+@contextlib.contextmanager
+def fast_pdf_images():
+    """While rendering, WeasyPrint re-encodes every embedded PNG through ``RasterImage._get_png_data``
+    at zlib level 6; this swaps in ``png_idat`` at level 1 (the same pixels, 2-4x faster, a somewhat
+    larger PDF). Without that hook (another WeasyPrint version) it changes nothing."""
+    from weasyprint import images
+
+    raster = getattr(images, "RasterImage", None)
+    if raster is None or not hasattr(raster, "_get_png_data"):
+        yield
+        return
+    original = raster.__dict__["_get_png_data"]
+    raster._get_png_data = staticmethod(png_idat)
+    try:
+        yield
+    finally:
+        raster._get_png_data = original
+
+
 def _missing(value) -> bool:
     return value is None or value != value  # None or NaN
 
@@ -160,7 +199,8 @@ def build_report(config: dict, config_digest: str, models: list[str], images: li
     os.replace(tmp_html, out_html)
     document = HTML(string=html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
     tmp_pdf = out_pdf + ".part"
-    document.write_pdf(tmp_pdf, stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
+    with fast_pdf_images():
+        document.write_pdf(tmp_pdf, stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
     os.replace(tmp_pdf, out_pdf)
     Path(out_run_json).write_text(json.dumps(run, indent=2))
     log.info("report: %s and %s", out_html, out_pdf)
