@@ -4,8 +4,10 @@
     python benchmarks/peers.py notebook --model M --images DIR [--model-file F] [--max-images 2]
 
 ``gradcam``: one batch (``batch_size // 6`` images x 6 transforms, as convlens batches them) through
-  - convlens's compiled step (``convlens.backend.Analyzer``) with Grad-CAM alone (no feature maps)
-    and with every conv/pool map as the study runs it, and
+  - convlens's Grad-CAM alone (``convlens.attribution.Explainer``, the reference class resolved
+    from its own forward pass) and the study's step as ``analyze_shard`` runs it (every conv/pool map
+    and the logits from ``convlens.sensitivity.analyzer.Analyzer``, then the Explainer's Grad-CAM for
+    the reference class: ``convlens.stages.analyze.explain``), and
   - tf-keras-vis ``Gradcam`` (the softmax replaced by a linear head, i.e. the logit, as convlens's
     default), with its own defaults (maps upsampled to the input and normalized),
   each timed after one untimed first call, ``reps`` times; plus a check that both give the same maps.
@@ -64,6 +66,69 @@ def _warped_batch(pixels: np.ndarray) -> np.ndarray:
         interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
 
 
+def convlens_steps(model, preprocess_mode: str) -> dict:
+    """convlens's two timed steps: {label: (setup_s, layers probed, step)}; ``step(x)`` takes a batch of
+    ``harness.N_TRANSFORMS``-row groups (identity first) and returns (targets (B,), Grad-CAM at the CAM
+    layer (B, h, w)) for each group's reference class, at the logit.
+
+    ``convlens_gradcam``: the Explainer alone; ``convlens_full_step``: the Analyzer's maps and logits,
+    then the Explainer's Grad-CAM for the classes they give (``stages.analyze.explain``, as the study
+    runs it). A tree from before the package split (``run.py --at-commit``) has ``backend.Analyzer``,
+    which computed both in one compiled step.
+    """
+    group = harness.N_TRANSFORMS
+    try:
+        from convlens.attribution import Explainer
+        from convlens.core.head import TARGET_REFERENCE
+        from convlens.core.layers import feature_layers, last_conv_layer
+        from convlens.sensitivity.analyzer import Analyzer
+        from convlens.stages.analyze import explain
+    except ImportError:
+        return _backend_steps(model, preprocess_mode)
+    steps = {}
+    t = time.perf_counter()
+    explainer = Explainer(model, ["gradcam"], preprocess_mode, last_conv_layer(model), "logit")
+    setup = time.perf_counter() - t
+
+    def gradcam_alone(x):
+        codes = np.full(len(x), TARGET_REFERENCE)
+        targets = explainer.resolve_targets(x, codes, group)[0]
+        return targets, explainer.explain(x, targets)["gradcam"].raw
+
+    steps["convlens_gradcam"] = (setup, 0, gradcam_alone)
+    t = time.perf_counter()
+    layers = feature_layers(model)
+    analyzer = Analyzer(model, layers, preprocess_mode)
+    full_explainer = Explainer(model, ["gradcam"], preprocess_mode, last_conv_layer(model), "logit")
+    setup = time.perf_counter() - t
+
+    def full_step(x):
+        out = analyzer.run(x, group)
+        maps = explain(full_explainer, x, out["logits"], TARGET_REFERENCE, group)
+        return maps["target"], maps["cam"]
+
+    steps["convlens_full_step"] = (setup, len(layers), full_step)
+    return steps
+
+
+def _backend_steps(model, preprocess_mode: str) -> dict:
+    """The same two steps with the convlens of before the package split (``convlens.backend``)."""
+    from convlens import backend
+
+    steps = {}
+    for label, layers in (("convlens_gradcam", []), ("convlens_full_step", backend.feature_layers(model))):
+        t = time.perf_counter()
+        analyzer = backend.Analyzer(model, layers, backend.last_conv_layer(model), preprocess_mode, "logit")
+        setup = time.perf_counter() - t
+
+        def step(x, analyzer=analyzer):
+            out = analyzer.run(x, np.full(len(x), backend.TARGET_REFERENCE), harness.N_TRANSFORMS)
+            return out["target"], out["cam"]
+
+        steps[label] = (setup, len(layers), step)
+    return steps
+
+
 def gradcam(model_name: str, images: str, model_file: str | None, batch_size: int, reps: int, threads: int) -> dict:
     spec = harness.MODELS[model_name]
     res = {"mode": "gradcam", "model": model_name, "reps": reps, "threads": threads}
@@ -78,19 +143,13 @@ def gradcam(model_name: str, images: str, model_file: str | None, batch_size: in
     targets = None
     cams = {}
 
-    # convlens: the compiled step, Grad-CAM alone and with every conv/pool map
+    # convlens: Grad-CAM alone, and with every conv/pool map as the study runs it
     try:
-        from convlens import backend
-
-        for label, layers in (("convlens_gradcam", []), ("convlens_full_step", backend.feature_layers(model))):
-            t = time.perf_counter()
-            analyzer = backend.Analyzer(model, layers, backend.last_conv_layer(model), spec["preprocess"], "logit")
-            setup = time.perf_counter() - t
-            codes = np.full(len(x), backend.TARGET_REFERENCE)
-            timing, out = _timed(lambda: analyzer.run(x, codes, harness.N_TRANSFORMS), reps)
-            res[label] = {"setup_s": setup, **timing, "n_layers": len(layers)}
-            targets = np.asarray(out["target"])
-            cams[label] = np.asarray(out["cam"])
+        for label, (setup, n_layers, step) in convlens_steps(model, spec["preprocess"]).items():
+            timing, (target, cam) = _timed(lambda: step(x), reps)
+            res[label] = {"setup_s": setup, **timing, "n_layers": n_layers}
+            targets = np.asarray(target)
+            cams[label] = np.asarray(cam)
     except Exception as exc:  # the API moved: say so and go on with the peer
         res["convlens_error"] = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()

@@ -10,7 +10,8 @@ For every model and study size (images x 6 transforms) it measures, one after an
             here), its per-rule ``benchmark:`` times, the analysis jobs' peak memory, and a rerun
             with nothing changed
 and per model, once:
-  gradcam   convlens's compiled Grad-CAM step against tf-keras-vis on the same batch (peers.py)
+  gradcam   convlens's Grad-CAM (alone, and in the study's step) against tf-keras-vis on the same
+            batch (peers.py)
   notebook  the one-image-at-a-time Keras style on the first few images, extrapolated (peers.py)
 The results go to a JSON file (written after every step) and tables on stdout; see benchmarks/README.md.
 """
@@ -265,8 +266,8 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
             out.append(f"\n### {model}: Grad-CAM on one batch ({g.get('batch')} inputs), median of {g.get('reps')} after a first call\n")
             base = g.get("convlens_gradcam", {}).get("median_s")
             grow = []
-            for key, label in (("convlens_gradcam", "convlens compiled step, Grad-CAM only"),
-                               ("convlens_full_step", "convlens compiled step, Grad-CAM + every conv/pool map"),
+            for key, label in (("convlens_gradcam", "convlens, Grad-CAM only"),
+                               ("convlens_full_step", "convlens, Grad-CAM + every conv/pool map"),
                                ("tf_keras_vis", " ".join(filter(None, ["tf-keras-vis", g.get("tf_keras_vis_version"), "Gradcam"])))):
                 v = g.get(key)
                 if not v:

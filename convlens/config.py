@@ -15,11 +15,12 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from convlens.attribution.registry import METHODS
+from convlens.data import IMAGE_SUFFIXES, shapes_split_sizes
 from convlens.errors import InputError
 from convlens.transforms import build_transforms, sheet_selection
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 class ConfigError(InputError):
@@ -195,8 +196,6 @@ def _check_semantics(cfg: dict, base: Path):
 
 
 def _check_method_params(params: dict) -> None:
-    from convlens.attribution import METHODS
-
     for name, given in params.items():
         where = f"config.heatmaps.params.{name}"
         if name not in METHODS:
@@ -212,13 +211,6 @@ def _check_method_params(params: dict) -> None:
 def _check_id(name: str, where: str):
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ConfigError(f"{where} may use only letters, digits, '_', '.', '-' (it becomes a folder name)")
-
-
-def shapes_split_sizes(ds: dict) -> tuple[int, int]:
-    """(train, test) sizes of a generated shapes dataset."""
-    total = 3 * ds["n_per_class"]
-    n_test = int(round(total * ds["test_fraction"]))
-    return total - n_test, n_test
 
 
 def sanitize_id(text: str) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from convlens.config import IMAGE_SUFFIXES, shapes_split_sizes
 from convlens.errors import InputError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SHAPE_CLASSES = ("circle", "square", "triangle")
 SUPERSAMPLE = 4
 
@@ -185,11 +185,8 @@ def resize(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return out[..., None] if out.ndim == 2 else out
 
 
-PNG_COMPRESS_LEVEL = 1  # zlib level of figure files: 2-4x faster to write than Pillow's 6, 5-20 % larger
-
-
-def write_png(array: np.ndarray, path: str | Path) -> None:
-    """Write (H, W), (H, W, 1) or (H, W, 3) uint8 as PNG."""
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    Image.fromarray(array).save(path, compress_level=PNG_COMPRESS_LEVEL)
+def shapes_split_sizes(ds: dict) -> tuple[int, int]:
+    """(train, test) sizes of a generated shapes dataset."""
+    total = 3 * ds["n_per_class"]
+    n_test = int(round(total * ds["test_fraction"]))
+    return total - n_test, n_test

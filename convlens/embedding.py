@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.backend import build_probe, iter_layers, preprocess
+from convlens.core.graph import build_probe
+from convlens.core.head import preprocess
+from convlens.core.layers import iter_layers
 from convlens.errors import InputError
 
 MISCLASSIFIED_GID = "misclassified"  # the gid of the scatter that marks misclassified points

@@ -15,7 +15,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from convlens.backend import build_probe, conv_layers, find_layer, preprocess
+from convlens.core.graph import build_probe
+from convlens.core.head import preprocess
+from convlens.core.layers import conv_layers, find_layer
 
 CHECKPOINT_NAME = "epoch_{epoch:03d}.weights.h5"
 _EPOCH_RE = re.compile(r"epoch_(\d+)\.weights\.h5$")

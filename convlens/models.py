@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from convlens.core.layers import iter_layers
 from convlens.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -184,8 +185,6 @@ def resolve_preprocess(spec: dict) -> str:
 
 def describe(model) -> list[dict]:
     """The architecture table: one row per layer (nested models expanded), with output shape and params."""
-    from convlens.backend import iter_layers
-
     rows = []
     for path, layer in iter_layers(model):
         try:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime as dt
 import json
 import logging
 import os
 import platform
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from weasyprint.urls import URLFetcher
+
+from convlens import __version__
+from convlens.sensitivity.metrics import METRICS
 
 log = logging.getLogger("convlens")
 
@@ -29,8 +32,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     if "convlens" not in out:
-        from convlens import __version__
-
         out["convlens"] = __version__
     return out
 
@@ -97,8 +98,6 @@ def collect(config: dict, models: list[str], images: list[str], results: Path) -
                                       "figures": f"{name}/images/{image}/figures"})
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
         model_sections.append(section)
-    from convlens.sensitivity import METRICS
-
     return {"models": model_sections, "devices": devices,
             "metric_help": {name: text for name, (_, _, text) in METRICS.items()}}
 
@@ -163,6 +162,78 @@ def _missing(value) -> bool:
     return value is None or value != value  # None or NaN
 
 
+def anchor(value) -> str:
+    """An HTML id / link target made of a user string: every non-alphanumeric character becomes ``-``."""
+    return "".join(c if c.isalnum() else "-" for c in str(value))
+
+
+@dataclass(frozen=True)
+class Section:
+    """One entry of the report's outline: a partial under ``reports/templates/sections/`` that starts
+    with the heading ``<h1|h2 id="{{ sec.anchor }}">{{ sec.title }}…``, and the same title and anchor
+    in the table of contents. ``title`` and ``anchor`` may hold ``{model}`` and ``{image}``."""
+
+    partial: str
+    title: str
+    anchor: str
+    each: str | None = None  # None: once; "model": once per model; "image": once per image of the model
+    when: str | None = None  # only for models whose section has this key set (e.g. "metrics")
+    wrapper: str | None = None  # wrapped in <section class="..."> ("chapter", "sheet": a new page)
+    toc: bool = True  # listed in the table of contents (every heading is in the PDF outline)
+    children: tuple[Section, ...] = ()  # h2 under an h1, included after the parent's partial
+
+
+# The report, in order: the table of contents and the body both come from this list.
+SECTIONS = (
+    Section("sensitivity.html.j2", "Sensitivity to transforms", "sensitivity", wrapper="chapter", children=(
+        Section("sensitivity_model.html.j2", "{model}", "sens-{model}", each="model"),
+    )),
+    Section("run_summary.html.j2", "Run summary", "run-summary", wrapper="chapter", children=(
+        Section("transforms.html.j2", "Transforms", "transforms", toc=False),
+    )),
+    Section("model.html.j2", "Model {model}", "model-{model}", each="model", wrapper="chapter", children=(
+        Section("architecture.html.j2", "Architecture", "arch-{model}"),
+        Section("training.html.j2", "Training and test accuracy", "train-{model}", when="metrics"),
+        Section("filters.html.j2", "Filters", "filters-{model}"),
+        Section("evolution.html.j2", "Training evolution", "evolution-{model}", when="evolution"),
+        Section("embedding.html.j2", "Embedding of the test set", "embedding-{model}", when="evolution"),
+        Section("methods.html.j2", "Heatmap methods: sanity and faithfulness", "methods-{model}"),
+        Section("image_sheet.html.j2", "Image {image}", "sheet-{model}-{image}", each="image", wrapper="sheet"),
+    )),
+)
+
+
+def outline(models: list[dict], sections: tuple[Section, ...] = SECTIONS, model: dict | None = None,
+            level: int = 1) -> list[dict]:
+    """``sections`` expanded for this run's models and images: what the main template loops over, once
+    for the table of contents and once for the body. Titles stay plain text (escaped when rendered)."""
+    nodes = []
+    for sec in sections:
+        if sec.each == "model":
+            scopes = [(m, None) for m in models]
+        elif sec.each == "image":
+            scopes = [(model, im) for im in model["images"]]
+        else:
+            scopes = [(model, None)]
+        for m, im in scopes:
+            if sec.when and not m[sec.when]:
+                continue
+            names = {"model": m["name"] if m else "", "image": im["summary"]["image"] if im else ""}
+            nodes.append({
+                "partial": f"sections/{sec.partial}",
+                "title": sec.title.format(**names),
+                "anchor": sec.anchor.format(**{k: anchor(v) for k, v in names.items()}),
+                "level": level,
+                "wrapper": sec.wrapper,
+                "toc": sec.toc,
+                "toc_children": any(child.toc for child in sec.children),
+                "model": m,
+                "image": im,
+                "children": outline(models, sec.children, m, level + 1),
+            })
+    return nodes
+
+
 def render_html(context: dict, templates_dir: str | Path) -> str:
     import jinja2
 
@@ -170,37 +241,5 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v: "–" if _missing(v) else f"{100 * float(v):.1f} %"
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
-    env.filters["anchor"] = lambda v: "".join(c if c.isalnum() else "-" for c in str(v))
-    return env.get_template("report.html.j2").render(**context)
-
-
-def build_report(config: dict, config_digest: str, models: list[str], images: list[str], templates_dir: str,
-                 results_dir: str, out_html: str, out_pdf: str, out_run_json: str) -> None:
-    """Write report.html, report.pdf and run.json (the run summary) under results/report/."""
-    from weasyprint import CSS, HTML
-
-    results = Path(results_dir).resolve()
-    report_dir = Path(out_html).resolve().parent
-    report_dir.mkdir(parents=True, exist_ok=True)
-    data = collect(config, models, images, results)
-    run = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "config_digest": config_digest,
-        "seed": config["seed"],
-        "versions": package_versions(),
-        "hardware": hardware(),
-        "devices": data["devices"] or [],
-    }
-    css = (Path(templates_dir) / "report.css").read_text()
-    html = render_html({"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir),
-                        **data}, templates_dir)
-    tmp_html = Path(out_html + ".part")
-    tmp_html.write_text(html)
-    os.replace(tmp_html, out_html)
-    document = HTML(string=html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
-    tmp_pdf = out_pdf + ".part"
-    with fast_pdf_images():
-        document.write_pdf(tmp_pdf, stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
-    os.replace(tmp_pdf, out_pdf)
-    Path(out_run_json).write_text(json.dumps(run, indent=2))
-    log.info("report: %s and %s", out_html, out_pdf)
+    env.filters["anchor"] = anchor
+    return env.get_template("report.html.j2").render(outline=outline(context["models"]), **context)

@@ -26,7 +26,9 @@ import keras
 import numpy as np
 
 from convlens import render
-from convlens.backend import build_probe, conv_layers, find_layer, preprocess
+from convlens.core.graph import build_probe
+from convlens.core.head import preprocess
+from convlens.core.layers import conv_layers, find_layer
 
 KERNEL_TILE_PX = 24  # kernels are enlarged (nearest) to at least this many pixels a side
 MAP_TILE_PX = 32

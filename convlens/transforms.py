@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convlens.errors import InputError
+from convlens.transform_kinds import CURVES, NAMES, RANGED, REGISTRY
 
-KINDS = ("identity", "shift", "rotate", "hflip", "vflip", "scale")
+KINDS = NAMES  # every transform kind; each is defined in convlens/transform_kinds.py
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
 
@@ -32,24 +33,14 @@ class Transform:
     @property
     def name(self) -> str:
         """A name usable in file names and tables, e.g. ``shift_dx4_dy0`` or ``rotate_-15``."""
-        if self.kind == "shift":
-            return f"shift_dx{_fmt(self.params['dx'])}_dy{_fmt(self.params['dy'])}"
-        if self.kind == "rotate":
-            return f"rotate_{_fmt(self.params['angle_deg'])}"
-        if self.kind == "scale":
-            return f"scale_{_fmt(self.params['factor'])}"
-        return self.kind
+        kind = REGISTRY.get(self.kind)
+        return kind.name_of(self.params) if kind else self.kind
 
     @property
     def param(self) -> str:
         """The magnitude as text, for the tidy tables (``dx=4,dy=0``, ``-15``, ``1.2``, ``''``)."""
-        if self.kind == "shift":
-            return f"dx={_fmt(self.params['dx'])},dy={_fmt(self.params['dy'])}"
-        if self.kind == "rotate":
-            return _fmt(self.params["angle_deg"])
-        if self.kind == "scale":
-            return _fmt(self.params["factor"])
-        return ""
+        kind = REGISTRY.get(self.kind)
+        return kind.param_text(self.params) if kind else ""
 
     def matrix(self, height: int, width: int) -> np.ndarray:
         """The forward 3x3 matrix for an image of ``height`` x ``width`` pixels."""
@@ -63,54 +54,27 @@ class Transform:
         ``shift diagonal`` (dx = dy), ``rotate`` (degrees), ``scale`` (factor). Flips and other
         shifts are single points. Identity lies on every curve at its neutral magnitude.
         """
-        p = self.params
-        if self.kind == "shift":
-            dx, dy = float(p["dx"]), float(p["dy"])
-            if dy == 0:
-                return "shift x", dx
-            if dx == 0:
-                return "shift y", dy
-            return ("shift diagonal", dx) if dx == dy else None
-        if self.kind == "rotate":
-            return "rotate", float(p["angle_deg"])
-        if self.kind == "scale":
-            return "scale", float(p["factor"])
-        return None
+        kind = REGISTRY.get(self.kind)
+        return kind.axis(self.params) if kind else None
 
 
 # the magnitude at which each curve passes through the identity
-NEUTRAL = {"shift x": 0.0, "shift y": 0.0, "shift diagonal": 0.0, "rotate": 0.0, "scale": 1.0}
-
-
-def _fmt(value: float) -> str:
-    text = f"{value:.10g}"
-    return "0" if text == "-0" else text
+NEUTRAL = {name: curve.neutral for name, curve in CURVES.items()}
 
 
 def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarray:
-    """Forward matrix (input point -> output point) of one transform, shape (3, 3), float64."""
+    """Forward matrix (input point -> output point) of one transform, shape (3, 3), float64.
+
+    The kind's core matrix (``convlens.transform_kinds``) taken about the image centre.
+    """
+    if kind not in REGISTRY:
+        raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(KINDS)}")
+    core = REGISTRY[kind].core(params)
+    if not REGISTRY[kind].centred:
+        return core
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
     from_centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], dtype=np.float64)
-    if kind == "identity":
-        return np.eye(3)
-    if kind == "shift":
-        return np.array([[1, 0, params["dx"]], [0, 1, params["dy"]], [0, 0, 1]], dtype=np.float64)
-    if kind == "rotate":
-        theta = math.radians(params["angle_deg"])
-        c, s = math.cos(theta), math.sin(theta)
-        # y points down, so a counter-clockwise turn on screen has +s in the x row.
-        core = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], dtype=np.float64)
-        core[np.abs(core) < 1e-15] = 0.0  # exact zeros for multiples of 90 degrees
-    elif kind == "hflip":
-        core = np.diag([-1.0, 1.0, 1.0])
-    elif kind == "vflip":
-        core = np.diag([1.0, -1.0, 1.0])
-    elif kind == "scale":
-        f = float(params["factor"])
-        core = np.diag([f, f, 1.0])
-    else:
-        raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(KINDS)}")
     return from_centre @ core @ to_centre
 
 
@@ -120,35 +84,30 @@ def expand_spec(spec: dict) -> list[Transform]:
     ``{kind: rotate, angle_deg: 15}`` gives one transform; ``{kind: rotate, range: [-30, 30, 15]}``
     gives -30, -15, identity, 15, 30 (start, stop inclusive, step): a magnitude that changes
     nothing (shift 0, angle 0, factor 1) is the identity, which every study has anyway. For shift a
-    range sweeps ``dx`` and ``dy`` together unless ``direction`` is ``x`` or ``y``.
+    range sweeps ``dx`` and ``dy`` together unless ``direction`` is ``x`` or ``y``. What a range sweeps
+    is each kind's ``sweep`` in ``convlens.transform_kinds``.
     """
     kind = spec["kind"]
+    registered = REGISTRY.get(kind)
     if "range" not in spec:
         params = {k: v for k, v in spec.items() if k != "kind"}
-        if kind == "shift":
-            params = {"dx": params.get("dx", 0), "dy": params.get("dy", 0)}
+        if registered:
+            params = registered.entry_params(params)
         return [Transform(kind, params)]
     start, stop, step = spec["range"]
     count = int(math.floor((stop - start) / step + 1e-9)) + 1
     values = [round(start + i * step, 10) for i in range(count)]
     out = []
     for v in values:
-        if kind == "shift":
-            direction = spec.get("direction", "xy")
-            t = Transform("shift", {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0})
-        elif kind == "rotate":
-            t = Transform("rotate", {"angle_deg": v})
-        elif kind == "scale":
-            t = Transform("scale", {"factor": v})
-        else:
-            raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for shift, rotate, scale")
+        if registered is None or registered.sweep is None:
+            raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for {', '.join(RANGED)}")
+        t = Transform(kind, registered.sweep(v, spec))
         out.append(Transform("identity") if t.axis and t.axis[1] == NEUTRAL[t.axis[0]] else t)
     return out
 
 
-PARAMS = {"identity": set(), "hflip": set(), "vflip": set(), "shift": {"dx", "dy"},
-          "rotate": {"angle_deg"}, "scale": {"factor"}}
-REQUIRED = {"rotate": {"angle_deg"}, "scale": {"factor"}}
+PARAMS = {name: {p.name for p in kind.params} for name, kind in REGISTRY.items()}
+REQUIRED = {name: kind.required for name, kind in REGISTRY.items() if kind.required}
 
 
 def check_spec(spec: dict, where: str) -> None:
@@ -156,16 +115,17 @@ def check_spec(spec: dict, where: str) -> None:
     kind = spec["kind"]
     given = set(spec) - {"kind"}
     if "range" in spec:
-        if kind not in ("shift", "rotate", "scale"):
-            raise InputError(f"{where}.range: kind {kind!r} takes no range; ranges are for shift, rotate, scale")
-        allowed = {"range", "direction"} if kind == "shift" else {"range"}
+        if kind not in RANGED:
+            raise InputError(f"{where}.range: kind {kind!r} takes no range; ranges are for {', '.join(RANGED)}")
+        allowed = {"range", *REGISTRY[kind].range_options}
     else:
         allowed = PARAMS[kind]
         missing = REQUIRED.get(kind, set()) - given
         if missing:
             raise InputError(f"{where}: {kind} needs {', '.join(sorted(missing))} (or a range)")
-        if kind == "shift" and not given & {"dx", "dy"}:
-            raise InputError(f"{where}: shift needs dx and/or dy (or a range)")
+        if allowed and kind not in REQUIRED and not given & allowed:  # all optional: at least one
+            names = " and/or ".join(p.name for p in REGISTRY[kind].params)
+            raise InputError(f"{where}: {kind} needs {names} (or a range)")
     extra = given - allowed
     if extra:
         raise InputError(f"{where}: {kind} takes {', '.join(sorted(allowed)) or 'no parameters'}, "

@@ -1,5 +1,6 @@
 """Snakemake entry for the analyze_<shard> rules: one model, one shard of images."""
-from convlens.pipeline import analyze_shard, run_stage
+from convlens.stages.analyze import analyze_shard
+from convlens.stages.run import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 images = [dict(entry, raw=raw, summary=summary, metrics=metrics)

@@ -1,5 +1,6 @@
 """Snakemake entry for rule filters: first-layer kernels and gradient-ascent patterns."""
-from convlens.pipeline import filters, run_stage
+from convlens.stages.filters import filters
+from convlens.stages.run import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_stage(sm.log[0], filters, sm.input.model, sm.input.info, sm.params.cfg, sm.params.seed, sm.threads,

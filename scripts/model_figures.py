@@ -1,12 +1,7 @@
 """Snakemake entry for rule model_figures: training curves and confusion matrix."""
-from convlens.plots import confusion_matrix_figure, training_curves_figure
-from convlens.pipeline import run_stage
-
-
-def main(sm):
-    training_curves_figure(sm.input.history, sm.input.metrics, sm.output.curves)
-    confusion_matrix_figure(sm.input.metrics, sm.output.confusion)
-
+from convlens.stages.model_figures import model_figures
+from convlens.stages.run import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_stage(sm.log[0], main, sm)
+run_stage(sm.log[0], model_figures, sm.input.history, sm.input.metrics,
+          {"curves": sm.output.curves, "confusion": sm.output.confusion})

@@ -1,5 +1,6 @@
 """Snakemake entry for rule train_model."""
-from convlens.pipeline import run_stage, train_model
+from convlens.stages.train_model import train_model
+from convlens.stages.run import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_stage(sm.log[0], train_model, sm.wildcards.model, sm.params.spec, sm.input.dataset, sm.params.seed,

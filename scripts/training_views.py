@@ -1,5 +1,6 @@
 """Snakemake entry for rule training_views: evolution strips from the checkpoints and the embedding."""
-from convlens.pipeline import run_stage, training_views
+from convlens.stages.training_views import training_views
+from convlens.stages.run import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_stage(sm.log[0], training_views, sm.input.model, sm.input.info, sm.input.checkpoints, sm.input.dataset,

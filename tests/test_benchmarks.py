@@ -141,3 +141,26 @@ def test_tables_render_a_result_file():
     text = run.tables(results)
     assert "| 8 | 48 | 6.0 | 10.0 | 30.0 | 25.0 | 3.00 | 2.50 |" in text
     assert "| 4.00 |" in text  # tf-keras-vis takes 4 x convlens's Grad-CAM time
+
+
+def test_peers_times_the_explainers_gradcam_for_the_reference_class():
+    """peers.py's convlens steps (Grad-CAM alone, and the study's step) give the Explainer's Grad-CAM
+    for each group's reference class: the maps it compares with tf-keras-vis."""
+    pytest.importorskip("keras")
+    from benchmarks import peers
+    from convlens.attribution import Explainer
+    from tests.helpers import gap_model, images
+
+    model = gap_model(shape=(12, 12, 3), filters=5, classes=3, head="softmax", seed=6)
+    x = images((2 * harness.N_TRANSFORMS, 12, 12, 3), seed=3) * np.repeat([1.0, 4.0], harness.N_TRANSFORMS)[
+        :, None, None, None].astype("float32")
+    steps = peers.convlens_steps(model, "unit")
+    assert list(steps) == ["convlens_gradcam", "convlens_full_step"]
+    assert [n_layers for _, n_layers, _ in steps.values()] == [0, 1]
+    logits = np.log(np.asarray(model(x)))
+    reference = np.repeat(logits[::harness.N_TRANSFORMS].argmax(-1), harness.N_TRANSFORMS)
+    want = Explainer(model, ["gradcam"]).explain(x, reference)["gradcam"].raw
+    for label, (_, _, step) in steps.items():
+        targets, cams = step(x)
+        assert np.asarray(targets).tolist() == reference.tolist(), label
+        assert np.allclose(cams, want, atol=1e-6), label

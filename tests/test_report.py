@@ -1,4 +1,7 @@
-"""The PDF's embedded images: the faster re-encoding keeps every pixel."""
+"""The report: the PDF's embedded images keep every pixel; the contents and the headings come from one list."""
+from html.parser import HTMLParser
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -40,3 +43,105 @@ def test_png_idat_is_the_image_and_the_pdf_holds_the_same_pixels(tmp_path, mode)
     for name in ("fast.pdf", "plain.pdf"):
         (embedded,) = pypdf.PdfReader(tmp_path / name).pages[0].images
         assert np.array_equal(np.asarray(embedded.image), pixels), name
+
+
+# The report's outline: one list (report.SECTIONS) gives both the table of contents and the section headings.
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "reports" / "templates"
+
+
+def walk_sections(sections=report.SECTIONS, depth=1):
+    for sec in sections:
+        yield sec, depth
+        yield from walk_sections(sec.children, depth + 1)
+
+
+def test_every_section_has_a_partial_that_opens_with_its_heading_from_the_list():
+    used = set()
+    for sec, depth in walk_sections():
+        path = TEMPLATES / "sections" / sec.partial
+        assert path.is_file(), f"{sec.partial} is in SECTIONS but not in {path.parent}"
+        used.add(path.name)
+        source = path.read_text()
+        # the heading's id and text are the list's anchor and title, at the level of the section's depth
+        assert f'<h{depth} id="{{{{ sec.anchor }}}}">{{{{ sec.title }}}}' in source, sec.partial
+        assert source.count(f"<h{depth} ") == 1 and source.count("<h1") + source.count("<h2") == 1, sec.partial
+    assert used == {p.name for p in (TEMPLATES / "sections").glob("*.html.j2")}, "a partial no section includes"
+    anchors = [sec.anchor for sec, _ in walk_sections()]
+    assert len(anchors) == len(set(anchors))
+
+
+class Outline(HTMLParser):
+    """The contents' links (href, text) and the body's h1/h2 headings (id, text), in document order."""
+
+    def __init__(self):
+        super().__init__()
+        self.toc, self.headings, self.in_toc, self.current = [], [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "nav":
+            self.in_toc = True
+        elif self.in_toc and tag == "a":
+            self.current = (self.toc, attrs["href"].removeprefix("#"), [])
+        elif not self.in_toc and tag in ("h1", "h2") and "id" in attrs and attrs["id"] != "top":
+            self.current = (self.headings, attrs["id"], [])
+
+    def handle_endtag(self, tag):
+        if tag == "nav":
+            self.in_toc = False
+        elif self.current and tag in ("a", "h1", "h2"):
+            target, key, text = self.current
+            target.append((key, "".join(text)))
+            self.current = None
+
+    def handle_data(self, data):
+        if self.current:
+            self.current[2].append(data)
+
+
+def fake_model(name, images, trained):
+    return {"name": name, "metrics": {"x": 1} if trained else None, "evolution": {"x": 1} if trained else None,
+            "transforms": [{}, {}], "images": [{"summary": {"image": i}} for i in images]}
+
+
+def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
+    # the real main template; every partial replaced by just its heading, written from `sec` like the real ones
+    (tmp_path / "report.html.j2").write_text((TEMPLATES / "report.html.j2").read_text())
+    (tmp_path / "sections").mkdir()
+    for sec, depth in walk_sections():
+        (tmp_path / "sections" / sec.partial).write_text(
+            f'<h{depth} id="{{{{ sec.anchor }}}}">{{{{ sec.title }}}}</h{depth}>\n<p>{sec.partial}</p>\n')
+    models = [fake_model("cnn", ["img-0", "img 1"], trained=True),
+              fake_model('pre<b>&"x', ["img-0"], trained=False)]  # loaded: no training, no evolution
+    html = report.render_html({"config": {"report": {"title": "t"}}, "run": {"date": "d"}, "css": "",
+                               "models": models}, tmp_path)
+    parser = Outline()
+    parser.feed(html)
+    expected = [
+        ("sensitivity", "Sensitivity to transforms"), ("sens-cnn", "cnn"), ("sens-pre-b---x", 'pre<b>&"x'),
+        ("run-summary", "Run summary"), ("transforms", "Transforms"),
+        ("model-cnn", "Model cnn"), ("arch-cnn", "Architecture"), ("train-cnn", "Training and test accuracy"),
+        ("filters-cnn", "Filters"), ("evolution-cnn", "Training evolution"),
+        ("embedding-cnn", "Embedding of the test set"), ("methods-cnn", "Heatmap methods: sanity and faithfulness"),
+        ("sheet-cnn-img-0", "Image img-0"), ("sheet-cnn-img-1", "Image img 1"),
+        ("model-pre-b---x", 'Model pre<b>&"x'), ("arch-pre-b---x", "Architecture"),
+        ("filters-pre-b---x", "Filters"), ("methods-pre-b---x", "Heatmap methods: sanity and faithfulness"),
+        ("sheet-pre-b---x-img-0", "Image img-0"),
+    ]
+    assert parser.headings == expected
+    # the contents: the same entries in the same order, except the sections marked toc=False
+    assert parser.toc == [entry for entry in expected if entry[0] != "transforms"]
+    nodes = report.outline(models)
+    flat = []
+
+    def flatten(nodes):
+        for node in nodes:
+            flat.append((node["anchor"], node["title"]))
+            flatten(node["children"])
+    flatten(nodes)
+    assert flat == expected
+    # user strings escaped (autoescape stays on), the chapters and sheets wrapped as before
+    assert "<b>" not in html and 'pre&lt;b&gt;&amp;&#34;x' in html
+    assert html.count('<section class="chapter">') == 2 + len(models) and html.count('<section class="sheet">') == 3
+    assert html.count("<section") == html.count("</section>")

@@ -4,7 +4,11 @@
 rule report:
     input:
         model_report_inputs,
-        templates=[TEMPLATES / "report.html.j2", TEMPLATES / "report.css"],
+        templates=[
+            TEMPLATES / "report.html.j2",
+            TEMPLATES / "report.css",
+            *sorted((TEMPLATES / "sections").glob("*.html.j2")),
+        ],
     output:
         html=report("results/report/report.html", category="Report"),
         pdf=report("results/report/report.pdf", category="Report"),

@@ -1,0 +1,34 @@
+"""Occlusion: the drop of the score when a patch is covered."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convlens.attribution.base import Method, MethodResult
+from convlens.attribution.perturbations import Patches, Stack
+
+
+class Occlusion(Method):
+    """Occlusion (Zeiler & Fergus 2014): the drop of the score when a ``patch`` x ``patch`` square,
+    moved by ``stride`` pixels, is filled with ``fill``. A pixel's value is the mean drop of the
+    patches covering it (signed: a patch can raise the score). raw: the (B, rows, cols) drops.
+    """
+
+    name = "occlusion"
+    defaults = {"patch": None, "stride": None, "fill": 0.5}
+
+    def run(self, context):
+        params = context.params(self)
+        x = context.x
+        patch = params["patch"] or max(1, min(x.shape[1:3]) // 8)
+        patches = Patches(x, patch, params["stride"] or max(1, patch // 2), params["fill"])
+        scores = context.explainer.scores(Stack([x]), context.targets)
+        drops = scores - context.explainer.scores(patches, context.targets)  # (B, n)
+        total = np.zeros(x.shape[:3])
+        covered = np.zeros(x.shape[1:3])
+        for j, (r, c) in enumerate(patches.corners):
+            total[:, r:r + patches.size[0], c:c + patches.size[1]] += drops[:, j, None, None]
+            covered[r:r + patches.size[0], c:c + patches.size[1]] += 1
+        maps = (total / np.maximum(covered, 1)).astype(np.float32)
+        raw = drops.reshape(len(x), len(patches.rows), len(patches.cols)).astype(np.float32)
+        return MethodResult(maps, raw, signed=True)

@@ -1,0 +1,60 @@
+"""TensorFlow set-up for a job: devices, threads, mixed precision, and loading a saved model safely."""
+
+from __future__ import annotations
+
+import os
+
+from convlens.core.layers import final_layer, iter_layers
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def configure(threads: int | None = None) -> list[str]:
+    """Set up TensorFlow for a job: GPU memory growth, CPU threads from Snakemake's ``threads``.
+
+    Returns the names of the devices TensorFlow sees, for the run summary.
+    """
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialized in this process
+            pass
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        except RuntimeError:
+            pass
+    return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
+
+
+MIXED_POLICY = "mixed_float16"
+
+
+def use_mixed_precision(model) -> int:
+    """Switch a loaded model to Keras' ``mixed_float16`` policy: layers compute in float16 and
+    keep float32 weights (GPU tensor cores). The layer that makes the model's output stays float32,
+    so logits and probabilities keep their precision. Returns how many layers changed.
+
+    On CPU float16 is slower, not faster; the switch is for GPUs (config ``mixed_precision``).
+    """
+    import keras
+
+    last = final_layer(model)  # a nested model at the end: its own output layer
+    changed = 0
+    for _, layer in iter_layers(model):
+        if layer is last or isinstance(layer, keras.layers.InputLayer):
+            continue
+        layer.dtype_policy = MIXED_POLICY
+        changed += 1
+    return changed
+
+
+def open_model(model_path: str, threads: int | None = None):
+    """Configure TensorFlow and load a saved model in Keras safe mode: (model, device names)."""
+    import keras
+
+    devices = configure(threads)
+    return keras.saving.load_model(model_path, compile=False, safe_mode=True), devices

@@ -1,0 +1,105 @@
+"""The batched model step of the study: feature maps, class scores and the equivariance sums of a
+whole batch in one compiled call."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convlens.core.graph import build_probe
+from convlens.core.head import Head, preprocess
+from convlens.transforms import keras_transform_vector
+
+
+def equivariance_sums(acts, samplers, group: int):
+    """Inside a compiled step: what the layer metrics need of image-major maps (B = images × group).
+
+    acts: per layer (B, h, w, c) tensors, row 0 of each group the reference; samplers: per layer,
+    per transform, ``transforms.Sampler`` (T_l as gathers over the valid pixels). Returns per layer
+    num (B,) = ‖V⊙(φ(Tx) − T_l φ(x))‖², den (B,) = ‖V⊙T_l φ(x)‖² and pooled (B, c), the global
+    average. Only the valid pixels are read, and warps that keep pixel centres on pixel centres
+    are exact single gathers (the identity row gives num = 0 exactly).
+    """
+    import tensorflow as tf
+
+    def read(values, index):  # values[:, index]; every pixel in order needs no gather
+        if len(index) == values.shape[1] and np.array_equal(index, np.arange(len(index))):
+            return values
+        return tf.gather(values, index, axis=1)
+
+    def weighted(values, weights):
+        return values if np.all(weights == 1) else values * weights[None, :, None]
+
+    nums, dens, pools = [], [], []
+    for a, layer_samplers in zip(acts, samplers):
+        h, w, c = a.shape[1], a.shape[2], a.shape[3]
+        flat = tf.reshape(tf.cast(a, tf.float32), (-1, group, h * w, c))
+        reference = flat[:, 0]
+        num, den = [], []
+        for t, s in enumerate(layer_samplers):
+            expected = tf.add_n([weighted(read(reference, index), weights) for index, weights in zip(s.index, s.weights)])
+            got = read(flat[:, t], s.positions)
+            num.append(tf.reduce_sum(tf.square(got - expected), axis=[1, 2]))
+            den.append(tf.reduce_sum(tf.square(expected), axis=[1, 2]))
+        nums.append(tf.reshape(tf.stack(num, axis=1), (-1,)))
+        dens.append(tf.reshape(tf.stack(den, axis=1), (-1,)))
+        pools.append(tf.reduce_mean(tf.cast(a, tf.float32), axis=[1, 2]))
+    return nums, dens, pools
+
+
+class Analyzer:
+    """Activations of chosen layers, logits and probabilities for a batch, in one compiled call.
+
+    The batch is laid out image-major: ``group`` consecutive rows are the transforms of one image,
+    the first being the untransformed reference. Heatmaps (Grad-CAM included) come from the
+    attribution package's Explainer, which is the one place that computes them.
+    """
+
+    def __init__(self, model, layer_paths: list[str], preprocess_mode: str, samplers: list | None = None,
+                 warps=None):
+        import tensorflow as tf
+
+        self.layer_paths = list(layer_paths)
+        self.probe = build_probe(model, self.layer_paths, None)
+        self.head = Head(model)
+        self.preprocess_mode = preprocess_mode
+        self.warps = warps
+        if warps is not None:
+            forward = [keras_transform_vector(m) for m in warps.matrices]
+            inverse = [keras_transform_vector(m) for m in warps.back_matrices]
+            vectors = tf.constant(np.stack(forward), tf.float32), tf.constant(np.stack(inverse), tf.float32)
+
+        def warp(images, vectors_per_image):
+            import keras
+
+            n = tf.shape(images)[0] // len(warps.matrices)
+            return keras.ops.image.affine_transform(
+                images, tf.tile(vectors_per_image, [n, 1]), interpolation="bilinear", fill_mode=warps.fill_mode,
+                fill_value=warps.fill_value, data_format="channels_last")
+
+        def step(x, group):
+            result = {}
+            if warps is not None:  # x holds the untransformed images: every transform of each, image-major
+                x = warp(tf.repeat(x, len(warps.matrices), axis=0), vectors[0])
+                result["inputs"], result["back"] = x, warp(x, vectors[1])
+            outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
+            acts, pre, out = outs[:-3], outs[-2], outs[-1]
+            logits, probs = self.head.logits_and_probs(pre, out)
+            result.update({"activations": [tf.cast(a, tf.float32) for a in acts], "logits": logits,
+                           "probs": tf.cast(probs, tf.float32)})
+            if samplers is not None:
+                result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
+            return result
+
+        self._step = tf.function(step, reduce_retracing=True)
+
+    def run(self, x: np.ndarray, group: int) -> dict:
+        """x: (B, H, W, C) float32 pixels in [0, 1], B a multiple of ``group``; with ``warps`` (a
+        ``sensitivity.metrics.Study``: matrices, back_matrices, fill_mode, fill_value) x holds the
+        untransformed images, and the step warps each by every transform first (B = len(x) * T).
+
+        Returns numpy arrays: activations (list of (B, h, w, c)), logits and probs (B, K); with
+        ``samplers`` also num, den and pooled (see ``equivariance_sums``); with ``warps`` also
+        inputs (the warped images) and back (those warped back by the inverse transforms).
+        """
+        out = self._step(np.asarray(x, "float32"), int(group))
+        return {k: ([np.asarray(a) for a in v] if isinstance(v, list) else np.asarray(v)) for k, v in out.items()}

@@ -1,0 +1,205 @@
+"""Transformation-sensitivity metrics of one image, computed from the maps in memory.
+
+Definitions follow ``SENSITIVITY.md`` (Lenc & Vedaldi 2015; Zeiler & Fergus 2014; Azulay & Weiss
+2019; Zhang 2019). Every measurement is a row ``image, transform, param, layer, metric, value`` of
+the study's tidy table; ``layer`` is a conv/pool layer path, ``input`` (the floor), ``output``
+(predictions) or a heatmap method name (agreement).
+
+The identity row is computed like every other row and gives error 0 and cosine 1 exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convlens import transforms as tr
+from convlens.stats import pearson, spearman
+
+# name -> (what the layer column holds, True if larger is worse, meaning)
+METRICS = {
+    "equivariance_error": ("layer", True, "‖V⊙(φ(Tx) − T_l φ(x))‖ / ‖V⊙T_l φ(x)‖: the map of the transformed image against "
+                                          "the original map moved by the same transform"),
+    "equivariance_floor": ("input", True, "the same error for the input warped by T then T⁻¹: what interpolation alone costs"),
+    "invariance_cosine": ("layer", False, "cosine similarity of the globally average-pooled maps of x and Tx"),
+    "top1_change": ("output", True, "1 if the top-1 class of Tx differs from that of x"),
+    "prob_change": ("output", True, "|p(c₀ | Tx) − p(c₀ | x)| for the class c₀ predicted on x (its mean is MAC)"),
+    "kl_divergence": ("output", True, "KL(p(x) ‖ p(Tx)) in nats"),
+    "correct": ("output", False, "1 if the top-1 class of Tx is the true class (images with a known label)"),
+    "heatmap_pearson": ("method", False, "Pearson correlation of the heatmap of x and that of Tx moved back by T⁻¹"),
+    "heatmap_spearman": ("method", False, "Spearman rank correlation of the same two maps"),
+    "heatmap_iou20": ("method", False, "IoU of the top-20 % pixels of the same two maps"),
+}
+COLUMNS = ["image", "transform", "param", "layer", "metric", "value"]
+TOP_FRACTION = 0.2
+
+
+@dataclass
+class Study:
+    """What every image of a shard shares: transforms, and each layer's warps and valid masks."""
+
+    transforms: list  # tr.Transform, identity first
+    matrices: np.ndarray  # (T, 3, 3) forward, at input resolution
+    valid: np.ndarray  # (T, H, W) bool: pixels of Tx that come from inside x
+    layers: list[str]
+    layer_matrices: list[np.ndarray]  # per layer (T, 3, 3), the transforms on the layer's grid
+    layer_valid: list[np.ndarray]  # per layer (T, h, w) bool: pixels not from outside the canvas
+    samplers: list[list[tr.Sampler]]  # per layer, per transform: T_l as gathers over the valid pixels
+    back_matrices: np.ndarray  # (T, 3, 3) inverses
+    back_valid: np.ndarray  # (T, H, W) bool: pixels of x whose image under T stays on the canvas
+    fill_mode: str
+    fill_value: float
+
+    @classmethod
+    def build(cls, transforms, height: int, width: int, layers: list[str], grids: dict, fill_mode: str,
+              fill_value: float) -> "Study":
+        matrices = np.stack([t.matrix(height, width) for t in transforms])
+        layer_matrices, layer_valid, samplers = [], [], []
+        for layer in layers:
+            g = grids[layer]
+            m = np.stack([tr.rescale_matrix(mi, g) for mi in matrices])
+            layer_matrices.append(m)
+            layer_valid.append(tr.valid_mask(m, g.height, g.width))
+            samplers.append([tr.sampler(mi, v) for mi, v in zip(m, layer_valid[-1])])
+        back = np.stack([np.linalg.inv(m) for m in matrices])
+        back[0] = np.eye(3)
+        return cls(list(transforms), matrices, tr.valid_mask(matrices, height, width), list(layers), layer_matrices,
+                   layer_valid, samplers, back, tr.valid_mask(back, height, width), fill_mode, float(fill_value))
+
+
+def _warp_one(image: np.ndarray, matrices: np.ndarray, fill_mode: str = "constant", fill_value: float = 0.0):
+    """One (h, w, c) map moved by each of (T, 3, 3) matrices: (T, h, w, c) float32."""
+    batch = np.broadcast_to(image.astype(np.float32), (len(matrices),) + image.shape)
+    return np.asarray(tr.warp(batch, matrices, fill_mode, fill_value))
+
+
+def error_from_sums(num: np.ndarray, den: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """sqrt(num / den) per row, from the squared sums ‖V⊙(actual − expected)‖² and ‖V⊙expected‖².
+
+    A row whose expected map is zero inside the mask gives 0 when the actual one is zero too and
+    NaN otherwise (no scale to measure against); a row with nothing ``measured`` (an empty mask)
+    gives NaN.
+    """
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.sqrt(num / den)
+    out[den == 0] = np.where(num[den == 0] == 0, 0.0, np.nan)
+    out[~np.asarray(measured, bool)] = np.nan
+    return out
+
+
+def masked_sums(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ‖mask⊙(actual − expected)‖² and ‖mask⊙expected‖²; rows (T, h, w[, c]), mask (T, h, w)."""
+    m = mask.reshape(mask.shape + (1,) * (actual.ndim - mask.ndim))
+    dtype = np.result_type(actual, expected, np.float32)  # float32 maps stay float32; sums in float64
+
+    def squared_norms(values):
+        squared = np.square(values.astype(dtype, copy=False) * m)
+        return squared.reshape(len(values), -1).sum(axis=1, dtype=np.float64)
+
+    return squared_norms(np.subtract(actual, expected, dtype=dtype)), squared_norms(expected)
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per row ‖mask⊙(actual − expected)‖ / ‖mask⊙expected‖; rows (T, h, w[, c]), mask (T, h, w)."""
+    return error_from_sums(*masked_sums(actual, expected, mask), mask.reshape(len(mask), -1).any(axis=1))
+
+
+@dataclass
+class LayerStats:
+    """What the layer metrics need of one image's maps (T rows each): the squared sums of the
+    equivariance error inside the valid mask, and the globally pooled maps."""
+
+    num: list[np.ndarray]  # per layer (T,): ‖V⊙(φ(Tx) − T_l φ(x))‖²
+    den: list[np.ndarray]  # per layer (T,): ‖V⊙T_l φ(x)‖²
+    pooled: list[np.ndarray]  # per layer (T, c)
+
+
+def layer_stats(study: Study, activations: list[np.ndarray]) -> LayerStats:
+    """LayerStats from maps in numpy, with a full warp per layer (the reference computation;
+    ``backend.Analyzer`` computes the same inside its compiled step)."""
+    sums = [masked_sums(act, _warp_one(act[0], m), valid)
+            for act, m, valid in zip(activations, study.layer_matrices, study.layer_valid)]
+    return LayerStats([n for n, _ in sums], [d for _, d in sums], [pooled(act) for act in activations])
+
+
+def cosine_to_first(vectors: np.ndarray) -> np.ndarray:
+    """Cosine of each row with row 0; a nonzero row equal to row 0 gives exactly 1, a zero row NaN."""
+    v = vectors.astype(np.float64)
+    norms = np.linalg.norm(v, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = v @ v[0] / (norms * norms[0])
+    out[(norms == 0) | (norms[0] == 0)] = np.nan
+    out[np.all(v == v[0], axis=1) & (norms > 0)] = 1.0
+    return out
+
+
+def pooled(act: np.ndarray) -> np.ndarray:
+    """Global average pooling: (T, h, w, c) -> (T, c)."""
+    return act.mean(axis=(1, 2), dtype=np.float64)
+
+
+def _top_region(values: np.ndarray, fraction: float) -> np.ndarray:
+    k = max(1, int(np.ceil(fraction * values.size)))
+    top = np.zeros(values.size, dtype=bool)
+    top[np.argsort(-values, kind="stable")[:k]] = True
+    return top
+
+
+def map_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Pearson, Spearman and top-20 % IoU of two maps inside a mask; NaN where a map is constant."""
+    x, y = a[mask].astype(np.float64), b[mask].astype(np.float64)
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        nan = float("nan")
+        return {"heatmap_pearson": nan, "heatmap_spearman": nan, "heatmap_iou20": nan}
+    ta, tb = _top_region(x, TOP_FRACTION), _top_region(y, TOP_FRACTION)
+    return {"heatmap_pearson": pearson(x, y), "heatmap_spearman": spearman(x, y),
+            "heatmap_iou20": float((ta & tb).sum() / (ta | tb).sum())}
+
+
+def image_metrics(study: Study, image: str, inputs: np.ndarray, stats: LayerStats, probs: np.ndarray,
+                  label: int | None, heatmaps: dict[str, np.ndarray], back: np.ndarray | None = None,
+                  heatmaps_back: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """Every measurement of one image.
+
+    inputs: (T, H, W, C) the warped images, row 0 the original; stats: the layers' squared sums
+    and pooled maps (``layer_stats``, or the Analyzer's compiled step); probs: (T, K); label: the
+    true class index or None; heatmaps: method -> (T, H, W) maps of each row for the class
+    predicted on the original image. ``back`` (the inputs warped back by the inverses) and
+    ``heatmaps_back`` (the maps warped back), when the caller warped a whole batch at once;
+    computed here otherwise.
+    """
+    rows = []
+
+    def add(layer: str, metric: str, values) -> None:
+        for t, v in zip(study.transforms, values):
+            rows.append({"image": image, "transform": t.name, "param": t.param, "layer": layer, "metric": metric,
+                         "value": float(v)})
+
+    for layer, num, den, pool, valid in zip(study.layers, stats.num, stats.den, stats.pooled, study.layer_valid):
+        add(layer, "equivariance_error", error_from_sums(num, den, valid.reshape(len(valid), -1).any(axis=1)))
+        add(layer, "invariance_cosine", cosine_to_first(pool))
+    if back is None:
+        back = np.asarray(tr.warp(inputs.astype(np.float32), study.back_matrices, study.fill_mode, study.fill_value))
+    original = np.broadcast_to(inputs[0].astype(np.float32), inputs.shape)
+    add("input", "equivariance_floor", relative_error(back, original, study.back_valid))
+
+    p = probs.astype(np.float64)
+    top = p.argmax(axis=1)
+    c0 = top[0]
+    add("output", "top1_change", (top != c0).astype(float))
+    add("output", "prob_change", np.abs(p[:, c0] - p[0, c0]))
+    eps = 1e-12
+    add("output", "kl_divergence", np.sum(p[0] * (np.log(p[0] + eps) - np.log(p + eps)), axis=1))
+    if label is not None:
+        add("output", "correct", (top == label).astype(float))
+
+    for method, maps in heatmaps.items():
+        moved_back = (heatmaps_back or {}).get(method)
+        if moved_back is None:
+            moved_back = np.asarray(tr.warp(maps[..., None].astype(np.float32), study.back_matrices))[..., 0]
+        per_row = [map_agreement(maps[0], moved_back[k], study.back_valid[k]) for k in range(len(maps))]
+        for metric in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20"):
+            add(method, metric, [r[metric] for r in per_row])
+    return rows

@@ -1,0 +1,87 @@
+"""Stage of rule render_image: numpy/Pillow figures of one image from its raw.npz."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from convlens import activations as acts_mod
+from convlens import render
+from convlens.attribution.base import normalize_map
+from convlens.errors import InputError
+from convlens.stages.common import TILE_PX, layer_file
+from convlens.stages.files import write_json, write_png
+
+
+def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: str, sheet_layers: list[str]) -> None:
+    """Numpy/Pillow figures for one image: inputs, activation grids, Grad-CAM overlays; sheet.json.
+
+    Every transform row uses the channels chosen (and the display scaling computed) on the
+    untransformed image by the analysis step (``channels_<j>``, ``display_<j>`` in raw.npz): the
+    first conv layer in full, deeper layers by their top_k.
+    """
+    summary = json.loads(Path(summary_json).read_text())
+    if summary.get("error"):
+        raise InputError(summary["error"])
+    first = summary["conv_layers"][0]
+    unknown = [name for name in sheet_layers if name not in summary["layers"]]
+    if unknown:
+        raise InputError(f"config.report.sheet_layers (or models.*.sheet_layers): {', '.join(unknown)} not among the model's conv and "
+                         f"pooling layers ({', '.join(summary['layers'])})")
+    sheet_layers = sheet_layers or acts_mod.default_sheet_layers(summary["conv_layers"])
+    out_dir = Path(figures_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with np.load(raw_npz, allow_pickle=False) as raw:
+        inputs = raw["inputs"].astype(np.float32)
+        names = [str(n) for n in raw["transforms"]]
+        layers = [str(n) for n in raw["layers"]]
+        cam_up = raw["cam_up"]
+        display_px = max(96, inputs.shape[1])
+        for k, t in enumerate(names):
+            rgb = render.to_rgb_uint8(inputs[k])
+            write_png(render.upscale(rgb, display_px), out_dir / f"input_{t}.png")
+            heat, _ = normalize_map(cam_up[k])
+            write_png(render.upscale(render.overlay(rgb, heat), display_px), out_dir / f"gradcam_{t}.png")
+        methods = [str(m) for m in raw["methods"]] if "methods" in raw else []
+        heat_files = {m: draw_heatmaps(raw[f"heat_{j}"], inputs, names, m, display_px, out_dir)
+                      for j, m in enumerate(methods)}
+        layer_files: dict[str, dict[str, str]] = {}
+        shown_channels: dict[str, list[int]] = {}
+        for j, layer in enumerate(layers):
+            channels = raw[f"channels_{j}"]
+            where = {int(ch): i for i, ch in enumerate(raw[f"act_channels_{j}"])}
+            maps = raw[f"act_{j}"][..., [where[int(ch)] for ch in channels]].astype(np.float32)  # (T, h, w, drawn)
+            mean, std = raw[f"display_{j}"]
+            layer_files[layer] = {}
+            for k, t in enumerate(names):
+                shown = acts_mod.to_display(maps[k], mean, std)  # (h, w, n)
+                tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
+                cols = 16 if len(channels) > 32 else 8 if len(channels) > 8 else min(4, len(channels))
+                fname = f"act_{layer_file(layer)}_{t}.png"
+                write_png(render.grid(tiles, cols=cols), out_dir / fname)
+                layer_files[layer][t] = fname
+            shown_channels[layer] = [int(ch) for ch in channels]
+    sheet = {"image": summary["image"], "transforms": names, "sheet_layers": sheet_layers,
+             "layers": layers, "first_conv": first,
+             "inputs": {t: f"input_{t}.png" for t in names}, "gradcam": {t: f"gradcam_{t}.png" for t in names},
+             "activations": layer_files, "channels": shown_channels, "methods": methods, "heatmaps": heat_files}
+    write_json(sheet_json, sheet)
+
+
+def draw_heatmaps(maps: np.ndarray, inputs: np.ndarray, names: list[str], method: str, display_px: int,
+                   out_dir: Path) -> dict[str, str]:
+    """One method's map over each transformed input: jet for maps >= 0, blue-red for signed maps
+    (when any row has a negative part); each row scaled by its own largest magnitude."""
+    signed = bool((maps < -1e-12 * max(1e-30, float(np.abs(maps).max()))).any())
+    files = {}
+    for k, t in enumerate(names):
+        if signed:
+            peak = float(np.abs(maps[k]).max())
+            picture = render.signed_overlay(inputs[k], maps[k] / peak if peak > 0 else maps[k])
+        else:
+            picture = render.overlay(inputs[k], normalize_map(maps[k])[0])
+        files[t] = f"heat_{method}_{t}.png"
+        write_png(render.upscale(picture, display_px), out_dir / files[t])
+    return files

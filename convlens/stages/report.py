@@ -1,0 +1,39 @@
+"""Stage of rule report: HTML (Jinja2) and PDF (WeasyPrint) from the run's results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from convlens.report import RunFolderFetcher, collect, fast_pdf_images, hardware, package_versions, render_html
+from convlens.stages.files import replacing, write_json, write_text
+from convlens.stages.run import log
+
+
+def build_report(config: dict, config_digest: str, models: list[str], images: list[str], templates_dir: str,
+                 results_dir: str, out_html: str, out_pdf: str, out_run_json: str) -> None:
+    """Write report.html, report.pdf and run.json (the run summary) under results/report/."""
+    from weasyprint import CSS, HTML
+
+    results = Path(results_dir).resolve()
+    report_dir = Path(out_html).resolve().parent
+    report_dir.mkdir(parents=True, exist_ok=True)
+    data = collect(config, models, images, results)
+    run = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "config_digest": config_digest,
+        "seed": config["seed"],
+        "versions": package_versions(),
+        "hardware": hardware(),
+        "devices": data["devices"] or [],
+    }
+    css = (Path(templates_dir) / "report.css").read_text()
+    html = render_html({"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir),
+                        **data}, templates_dir)
+    write_text(out_html, html)
+    document = HTML(string=html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
+    with fast_pdf_images(), replacing(out_pdf) as tmp:
+        document.write_pdf(tmp, stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
+    write_json(out_run_json, run)
+    log.info("report: %s and %s", out_html, out_pdf)

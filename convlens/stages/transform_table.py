@@ -1,0 +1,18 @@
+"""Stage of rule transform_table."""
+
+from __future__ import annotations
+
+from convlens.models import ModelInfo
+from convlens.stages.files import write_csv
+from convlens.transforms import build_transforms
+
+
+def transform_table(transform_specs: list[dict], info_json: str, out_csv: str) -> None:
+    """The study's transforms with their forward matrices at the model's input size."""
+    h, w = ModelInfo.load(info_json).input_shape[:2]
+    rows = []
+    for t in build_transforms(transform_specs):
+        m = t.matrix(h, w)
+        rows.append({"transform": t.name, "kind": t.kind, "param": t.param,
+                     "matrix": ";".join(" ".join(f"{v:.6g}" for v in row) for row in m)})
+    write_csv(out_csv, rows)

@@ -1,0 +1,219 @@
+"""The transform kinds: everything that differs from one kind of transform to another, in one place.
+
+Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
+
+- its parameters (``Param``: a parameter without a default is required; a kind whose parameters all
+  have defaults needs at least one of them) and what a ``range`` entry sweeps (``sweep``, with the
+  extra keys such an entry may have in ``range_options``);
+- its core matrix (``core``: 3x3, float64) about the image centre, or, with ``centred=False``, the
+  whole forward matrix (identity and translations are the same about any point; used as they are,
+  they stay exact);
+- where a transform sits on a sweep curve (``axis``) and the curves themselves (``Curve``: name,
+  neutral magnitude, axis label of the sweep plot);
+- its unit (a format of one magnitude: ``{:g} px``, ``{:g}°``, ``×{:g}``) and whether magnitudes are
+  factors (``multiplicative``: the size of a magnitude is then ``|log m|``, not ``|m|``);
+- its words in the study's sentences (``shifts``, ``the horizontal flip``);
+- its colour in the plots: a colour-map ``Family`` (darker for a larger magnitude) or a fixed
+  ``Line`` colour and style.
+
+Names and parameter texts follow one rule for every kind: no parameters gives the kind
+(``hflip``), one gives kind_value (``rotate_-15``, text ``-15``), several give kind_pvalue_qvalue
+(``shift_dx4_dy0``, text ``dx=4,dy=0``).
+
+``convlens.transforms`` (names, matrices, config entries, sweeps) and ``convlens.sensitivity`` (sentences,
+colours, sweep plots) read this module. ``workflow/schemas/config.schema.yaml`` (the ``kind`` enum and
+the parameters) and ``config/README.md`` must list the same kinds: tests/test_registries.py checks.
+
+Adding a kind: one entry here plus its test (its matrix against an exact answer in
+tests/test_transforms.py), then its name in the schema's enum and its parameters in the schema and
+config/README.md.
+
+Pure numpy: no TensorFlow/Keras, no other convlens module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+def fmt(value: float) -> str:
+    """A magnitude as it appears in names and tables: ``4``, ``-15``, ``1.2``, never ``-0``."""
+    text = f"{value:.10g}"
+    return "0" if text == "-0" else text
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a config entry; ``default`` None means the entry must give it."""
+
+    name: str
+    default: float | None = None
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A sweep curve: transforms of one kind and direction, over a magnitude."""
+
+    name: str  # e.g. "shift x"; also the sweep plot's file name with spaces as underscores
+    neutral: float  # the magnitude at which the transform is the identity
+    label: str  # x-axis label of the sweep plot
+
+
+@dataclass(frozen=True)
+class Family:
+    """A colour-map family (a matplotlib colormap name): darker for a larger magnitude."""
+
+    cmap: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """A fixed colour and matplotlib line style."""
+
+    colour: str
+    style: str
+
+
+def _no_axis(params: dict) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of transform (see the module docstring)."""
+
+    name: str
+    core: Callable[[dict], np.ndarray]
+    params: tuple[Param, ...] = ()
+    centred: bool = True
+    sweep: Callable[[float, dict], dict] | None = None  # (range value, config entry) -> params; None: no range
+    range_options: tuple[str, ...] = ()
+    axis: Callable[[dict], tuple[str, float] | None] = _no_axis
+    curves: tuple[Curve, ...] = ()
+    unit: str = ""
+    multiplicative: bool = False
+    words: str = ""
+    colour: Family | Line | None = None
+
+    @property
+    def required(self) -> set[str]:
+        return {p.name for p in self.params if p.default is None}
+
+    def name_of(self, params: dict) -> str:
+        """The transform's stable name: ``hflip``, ``rotate_-15``, ``shift_dx4_dy0``."""
+        if not self.params:
+            return self.name
+        if len(self.params) == 1:
+            return f"{self.name}_{fmt(params[self.params[0].name])}"
+        return self.name + "".join(f"_{p.name}{fmt(params[p.name])}" for p in self.params)
+
+    def param_text(self, params: dict) -> str:
+        """The magnitude as text for the tidy tables: ``''``, ``-15``, ``dx=4,dy=0``."""
+        if len(self.params) == 1:
+            return fmt(params[self.params[0].name])
+        return ",".join(f"{p.name}={fmt(params[p.name])}" for p in self.params)
+
+    def entry_params(self, given: dict) -> dict:
+        """The parameters of a single (not range) config entry: defaults filled in where the kind has them."""
+        if not any(p.default is not None for p in self.params):
+            return dict(given)
+        return {p.name: given.get(p.name, p.default) for p in self.params}
+
+    def size(self, magnitude: float):
+        """How far a magnitude is from neutral: ``|log m|`` for factors, ``|m|`` otherwise."""
+        return abs(np.log(magnitude)) if self.multiplicative else abs(magnitude)
+
+    def largest(self, magnitudes: list[float]) -> str:
+        """The largest of some magnitudes as text in the kind's unit (``6 px``, ``90°``, ``×1.4``); '' for none."""
+        if not magnitudes or not self.unit:
+            return ""
+        if self.multiplicative:
+            return self.unit.format(max(magnitudes, key=self.size))
+        return self.unit.format(max(abs(m) for m in magnitudes))
+
+
+# ---------------------------------------------------------------------------------------------
+# the kinds' matrices, curves and sweeps
+
+
+def _translation(p: dict) -> np.ndarray:
+    return np.array([[1, 0, p["dx"]], [0, 1, p["dy"]], [0, 0, 1]], dtype=np.float64)
+
+
+def _rotation(p: dict) -> np.ndarray:
+    theta = math.radians(p["angle_deg"])
+    c, s = math.cos(theta), math.sin(theta)
+    # y points down, so a counter-clockwise turn on screen has +s in the x row.
+    core = np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], dtype=np.float64)
+    core[np.abs(core) < 1e-15] = 0.0  # exact zeros for multiples of 90 degrees
+    return core
+
+
+def _scaling(p: dict) -> np.ndarray:
+    f = float(p["factor"])
+    return np.diag([f, f, 1.0])
+
+
+def _shift_axis(p: dict) -> tuple[str, float] | None:
+    dx, dy = float(p["dx"]), float(p["dy"])
+    if dy == 0:
+        return "shift x", dx
+    if dx == 0:
+        return "shift y", dy
+    return ("shift diagonal", dx) if dx == dy else None
+
+
+def _shift_sweep(v: float, spec: dict) -> dict:
+    direction = spec.get("direction", "xy")
+    return {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0}
+
+
+def _along(curve: str, param: str) -> Callable[[dict], tuple[str, float]]:
+    """The axis of a one-parameter kind: its only curve, at the parameter's value."""
+    return lambda p: (curve, float(p[param]))
+
+
+def _sweeps(param: str) -> Callable[[float, dict], dict]:
+    """The sweep of a one-parameter kind: each range value is that parameter."""
+    return lambda v, spec: {param: v}
+
+
+# ---------------------------------------------------------------------------------------------
+# the registry; its order is the order of KINDS, the schema enum and error messages
+
+
+REGISTRY: dict[str, Kind] = {k.name: k for k in (
+    Kind("identity", core=lambda p: np.eye(3), centred=False),
+    Kind("shift", core=_translation, centred=False,
+         params=(Param("dx", 0), Param("dy", 0)),
+         sweep=_shift_sweep, range_options=("direction",),
+         axis=_shift_axis,
+         curves=(Curve("shift x", 0.0, "shift (pixels)"), Curve("shift y", 0.0, "shift (pixels)"),
+                 Curve("shift diagonal", 0.0, "shift (pixels)")),
+         unit="{:g} px", words="shifts", colour=Family("Blues")),
+    Kind("rotate", core=_rotation,
+         params=(Param("angle_deg"),),
+         sweep=_sweeps("angle_deg"), axis=_along("rotate", "angle_deg"),
+         curves=(Curve("rotate", 0.0, "angle (degrees)"),),
+         unit="{:g}°", words="rotations", colour=Family("Reds")),
+    Kind("hflip", core=lambda p: np.diag([-1.0, 1.0, 1.0]),
+         words="the horizontal flip", colour=Line("black", "--")),
+    Kind("vflip", core=lambda p: np.diag([1.0, -1.0, 1.0]),
+         words="the vertical flip", colour=Line("dimgrey", ":")),
+    Kind("scale", core=_scaling,
+         params=(Param("factor"),),
+         sweep=_sweeps("factor"), axis=_along("scale", "factor"),
+         curves=(Curve("scale", 1.0, "scale factor"),),
+         unit="×{:g}", multiplicative=True, words="scalings", colour=Family("Greens")),
+)}
+
+NAMES = tuple(REGISTRY)  # every kind, in registry order
+RANGED = tuple(k.name for k in REGISTRY.values() if k.sweep is not None)  # kinds a range entry may sweep
+CURVES: dict[str, Curve] = {c.name: c for k in REGISTRY.values() for c in k.curves}
+# the order in which the study's sentences go through the kinds: those with a magnitude first, then the
+# others, each in registry order; identity (no words) is the reference and has none
+FINDINGS_ORDER = tuple(sorted((k.name for k in REGISTRY.values() if k.words), key=lambda n: not REGISTRY[n].curves))

@@ -1,0 +1,110 @@
+"""The registries and what repeats them by hand: the config schema and config/README.md list the same
+transform kinds (convlens/transform_kinds.py) and heatmap methods (convlens.attribution.METHODS)."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convlens import transform_kinds as tk
+from convlens import transforms as tr
+from convlens.attribution import METHODS
+from convlens.config import load_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "config" / "README.md").read_text()
+
+
+def _transform_item_schema() -> dict:
+    return load_schema()["properties"]["transforms"]["items"]
+
+
+def _section(title: str) -> str:
+    """The text of one ``## `title` `` section of config/README.md."""
+    match = re.search(rf"^## `{title}`\n(.*?)(?=^## |\Z)", README, re.S | re.M)
+    assert match, f"config/README.md has no section {title}"
+    return match.group(1)
+
+
+def test_schema_kind_enum_is_the_registry_in_order():
+    # the order shows in error messages ("allowed: identity, shift, ...") and in tr.KINDS
+    assert _transform_item_schema()["properties"]["kind"]["enum"] == list(tk.REGISTRY)
+    assert tr.KINDS == tuple(tk.REGISTRY)
+
+
+def test_schema_transform_keys_are_the_registry_parameters():
+    params = {p.name for kind in tk.REGISTRY.values() for p in kind.params}
+    options = {o for kind in tk.REGISTRY.values() for o in kind.range_options}
+    assert set(_transform_item_schema()["properties"]) == {"kind", "range"} | params | options
+
+
+def test_every_kind_and_parameter_is_in_the_config_reference():
+    section = _section("transforms")
+    missing = [k for k in tk.REGISTRY if f"`{k}`" not in section]
+    missing += [p.name for kind in tk.REGISTRY.values() for p in kind.params if f"`{p.name}`" not in section]
+    assert not missing, f"config/README.md's transforms section does not name: {missing}"
+    assert "convlens/transform_kinds.py" in section
+
+
+def test_schema_method_enum_is_the_method_registry():
+    methods = load_schema()["properties"]["heatmaps"]["properties"]["methods"]
+    listed = [form["items"]["enum"] for form in methods["oneOf"] if form.get("type") == "array"]
+    assert listed == [list(METHODS)]
+
+
+def test_every_method_is_in_the_config_reference():
+    section = _section("heatmaps")
+    missing = [m for m in METHODS if f"`{m}`" not in section]
+    assert not missing, f"config/README.md's heatmaps section does not describe: {missing}"
+
+
+# ---------------------------------------------------------------------------------------------
+# each kind's entry is complete and consistent
+
+
+KINDS = [k for k in tk.REGISTRY.values() if k.name != "identity"]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
+def test_every_kind_has_words_and_a_colour(kind):
+    import matplotlib
+
+    assert kind.words and kind.name in tk.FINDINGS_ORDER
+    assert isinstance(kind.colour, (tk.Family, tk.Line))
+    if isinstance(kind.colour, tk.Family):
+        matplotlib.colormaps[kind.colour.cmap]  # a colour map matplotlib knows
+    else:
+        assert matplotlib.colors.is_color_like(kind.colour.colour)
+    # a kind with a magnitude has a unit and is drawn darker for larger magnitudes
+    assert bool(kind.curves) == bool(kind.unit) == isinstance(kind.colour, tk.Family)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.sweep], ids=lambda k: k.name)
+def test_a_sweep_passes_through_the_identity_at_each_curves_neutral_magnitude(kind):
+    for curve in kind.curves:
+        params = kind.sweep(curve.neutral, {"kind": kind.name, "range": [0, 1, 1]})
+        t = tr.Transform(kind.name, params)
+        assert t.axis is not None and t.axis[1] == tr.NEUTRAL[t.axis[0]] and t.axis[0] in {c.name for c in kind.curves}
+        assert np.array_equal(tr.forward_matrix(kind.name, params, 9, 12), np.eye(3))
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.sweep], ids=lambda k: k.name)
+def test_swept_transforms_sit_on_their_kinds_curves_and_have_distinct_names(kind):
+    ts = tr.expand_spec({"kind": kind.name, "range": [2, 4, 1]})  # magnitudes 2, 3, 4: none neutral here
+    assert [t.kind for t in ts] == [kind.name] * 3 and len({t.name for t in ts}) == 3
+    assert all(t.name.startswith(kind.name + "_") and t.param for t in ts)
+    assert all(t.axis and t.axis[0] in {c.name for c in kind.curves} for t in ts)
+
+
+def test_the_study_reads_the_registry():
+    from convlens.sensitivity import findings, plots
+
+    # sentences go through the kinds with a magnitude first, then the flips (as before the registry)
+    order = [k for k in findings.KIND_ORDER if k in ("shift", "rotate", "scale", "hflip", "vflip")]
+    assert order == ["shift", "rotate", "scale", "hflip", "vflip"]
+    assert set(findings.KIND_ORDER) == set(findings.KIND_WORDS) == {k.name for k in KINDS}
+    assert set(plots.FAMILY_CMAP) | set(plots.FLIP_STYLE) == {k.name for k in KINDS}
+    assert findings.largest("scale", [tr.Transform("scale", {"factor": f}) for f in (0.6, 1.2, 1.4)]) == "×0.6"
+    assert findings.largest("shift", [tr.Transform("shift", {"dx": -6, "dy": 0})]) == "6 px"
+    assert findings.largest("rotate", [tr.Transform("rotate", {"angle_deg": -90})]) == "90°"
+    assert findings.largest("hflip", [tr.Transform("hflip")]) == ""
