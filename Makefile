@@ -37,7 +37,7 @@ $(VENV)/.cluster-installed: $(VENV)/.installed requirements-cluster.txt requirem
 CLUSTER_TIMEOUT ?= 280
 
 cluster-test: $(VENV)/.cluster-installed
-	@rc=0; timeout --kill-after=15 $(CLUSTER_TIMEOUT) tests/cluster/run.sh || rc=$$?; \
+	@rc=0; timeout --kill-after=30 $(CLUSTER_TIMEOUT) tests/cluster/run.sh || rc=$$?; \
 	  tests/cluster/slurm-cluster.sh down >/dev/null 2>&1 || true; \
 	  if [ $$rc = 124 ] || [ $$rc = 137 ]; then echo "cluster-test: timed out after $(CLUSTER_TIMEOUT) s"; fi; \
 	  exit $$rc

@@ -12,11 +12,25 @@ CLUSTER=$ROOT/tests/cluster/slurm-cluster.sh
 CONFIG=$ROOT/.test/config/config.yaml
 CPUS=$(nproc)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/convlens-cluster-test.XXXXXX")
-local_pid=
+local_pid= slurm_pid=
+
+stop() {  # stop PID...: TERM, and KILL what is left after 5 s
+    local pids=("$@")
+    ((${#pids[@]})) || return 0
+    kill "${pids[@]}" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do
+        kill -0 "${pids[@]}" 2>/dev/null || break
+        sleep 0.25
+    done
+    kill -9 "${pids[@]}" 2>/dev/null || true
+}
 
 cleanup() {
     local rc=$?
-    [[ -n $local_pid ]] && kill "$local_pid" 2>/dev/null && wait "$local_pid" 2>/dev/null
+    trap - TERM INT
+    # on a failure or a signal: the two runs first (Snakemake's own TERM handling waits for its
+    # running jobs), then the cluster, which cancels what is left of the SLURM jobs
+    stop $local_pid $slurm_pid
     "$CLUSTER" down || true
     if ((rc == 0)); then
         rm -rf "$WORK"
@@ -34,7 +48,7 @@ show_tail() {  # show_tail LOG: the end of a failed run's log
     tail -n 40 "$1" >&2
 }
 
-snakemake() { "$PY" -m snakemake -s "$ROOT/Snakefile" --configfile "$CONFIG" "$@"; }
+snakemake() { exec "$PY" -m snakemake -s "$ROOT/Snakefile" --configfile "$CONFIG" "$@"; }
 
 start=$SECONDS
 mkdir -p "$WORK/local" "$WORK/slurm"
@@ -51,12 +65,17 @@ local_pid=$!
 # The project's profile unchanged, but for the test node's CPUs and a first status check after 2 s
 # instead of 40 (the jobs here take seconds; MinJobAge 300 >= 3 x 2 keeps squeue as the status command).
 echo "cluster-test: the SLURM run (workflow/profiles/slurm) in $WORK/slurm"
-if ! snakemake -d "$WORK/slurm" --workflow-profile "$ROOT/workflow/profiles/slurm" \
+# In the background, so that a signal (the Makefile's timeout) reaches the trap at once.
+snakemake -d "$WORK/slurm" --workflow-profile "$ROOT/workflow/profiles/slurm" \
     --max-threads "$CPUS" --slurm-init-seconds-before-status-checks 2 --slurm-keep-successful-logs \
-    >"$WORK/slurm.log" 2>&1; then
+    >"$WORK/slurm.log" 2>&1 &
+slurm_pid=$!
+if ! wait "$slurm_pid"; then
+    slurm_pid=
     show_tail "$WORK/slurm.log"
     exit 1
 fi
+slurm_pid=
 echo "cluster-test: SLURM run done after $((SECONDS - start)) s"
 if ! wait "$local_pid"; then
     local_pid=

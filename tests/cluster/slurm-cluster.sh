@@ -69,6 +69,8 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 # jobs stay visible to squeue for 5 min after they end: the profile's status command is squeue
 MinJobAge=300
+# a cancelled job gets SIGKILL 5 s after SIGTERM (default 30), so `down` is quick
+KillWait=5
 GresTypes=gpu
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
@@ -147,7 +149,7 @@ down() {
     if pid_alive "$DIR/slurmctld.pid" && ours; then
         # the cluster is ours alone: cancel whatever is left, so no job step outlives slurmd
         squeue -h -o %i 2>/dev/null | xargs -r scancel --quiet 2>/dev/null || true
-        wait_for 10 "jobs to end" test -z "$(squeue -h -t running,completing -o %i 2>/dev/null)" || true
+        wait_for 15 "jobs to end" test -z "$(squeue -h -t running,completing -o %i 2>/dev/null)" || true
     fi
     stop_pidfile "$DIR/slurmd.pid" slurmd
     stop_pidfile "$DIR/slurmctld.pid" slurmctld
