@@ -69,7 +69,7 @@ ReturnToService=2
 SlurmdParameters=config_overrides
 # jobs stay visible to squeue for 5 min after they end: the profile's status command is squeue
 MinJobAge=300
-# a cancelled job gets SIGKILL 5 s after SIGTERM (default 30), so `down` is quick
+# a cancelled job gets SIGKILL 5 s after SIGTERM (default 30), so that down is quick
 KillWait=5
 GresTypes=gpu
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
@@ -82,18 +82,20 @@ EOF
     log "node $host: CPUs=$cpus RealMemory=${mem} MB Gres=gpu:1; partitions cpu (default), gpu"
 }
 
-wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
-    local seconds=$1 what=$2
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...  (COMMAND itself must not hang)
+    local deadline=$((SECONDS + $1)) what=$2
     shift 2
-    for ((i = 0; i < seconds * 4; i++)); do
+    while ((SECONDS < deadline)); do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.25
     done
-    log "timed out after ${seconds}s waiting for $what"
+    log "timed out after $1 s waiting for $what"
     return 1
 }
 
-node_idle() { [[ $(sinfo -h -N -o %t 2>/dev/null | head -n1) == idle ]]; }
+# SLURM's client commands retry for long when a daemon is missing: each call is bounded
+node_idle() { [[ $(timeout 5 sinfo -h -N -o %t 2>/dev/null | head -n1) == idle ]]; }
+no_running_jobs() { [[ -z $(timeout 5 squeue -h -t running,completing -o %i 2>/dev/null) ]]; }
 
 up() {
     [[ $(id -u) == 0 ]] || { log "needs root"; exit 1; }
@@ -117,7 +119,7 @@ up() {
     wait_for 10 munged test -S "$DIR/munge/munge.socket"
     write_config
     slurmctld -c   # -c: start from an empty state
-    wait_for 20 slurmctld scontrol ping
+    wait_for 20 slurmctld timeout 5 scontrol ping
     slurmd
     if ! wait_for 30 "the node to be idle" node_idle; then
         sinfo -N -l >&2 || true
@@ -148,8 +150,8 @@ stop_pidfile() {  # stop_pidfile FILE NAME: TERM, wait up to 10 s, then KILL
 down() {
     if pid_alive "$DIR/slurmctld.pid" && ours; then
         # the cluster is ours alone: cancel whatever is left, so no job step outlives slurmd
-        squeue -h -o %i 2>/dev/null | xargs -r scancel --quiet 2>/dev/null || true
-        wait_for 15 "jobs to end" test -z "$(squeue -h -t running,completing -o %i 2>/dev/null)" || true
+        timeout 10 squeue -h -o %i 2>/dev/null | xargs -r timeout 10 scancel --quiet 2>/dev/null || true
+        wait_for 15 "jobs to end" no_running_jobs || true
     fi
     stop_pidfile "$DIR/slurmd.pid" slurmd
     stop_pidfile "$DIR/slurmctld.pid" slurmctld
