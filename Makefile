@@ -1,10 +1,11 @@
 # make report: run the embedded default and print the report's paths.  make test: run the suite.
+# make cluster-test: the integration config through SLURM on a one-node test cluster (root).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: report test lint dryrun clean bench
+.PHONY: report test cluster-test lint dryrun clean bench
 
 $(VENV)/.installed: requirements.txt requirements-base.txt requirements-dev.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,23 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# the SLURM executor plugin, pinned (requirements-cluster.txt), into the same venv
+$(VENV)/.cluster-installed: $(VENV)/.installed requirements-cluster.txt requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-cluster.txt -c requirements.lock
+	touch $@
+
+# Brings a one-node SLURM cluster up (installs Debian's slurm and munge packages when missing),
+# runs .test/config through --executor slurm with workflow/profiles/slurm beside a local run,
+# checks the jobs and the results (tests/cluster/), and always tears the cluster down: on
+# success, on failure and after the hard timeout. Needs root.
+CLUSTER_TIMEOUT ?= 280
+
+cluster-test: $(VENV)/.cluster-installed
+	@rc=0; timeout --kill-after=30 $(CLUSTER_TIMEOUT) tests/cluster/run.sh || rc=$$?; \
+	  tests/cluster/slurm-cluster.sh down >/dev/null 2>&1 || true; \
+	  if [ $$rc = 124 ] || [ $$rc = 137 ]; then echo "cluster-test: timed out after $(CLUSTER_TIMEOUT) s"; fi; \
+	  exit $$rc
 
 lint: $(VENV)/.installed
 	$(BIN)/snakemake --lint
