@@ -61,7 +61,7 @@ def _read_json(path: Path):
     return json.loads(path.read_text())
 
 
-def collect(config: dict, models: list[str], images: list[str], results: Path) -> dict:
+def collect(config: dict, models: list[str], results: Path) -> dict:
     """Everything the template shows, read from the run's result files."""
     model_sections = []
     devices = None
@@ -89,13 +89,19 @@ def collect(config: dict, models: list[str], images: list[str], results: Path) -
             section["evolution"] = _read_json(base / "evolution" / "evolution.json")
             section["evolution_dir"] = f"{name}/evolution/figures"
             section["confusion"] = f"{name}/model/confusion_matrix.png"
-        for image in images:
-            folder = base / "images" / image
+        section["exemplars"] = _read_json(base / "exemplars.json")
+        for chosen in section["exemplars"]["exemplars"]:
+            image = chosen["image"]
+            folder = base / "exemplars" / image
             summary = _read_json(folder / "summary.json")
-            sheet = _read_json(folder / "sheet.json")
             devices = devices or summary.get("devices")
-            section["images"].append({"summary": summary, "sheet": sheet,
-                                      "figures": f"{name}/images/{image}/figures"})
+            section["images"].append({"summary": summary, "sheet": _read_json(folder / "sheet.json"),
+                                      "figures": f"{name}/exemplars/{image}/figures", "chosen": chosen})
+        drawn = {c["image"] for c in section["exemplars"]["exemplars"]}
+        for sentence in section["study"]["findings"]:  # link only the images that have a sheet
+            for part in sentence:
+                if part.get("image") not in drawn:
+                    part.pop("image", None)
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
         model_sections.append(section)
     return {"models": model_sections, "devices": devices,

@@ -1,8 +1,8 @@
-"""Snakemake entry for rule sensitivity: one model's study from its images' metrics."""
-from convlens.stages.sensitivity import sensitivity_study
+"""Snakemake entry for rule sensitivity: one model's study from its shards' tables."""
 from convlens.stages.run import run_stage
+from convlens.stages.sensitivity import sensitivity_study
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-images = [{"id": i, "metrics": m, "raw": r} for i, m, r in zip(sm.params.images, sm.input.metrics, sm.input.raw)]
-run_stage(sm.log[0], sensitivity_study, images, sm.params.transforms,
-          {"manifest": sm.output.manifest, "figures": sm.output.figures})
+shards = [{"metrics": m, "images": i, "pooled": p} for m, i, p in zip(sm.input.metrics, sm.input.images, sm.input.pooled)]
+run_stage(sm.log[0], sensitivity_study, shards, sm.params.transforms, sm.params.seed,
+          {"manifest": sm.output.manifest, "figures": sm.output.figures, "images": sm.output.images})

@@ -3,6 +3,7 @@
 Import it after ``pytest.importorskip("keras")``: it imports Keras itself.
 """
 import importlib
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -151,6 +152,28 @@ def analysis_config(**overrides):
     return cfg
 
 
-def image_entries(tmp_path, sources):
-    return [dict(src, raw=str(tmp_path / f"{src['id']}.npz"), summary=str(tmp_path / f"{src['id']}.json"),
-                 metrics=str(tmp_path / f"{src['id']}.csv")) for src in sources]
+def analyze(model_path, info_json, sources, cfg, folder, sheet_layers=()) -> dict:
+    """What the workflow does for one shard and one model, without Snakemake: measure_shard, the
+    gathered table, then draw_exemplars with every image named. Returns per image id: its metric rows
+    (DataFrame) and the paths of its raw.npz, summary.json, sheet.json and figures folder."""
+    import pandas as pd
+
+    from convlens.stages.draw import draw_exemplars
+    from convlens.stages.measure import measure_shard
+
+    folder = Path(folder)
+    shard = {k: str(folder / "shard" / name) for k, name in
+             (("metrics", "metrics.csv.gz"), ("images", "images.csv"), ("pooled", "pooled.npz"))}
+    measure_shard(str(model_path), str(info_json), sources, cfg, 2, shard)
+    table = pd.read_csv(shard["metrics"], keep_default_na=False, na_values=[""])
+    table.to_csv(folder / "metrics.csv", index=False)
+    ids = [s["id"] for s in sources]
+    choice = {"sensitive": 0, "flipped": 0, "random": 0, "images": ids}
+    draw_exemplars(str(model_path), str(info_json), str(folder / "metrics.csv"), sources, cfg, choice, 0, 2,
+                   list(sheet_layers), str(folder / "exemplars"), str(folder / "exemplars.json"))
+    out = {}
+    for i in ids:
+        drawn = folder / "exemplars" / i
+        out[i] = {"metrics": table[table["image"] == i].reset_index(drop=True), "raw": drawn / "raw.npz",
+                  "summary": drawn / "summary.json", "sheet": drawn / "sheet.json", "figures": drawn / "figures"}
+    return out

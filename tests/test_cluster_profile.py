@@ -3,7 +3,7 @@ from pathlib import Path
 
 import yaml
 
-from test_packaging import pins
+from tests.test_packaging import pins
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"

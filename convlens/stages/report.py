@@ -11,7 +11,7 @@ from convlens.stages.files import replacing, write_json, write_text
 from convlens.stages.run import log
 
 
-def build_report(config: dict, config_digest: str, models: list[str], images: list[str], templates_dir: str,
+def build_report(config: dict, config_digest: str, models: list[str], templates_dir: str,
                  results_dir: str, out_html: str, out_pdf: str, out_run_json: str) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/."""
     from weasyprint import CSS, HTML
@@ -19,7 +19,7 @@ def build_report(config: dict, config_digest: str, models: list[str], images: li
     results = Path(results_dir).resolve()
     report_dir = Path(out_html).resolve().parent
     report_dir.mkdir(parents=True, exist_ok=True)
-    data = collect(config, models, images, results)
+    data = collect(config, models, results)
     run = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "config_digest": config_digest,

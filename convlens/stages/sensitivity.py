@@ -1,10 +1,11 @@
-"""Stage of rule sensitivity: the model's study from its images' metrics."""
+"""Stage of rule sensitivity: the model's study from its shards' tables."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from convlens.errors import InputError
 from convlens.sensitivity.findings import findings
@@ -12,34 +13,42 @@ from convlens.sensitivity.plots import PLOTS, plot_by_layer, plot_curve, plot_he
 from convlens.sensitivity.tables import (between_images_cosine, curves, heatmap_by_flip, load_metrics,
                                          prediction_table, records, summarize)
 from convlens.stages.files import replacing, write_json
+from convlens.stages.measure import FLOAT_FORMAT, IMAGE_COLUMNS
 from convlens.stages.run import log
 from convlens.transforms import Transform, build_transforms
 
 
-def sensitivity_study(images: list[dict], transform_specs: list[dict], out: dict) -> None:
-    """The model's study from its images' metrics: tables, plots and findings (``convlens.sensitivity``).
+def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int, out: dict) -> None:
+    """The model's study from its shards' tables: the gathered tidy table (out["metrics"]), one row
+    per image (out["images"]), summaries, plots and findings (``convlens.sensitivity``).
 
-    images: dicts with ``id``, ``metrics`` and ``raw`` paths. Images whose analysis failed (their
-    raw.npz holds an ``error``) are left out with a log line.
+    shards: dicts with the ``metrics``, ``images`` and ``pooled`` paths a measure job wrote. Images
+    that could not be read are listed with their error and left out of the study.
     """
-    pooled, paths, layers = {}, [], None
-    for entry in images:
-        with np.load(entry["raw"], allow_pickle=False) as raw:
-            if "error" in raw:
-                log.warning("%s left out of the study: %s", entry["id"], raw["error"])
-                continue
-            layers = [str(n) for n in raw["layers"]]
-            pooled[entry["id"]] = {layer: raw[f"pooled_{j}"] for j, layer in enumerate(layers)}
-        paths.append(entry["metrics"])
-    if not paths:
-        raise InputError("no image of this model could be analysed; see the analysis logs")
+    images = pd.concat([pd.read_csv(s["images"], dtype=str, keep_default_na=False) for s in shards],
+                       ignore_index=True).reindex(columns=IMAGE_COLUMNS).sort_values("image")
+    failed = images[images["error"] != ""]
+    for _, row in failed.iterrows():
+        log.warning("%s left out of the study: %s", row["image"], row["error"])
+    pooled, layers = {}, None
+    for s in shards:
+        with np.load(s["pooled"], allow_pickle=False) as npz:
+            layers = [str(n) for n in npz["layers"]]
+            for i, image in enumerate(npz["ids"]):
+                pooled[str(image)] = {layer: npz[f"pooled_{j}"][i] for j, layer in enumerate(layers)}
+    if not pooled:
+        raise InputError("no image of this model could be analysed; see the measure logs")
+    with replacing(out["images"]) as tmp:
+        images.to_csv(tmp, index=False)
     folder = Path(out["manifest"]).parent
-    manifest = run_study(paths, pooled, build_transforms(transform_specs), layers, folder, out["figures"])
+    manifest = run_study([s["metrics"] for s in shards], pooled, build_transforms(transform_specs), layers, folder,
+                         out["figures"], seed)
+    manifest["unreadable"] = records(failed[["image", "source", "error"]])
     write_json(out["manifest"], manifest)
 
 
 def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]], transforms: list[Transform],
-              layers: list[str], out_dir: str | Path, figures_dir: str | Path) -> dict:
+              layers: list[str], out_dir: str | Path, figures_dir: str | Path, seed: int = 0) -> dict:
     """Write metrics.csv, summary.csv, predictions.csv, heatmap_agreement.csv and baseline.csv into
     ``out_dir`` and the plots into ``figures_dir``; return the manifest the report reads."""
     import matplotlib
@@ -49,13 +58,13 @@ def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]]
     figures.mkdir(parents=True, exist_ok=True)
     table = load_metrics(metrics_paths)
     summary = summarize(table)
-    baseline = between_images_cosine(pooled, layers)
+    baseline = between_images_cosine(pooled, layers, seed)
     predictions = prediction_table(table, transforms)
     heat = heatmap_by_flip(table)
     for frame, name in ((table, "metrics.csv"), (summary, "summary.csv"), (predictions, "predictions.csv"),
                         (heat, "heatmap_agreement.csv"), (baseline, "baseline.csv")):
         with replacing(out / name) as tmp:
-            frame.to_csv(tmp, index=False)
+            frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
     plot_by_layer(table, transforms, layers, baseline, figures / "by_layer.png")
     plot_predictions(predictions, figures / "predictions.png")
     plot_heat_table(table, transforms, layers, figures / "heat_table.png")

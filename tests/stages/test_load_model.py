@@ -9,10 +9,9 @@ keras = pytest.importorskip("keras")
 
 from convlens import models  # noqa: E402
 from convlens.errors import InputError  # noqa: E402
-from convlens.stages.analyze import analyze_shard  # noqa: E402
 from convlens.stages.common import layer_file  # noqa: E402
 from convlens.stages.load_model import load_model  # noqa: E402
-from tests.helpers import analysis_config, image_entries  # noqa: E402
+from tests.helpers import analysis_config, analyze  # noqa: E402
 
 
 def test_application_model_with_random_weights_on_a_photo(tmp_path):
@@ -25,11 +24,11 @@ def test_application_model_with_random_weights_on_a_photo(tmp_path):
     info = json.loads((tmp_path / "info.json").read_text())
     assert info["input_shape"] == [64, 64, 3] and info["preprocess"] == "tf"
     Image.fromarray(skdata.chelsea()).save(tmp_path / "chelsea.png")
-    entries = image_entries(tmp_path, [{"id": "chelsea", "path": str(tmp_path / "chelsea.png")}])
-    analyze_shard(out["model"], out["info"], entries, analysis_config(), 2)
-    summary = json.loads((tmp_path / "chelsea.json").read_text())
+    got = analyze(out["model"], out["info"], [{"id": "chelsea", "path": str(tmp_path / "chelsea.png")}],
+                  analysis_config(), tmp_path)["chelsea"]
+    summary = json.loads(got["summary"].read_text())
     assert summary["error"] is None and "resized from 451x300 to 64x64" in summary["notes"][0]
-    with np.load(tmp_path / "chelsea.npz") as raw:
+    with np.load(got["raw"]) as raw:
         probs = raw["probs"]
         assert np.allclose(probs.sum(-1), 1, atol=1e-5)
         for row, p in zip(summary["transforms"], probs):

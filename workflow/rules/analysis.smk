@@ -1,62 +1,68 @@
-# Analysis: per model and shard of images, one TensorFlow process runs every transform of every
-# image through the model in batches (activations, predictions, Grad-CAM) and measures the
-# sensitivity metrics from the maps in memory; results are written per image. Figures are then
-# drawn per image with numpy/Pillow, and filters per model.
-
-# One rule per shard, so each shard's outputs are the literal per-image paths of its members.
-for _shard, _members in SHARDS.items():
-
-    rule:
-        name:
-            f"analyze_{_shard}"
-        input:
-            model="results/{model}/model/model.keras",
-            info="results/{model}/model/info.json",
-            images=image_inputs(_members),
-        output:
-            raw=[f"results/{{model}}/images/{m.id}/raw.npz" for m in _members],
-            summary=[f"results/{{model}}/images/{m.id}/summary.json" for m in _members],
-            metrics=[f"results/{{model}}/images/{m.id}/metrics.csv" for m in _members],
-        log:
-            f"results/logs/{{model}}/analyze_{_shard}.log",
-        benchmark:
-            f"results/benchmarks/{{model}}/analyze_{_shard}.tsv"
-        conda:
-            "../../environment.yml"
-        threads: TF_THREADS
-        resources:
-            gpu=1,
-        params:
-            images=image_params(_members),
-            cfg=analysis_config,
-        script:
-            "../../scripts/analyze.py"
+# Analysis in two tiers. Measure: per model and shard of images, one TensorFlow process runs every
+# transform of every image through the model in batches (images decoded ahead of the model step)
+# and writes the shard's metrics as one compact table. Draw: per model, a few exemplars chosen from
+# the measured table are analysed again with their raw arrays and drawn. Jobs are per shard and per
+# model, never per image.
 
 
-rule render_image:
+rule measure:
     input:
-        raw="results/{model}/images/{image}/raw.npz",
-        summary="results/{model}/images/{image}/summary.json",
+        model="results/{model}/model/model.keras",
+        info="results/{model}/model/info.json",
+        images=lambda wildcards: image_inputs(SHARDS[wildcards.shard]),
     output:
-        sheet="results/{model}/images/{image}/sheet.json",
-        figures=report(
-            directory("results/{model}/images/{image}/figures"),
-            patterns=["{name}.png"],
-            category="Images",
-            subcategory="{model} {image}",
-        ),
+        metrics="results/{model}/measure/{shard}/metrics.csv.gz",
+        images="results/{model}/measure/{shard}/images.csv",
+        pooled="results/{model}/measure/{shard}/pooled.npz",
     log:
-        "results/logs/{model}/render/{image}.log",
+        "results/logs/{model}/measure_{shard}.log",
     benchmark:
-        "results/benchmarks/{model}/render/{image}.tsv"
+        "results/benchmarks/{model}/measure_{shard}.tsv"
     conda:
         "../../environment.yml"
+    threads: TF_THREADS
+    resources:
+        gpu=1,
     params:
+        images=lambda wildcards: image_params(SHARDS[wildcards.shard]),
+        cfg=analysis_config,
+    script:
+        "../../scripts/measure.py"
+
+
+rule draw:
+    input:
+        model="results/{model}/model/model.keras",
+        info="results/{model}/model/info.json",
+        metrics="results/{model}/sensitivity/metrics.csv",
+        images=image_inputs(IMAGES),
+    output:
+        manifest="results/{model}/exemplars.json",
+        folder=report(
+            directory("results/{model}/exemplars"),
+            patterns=["{image}/figures/{name}.png"],
+            category="Exemplars",
+            subcategory="{model}",
+        ),
+    log:
+        "results/logs/{model}/draw.log",
+    benchmark:
+        "results/benchmarks/{model}/draw.tsv"
+    conda:
+        "../../environment.yml"
+    threads: TF_THREADS
+    resources:
+        gpu=1,
+    params:
+        images=image_params(IMAGES),
+        cfg=analysis_config,
+        choice=config["report"]["exemplars"],
+        seed=config["seed"],
         sheet_layers=lambda wildcards: model_override(
             wildcards.model, "sheet_layers", "report", "sheet_layers"
         ),
     script:
-        "../../scripts/render_image.py"
+        "../../scripts/draw.py"
 
 
 rule filters:

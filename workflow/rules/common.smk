@@ -41,7 +41,6 @@ MODELS = sorted(config["models"])
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
-IMAGE_IDS = [img.id for img in IMAGES]
 QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
 CONFIG_DIGEST = digest(config)
 
@@ -88,7 +87,7 @@ def one_of(names):
 
 wildcard_constraints:
     model=one_of(MODELS),
-    image=one_of(IMAGE_IDS),
+    shard=one_of(SHARDS),
     dataset=one_of(config["datasets"]),
 
 
@@ -119,13 +118,13 @@ def image_params(images):
     ]
 
 
-def image_files(model, name):
-    """One per-image file (raw.npz, metrics.csv...) of every image of a model."""
-    return [f"results/{model}/images/{i}/{name}" for i in IMAGE_IDS]
+def shard_files(model, name):
+    """One file (metrics.csv.gz, images.csv, pooled.npz) of every measure shard of a model."""
+    return [f"results/{model}/measure/{shard}/{name}" for shard in SHARDS]
 
 
 def model_report_inputs(wildcards=None):
-    """Everything the report shows per model and per image."""
+    """Everything the report shows per model (its exemplars included)."""
     files = []
     for m in MODELS:
         files += [
@@ -135,6 +134,7 @@ def model_report_inputs(wildcards=None):
             f"results/{m}/filters/filters.json",
             f"results/{m}/sensitivity/study.json",
             f"results/{m}/methods/quality.json",
+            f"results/{m}/exemplars.json",
         ]
         if m in TRAINED:
             files += [
@@ -143,10 +143,5 @@ def model_report_inputs(wildcards=None):
                 f"results/{m}/model/training_curves.png",
                 f"results/{m}/model/confusion_matrix.png",
                 f"results/{m}/evolution/evolution.json",
-            ]
-        for i in IMAGE_IDS:
-            files += [
-                f"results/{m}/images/{i}/summary.json",
-                f"results/{m}/images/{i}/sheet.json",
             ]
     return files

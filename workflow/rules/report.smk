@@ -1,4 +1,4 @@
-# Report: one HTML and one PDF with run summary, models, filters and per-image comparison sheets.
+# Report: one HTML and one PDF with run summary, models, filters and the exemplars' comparison sheets.
 
 
 rule report:
@@ -23,7 +23,6 @@ rule report:
         config=config,
         digest=CONFIG_DIGEST,
         models=MODELS,
-        images=IMAGE_IDS,
         templates=lambda wildcards, input: str(Path(input.templates[0]).parent),
         results=lambda wildcards, output: str(Path(output.html).parent.parent),
     script:

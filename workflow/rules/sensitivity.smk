@@ -1,11 +1,12 @@
-# Sensitivity study: per model, the images' metrics gathered into one tidy table, its summaries,
-# plots and the sentences that read them (pandas and matplotlib; no TensorFlow).
+# Sensitivity study: per model, the shards' tables gathered into one tidy table of every image, its
+# summaries, plots and the sentences that read them (pandas and matplotlib; no TensorFlow).
 
 
 rule sensitivity:
     input:
-        metrics=lambda wildcards: image_files(wildcards.model, "metrics.csv"),
-        raw=lambda wildcards: image_files(wildcards.model, "raw.npz"),
+        metrics=lambda wildcards: shard_files(wildcards.model, "metrics.csv.gz"),
+        images=lambda wildcards: shard_files(wildcards.model, "images.csv"),
+        pooled=lambda wildcards: shard_files(wildcards.model, "pooled.npz"),
     output:
         manifest="results/{model}/sensitivity/study.json",
         metrics=report(
@@ -18,6 +19,7 @@ rule sensitivity:
             category="Sensitivity",
             subcategory="{model}",
         ),
+        images="results/{model}/sensitivity/images.csv",
         predictions="results/{model}/sensitivity/predictions.csv",
         heatmap="results/{model}/sensitivity/heatmap_agreement.csv",
         baseline="results/{model}/sensitivity/baseline.csv",
@@ -34,7 +36,7 @@ rule sensitivity:
     conda:
         "../../environment.yml"
     params:
-        images=IMAGE_IDS,
         transforms=config["transforms"],
+        seed=config["seed"],
     script:
         "../../scripts/sensitivity.py"

@@ -1,4 +1,4 @@
-"""Stage of rule render_image: numpy/Pillow figures of one image from its raw.npz."""
+"""An exemplar's figures (numpy/Pillow) from its raw.npz: inputs, feature-map grids, heatmap overlays."""
 
 from __future__ import annotations
 

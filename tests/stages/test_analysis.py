@@ -1,5 +1,6 @@
-"""The analyze stage without Snakemake (stages.analyze): a grayscale MNIST model through every stage,
-every heatmap method on a nested keras.applications model, and the maps the sheets get."""
+"""The measure and draw stages without Snakemake (stages.measure, stages.draw, stages.analysis): a
+grayscale MNIST model through every stage, every heatmap method on a nested keras.applications model,
+and the maps the sheets get."""
 import json
 
 import numpy as np
@@ -16,13 +17,12 @@ from convlens.core.layers import last_conv_layer  # noqa: E402
 from convlens.data import load_mnist  # noqa: E402
 from convlens.errors import InputError  # noqa: E402
 from convlens.sensitivity.analyzer import Analyzer  # noqa: E402
-from convlens.stages.analyze import analyze_shard, explain  # noqa: E402
+from convlens.stages.analysis import explain  # noqa: E402
 from convlens.stages.common import heatmap_methods  # noqa: E402
 from convlens.stages.filters import filters  # noqa: E402
 from convlens.stages.load_model import load_model  # noqa: E402
-from convlens.stages.render_image import render_image  # noqa: E402
 from convlens.stages.train_model import train_model  # noqa: E402
-from tests.helpers import analysis_config, gap_model, image_entries, images  # noqa: E402
+from tests.helpers import analysis_config, analyze, gap_model, images  # noqa: E402
 
 
 def fake_mnist(path):
@@ -53,33 +53,29 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
     train_model("mnist", spec, str(tmp_path / "data.npz"), 1, 2, {"epochs": [1, 5], "image": 0}, out)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch_001.weights.h5"]
     cfg = analysis_config(activations={"top_k": 4})
-    entries = image_entries(tmp_path, [{"id": "digit", "dataset_npz": str(tmp_path / "data.npz"), "index": 0}])
-    analyze_shard(out["model"], out["info"], entries, cfg, 2)
-    summary = json.loads((tmp_path / "digit.json").read_text())
+    sources = [{"id": "digit", "dataset_npz": str(tmp_path / "data.npz"), "index": 0}]
+    got = analyze(out["model"], out["info"], sources, cfg, tmp_path / "slim")["digit"]
+    summary = json.loads(got["summary"].read_text())
     assert summary["conv_layers"] == ["conv1", "conv2"] and summary["cam_layer"] == "conv2"
     assert [row["transform"] for row in summary["transforms"]] == ["identity", "rotate_90", "vflip"]
-    with np.load(tmp_path / "digit.npz") as raw:
+    with np.load(got["raw"]) as raw:
         assert raw["inputs"].shape == (3, 28, 28, 1)
         # the rotated input is exactly np.rot90 of the original
         assert np.allclose(raw["inputs"][1], np.rot90(raw["inputs"][0]), atol=1e-3)
-    metrics = pd.read_csv(tmp_path / "digit.csv", keep_default_na=False)
+    metrics = got["metrics"]
     assert list(metrics.columns) == ["image", "transform", "param", "layer", "metric", "value"]
     # conv1, pool1, conv2, pool2: equivariance and invariance; the floor; 4 prediction metrics (labelled); Grad-CAM
     assert len(metrics) == 3 * (4 * 2 + 1 + 4 + 3)
     floor = metrics[metrics["metric"] == "equivariance_floor"]["value"]
     assert np.allclose(floor.astype(float), 0.0, atol=1e-6)  # 90-degree turns and flips are exact on the grid
-    render_image(str(tmp_path / "digit.npz"), str(tmp_path / "digit.json"), str(tmp_path / "fig"),
-                 str(tmp_path / "sheet.json"), [])
-    sheet = json.loads((tmp_path / "sheet.json").read_text())
+    sheet = json.loads(got["sheet"].read_text())
     assert sheet["sheet_layers"] == ["conv1", "conv2"]
-    assert Image.open(tmp_path / "fig" / sheet["activations"]["conv1"]["identity"]).size[0] > 28 * 4
+    assert Image.open(got["figures"] / sheet["activations"]["conv1"]["identity"]).size[0] > 28 * 4
     # raw.npz keeps the drawn channels (conv1 in full, top_k = 4 of conv2); with raw_channels: all,
     # every channel, and the same pictures
-    full = tmp_path / "full"
-    full.mkdir()
-    analyze_shard(out["model"], out["info"], image_entries(full, [entries[0]]),
-                  {**cfg, "activations": {**cfg["activations"], "raw_channels": "all"}}, 2)
-    with np.load(tmp_path / "digit.npz") as slim, np.load(full / "digit.npz") as every:
+    full = analyze(out["model"], out["info"], sources,
+                   {**cfg, "activations": {**cfg["activations"], "raw_channels": "all"}}, tmp_path / "full")["digit"]
+    with np.load(got["raw"]) as slim, np.load(full["raw"]) as every:
         assert slim["act_0"].shape == every["act_0"].shape == (3, 28, 28, 16)
         assert slim["act_2"].shape[-1] == 4 and every["act_2"].shape[-1] == 32
         drawn = slim["channels_2"]
@@ -87,15 +83,11 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
         assert np.array_equal(slim["act_2"], every["act_2"][..., drawn])
         reference = every["act_2"][0].astype(np.float32)
         assert drawn.tolist() == np.argsort(-reference.mean(axis=(0, 1)), kind="stable")[:4].tolist()
-    render_image(str(full / "digit.npz"), str(tmp_path / "digit.json"), str(full / "fig"),
-                 str(full / "sheet.json"), [])
-    for name in sorted(p.name for p in (tmp_path / "fig").iterdir()):
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "fig" / name)), np.asarray(Image.open(full / "fig" / name)))
+    for name in sorted(p.name for p in got["figures"].iterdir()):
+        assert np.array_equal(np.asarray(Image.open(got["figures"] / name)), np.asarray(Image.open(full["figures"] / name)))
     # mixed precision: the same measurements within float16 rounding
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    analyze_shard(out["model"], out["info"], image_entries(mixed, [entries[0]]), {**cfg, "mixed_precision": True}, 2)
-    a, b = (pd.read_csv(d / "digit.csv", keep_default_na=False, na_values=[""]) for d in (tmp_path, mixed))
+    mixed = analyze(out["model"], out["info"], sources, {**cfg, "mixed_precision": True}, tmp_path / "mixed")["digit"]
+    a, b = got["metrics"], mixed["metrics"]
     assert a[["transform", "layer", "metric"]].equals(b[["transform", "layer", "metric"]])
     assert np.allclose(a["value"], b["value"], atol=0.02, equal_nan=True)
     filters(out["model"], out["info"], cfg, 0, 2, str(tmp_path / "filters"), str(tmp_path / "filters.json"))
@@ -121,24 +113,22 @@ def test_every_heatmap_method_runs_through_the_stages_on_a_nested_application_mo
     cfg = analysis_config(heatmaps={"methods": "all", "layer": "vgg16/block5_pool",
                                     "params": {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4},
                                                "occlusion": {"patch": 16, "stride": 16}}})
-    entries = image_entries(tmp_path, [{"id": "astronaut", "path": str(tmp_path / "astronaut.png")}])
-    analyze_shard(out["model"], out["info"], entries, cfg, 2)
-    summary = json.loads((tmp_path / "astronaut.json").read_text())
+    got = analyze(out["model"], out["info"], [{"id": "astronaut", "path": str(tmp_path / "astronaut.png")}], cfg,
+                  tmp_path)["astronaut"]
+    summary = json.loads(got["summary"].read_text())
     assert summary["methods"] == list(attribution.METHODS)  # all twelve, cam included (block5_pool -> GAP -> dense)
-    with np.load(tmp_path / "astronaut.npz") as raw:
+    with np.load(got["raw"]) as raw:
         for j in range(12):
             maps = raw[f"heat_{j}"]
             assert maps.shape == (3, 64, 64) and np.isfinite(maps).all(), j
             # Score-CAM's weights p(x * H_k) - p(black) may all be negative on random weights (all-zero map)
             assert np.abs(maps).max() > 0 or summary["methods"][j] == "scorecam"
-    metrics = pd.read_csv(tmp_path / "astronaut.csv", keep_default_na=False, na_values=[""])
+    metrics = got["metrics"]
     assert set(metrics[metrics["metric"] == "heatmap_pearson"]["layer"]) == set(attribution.METHODS)
-    render_image(str(tmp_path / "astronaut.npz"), str(tmp_path / "astronaut.json"), str(tmp_path / "fig"),
-                 str(tmp_path / "sheet.json"), [])
-    sheet = json.loads((tmp_path / "sheet.json").read_text())
+    sheet = json.loads(got["sheet"].read_text())
     for method in attribution.METHODS:
         for t in sheet["transforms"]:
-            assert (tmp_path / "fig" / sheet["heatmaps"][method][t]).is_file()
+            assert (got["figures"] / sheet["heatmaps"][method][t]).is_file()
     # cam at the last conv layer (a max-pool follows it) does not apply: 'all' leaves it out and says why
     model = keras.saving.load_model(out["model"], safe_mode=True)
     names, notes = heatmap_methods(model, "all", "vgg16/block5_conv3")

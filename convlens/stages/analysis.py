@@ -1,0 +1,199 @@
+"""What the measure and draw stages share: one model set up once per job, images read ahead of the
+model step, and every transform of a chunk of images through the model and the heatmap methods.
+
+``Analysis(...).chunks(entries)`` yields, per chunk of ``batch_size // transforms`` images, the
+chunk's readable images and everything measured on them (image-major rows: ``T`` consecutive rows
+are the transforms of one image, the first untransformed). Images are read and decoded by a
+background thread while the model runs the previous chunk, so the model step never waits on PNG
+decoding; the warps run inside the compiled step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from convlens import transforms as tr
+from convlens.attribution.explainer import Explainer
+from convlens.core.grids import layer_grids
+from convlens.core.head import TARGET_PREDICTED, TARGET_REFERENCE, resolve_targets
+from convlens.core.layers import check_spatial, conv_layers, feature_layers, last_conv_layer
+from convlens.core.setup import open_model, use_mixed_precision
+from convlens.errors import InputError
+from convlens.models import ModelInfo
+from convlens.sensitivity import metrics as sensitivity
+from convlens.sensitivity.analyzer import Analyzer
+from convlens.stages.common import heatmap_methods, load_input_image
+from convlens.stages.run import log
+
+READ_AHEAD = 2  # chunks decoded ahead of the model step
+
+
+@dataclass
+class Loaded:
+    """One readable image of a chunk: its config entry, true class name (or None) and notes."""
+
+    entry: dict
+    label: str | None
+    notes: list[str]
+
+
+class Analysis:
+    """A model opened once, with the study's transforms, its analyzer and its explainer."""
+
+    def __init__(self, model_path: str, info_json: str, cfg: dict, threads: int):
+        self.t_start = time.time()
+        self.model, self.devices = open_model(model_path, threads)
+        if cfg.get("mixed_precision"):
+            changed = use_mixed_precision(self.model)
+            log.info("mixed precision: %d layers compute in float16%s", changed,
+                     "" if any(":GPU" in d for d in self.devices) else " (no GPU: on CPU this is slower, not faster)")
+        model = self.model
+        self.cfg = cfg
+        self.info = info = ModelInfo.load(info_json)
+        h, w, _ = info.input_shape
+        self.layers = feature_layers(model)
+        self.conv_layers = conv_layers(model)
+        self.cam_layer = cfg["heatmaps"]["layer"] or last_conv_layer(model)
+        check_spatial(model, self.cam_layer, "config.heatmaps.layer (or models.*.heatmap_layer)")
+        target_cfg = cfg["heatmaps"]["target"]
+        if isinstance(target_cfg, int) and target_cfg >= len(info.class_names):
+            raise InputError(f"config.heatmaps.target: class {target_cfg} does not exist "
+                             f"({len(info.class_names)} classes)")
+        self.target_code = {"reference": TARGET_REFERENCE, "predicted": TARGET_PREDICTED}.get(target_cfg, target_cfg)
+        self.transforms = tr.build_transforms(cfg["transforms"])
+        self.study = sensitivity.Study.build(self.transforms, h, w, self.layers, layer_grids(model, self.layers),
+                                             cfg["fill_mode"], cfg["fill_value"])
+        self.analyzer = Analyzer(model, self.layers, info.preprocess, samplers=self.study.samplers,
+                                 warps=self.study)
+        self.methods, self.method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], self.cam_layer)
+        for note in self.method_notes:
+            log.info("%s", note)
+        # Grad-CAM always: the sheets overlay it on every transformed input
+        self.explainer = Explainer(model, list(dict.fromkeys(["gradcam", *self.methods])), info.preprocess,
+                                   self.cam_layer, cfg["heatmaps"]["score"], cfg["heatmaps"]["params"],
+                                   cfg["batch_size"])
+        self.shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
+        self.n_t = len(self.transforms)
+        self.per_call = max(1, cfg["batch_size"] // self.n_t)
+        self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}
+
+    def describe(self, n_images: int) -> None:
+        log.info("model %s: %d layers probed, Grad-CAM at %s, %d transforms (%d drawn), %d images, devices %s",
+                 self.info.name, len(self.layers), self.cam_layer, self.n_t, len(self.shown), n_images,
+                 ", ".join(self.devices))
+
+    def _read(self, entries: list[dict], cache: dict) -> tuple[list[Loaded], np.ndarray, list[tuple[dict, str]]]:
+        """Decode a chunk: (readable images, their pixels (n, H, W, C) float32 in [0, 1], failures)."""
+        t0 = time.time()
+        loaded, pixels, failed = [], [], []
+        for entry in entries:
+            try:
+                image, label, notes = load_input_image(entry, self.info, cache)
+            except InputError as exc:
+                failed.append((entry, str(exc)))
+                continue
+            loaded.append(Loaded(entry, label, notes))
+            pixels.append(image)
+        self.seconds["read"] += time.time() - t0
+        h, w, c = self.info.input_shape
+        array = np.stack(pixels).astype("float32") / 255.0 if pixels else np.zeros((0, h, w, c), "float32")
+        return loaded, array, failed
+
+    def chunks(self, entries: list[dict]):
+        """Yield (loaded, failed, out) per chunk; ``out`` as ``run`` returns it."""
+        groups = [entries[i:i + self.per_call] for i in range(0, len(entries), self.per_call)]
+        cache: dict = {}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convlens-read") as pool:
+            pending = deque(pool.submit(self._read, g, cache) for g in groups[:READ_AHEAD])
+            for i in range(len(groups)):
+                loaded, pixels, failed = pending.popleft().result()
+                if i + READ_AHEAD < len(groups):
+                    pending.append(pool.submit(self._read, groups[i + READ_AHEAD], cache))
+                yield loaded, failed, (self.run(pixels) if len(loaded) else None)
+
+    def run(self, pixels: np.ndarray) -> dict:
+        """Every transform of every image of ``pixels`` (n, H, W, C) through the model and the methods.
+
+        Returns the Analyzer's outputs (inputs: the warped images, back: warped back by the inverse,
+        activations, logits, probs, num, den, pooled), ``explain``'s (target, cam, cam_up, heatmaps,
+        heatmaps_reference) and heatmaps_back (the reference maps warped back), all with n * T
+        image-major rows.
+        """
+        t0 = time.time()
+        out = self.analyzer.run(pixels, self.n_t)
+        self.seconds["model step"] += time.time() - t0
+        t0 = time.time()
+        out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t))
+        # the reference maps moved back by the inverse transforms, for the heatmap agreement: one warp
+        # per method for the whole chunk
+        back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
+        out["heatmaps_back"] = {m: np.asarray(tr.warp(out["heatmaps_reference"][m][..., None], back))[..., 0]
+                                for m in self.methods}
+        self.seconds["heatmap methods"] += time.time() - t0
+        return out
+
+    def done(self, extra: dict[str, float] | None = None) -> None:
+        parts = {**self.seconds, **(extra or {})}
+        log.info("shard done in %.1f s (%s)", time.time() - self.t_start,
+                 ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
+
+
+def explain(explainer: Explainer, x: np.ndarray, logits: np.ndarray, target_code: int, group: int) -> dict:
+    """Every method's maps (B, H, W) for the sheets' target and for each image's reference class (the
+    study's heatmap agreement; one pass when the sheets explain the reference class too).
+
+    Returns target (B,), cam and cam_up (Grad-CAM for the sheets' target, at the CAM layer and at
+    input resolution), heatmaps and heatmaps_reference ({method: (B, H, W)}).
+    """
+    targets = np.asarray(resolve_targets(logits, np.full(len(x), target_code), group)).astype(np.int64)
+    sheets = explainer.explain(x, targets)
+    reference = sheets
+    if target_code != TARGET_REFERENCE:
+        reference_targets = np.asarray(resolve_targets(logits, np.full(len(x), TARGET_REFERENCE), group))
+        reference = explainer.explain(x, reference_targets.astype(np.int64))
+    return {"target": targets, "cam": sheets["gradcam"].raw, "cam_up": sheets["gradcam"].maps,
+            "heatmaps": {m: r.maps for m, r in sheets.items()},
+            "heatmaps_reference": {m: r.maps for m, r in reference.items()}}
+
+
+def rows_of(value, rows: slice):
+    """One image's rows of an ``Analysis.run`` output value (array, list of arrays, dict of arrays)."""
+    if isinstance(value, dict):
+        return {k: v[rows] for k, v in value.items()}
+    return [v[rows] for v in value] if isinstance(value, list) else value[rows]
+
+
+def image_outputs(out: dict, i: int, n_t: int) -> dict:
+    """Image ``i``'s rows of a chunk's outputs."""
+    rows = slice(i * n_t, (i + 1) * n_t)
+    return {k: rows_of(v, rows) for k, v in out.items()}
+
+
+def image_metrics(analysis: Analysis, image_id: str, out: dict, label: str | None) -> list[dict]:
+    """The tidy metric rows of one image from its rows of a chunk's outputs."""
+    info = analysis.info
+    label_index = info.class_names.index(label) if label in info.class_names else None
+    reference_maps = {m: out["heatmaps_reference"][m] for m in analysis.methods}
+    stats = sensitivity.LayerStats(out["num"], out["den"], out["pooled"])
+    return sensitivity.image_metrics(analysis.study, image_id, out["inputs"], stats, out["probs"], label_index,
+                                     reference_maps, back=out["back"], heatmaps_back=out["heatmaps_back"])
+
+
+def predictions(analysis: Analysis, out: dict) -> list[dict]:
+    """One image's prediction per transform (its rows of a chunk's outputs)."""
+    names = analysis.info.class_names
+    probs, targets = out["probs"], out["target"]
+    ref_class = int(probs[0].argmax())
+    rows = []
+    for k, t in enumerate(analysis.transforms):
+        pred, target = int(probs[k].argmax()), int(targets[k])
+        rows.append({"transform": t.name, "kind": t.kind, "param": t.param, "shown": t.name in analysis.shown,
+                     "predicted": pred, "predicted_name": names[pred], "confidence": float(probs[k, pred]),
+                     "target": target, "target_name": names[target], "target_probability": float(probs[k, target]),
+                     "flipped": pred != ref_class})
+    return rows

@@ -1,0 +1,68 @@
+"""Stage of rule measure: every image of a shard measured, written as one compact table per shard.
+
+No file per image: the shard's tidy metric rows (gzip CSV), one row per image (its prediction, or
+why it could not be read) and the images' pooled reference features (for the between-images
+baseline of the cosine).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from convlens.sensitivity.metrics import COLUMNS
+from convlens.stages.analysis import Analysis, image_metrics, image_outputs
+from convlens.stages.files import replacing, savez, write_csv
+from convlens.stages.run import Progress, log
+
+IMAGE_COLUMNS = ["image", "source", "label", "predicted", "confidence", "flips", "notes", "error"]
+FLOAT_FORMAT = "%.7g"  # float32 precision: the values are computed in float32
+
+
+def source_of(entry: dict) -> str:
+    """Where an image comes from, as the report shows it."""
+    return entry.get("path") or f"{entry.get('dataset')} test[{entry.get('index')}]"
+
+
+def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict, threads: int, out: dict) -> None:
+    """Measure every image of a shard; write out["metrics"] (tidy rows, gzip CSV), out["images"] (one
+    row per image) and out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer).
+
+    images: dicts with ``id`` and ``path`` or ``dataset_npz`` + ``index``. An unreadable image gets
+    a row with its ``error`` and no metrics; the rest of the shard completes.
+    """
+    analysis = Analysis(model_path, info_json, cfg, threads)
+    analysis.describe(len(images))
+    names = analysis.info.class_names
+    frames, image_rows, pooled_ids, pooled = [], [], [], [[] for _ in analysis.layers]
+    progress = Progress("images measured", len(images))
+    t_metrics = 0.0
+    for loaded, failed, result in analysis.chunks(images):
+        for entry, error in failed:
+            log.error("%s", error)
+            image_rows.append({"image": entry["id"], "source": source_of(entry), "error": error})
+        t0 = time.time()
+        for i, item in enumerate(loaded):
+            rows = image_outputs(result, i, analysis.n_t)
+            frames.append(pd.DataFrame(image_metrics(analysis, item.entry["id"], rows, item.label), columns=COLUMNS))
+            top = rows["probs"].argmax(axis=1)
+            image_rows.append({"image": item.entry["id"], "source": source_of(item.entry), "label": item.label,
+                               "predicted": names[int(top[0])], "confidence": float(rows["probs"][0, top[0]]),
+                               "flips": int((top != top[0]).sum()), "notes": "; ".join(item.notes), "error": ""})
+            pooled_ids.append(item.entry["id"])
+            for j, p in enumerate(rows["pooled"]):
+                pooled[j].append(p[0])
+        t_metrics += time.time() - t0
+        progress.advance(len(loaded) + len(failed))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    with replacing(out["metrics"], ".csv.gz") as tmp:
+        table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, compression="gzip")
+    order = {entry["id"]: k for k, entry in enumerate(images)}
+    write_csv(out["images"], sorted(image_rows, key=lambda row: order[row["image"]]), IMAGE_COLUMNS)
+    arrays = {"ids": np.array(pooled_ids, dtype=str), "layers": np.array(analysis.layers, dtype=str)}
+    for j, values in enumerate(pooled):
+        arrays[f"pooled_{j}"] = np.stack(values).astype(np.float32) if values else np.zeros((0, 0), np.float32)
+    savez(out["pooled"], **arrays)
+    analysis.done({"metrics": t_metrics})
