@@ -42,9 +42,9 @@ class Explainer:
                                if isinstance(m, ClassActivationMap) and m.weights is not None}
         self.cam_dense = cam_dense(model, self.cam_layer) if "cam" in self._cam_weighting else None
         self._linear = None  # linear copies of ReLU-activated layers, made when a rule needs them
-        self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True)
-        self._gradient_fn = tf.function(self._gradient_graph, reduce_retracing=True)
-        self._cam_fn = tf.function(self._cam_graph, reduce_retracing=True)
+        self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
+        self._gradient_fn = tf.function(self._gradient_graph, reduce_retracing=True, autograph=False)
+        self._cam_fn = tf.function(self._cam_graph, reduce_retracing=True, autograph=False)
 
     # -- set-up
 

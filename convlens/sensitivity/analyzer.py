@@ -90,7 +90,7 @@ class Analyzer:
                 result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
             return result
 
-        self._step = tf.function(step, reduce_retracing=True)
+        self._step = tf.function(step, reduce_retracing=True, autograph=False)  # plain Python control flow: no conversion needed
 
     def run(self, x: np.ndarray, group: int) -> dict:
         """x: (B, H, W, C) float32 pixels in [0, 1], B a multiple of ``group``; with ``warps`` (a
