@@ -58,7 +58,8 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
         progress.advance(len(loaded) + len(failed))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     with replacing(out["metrics"], ".csv.gz") as tmp:
-        table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, compression="gzip")
+        table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,  # no time stamp: the same rows, the same bytes
+                     compression={"method": "gzip", "mtime": 0})
     order = {entry["id"]: k for k, entry in enumerate(images)}
     write_csv(out["images"], sorted(image_rows, key=lambda row: order[row["image"]]), IMAGE_COLUMNS)
     arrays = {"ids": np.array(pooled_ids, dtype=str), "layers": np.array(analysis.layers, dtype=str)}

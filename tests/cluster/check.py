@@ -22,7 +22,7 @@ import numpy as np
 
 REL_TOL = 1e-6
 # rules that run a model declare resources gpu=1: the profile sends them to a GPU partition
-GPU_RULES = re.compile(r"^(train_model|load_model|filters|method_quality|analyze_s\d+)$")
+GPU_RULES = re.compile(r"^(train_model|load_model|filters|method_quality|measure|draw)$")
 SKIP_DIRS = ("logs", "benchmarks", "tensorboard")  # timings; TensorBoard events carry wall times
 DATE = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 
