@@ -45,7 +45,9 @@ class Loaded:
 class Analysis:
     """A model opened once, with the study's transforms, its analyzer and its explainer."""
 
-    def __init__(self, model_path: str, info_json: str, cfg: dict, threads: int):
+    def __init__(self, model_path: str, info_json: str, cfg: dict, threads: int, shown_only: bool = False):
+        """``shown_only``: only the transforms drawn in the sheets (the draw job: their metrics are
+        measured already, so the other rows need not go through the model and the methods again)."""
         self.t_start = time.time()
         self.model, self.devices = open_model(model_path, threads)
         if cfg.get("mixed_precision"):
@@ -65,7 +67,8 @@ class Analysis:
             raise InputError(f"config.heatmaps.target: class {target_cfg} does not exist "
                              f"({len(info.class_names)} classes)")
         self.target_code = {"reference": TARGET_REFERENCE, "predicted": TARGET_PREDICTED}.get(target_cfg, target_cfg)
-        self.transforms = tr.build_transforms(cfg["transforms"])
+        self.shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
+        self.transforms = [t for t in tr.build_transforms(cfg["transforms"]) if not shown_only or t.name in self.shown]
         self.study = sensitivity.Study.build(self.transforms, h, w, self.layers, layer_grids(model, self.layers),
                                              cfg["fill_mode"], cfg["fill_value"])
         self.analyzer = Analyzer(model, self.layers, info.preprocess, samplers=self.study.samplers,
@@ -77,7 +80,6 @@ class Analysis:
         self.explainer = Explainer(model, list(dict.fromkeys(["gradcam", *self.methods])), info.preprocess,
                                    self.cam_layer, cfg["heatmaps"]["score"], cfg["heatmaps"]["params"],
                                    cfg["batch_size"])
-        self.shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
         self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}

@@ -39,7 +39,7 @@ def draw_exemplars(model_path: str, info_json: str, metrics_csv: str, images: li
     by_id = {e["id"]: e for e in images}
     out = Path(out_dir)
     entries = [dict(by_id[c["image"]], folder=out / c["image"]) for c in chosen]
-    analysis = Analysis(model_path, info_json, cfg, threads)
+    analysis = Analysis(model_path, info_json, cfg, threads, shown_only=True)
     analysis.describe(len(entries))
     progress = Progress("exemplars drawn", len(entries))
     for loaded, failed, result in analysis.chunks(entries):
