@@ -34,8 +34,9 @@ def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int
     for s in shards:
         with np.load(s["pooled"], allow_pickle=False) as npz:
             layers = [str(n) for n in npz["layers"]]
+            arrays = [npz[f"pooled_{j}"] for j in range(len(layers))]  # each read once
             for i, image in enumerate(npz["ids"]):
-                pooled[str(image)] = {layer: npz[f"pooled_{j}"][i] for j, layer in enumerate(layers)}
+                pooled[str(image)] = {layer: arrays[j][i] for j, layer in enumerate(layers)}
     if not pooled:
         raise InputError("no image of this model could be analysed; see the measure logs")
     with replacing(out["images"]) as tmp:
