@@ -34,8 +34,8 @@ rule draw:
     input:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
+        # the measured table changes whenever an image does; the images are read by path (params)
         metrics="results/{model}/sensitivity/metrics.csv",
-        images=image_inputs(IMAGES),
     output:
         manifest="results/{model}/exemplars.json",
         folder=report(
