@@ -55,7 +55,7 @@ class Analyzer:
     """
 
     def __init__(self, model, layer_paths: list[str], preprocess_mode: str, samplers: list | None = None,
-                 warps=None):
+                 warps=None, maps: bool = True):
         import tensorflow as tf
 
         self.layer_paths = list(layer_paths)
@@ -84,8 +84,9 @@ class Analyzer:
             outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
             acts, pre, out = outs[:-3], outs[-2], outs[-1]
             logits, probs = self.head.logits_and_probs(pre, out)
-            result.update({"activations": [tf.cast(a, tf.float32) for a in acts], "logits": logits,
-                           "probs": tf.cast(probs, tf.float32)})
+            result.update({"logits": logits, "probs": tf.cast(probs, tf.float32)})
+            if maps:  # the full maps leave the device only when asked for (drawing, not measuring)
+                result["activations"] = [tf.cast(a, tf.float32) for a in acts]
             if samplers is not None:
                 result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
             return result
@@ -97,7 +98,8 @@ class Analyzer:
         ``sensitivity.metrics.Study``: matrices, back_matrices, fill_mode, fill_value) x holds the
         untransformed images, and the step warps each by every transform first (B = len(x) * T).
 
-        Returns numpy arrays: activations (list of (B, h, w, c)), logits and probs (B, K); with
+        Returns numpy arrays: activations (list of (B, h, w, c); unless ``maps`` is False), logits and
+        probs (B, K); with
         ``samplers`` also num, den and pooled (see ``equivariance_sums``); with ``warps`` also
         inputs (the warped images) and back (those warped back by the inverse transforms).
         """

@@ -46,8 +46,10 @@ class Analysis:
     """A model opened once, with the study's transforms, its analyzer and its explainer."""
 
     def __init__(self, model_path: str, info_json: str, cfg: dict, threads: int, shown_only: bool = False):
-        """``shown_only``: only the transforms drawn in the sheets (the draw job: their metrics are
-        measured already, so the other rows need not go through the model and the methods again)."""
+        """``shown_only``: only the transforms drawn in the sheets, with their full feature maps (the
+        draw job: their metrics are measured already, so the other rows need not go through the model
+        and the methods again). Otherwise every transform, measured from the compiled step's sums and
+        pooled maps (the full maps stay on the device)."""
         self.t_start = time.time()
         self.model, self.devices = open_model(model_path, threads)
         if cfg.get("mixed_precision"):
@@ -72,7 +74,7 @@ class Analysis:
         self.study = sensitivity.Study.build(self.transforms, h, w, self.layers, layer_grids(model, self.layers),
                                              cfg["fill_mode"], cfg["fill_value"])
         self.analyzer = Analyzer(model, self.layers, info.preprocess, samplers=self.study.samplers,
-                                 warps=self.study)
+                                 warps=self.study, maps=shown_only)
         self.methods, self.method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], self.cam_layer)
         for note in self.method_notes:
             log.info("%s", note)
