@@ -49,8 +49,9 @@ lint: $(VENV)/.installed
 dryrun: $(VENV)/.installed
 	$(BIN)/snakemake -n
 
-# the benchmark of benchmarks/README.md; quick check: make bench BENCH_ARGS="--sizes 2,4 --models shapes"
-BENCH_ARGS ?= --sizes 8,32,128 --models vgg16,shapes
+# the benchmark of benchmarks/README.md (issue 12's plan: shapes at 100, 1,000 and 10,000 images, VGG16
+# at 32 and 128; about 30 min on 2 cores); quick check: make bench BENCH_ARGS="--plan shapes:2,4"
+BENCH_ARGS ?= --plan "shapes:100,1000,10000 vgg16:32,128"
 
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -r benchmarks/requirements-bench.txt -c requirements.lock

@@ -59,12 +59,17 @@ _RULE_OF_STEM = {"load": "load_model", "train": "train_model"}
 # jobs that are not part of the study being compared (each runs alone: a TensorFlow job takes every core)
 EXTRA_RULES = ("filters", "method_quality")
 
+# the rules of the measure tier (one job per shard) and of the draw tier, in this and older trees
+# (``analyze_<shard>`` and per-image ``render_image`` before issue 12)
+MEASURE_RULES = ("measure", "analyze")
+DRAW_RULES = ("draw", "render_image")
+
 # how the per-rule rows are grouped in the breakdown
 STAGES = [
     ("setup (model, transforms)", ("dataset", "train_model", "load_model", "model_figures", "transform_table")),
-    ("analysis (TF: maps, Grad-CAM, metrics)", ("analyze",)),
-    ("rendering (per-image figures)", ("render_image",)),
-    ("sensitivity study (tables, plots)", ("sensitivity",)),
+    ("measure (TF: maps, Grad-CAM, metrics; per shard)", MEASURE_RULES),
+    ("sensitivity study (gather the shards, tables, plots)", ("sensitivity",)),
+    ("draw (exemplars: raw arrays, figures)", DRAW_RULES),
     ("filters (not in the study)", ("filters",)),
     ("heatmap-method quality check (not in the study)", ("method_quality",)),
     ("report (HTML + PDF)", ("report",)),
@@ -87,18 +92,17 @@ def model_entry(model: str, model_file: str | Path | None = None) -> dict:
 
 
 def study_config(model: str, images_folder: str = "images", model_file: str | Path | None = None,
-                 images_per_job: int = 32, batch_size: int = 32, n_filters: int = 4, filter_steps: int = 5,
+                 images_per_job: int | None = None, batch_size: int = 32, n_filters: int = 4, filter_steps: int = 5,
                  quality_images: int | None = 1, seed: int = 42) -> dict:
     """The convlens config of one benchmark study: one model, a folder of images, 6 transforms.
 
     Grad-CAM is the heatmap (the default); the filter step (``filter_steps`` for the plain and,
     where the workflow has them, the regularized patterns) and the heatmap-method quality check
     (``quality_images``) are kept small: they are not part of the study being compared and are
-    reported as their own rows.
+    reported as their own rows. ``images_per_job`` None leaves the workflow's default.
     """
     cfg = {
         "seed": seed,
-        "images_per_job": images_per_job,
         "batch_size": batch_size,
         "fill_mode": "constant",
         "fill_value": 0.0,
@@ -109,6 +113,8 @@ def study_config(model: str, images_folder: str = "images", model_file: str | Pa
         "filters": {"n_filters": n_filters, "steps": filter_steps},
         "report": {"title": f"convlens benchmark: {model}"},
     }
+    if images_per_job is not None:
+        cfg["images_per_job"] = images_per_job
     if schema_knows("filters", "regularized"):  # the regularized patterns take the same few steps
         cfg["filters"]["regularized"] = {"steps": filter_steps}
     if quality_images is not None and schema_knows("heatmaps", "quality_images"):
@@ -178,30 +184,62 @@ def image_variant(index: int, n_sources: int) -> tuple[int, float, str, bool]:
     return source, CROP_FRACTIONS[k % 3], CROP_PLACES[(k // 3) % 5], mirrored
 
 
+def crop_box(index: int, n_sources: int, h: int, w: int) -> tuple[int, int, int, bool]:
+    """(top, left, side, mirrored) of the index-th benchmark image's square crop of an h x w photo.
+
+    The first ``30 * n_sources`` images are the named variants of ``image_variant`` (the images of
+    every earlier benchmark); later ones are crops of a random size (0.3-0.95 of the short side) at
+    a random place, seeded by the index, so any number of images is distinct and reproducible.
+    """
+    if index < 30 * n_sources:
+        _, frac, place, mirrored = image_variant(index, n_sources)
+        side = int(min(h, w) * frac)
+        top = {"centre": (h - side) // 2, "top-left": 0, "top-right": 0}.get(place, h - side)
+        left = {"centre": (w - side) // 2, "top-left": 0, "bottom-left": 0}.get(place, w - side)
+        return top, left, side, mirrored
+    import numpy as np
+
+    rng = np.random.default_rng(index)
+    side = int(min(h, w) * rng.uniform(0.3, 0.95))
+    return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side, bool(rng.integers(2))
+
+
+def image_name(index: int, photo: str) -> str:
+    """File name of the index-th image: zero-padded so that name order is index order."""
+    return f"img{index:05d}_{photo}.png" if index >= 1000 else f"img{index:03d}_{photo}.png"
+
+
 def make_images(folder: str | Path, n: int, size: int) -> list[Path]:
-    """Write n distinct size x size PNGs (crops and mirror images of scikit-image photos)."""
+    """Write n distinct size x size PNGs (crops and mirror images of scikit-image photos).
+
+    Each photo is first scaled so that its short side is at most 8 x size: a crop of it then needs
+    one small resize, which keeps 10,000 images at 28 px to seconds.
+    """
     import numpy as np
     from PIL import Image
 
-    photos = _sample_photos()
-    if n > 30 * len(photos):
-        raise ValueError(f"at most {30 * len(photos)} distinct images")
+    photos = []
+    for name, img in _sample_photos():
+        pil = Image.fromarray(img)
+        scale = 8 * size / min(pil.size)
+        if scale < 1:
+            pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))),
+                             Image.Resampling.BICUBIC)
+        photos.append((name, np.asarray(pil)))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
-        s, frac, place, mirrored = image_variant(i, len(photos))
+        s = i % len(photos)
         name, img = photos[s]
-        h, w = img.shape[:2]
-        side = int(min(h, w) * frac)
-        top = {"centre": (h - side) // 2, "top-left": 0, "top-right": 0}.get(place, h - side)
-        left = {"centre": (w - side) // 2, "top-left": 0, "bottom-left": 0}.get(place, w - side)
+        top, left, side, mirrored = crop_box(i, len(photos), *img.shape[:2])
         crop = img[top:top + side, left:left + side]
         if mirrored:
             crop = crop[:, ::-1]
         out = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.BICUBIC)
-        path = folder / f"img{i:03d}_{name}.png"
-        out.save(path)
+        # image ids are file stems: the first 1000 keep their names of earlier benchmarks
+        path = folder / image_name(i, name)
+        out.save(path, compress_level=1)
         paths.append(path)
     return paths
 
@@ -213,7 +251,8 @@ def make_images(folder: str | Path, n: int, size: int) -> list[Path]:
 def rule_of(relative: str | Path) -> str:
     """The rule a file under results/benchmarks/ belongs to (see the ``benchmark:`` lines).
 
-    ``<model>/analyze_s3.tsv`` -> analyze, ``<model>/render/<image>.tsv`` -> render_image,
+    ``<model>/measure_s03.tsv`` -> measure, ``<model>/draw.tsv`` -> draw (issue 12's tiers),
+    ``<model>/analyze_s3.tsv`` -> analyze, ``<model>/render/<image>.tsv`` -> render_image (older trees),
     ``data/<dataset>.tsv`` -> dataset, ``<model>/load.tsv`` -> load_model, ``report.tsv`` -> report.
     """
     p = Path(relative)
@@ -222,6 +261,8 @@ def rule_of(relative: str | Path) -> str:
         return "render_image"
     if len(p.parts) == 2 and p.parts[0] == "data":
         return "dataset"
+    if re.fullmatch(r"measure_.+", stem):
+        return "measure"
     if re.fullmatch(r"analyze_.+", stem):
         return "analyze"
     return _RULE_OF_STEM.get(stem, stem)
@@ -292,9 +333,10 @@ SHARD_PART = re.compile(r"(.+?) ([\d.]+) s")
 
 
 def parse_shard_logs(texts: list[str]) -> dict | None:
-    """Sums over the analysis jobs' own split of their time, as analyze_shard logs it, e.g.
-    ``shard done in 20.1 s (model step 5.4 s, metrics and files 9.0 s)``: the in-job total and each
-    named part. None when no log has the line."""
+    """Sums over the analysis jobs' own split of their time, as the measure (and draw) jobs log it,
+    e.g. ``shard done in 20.1 s (read 0.4 s, model step 5.4 s, heatmap methods 1.0 s, metrics 9.0 s)``
+    (older trees: ``model step``, ``metrics and files``): the in-job total and each named part. None
+    when no log has the line."""
     total, parts, n = 0.0, {}, 0
     for text in texts:
         m = SHARD_DONE.search(text)
@@ -307,6 +349,112 @@ def parse_shard_logs(texts: list[str]) -> dict | None:
             if pm:
                 parts[pm.group(1)] = parts.get(pm.group(1), 0.0) + float(pm.group(2))
     return {"logs": n, "in_job_s": total, "parts": parts} if n else None
+
+
+JOB_TOTAL = re.compile(r"^\s*total\s+(\d+)\s*$", re.M)
+
+
+def parse_dry_run(text: str) -> dict:
+    """The job count of ``snakemake -n`` output (its "Job stats" table: rule, count; total) per rule."""
+    jobs, total = {}, None
+    stats = text.rfind("Job stats:")
+    if stats >= 0:
+        for line in text[stats:].splitlines()[1:]:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] == "total":
+                    total = int(parts[1])
+                    break
+                jobs[parts[0]] = int(parts[1])
+    if total is None and "Nothing to be done" in text:
+        total = 0
+    return {"jobs": total, "per_rule": jobs}
+
+
+def parse_plan(text: str) -> dict[str, list[int]]:
+    """``"shapes:100,1000,10000 vgg16:32,128"`` (entries split by spaces or ';') -> model -> sorted sizes,
+    in the order given."""
+    plan: dict[str, list[int]] = {}
+    for entry in re.split(r"[\s;]+", text.strip()):
+        if not entry:
+            continue
+        model, sep, sizes = entry.partition(":")
+        if not sep or not model or not sizes:
+            raise ValueError(f"plan entry {entry!r}: want MODEL:N[,N...]")
+        try:
+            values = {int(n) for n in sizes.split(",") if n}
+        except ValueError:
+            raise ValueError(f"plan entry {entry!r}: sizes must be whole numbers") from None
+        if not values or min(values) < 1:
+            raise ValueError(f"plan entry {entry!r}: sizes must be 1 or more")
+        plan[model] = sorted(set(plan.get(model, [])) | values)
+    if not plan:
+        raise ValueError("empty plan")
+    return plan
+
+
+def pdf_info(path: str | Path) -> dict | None:
+    """Pages and bytes of a PDF (pypdf, which WeasyPrint's stack brings), None when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    out = {"bytes": path.stat().st_size, "pages": None}
+    try:
+        from pypdf import PdfReader
+
+        out["pages"] = len(PdfReader(str(path)).pages)
+    except Exception as exc:  # no pypdf, or a PDF it cannot read: the size still counts
+        out["pages_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def du_parts(results: str | Path) -> dict[str, int]:
+    """Bytes under results/ by part: ``<model>/<folder>`` (measure, sensitivity, exemplars, model, ...),
+    and the top-level folders (report, logs, benchmarks); files directly in a folder count as ``.``."""
+    results = Path(results)
+    out: dict[str, int] = {}
+    if not results.is_dir():
+        return out
+    for top in sorted(results.iterdir()):
+        if top.is_file():
+            out["."] = out.get(".", 0) + top.stat().st_size
+        elif top.name in ("report", "logs", "benchmarks", "data"):
+            out[top.name] = du_bytes(top)
+        else:
+            for sub in sorted(top.iterdir()):
+                key = f"{top.name}/{sub.name}" if sub.is_dir() else f"{top.name}/."
+                out[key] = out.get(key, 0) + (du_bytes(sub) if sub.is_dir() else sub.stat().st_size)
+    return out
+
+
+def scale_checks(sizes: dict[str, dict], small: int, large: int) -> dict | None:
+    """Issue 12's checks of a study at ``large`` images against the same study at ``small``: the
+    time ratio (e2e, and without the extras), the results' growth per added image, and the PDF's
+    pages and size. ``sizes``: a model's ``sizes`` entry of the results (str(n) -> {convlens: ...})."""
+    a, b = (sizes.get(str(n), {}).get("convlens", {}) for n in (small, large))
+    if not a.get("wall_s") or not b.get("wall_s"):
+        return None
+    out = {"small": small, "large": large, "time_ratio": b["wall_s"] / a["wall_s"],
+           "time_ratio_excl_extras": ratio(b.get("wall_excl_extras_s"), a.get("wall_excl_extras_s"))}
+    if a.get("results_bytes") is not None and b.get("results_bytes") is not None:
+        out["bytes_per_added_image"] = (b["results_bytes"] - a["results_bytes"]) / (large - small)
+        out["bytes_per_image_at_large"] = b["results_bytes"] / large
+    pa, pb = a.get("pdf") or {}, b.get("pdf") or {}
+    if pa.get("pages") is not None and pb.get("pages") is not None:
+        out["pages"] = [pa["pages"], pb["pages"]]
+        out["pages_difference"] = pb["pages"] - pa["pages"]
+    if pb.get("bytes") is not None:
+        out["pdf_mb_at_large"] = pb["bytes"] / 2**20
+    return out
+
+
+def own_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of one process itself (not its children), from /proc; None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def du_bytes(folder: str | Path) -> int:

@@ -5,9 +5,9 @@
 
 ``gradcam``: one batch (``batch_size // 6`` images x 6 transforms, as convlens batches them) through
   - convlens's Grad-CAM alone (``convlens.attribution.Explainer``, the reference class resolved
-    from its own forward pass) and the study's step as ``analyze_shard`` runs it (every conv/pool map
+    from its own forward pass) and the study's step as a measure job runs it (every conv/pool map
     and the logits from ``convlens.sensitivity.analyzer.Analyzer``, then the Explainer's Grad-CAM for
-    the reference class: ``convlens.stages.analyze.explain``), and
+    the reference class: ``convlens.stages.analysis.explain``, ``stages.analyze`` in older trees), and
   - tf-keras-vis ``Gradcam`` (the softmax replaced by a linear head, i.e. the logit, as convlens's
     default), with its own defaults (maps upsampled to the input and normalized),
   each timed after one untimed first call, ``reps`` times; plus a check that both give the same maps.
@@ -72,7 +72,7 @@ def convlens_steps(model, preprocess_mode: str) -> dict:
     layer (B, h, w)) for each group's reference class, at the logit.
 
     ``convlens_gradcam``: the Explainer alone; ``convlens_full_step``: the Analyzer's maps and logits,
-    then the Explainer's Grad-CAM for the classes they give (``stages.analyze.explain``, as the study
+    then the Explainer's Grad-CAM for the classes they give (``stages.analysis.explain``, as the study
     runs it). A tree from before the package split (``run.py --at-commit``) has ``backend.Analyzer``,
     which computed both in one compiled step.
     """
@@ -82,9 +82,12 @@ def convlens_steps(model, preprocess_mode: str) -> dict:
         from convlens.core.head import TARGET_REFERENCE
         from convlens.core.layers import feature_layers, last_conv_layer
         from convlens.sensitivity.analyzer import Analyzer
-        from convlens.stages.analyze import explain
     except ImportError:
         return _backend_steps(model, preprocess_mode)
+    try:
+        from convlens.stages.analysis import explain
+    except ImportError:  # a tree from before issue 12's measure/draw tiers
+        from convlens.stages.analyze import explain
     steps = {}
     t = time.perf_counter()
     explainer = Explainer(model, ["gradcam"], preprocess_mode, last_conv_layer(model), "logit")
