@@ -9,7 +9,9 @@ report's size does not grow with the study. The choice, in this order, each imag
 - ``prediction flips``: the most transforms that change the top-1 class (at least one), ties
   broken by the larger mean probability change, then by id;
 - ``random``: a seeded sample of the rest (``numpy.random.default_rng(seed)``, in id order first,
-  so the same images and seed always give the same sample).
+  so the same images and seed always give the same sample), one more for each slot the two kinds
+  above left empty (no image flips, say), so the number of exemplars, and the report's pages, do
+  not depend on what the images do.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def choose(table: pd.DataFrame, sensitive: int, flipped: int, random: int, named
         ["flips", "key", "image"], ascending=[False, False, True])
     take(list(flipping["image"][:flipped]), "prediction flips")
     rest = sorted(set(scores.index) - {c["image"] for c in chosen})
+    # slots the other kinds left empty (no image flips, say) are filled at random: the report keeps its size
+    random += sensitive + flipped - sum(c["reason"] in ("most sensitive", "prediction flips") for c in chosen)
     if random and rest:
         picked = np.random.default_rng(seed).choice(len(rest), size=min(random, len(rest)), replace=False)
         take([rest[i] for i in sorted(picked)], "random")

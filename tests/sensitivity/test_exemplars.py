@@ -58,9 +58,11 @@ def test_random_sample_is_seeded_and_asking_for_more_gives_what_there_is():
     assert len(choose(MEASURED, 10, 10, 10)) == 6
 
 
-def test_only_images_that_flip_are_chosen_for_flips():
-    calm = table({"x": [(0.2, 0)], "y": [(0.1, 0)]})
-    assert choose(calm, 0, 2, 0) == []
+def test_only_images_that_flip_are_chosen_for_flips_and_empty_slots_are_filled_at_random():
+    calm = table({"x": [(0.2, 0)], "y": [(0.1, 0)], "z": [(0.3, 0)]})
+    chosen = choose(calm, 1, 2, 0, seed=5)
+    assert [c["reason"] for c in chosen] == ["most sensitive", "random", "random"]  # no image flips
+    assert chosen[0]["image"] == "z" and {c["image"] for c in chosen} == {"x", "y", "z"}
 
 
 def test_a_named_image_that_was_not_measured_is_named_in_the_error():
