@@ -102,7 +102,8 @@ class Outline(HTMLParser):
 
 def fake_model(name, images, trained):
     return {"name": name, "metrics": {"x": 1} if trained else None, "evolution": {"x": 1} if trained else None,
-            "transforms": [{}, {}], "images": [{"summary": {"image": i}} for i in images]}
+            "transforms": [{}, {}], "images": [{"summary": {"image": i}} for i in images],
+            "exemplars": {"measured": 10 * len(images)}}
 
 
 def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
