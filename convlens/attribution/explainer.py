@@ -97,7 +97,7 @@ class Explainer:
         logits, probs = self.head.logits_and_probs(pre, out)
         return logits, probs, found.get("cam")
 
-    def _chosen(self, logits, probs, targets):
+    def chosen(self, logits, probs, targets):
         import tensorflow as tf
 
         return tf.gather(logits if self.score == "logit" else probs, targets, batch_dims=1)
@@ -112,7 +112,7 @@ class Explainer:
         with tf.GradientTape() as tape:
             tape.watch(x)
             logits, probs, _ = self._forward(x, rule)
-            chosen = self._chosen(logits, probs, targets)
+            chosen = self.chosen(logits, probs, targets)
         return tape.gradient(chosen, x)  # rows are independent: each row gets its own gradient
 
     def _cam_graph(self, x, targets):
@@ -121,10 +121,21 @@ class Explainer:
 
         with tf.GradientTape() as tape:
             logits, probs, acts = self._forward(x)
-            chosen = self._chosen(logits, probs, targets)
+            chosen = self.chosen(logits, probs, targets)
+        return self.cam_maps(acts, tape.gradient(chosen, acts), targets, keras.ops.shape(x)[1:3])
+
+    def cam_maps(self, acts, grads, targets, size):
+        """The gradient-CAM family's maps from the CAM layer's activations and the gradient of the
+        chosen score (``chosen``) w.r.t. them: (activations, {name: (raw (B, h, w), maps (B, H, W))}).
+
+        The one place these maps are made: the Explainer's own pass calls it, and so does a caller
+        that has the activations and the gradient from its own pass (the study's model step).
+        """
+        import keras
+        import tensorflow as tf
+
         # float32 from here on, also when the model computes in mixed precision
-        grads = tf.cast(tape.gradient(chosen, acts), tf.float32)
-        acts = tf.cast(acts, tf.float32)
+        grads, acts = tf.cast(grads, tf.float32), tf.cast(acts, tf.float32)
         class_weights = None
         if self.cam_dense is not None:
             kernel = self.cam_dense.kernel  # (c, K) variable, read live
@@ -134,7 +145,7 @@ class Explainer:
         maps = {}
         for name, weights in self._cam_weighting.items():
             raw = weighted_map(weights(acts, grads, class_weights), acts)
-            maps[name] = (raw, upsample(raw, keras.ops.shape(x)[1:3]))
+            maps[name] = (raw, upsample(raw, size))
         return acts, maps
 
     # -- batched primitives (numpy in, numpy out)
@@ -197,8 +208,12 @@ class Explainer:
                              f"or TARGET_ code per image")
         return resolved, probs
 
-    def explain(self, x: np.ndarray, targets, group: int = 1) -> dict[str, MethodResult]:
-        """Every method's MethodResult for the batch x (B, H, W, C) in [0, 1] and targets (B,)."""
+    def explain(self, x: np.ndarray, targets, group: int = 1, cams: tuple | None = None) -> dict[str, MethodResult]:
+        """Every method's MethodResult for the batch x (B, H, W, C) in [0, 1] and targets (B,).
+
+        ``cams``: ``cam_maps``'s answer for this batch and these targets when the caller's own pass
+        made it (the CAM family then needs no pass of its own).
+        """
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 4:
             raise InputError(f"explain: x has shape {x.shape}; it needs (B, H, W, C)")
@@ -206,6 +221,8 @@ class Explainer:
         if targets.shape != (len(x),) or (targets < 0).any():
             targets = self.resolve_targets(x, targets, group)[0]
         context = Context(self, x, targets)
+        if cams is not None:
+            context.set_cams(*cams)
         return {m.name: context.result(m.name) for m in self.methods}
 
 
@@ -231,7 +248,12 @@ class Context:
         if self._cams is None:
             ex = self.explainer
             parts = [ex._cam_fn(self.x[s], self.targets[s]) for s in ex._chunks(len(self.x), ex.max_batch)]
-            self._cams = {"activations": np.concatenate([np.asarray(p[0]) for p in parts])}
-            for name in ex._cam_weighting:
-                self._cams[name] = tuple(np.concatenate([np.asarray(p[1][name][i]) for p in parts]) for i in (0, 1))
+            self.set_cams(np.concatenate([np.asarray(p[0]) for p in parts]),
+                          {name: tuple(np.concatenate([np.asarray(p[1][name][i]) for p in parts]) for i in (0, 1))
+                           for name in ex._cam_weighting})
         return self._cams
+
+    def set_cams(self, activations, maps: dict) -> None:
+        """The CAM family's maps for this batch (``Explainer.cam_maps``'s answer, as numpy)."""
+        self._cams = {"activations": np.asarray(activations),
+                      **{name: tuple(np.asarray(a) for a in maps[name]) for name in self.explainer._cam_weighting}}

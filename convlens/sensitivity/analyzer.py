@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from convlens.core.graph import build_probe
-from convlens.core.head import Head, preprocess
+from convlens.core.head import TARGET_REFERENCE, Head, preprocess, resolve_targets
 from convlens.transforms import keras_transform_vector
 
 
@@ -50,16 +50,19 @@ class Analyzer:
     """Activations of chosen layers, logits and probabilities for a batch, in one compiled call.
 
     The batch is laid out image-major: ``group`` consecutive rows are the transforms of one image,
-    the first being the untransformed reference. Heatmaps (Grad-CAM included) come from the
-    attribution package's Explainer, which is the one place that computes them.
+    the first being the untransformed reference. Heatmaps come from the attribution package's
+    Explainer; given ``explainer``, the step also takes the gradient of each row's score at the
+    Explainer's CAM layer and makes the CAM family's maps with ``explainer.cam_maps`` (the one place
+    they are made), so Grad-CAM costs a backward pass here instead of a pass of its own. With
+    ``reference_too`` it makes them for each image's reference class as well.
     """
 
     def __init__(self, model, layer_paths: list[str], preprocess_mode: str, samplers: list | None = None,
-                 warps=None, maps: bool = True):
+                 warps=None, maps: bool = True, explainer=None, reference_too: bool = False):
         import tensorflow as tf
 
         self.layer_paths = list(layer_paths)
-        self.probe = build_probe(model, self.layer_paths, None)
+        self.probe = build_probe(model, self.layer_paths, explainer.cam_layer if explainer is not None else None)
         self.head = Head(model)
         self.preprocess_mode = preprocess_mode
         self.warps = warps
@@ -76,14 +79,27 @@ class Analyzer:
                 images, tf.tile(vectors_per_image, [n, 1]), interpolation="bilinear", fill_mode=warps.fill_mode,
                 fill_value=warps.fill_value, data_format="channels_last")
 
-        def step(x, group):
+        def step(x, group, codes):
+            import keras
+
             result = {}
             if warps is not None:  # x holds the untransformed images: every transform of each, image-major
                 x = warp(tf.repeat(x, len(warps.matrices), axis=0), vectors[0])
                 result["inputs"], result["back"] = x, warp(x, vectors[1])
-            outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
-            acts, pre, out = outs[:-3], outs[-2], outs[-1]
-            logits, probs = self.head.logits_and_probs(pre, out)
+            with tf.GradientTape(persistent=reference_too) as tape:
+                outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
+                acts, cam_act, pre, out = outs[:-3], outs[-3], outs[-2], outs[-1]
+                logits, probs = self.head.logits_and_probs(pre, out)
+                if explainer is not None:
+                    wanted = {"": resolve_targets(logits, codes, group)}
+                    if reference_too:
+                        wanted["_reference"] = resolve_targets(logits, tf.fill(tf.shape(codes), TARGET_REFERENCE), group)
+                    chosen = {k: explainer.chosen(logits, probs, t) for k, t in wanted.items()}
+            if explainer is not None:
+                for k, t in wanted.items():
+                    result["target" + k] = t
+                    result["cam_activations"], result["cams" + k] = explainer.cam_maps(
+                        cam_act, tape.gradient(chosen[k], cam_act), t, keras.ops.shape(x)[1:3])
             result.update({"logits": logits, "probs": tf.cast(probs, tf.float32)})
             if maps:  # the full maps leave the device only when asked for (drawing, not measuring)
                 result["activations"] = [tf.cast(a, tf.float32) for a in acts]
@@ -93,7 +109,7 @@ class Analyzer:
 
         self._step = tf.function(step, reduce_retracing=True, autograph=False)  # plain Python control flow: no conversion needed
 
-    def run(self, x: np.ndarray, group: int) -> dict:
+    def run(self, x: np.ndarray, group: int, target_code: int = TARGET_REFERENCE) -> dict:
         """x: (B, H, W, C) float32 pixels in [0, 1], B a multiple of ``group``; with ``warps`` (a
         ``sensitivity.metrics.Study``: matrices, back_matrices, fill_mode, fill_value) x holds the
         untransformed images, and the step warps each by every transform first (B = len(x) * T).
@@ -101,7 +117,13 @@ class Analyzer:
         Returns numpy arrays: activations (list of (B, h, w, c); unless ``maps`` is False), logits and
         probs (B, K); with
         ``samplers`` also num, den and pooled (see ``equivariance_sums``); with ``warps`` also
-        inputs (the warped images) and back (those warped back by the inverse transforms).
+        inputs (the warped images) and back (those warped back by the inverse transforms); with
+        ``explainer`` also target (B,) (``target_code`` resolved: a class or a TARGET_ code),
+        cam_activations and cams ({name: (raw, maps)}), and target_reference and cams_reference with
+        ``reference_too``.
         """
-        out = self._step(np.asarray(x, "float32"), int(group))
-        return {k: ([np.asarray(a) for a in v] if isinstance(v, list) else np.asarray(v)) for k, v in out.items()}
+        import tensorflow as tf
+
+        rows = len(x) * (len(self.warps.matrices) if self.warps is not None else 1)
+        out = self._step(np.asarray(x, "float32"), int(group), np.full(rows, target_code, np.int64))
+        return tf.nest.map_structure(np.asarray, out)

@@ -73,8 +73,6 @@ class Analysis:
         self.transforms = [t for t in tr.build_transforms(cfg["transforms"]) if not shown_only or t.name in self.shown]
         self.study = sensitivity.Study.build(self.transforms, h, w, self.layers, layer_grids(model, self.layers),
                                              cfg["fill_mode"], cfg["fill_value"])
-        self.analyzer = Analyzer(model, self.layers, info.preprocess, samplers=self.study.samplers,
-                                 warps=self.study, maps=shown_only)
         self.methods, self.method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], self.cam_layer)
         for note in self.method_notes:
             log.info("%s", note)
@@ -82,6 +80,10 @@ class Analysis:
         self.explainer = Explainer(model, list(dict.fromkeys(["gradcam", *self.methods])), info.preprocess,
                                    self.cam_layer, cfg["heatmaps"]["score"], cfg["heatmaps"]["params"],
                                    cfg["batch_size"])
+        # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
+        self.analyzer = Analyzer(model, self.layers, info.preprocess, samplers=self.study.samplers,
+                                 warps=self.study, maps=shown_only, explainer=self.explainer,
+                                 reference_too=self.target_code != TARGET_REFERENCE)
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
         self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}
@@ -129,10 +131,12 @@ class Analysis:
         image-major rows.
         """
         t0 = time.time()
-        out = self.analyzer.run(pixels, self.n_t)
+        out = self.analyzer.run(pixels, self.n_t, self.target_code)
         self.seconds["model step"] += time.time() - t0
         t0 = time.time()
-        out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t))
+        out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t, out))
+        for key in ("cam_activations", "cams", "cams_reference", "target_reference"):  # now in the heatmaps
+            out.pop(key, None)
         # the reference maps moved back by the inverse transforms, for the heatmap agreement: one warp
         # per method for the whole chunk
         back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
@@ -147,19 +151,27 @@ class Analysis:
                  ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
 
 
-def explain(explainer: Explainer, x: np.ndarray, logits: np.ndarray, target_code: int, group: int) -> dict:
+def explain(explainer: Explainer, x: np.ndarray, logits: np.ndarray, target_code: int, group: int,
+            step: dict | None = None) -> dict:
     """Every method's maps (B, H, W) for the sheets' target and for each image's reference class (the
     study's heatmap agreement; one pass when the sheets explain the reference class too).
 
+    ``step``: the Analyzer's outputs when it made the CAM family's maps (target, cam_activations,
+    cams, and target_reference, cams_reference when the sheets' target is not the reference class).
     Returns target (B,), cam and cam_up (Grad-CAM for the sheets' target, at the CAM layer and at
     input resolution), heatmaps and heatmaps_reference ({method: (B, H, W)}).
     """
-    targets = np.asarray(resolve_targets(logits, np.full(len(x), target_code), group)).astype(np.int64)
-    sheets = explainer.explain(x, targets)
+    def run(code, suffix):
+        if step is not None:
+            targets = step["target" + suffix].astype(np.int64)
+            return targets, explainer.explain(x, targets, cams=(step["cam_activations"], step["cams" + suffix]))
+        targets = np.asarray(resolve_targets(logits, np.full(len(x), code), group)).astype(np.int64)
+        return targets, explainer.explain(x, targets)
+
+    targets, sheets = run(target_code, "")
     reference = sheets
     if target_code != TARGET_REFERENCE:
-        reference_targets = np.asarray(resolve_targets(logits, np.full(len(x), TARGET_REFERENCE), group))
-        reference = explainer.explain(x, reference_targets.astype(np.int64))
+        reference = run(TARGET_REFERENCE, "_reference")[1]
     return {"target": targets, "cam": sheets["gradcam"].raw, "cam_up": sheets["gradcam"].maps,
             "heatmaps": {m: r.maps for m, r in sheets.items()},
             "heatmaps_reference": {m: r.maps for m, r in reference.items()}}

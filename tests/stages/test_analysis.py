@@ -163,3 +163,20 @@ def test_explain_gives_the_explainers_gradcam_for_the_resolved_targets(score):
         for name in ("gradcam", "saliency"):
             assert np.allclose(got["heatmaps_reference"][name], by_reference[name].maps, rtol=1e-4, atol=1e-7), name
     assert not np.allclose(explain(explainer, x, logits, 2, 3)["cam"], by_reference["gradcam"].raw)
+
+
+@pytest.mark.parametrize("code", [TARGET_REFERENCE, TARGET_PREDICTED, 1])
+def test_the_model_steps_cam_maps_equal_the_explainers_own_pass(code):
+    """The study's model step makes the CAM family's maps with Explainer.cam_maps from its own
+    forward pass; they equal the Explainer's own pass for the same classes (sheets and reference)."""
+    model = gap_model(shape=(12, 12, 3), filters=6, classes=3, head="softmax", seed=6)
+    x = images((6, 12, 12, 3), seed=8) * np.array([1, 3, 0.2, 0.5, 4, 1.5], "float32")[:, None, None, None]
+    explainer = Explainer(model, ["gradcam", "gradcam_pp", "layercam", "cam", "scorecam"], score="probability")
+    step = Analyzer(model, ["conv"], "unit", explainer=explainer, reference_too=code != TARGET_REFERENCE).run(x, 3, code)
+    by_step = explain(explainer, x, step["logits"], code, 3, step)
+    own = explain(explainer, x, step["logits"], code, 3)
+    assert by_step["target"].tolist() == own["target"].tolist()
+    for key in ("heatmaps", "heatmaps_reference"):
+        for name, maps in own[key].items():
+            assert np.allclose(by_step[key][name], maps, rtol=1e-4, atol=1e-6), (key, name)
+    assert np.allclose(by_step["cam"], own["cam"], rtol=1e-4, atol=1e-7)
