@@ -71,9 +71,9 @@ def convlens_steps(model, preprocess_mode: str) -> dict:
     ``harness.N_TRANSFORMS``-row groups (identity first) and returns (targets (B,), Grad-CAM at the CAM
     layer (B, h, w)) for each group's reference class, at the logit.
 
-    ``convlens_gradcam``: the Explainer alone; ``convlens_full_step``: the Analyzer's maps and logits,
-    then the Explainer's Grad-CAM for the classes they give (``stages.analysis.explain``, as the study
-    runs it). A tree from before the package split (``run.py --at-commit``) has ``backend.Analyzer``,
+    ``convlens_gradcam``: the study's compiled step with no feature maps (scores and Grad-CAM);
+    ``convlens_full_step``: with every conv/pool map too; both then ``stages.analysis.explain`` as the
+    study runs it (the Grad-CAM maps come from the step itself where the tree has that). A tree from before the package split (``run.py --at-commit``) has ``backend.Analyzer``,
     which computed both in one compiled step.
     """
     group = harness.N_TRANSFORMS
@@ -88,29 +88,25 @@ def convlens_steps(model, preprocess_mode: str) -> dict:
         from convlens.stages.analysis import explain
     except ImportError:  # a tree from before issue 12's measure/draw tiers
         from convlens.stages.analyze import explain
+    import inspect
+
+    fused = "explainer" in inspect.signature(Analyzer).parameters  # the CAM maps made in the model step
     steps = {}
-    t = time.perf_counter()
-    explainer = Explainer(model, ["gradcam"], preprocess_mode, last_conv_layer(model), "logit")
-    setup = time.perf_counter() - t
+    for label, layers in (("convlens_gradcam", []), ("convlens_full_step", feature_layers(model))):
+        t = time.perf_counter()
+        explainer = Explainer(model, ["gradcam"], preprocess_mode, last_conv_layer(model), "logit")
+        analyzer = Analyzer(model, layers, preprocess_mode, **({"explainer": explainer} if fused else {}))
+        setup = time.perf_counter() - t
 
-    def gradcam_alone(x):
-        codes = np.full(len(x), TARGET_REFERENCE)
-        targets = explainer.resolve_targets(x, codes, group)[0]
-        return targets, explainer.explain(x, targets)["gradcam"].raw
+        def step(x, analyzer=analyzer, explainer=explainer):
+            if fused:  # as the study runs it: one pass for the maps, the scores and Grad-CAM
+                out = analyzer.run(x, group, TARGET_REFERENCE)
+                maps = explain(explainer, x, out["logits"], TARGET_REFERENCE, group, out)
+            else:
+                maps = explain(explainer, x, analyzer.run(x, group)["logits"], TARGET_REFERENCE, group)
+            return maps["target"], maps["cam"]
 
-    steps["convlens_gradcam"] = (setup, 0, gradcam_alone)
-    t = time.perf_counter()
-    layers = feature_layers(model)
-    analyzer = Analyzer(model, layers, preprocess_mode)
-    full_explainer = Explainer(model, ["gradcam"], preprocess_mode, last_conv_layer(model), "logit")
-    setup = time.perf_counter() - t
-
-    def full_step(x):
-        out = analyzer.run(x, group)
-        maps = explain(full_explainer, x, out["logits"], TARGET_REFERENCE, group)
-        return maps["target"], maps["cam"]
-
-    steps["convlens_full_step"] = (setup, len(layers), full_step)
+        steps[label] = (setup, len(layers), step)
     return steps
 
 
