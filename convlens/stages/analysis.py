@@ -57,7 +57,7 @@ class Analysis:
             log.info("mixed precision: %d layers compute in float16%s", changed,
                      "" if any(":GPU" in d for d in self.devices) else " (no GPU: on CPU this is slower, not faster)")
         model = self.model
-        self.cfg = cfg
+        self.cfg, self.shown_only = cfg, shown_only
         self.info = info = ModelInfo.load(info_json)
         h, w, _ = info.input_shape
         self.layers = feature_layers(model)
@@ -127,7 +127,7 @@ class Analysis:
 
         Returns the Analyzer's outputs (inputs: the warped images, back: warped back by the inverse,
         activations, logits, probs, num, den, pooled), ``explain``'s (target, cam, cam_up, heatmaps,
-        heatmaps_reference) and heatmaps_back (the reference maps warped back), all with n * T
+        heatmaps_reference) and, when measuring, heatmaps_back (the reference maps warped back), all with n * T
         image-major rows.
         """
         t0 = time.time()
@@ -137,11 +137,10 @@ class Analysis:
         out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t, out))
         for key in ("cam_activations", "cams", "cams_reference", "target_reference"):  # now in the heatmaps
             out.pop(key, None)
-        # the reference maps moved back by the inverse transforms, for the heatmap agreement: one warp
-        # per method for the whole chunk
-        back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
-        out["heatmaps_back"] = {m: np.asarray(tr.warp(out["heatmaps_reference"][m][..., None], back))[..., 0]
-                                for m in self.methods}
+        if not self.shown_only:  # the reference maps moved back for the heatmap agreement: one warp per method
+            back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
+            out["heatmaps_back"] = {m: np.asarray(tr.warp(out["heatmaps_reference"][m][..., None], back))[..., 0]
+                                    for m in self.methods}
         self.seconds["heatmap methods"] += time.time() - t0
         return out
 

@@ -65,15 +65,13 @@ def save_image_result(analysis: Analysis, item, out: dict, folder: Path) -> None
     with ``activations.raw_channels: all``), the drawn channels' display scaling, and the pooled
     reference features.
     """
-    keep = np.flatnonzero([t.name in analysis.shown for t in analysis.transforms])
-    study, inputs = analysis.study, out["inputs"]
-    arrays = {"inputs": inputs[keep].astype(np.float16), "matrices": study.matrices[keep],
-              "valid": study.valid[keep], "probs": out["probs"][keep], "target": out["target"][keep],
-              "cam": out["cam"][keep], "cam_up": out["cam_up"][keep],
-              "transforms": np.array([analysis.transforms[k].name for k in keep]),
+    study = analysis.study  # the draw job's Analysis holds only the shown transforms: every row is kept
+    arrays = {"inputs": out["inputs"].astype(np.float16), "matrices": study.matrices, "valid": study.valid,
+              "probs": out["probs"], "target": out["target"], "cam": out["cam"], "cam_up": out["cam_up"],
+              "transforms": np.array([t.name for t in analysis.transforms]),
               "layers": np.array(analysis.layers), "methods": np.array(analysis.methods, dtype=str)}
     for j, method in enumerate(analysis.methods):
-        arrays[f"heat_{j}"] = out["heatmaps"][method][keep].astype(np.float32)
+        arrays[f"heat_{j}"] = out["heatmaps"][method].astype(np.float32)
     cfg = analysis.cfg["activations"]
     for j, (layer, act) in enumerate(zip(analysis.layers, out["activations"])):
         # the drawn channels and their display scaling are chosen on the untransformed image
@@ -81,7 +79,7 @@ def save_image_result(analysis: Analysis, item, out: dict, folder: Path) -> None
         drawn = everything if layer == analysis.conv_layers[0] else acts_mod.top_channels(act[0], cfg["top_k"])
         saved = everything if cfg["raw_channels"] == "all" else drawn
         kept = np.take(act, saved, axis=-1) if len(saved) < act.shape[-1] else act  # channels first: a small copy
-        arrays[f"act_{j}"] = (kept if len(keep) == len(kept) else kept[keep]).astype(cfg["raw_dtype"])
+        arrays[f"act_{j}"] = kept.astype(cfg["raw_dtype"])
         arrays[f"act_channels_{j}"], arrays[f"channels_{j}"] = saved, drawn
         arrays[f"display_{j}"] = np.stack(acts_mod.display_stats(act[0][..., drawn]))
         arrays[f"pooled_{j}"] = out["pooled"][j][0].astype(np.float64)
