@@ -9,13 +9,14 @@ import copy
 import hashlib
 import json
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from convlens.attribution.registry import METHODS
+from convlens.attribution.registry import METHODS, check_params
 from convlens.data import IMAGE_SUFFIXES, shapes_split_sizes
 from convlens.errors import InputError
 from convlens.transforms import build_transforms, sheet_selection
@@ -35,6 +36,7 @@ class ImageEntry:
     dataset: str | None = None
     index: int | None = None
     path: str | None = None
+    resize: str = "stretch"  # how it reaches the model's input size (config resize)
 
     @property
     def source(self) -> str:
@@ -88,6 +90,14 @@ def _describe(error: jsonschema.ValidationError) -> str:
             return f"{path}: give exactly one of {', '.join(options)}"
         return f"{path}: {error.instance!r} matches none of the allowed forms ({error.schema.get('description', '')})"
     if error.validator == "oneOf":
+        # a list item outside an enum (e.g. an unknown name in heatmaps.methods): name the item, list the enum
+        deeper = [e for e in error.context if e.validator == "enum" and len(e.absolute_path) > len(error.absolute_path)]
+        if deeper:
+            item = deeper[0]
+            others = [repr(s["const"]) for s in error.validator_value if "const" in s]
+            return (f"{_key_path(item.absolute_path)}: {item.instance!r} is not allowed; allowed: "
+                    f"{', '.join(map(repr, item.validator_value))}"
+                    + (f" (or {' or '.join(others)} in place of the list)" if others else ""))
         return f"{path}: {error.instance!r} is not allowed; {error.schema.get('description', '').strip()}"
     return f"{path}: {error.message}"
 
@@ -151,6 +161,9 @@ def _check_semantics(cfg: dict, base: Path):
                     raise ConfigError(f"{where}.path: {model['path']!r} must end in .keras or .h5")
                 if not (base / model["path"]).is_file():
                     raise ConfigError(f"{where}.path: file {model['path']!r} does not exist")
+                problem = model_file_problem(base / model["path"])
+                if problem:
+                    raise ConfigError(f"{where}.path: {model['path']!r} {problem}")
             weights = model.get("weights")
             if weights not in (None, "imagenet") and not (base / weights).is_file():
                 raise ConfigError(f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path")
@@ -195,6 +208,33 @@ def _check_semantics(cfg: dict, base: Path):
         raise ConfigError(str(exc)) from None
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def model_file_problem(path: Path) -> str | None:
+    """Why a model file cannot be a Keras model, from its first bytes (no TensorFlow): a ``.keras``
+    file is a zip archive holding config.json, an ``.h5`` file starts with the HDF5 signature."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    if path.suffix == ".keras":
+        if not zipfile.is_zipfile(path):
+            return "is not a Keras archive (a .keras file is a zip archive; save it with model.save('x.keras'))"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError) as exc:
+            return f"is not a readable Keras archive ({exc})"
+        if "config.json" not in names:
+            return "is a zip archive without config.json, not a Keras archive (save it with model.save('x.keras'))"
+    elif path.suffix == ".h5":
+        with open(path, "rb") as fh:  # the signature is at 0 or, after a user block, at 512, 1024, 2048, ...
+            head = fh.read(4096)
+        if not any(head[at:at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
+            return "is not an HDF5 file (a .h5 model starts with the HDF5 signature)"
+    return None
+
+
 def _check_method_params(params: dict) -> None:
     for name, given in params.items():
         where = f"config.heatmaps.params.{name}"
@@ -202,10 +242,10 @@ def _check_method_params(params: dict) -> None:
             raise ConfigError(f"{where}: {name!r} is not a method; methods: {', '.join(METHODS)}")
         if not isinstance(given, dict):
             raise ConfigError(f"{where}: needs a mapping of parameter names to values, not {given!r}")
-        unknown = sorted(set(given) - set(METHODS[name].defaults))
-        if unknown:
-            raise ConfigError(f"{where}: unknown parameter(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(METHODS[name].defaults) or 'none'}")
+        try:
+            check_params(name, given, where)
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _check_id(name: str, where: str):
@@ -223,14 +263,17 @@ def list_images(cfg: dict, base: Path | str = ".") -> list[ImageEntry]:
     base = Path(base)
     entries: list[ImageEntry] = []
     for entry in cfg["images"]:
+        mode = entry.get("resize") or cfg.get("resize", "stretch")
         if "dataset" in entry:
             indices = entry.get("indices") or list(range(entry["count"]))
-            entries += [ImageEntry(f"{entry['dataset']}-test-{j:04d}", dataset=entry["dataset"], index=j) for j in indices]
+            entries += [ImageEntry(f"{entry['dataset']}-test-{j:04d}", dataset=entry["dataset"], index=j, resize=mode)
+                        for j in indices]
         elif "folder" in entry:
             files = sorted(p for p in (base / entry["folder"]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            entries += [ImageEntry(sanitize_id(p.stem), path=str(Path(entry["folder"]) / p.name)) for p in files]
+            entries += [ImageEntry(sanitize_id(p.stem), path=str(Path(entry["folder"]) / p.name), resize=mode)
+                        for p in files]
         else:
-            entries.append(ImageEntry(sanitize_id(Path(entry["file"]).stem), path=entry["file"]))
+            entries.append(ImageEntry(sanitize_id(Path(entry["file"]).stem), path=entry["file"], resize=mode))
     seen: dict[str, ImageEntry] = {}
     for e in entries:
         if e.id in seen:

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from convlens.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SHAPE_CLASSES = ("circle", "square", "triangle")
 SUPERSAMPLE = 4
+RESIZE_MODES = ("stretch", "crop", "pad")  # config ``resize``: how an image reaches the model's input size
+ASPECT_TOLERANCE = 0.05  # a stretch that changes the aspect ratio by more than 5 % is flagged
 
 
 @dataclass
@@ -135,15 +137,26 @@ def build_dataset(spec: dict, seed: int) -> Dataset:
 
 
 def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]:
-    """Decode an image file to (H, W, channels) uint8, with a note when its mode was converted.
+    """Decode an image file to (H, W, channels) uint8, upright (its EXIF orientation applied), with
+    a note when it was turned or its mode converted.
 
-    Raises InputError naming the file when it cannot be read or decoded.
+    Raises InputError naming the file when it cannot be read or decoded, and for an image of more
+    than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a decompression bomb, or a photo far larger than
+    any model input): Pillow only warns between one and two times that limit; here both are errors.
     """
     try:
         with Image.open(path) as im:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and im.width * im.height > limit:
+                raise InputError(f"cannot read image {path}: {im.width}x{im.height} pixels is more than the "
+                                 f"limit of {limit} pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)")
             im.load()
             mode = im.mode
             notes = []
+            orientation = _orientation(im)
+            if orientation not in (None, 1):
+                im = ImageOps.exif_transpose(im)
+                notes.append(f"turned upright (EXIF orientation {orientation})")
             if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 im = _to_8bit(im)
                 notes.append(f"{mode} image scaled to 8 bits")
@@ -159,12 +172,22 @@ def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]
                 im = im.convert(target)
             converted = im.copy()
             note = f"{path}: " + ", ".join(notes) if notes else None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"cannot read image {path}: more than twice the limit of {Image.MAX_IMAGE_PIXELS} "
+                         f"pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?): {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
     arr = np.asarray(converted, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[..., None]
     return arr, note
+
+
+def _orientation(im: Image.Image) -> int | None:
+    try:
+        return im.getexif().get(0x0112)  # the EXIF Orientation tag
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
@@ -183,6 +206,45 @@ def resize(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     pil = Image.fromarray(image[..., 0] if channels == 1 else image)
     out = np.asarray(pil.resize((size_hw[1], size_hw[0]), Image.Resampling.BICUBIC), dtype=np.uint8)
     return out[..., None] if out.ndim == 2 else out
+
+
+def fit(image: np.ndarray, size_hw: tuple[int, int], mode: str = "stretch") -> tuple[np.ndarray, float]:
+    """An (H, W, C) uint8 image brought to ``size_hw`` by config ``resize``:
+
+    - ``stretch``: resized to the size, the aspect ratio changed;
+    - ``crop``: the largest centred region of the target's aspect ratio, resized to the size;
+    - ``pad``: resized to fit inside the size with its aspect ratio kept, centred on black (the
+      transforms' constant fill colour).
+
+    Returns (image, aspect change): the factor by which the content's width-to-height ratio
+    changed (1.0 for crop and pad, and when no resize was needed).
+    """
+    if mode not in RESIZE_MODES:
+        raise InputError(f"resize: {mode!r} is not allowed; allowed: {', '.join(RESIZE_MODES)}")
+    src_h, src_w = image.shape[:2]
+    h, w = size_hw
+    if (src_h, src_w) == (h, w):
+        return image, 1.0
+    if mode == "stretch":
+        return resize(image, (h, w)), (w / h) / (src_w / src_h)
+    if mode == "crop":
+        if src_w * h > w * src_h:  # wider than the target: keep the full height
+            crop_h, crop_w = src_h, max(1, round(src_h * w / h))
+        else:
+            crop_h, crop_w = max(1, round(src_w * h / w)), src_w
+        top, left = (src_h - crop_h) // 2, (src_w - crop_w) // 2
+        return resize(image[top:top + crop_h, left:left + crop_w], (h, w)), 1.0
+    scale = min(h / src_h, w / src_w)
+    new_h, new_w = max(1, min(h, round(src_h * scale))), max(1, min(w, round(src_w * scale)))
+    out = np.zeros((h, w, image.shape[2]), dtype=np.uint8)
+    top, left = (h - new_h) // 2, (w - new_w) // 2
+    out[top:top + new_h, left:left + new_w] = resize(image, (new_h, new_w))
+    return out, 1.0
+
+
+def stretched(aspect_change: float) -> bool:
+    """Whether a resize changed the aspect ratio by more than ``ASPECT_TOLERANCE``."""
+    return abs(math.log(aspect_change)) > math.log1p(ASPECT_TOLERANCE)
 
 
 def shapes_split_sizes(ds: dict) -> tuple[int, int]:

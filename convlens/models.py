@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from convlens.core.layers import iter_layers
+from convlens.core.layers import conv_layers, iter_layers
 from convlens.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class ModelInfo:
     input_shape: list[int]  # [H, W, C]
     class_names: list[str]
     preprocess: str
+    warnings: list[dict] = field(default_factory=list)  # suspicious setups found when loading (convlens.suspicious)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.__dict__, indent=2))
@@ -172,6 +173,19 @@ def load(spec: dict):
                              "weights file in ~/.keras/models/ or give its path as weights") from exc
         raise InputError(f"cannot build keras.applications.{name} with input_size {size}, weights {weights!r}, "
                          f"classes {kwargs.get('classes')}: {exc}") from exc
+
+
+def check_loaded(model, source: str) -> None:
+    """InputError naming ``source`` (the model file or application) for a model convlens cannot
+    analyse: weights holding NaN or infinity (every image would get the same prediction and every
+    metric would be meaningless) or no convolution layer (no feature maps, filters or Grad-CAM)."""
+    bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w, dtype=np.float64)).all()]
+    if bad:
+        raise InputError(f"model {source}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
+                         "retrain or re-export the model")
+    if not conv_layers(model):
+        raise InputError(f"model {source} has no convolution layer (Conv2D, DepthwiseConv2D or SeparableConv2D); "
+                         "convlens analyses convolutional networks: feature maps, filters and Grad-CAM all need one")
 
 
 def resolve_preprocess(spec: dict) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 from convlens.attribution.base import Method, MethodResult
 from convlens.attribution.cams import ClassActivationMap, cam_dense, upsample, weighted_map
 from convlens.attribution.perturbations import Perturbation
-from convlens.attribution.registry import method as registered
+from convlens.attribution.registry import check_params, method as registered
 from convlens.attribution.relu import RULES, relu_linear_copies, is_relu, rectified, replay
 from convlens.core.head import Head, preprocess, resolve_targets
 from convlens.core.layers import check_spatial, last_conv_layer
@@ -69,6 +69,7 @@ class Explainer:
             if unknown:
                 raise InputError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
                                  f"known: {', '.join(defaults) or 'none'}")
+            check_params(name, given, name)  # the values a registered method allows
             out[name] = given
         return out
 

@@ -1,11 +1,18 @@
-"""Every attribution method by name: what config ``heatmaps.methods`` and the Explainer accept.
+"""Every attribution method by name: what config ``heatmaps.methods`` and the Explainer accept, and
+what each method's parameters may be (``PARAMS``: config validation and the Explainer both check
+values against it, so a parameter that would give NaN or all-zero maps stops the run naming it).
 
-A new method is a Method subclass in its family's module plus one entry here (and its test).
+A new method is a Method subclass in its family's module plus one entry in ``METHODS`` and one in
+``PARAMS`` (and its test).
 """
 
 from __future__ import annotations
 
-from convlens.attribution.base import Method
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from convlens.attribution.base import CHANNEL_REDUCTIONS, Method
 from convlens.attribution.cams import (ClassActivationMap, GradCAM, GradCAMPlusPlus, GuidedGradCAM, LayerCAM,
                                        ScoreCAM)
 from convlens.attribution.gradients import Deconvnet, Gradient, GuidedBackprop, IntegratedGradients, SmoothGrad
@@ -18,8 +25,78 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     ClassActivationMap(), GradCAM(), GradCAMPlusPlus(), ScoreCAM(), LayerCAM(), GuidedGradCAM())}
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """What one parameter may be: ``text`` for the error message, ``test`` for a value."""
+
+    text: str
+    test: Callable[[object], bool]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def whole(low: int, nullable: str = "") -> Allowed:
+    """An integer >= low; ``nullable``: what null means, when null is allowed."""
+    text = f"an integer >= {low}" + (f", or null ({nullable})" if nullable else "")
+    return Allowed(text, lambda v: (v is None and bool(nullable)) or (_is_int(v) and v >= low))
+
+
+def number(low: float, high: float = math.inf, low_open: bool = False) -> Allowed:
+    """A finite number in [low, high] (or (low, high] with ``low_open``)."""
+    text = f"a number {'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+    return Allowed(text, lambda v: _is_number(v) and (v > low if low_open else v >= low) and v <= high)
+
+
+def words(*choices: str, also: Allowed | None = None) -> Allowed:
+    """One of ``choices`` (or what ``also`` allows)."""
+    text = ", ".join(choices) + (f" or {also.text}" if also else "")
+    return Allowed(text, lambda v: v in choices or (also is not None and also.test(v)))
+
+
+REDUCE = words(*CHANNEL_REDUCTIONS)
+SEED = whole(0)
+
+# Each method's parameters, next to its name: what values are allowed (every key of its defaults).
+PARAMS: dict[str, dict[str, Allowed]] = {
+    "saliency": {"reduce": REDUCE},
+    "smoothgrad": {"reduce": REDUCE, "samples": whole(1), "noise": number(0, low_open=True), "seed": SEED},
+    "integrated_gradients": {"steps": whole(1), "baseline": words("black", "white", "blur", "noise", also=number(0, 1)),
+                             "blur_sigma": number(0, low_open=True), "seed": SEED, "reduce": REDUCE},
+    "occlusion": {"patch": whole(1, "side // 8"), "stride": whole(1, "patch // 2"), "fill": number(0, 1)},
+    "deconvnet": {"reduce": REDUCE},
+    "guided_backprop": {"reduce": REDUCE},
+    "cam": {},
+    "gradcam": {},
+    "gradcam_pp": {},
+    "scorecam": {"channel_batch": whole(1, "batch_size")},
+    "layercam": {},
+    "guided_gradcam": {"reduce": REDUCE},
+}
+
+
 def method(name: str) -> Method:
     """The registered method called ``name``; InputError listing the known names otherwise."""
     if name not in METHODS:
         raise InputError(f"attribution method {name!r} is unknown; known: {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def check_params(name: str, given: dict, where: str) -> None:
+    """InputError naming ``where.<parameter>`` unless every parameter of ``given`` is one the method
+    has and its value is allowed (``PARAMS``). A method that is not registered is not checked."""
+    if name not in METHODS:
+        return
+    known = METHODS[name].defaults
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InputError(f"{where}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known) or 'none'}")
+    for key, value in given.items():
+        allowed = PARAMS[name][key]
+        if not allowed.test(value):
+            raise InputError(f"{where}.{key}: {value!r} is not allowed; allowed: {allowed.text}")

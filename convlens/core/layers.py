@@ -48,8 +48,11 @@ def last_conv_layer(model) -> str:
 
 
 def check_spatial(model, path: str, key: str) -> None:
-    """Raise InputError unless layer ``path`` outputs (B, h, w, c) maps."""
-    shape = find_layer(model, path).output.shape
+    """Raise InputError naming ``key`` unless layer ``path`` is in the model and outputs (B, h, w, c) maps."""
+    try:
+        shape = find_layer(model, path).output.shape
+    except InputError as exc:
+        raise InputError(f"{key}: {exc}") from None
     if len(shape) != 4:
         raise InputError(f"{key}: layer {path!r} outputs shape {tuple(shape)}; it needs spatial maps (B, h, w, c)")
 

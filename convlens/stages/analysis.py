@@ -40,6 +40,7 @@ class Loaded:
     entry: dict
     label: str | None
     notes: list[str]
+    aspect: float = 1.0  # how much the resize changed the aspect ratio (data.fit)
 
 
 class Analysis:
@@ -63,7 +64,7 @@ class Analysis:
         self.layers = feature_layers(model)
         self.conv_layers = conv_layers(model)
         self.cam_layer = cfg["heatmaps"]["layer"] or last_conv_layer(model)
-        check_spatial(model, self.cam_layer, "config.heatmaps.layer (or models.*.heatmap_layer)")
+        check_spatial(model, self.cam_layer, f"config.heatmaps.layer (or config.models.{info.name}.heatmap_layer)")
         target_cfg = cfg["heatmaps"]["target"]
         if isinstance(target_cfg, int) and target_cfg >= len(info.class_names):
             raise InputError(f"config.heatmaps.target: class {target_cfg} does not exist "
@@ -99,11 +100,11 @@ class Analysis:
         loaded, pixels, failed = [], [], []
         for entry in entries:
             try:
-                image, label, notes = load_input_image(entry, self.info, cache)
+                image, label, notes, aspect = load_input_image(entry, self.info, cache)
             except InputError as exc:
                 failed.append((entry, str(exc)))
                 continue
-            loaded.append(Loaded(entry, label, notes))
+            loaded.append(Loaded(entry, label, notes, aspect))
             pixels.append(image)
         self.seconds["read"] += time.time() - t0
         h, w, c = self.info.input_shape

@@ -8,7 +8,7 @@ import numpy as np
 from convlens.attribution.cams import cam_dense
 from convlens.attribution.registry import METHODS
 from convlens.config import sanitize_id
-from convlens.data import Dataset, read_image, resize
+from convlens.data import Dataset, fit, read_image
 from convlens.errors import InputError
 
 TILE_PX = 28  # a feature map's display size in grids: small maps enlarged, large ones shrunk (to 28-56 px)
@@ -19,9 +19,10 @@ def layer_file(layer: str) -> str:
     return sanitize_id(layer.replace("/", "__"))
 
 
-def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarray, str | None, list[str]]:
+def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarray, str | None, list[str], float]:
     """An image as the model sees it: (H, W, C) uint8 at the model's input size, its true class name
-    (from its dataset; None for image files), notes on conversions."""
+    (from its dataset; None for image files), notes on conversions, and how much the resize changed
+    its aspect ratio (``data.fit``; the entry's ``resize`` mode, default ``stretch``)."""
     h, w, c = info.input_shape
     notes = []
     label = None
@@ -41,10 +42,12 @@ def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarra
         image, note = read_image(entry["path"], channels=c)
         if note:
             notes.append(note)
+    aspect = 1.0
     if image.shape[:2] != (h, w):
-        notes.append(f"resized from {image.shape[1]}x{image.shape[0]} to {w}x{h}")
-        image = resize(image, (h, w))
-    return image, label, notes
+        mode = entry.get("resize") or "stretch"
+        notes.append(f"resized from {image.shape[1]}x{image.shape[0]} to {w}x{h} ({mode})")
+        image, aspect = fit(image, (h, w), mode)
+    return image, label, notes, aspect
 
 
 def heatmap_methods(model, wanted, cam_layer: str) -> tuple[list[str], list[str]]:

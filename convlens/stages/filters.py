@@ -28,13 +28,15 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     convs = conv_layers(model)
+    if not convs:  # load_model refuses such a model; a model file replaced since then ends here
+        raise InputError(f"model {info.name}: no convolution layer, so no kernels or filter patterns to draw")
     first = find_layer(model, convs[0])
     kernels = first.get_weights()[0]
     write_png(render.kernel_grid(kernels), out / "kernels.png")
     fcfg = cfg["filters"]
     layers = fcfg["layers"] or acts_mod.default_sheet_layers(convs)
     for layer in layers:
-        check_spatial(model, layer, "config.filters.layers (or models.*.filter_layers)")
+        check_spatial(model, layer, f"config.filters.layers (or config.models.{info.name}.filter_layers)")
     h, w, c = info.input_shape
     side = fcfg["image_size"] or min(h, FILTER_IMAGE_PX)
     shape = (side, side if h == w else max(1, round(w * side / h)), c)

@@ -17,7 +17,8 @@ from convlens.stages.analysis import Analysis, image_metrics, image_outputs
 from convlens.stages.files import replacing, savez, write_csv
 from convlens.stages.run import Progress, log
 
-IMAGE_COLUMNS = ["image", "source", "label", "predicted", "confidence", "flips", "notes", "error"]
+IMAGE_COLUMNS = ["image", "source", "label", "predicted", "confidence", "flips", "notes", "resize", "aspect_change",
+                 "error"]
 FLOAT_FORMAT = "%.7g"  # float32 precision: the values are computed in float32
 
 
@@ -50,7 +51,9 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
             top = rows["probs"].argmax(axis=1)
             image_rows.append({"image": item.entry["id"], "source": source_of(item.entry), "label": item.label,
                                "predicted": names[int(top[0])], "confidence": float(rows["probs"][0, top[0]]),
-                               "flips": int((top != top[0]).sum()), "notes": "; ".join(item.notes), "error": ""})
+                               "flips": int((top != top[0]).sum()), "notes": "; ".join(item.notes),
+                               "resize": item.entry.get("resize") or "stretch", "aspect_change": round(item.aspect, 4),
+                               "error": ""})
             pooled_ids.append(item.entry["id"])
             for j, p in enumerate(rows["pooled"]):
                 pooled[j].append(p[0])

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from convlens.errors import InputError
+from convlens.models import ModelInfo
 from convlens.sensitivity.findings import findings
 from convlens.sensitivity.plots import PLOTS, plot_by_layer, plot_curve, plot_heat_table, plot_predictions
 from convlens.sensitivity.tables import (between_images_cosine, curves, heatmap_by_flip, load_metrics,
@@ -15,15 +16,19 @@ from convlens.sensitivity.tables import (between_images_cosine, curves, heatmap_
 from convlens.stages.files import replacing, write_json
 from convlens.stages.measure import FLOAT_FORMAT, IMAGE_COLUMNS
 from convlens.stages.run import log
+from convlens.suspicious import dead_layers, near_uniform, stretched_images
 from convlens.transforms import Transform, build_transforms
 
 
-def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int, out: dict) -> None:
+def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int, out: dict,
+                      info_json: str | None = None) -> None:
     """The model's study from its shards' tables: the gathered tidy table (out["metrics"]), one row
     per image (out["images"]), summaries, plots and findings (``convlens.sensitivity``).
 
     shards: dicts with the ``metrics``, ``images`` and ``pooled`` paths a measure job wrote. Images
-    that could not be read are listed with their error and left out of the study.
+    that could not be read are listed with their error and left out of the study. The manifest's
+    ``warnings`` flag suspicious setups seen over all images (``convlens.suspicious``): stretched
+    photos, near-uniform outputs (given the model's ``info_json``), dead layers.
     """
     images = pd.concat([pd.read_csv(s["images"], dtype=str, keep_default_na=False) for s in shards],
                        ignore_index=True).reindex(columns=IMAGE_COLUMNS).sort_values("image")
@@ -45,7 +50,23 @@ def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int
     manifest = run_study([s["metrics"] for s in shards], pooled, build_transforms(transform_specs), layers, folder,
                          out["figures"], seed)
     manifest["unreadable"] = records(failed[["image", "source", "error"]])
+    n_classes = len(ModelInfo.load(info_json).class_names) if info_json else None
+    manifest["warnings"] = study_warnings(images[images["error"] == ""], pooled, layers, n_classes)
     write_json(out["manifest"], manifest)
+
+
+def study_warnings(images: pd.DataFrame, pooled: dict[str, dict[str, np.ndarray]], layers: list[str],
+                   n_classes: int | None) -> list[dict]:
+    """The suspicious-setup warnings over the measured images (their images.csv rows), logged."""
+    modes = images["resize"].fillna("").astype(str).tolist()
+    changes = pd.to_numeric(images["aspect_change"], errors="coerce").fillna(1.0).tolist()
+    confidences = pd.to_numeric(images["confidence"], errors="coerce").dropna().tolist()
+    found = [stretched_images(modes, changes), dead_layers(pooled, layers),
+             near_uniform(confidences, n_classes) if n_classes else None]
+    for w in found:
+        if w:
+            log.warning("%s", w["message"])
+    return [w for w in found if w]
 
 
 def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]], transforms: list[Transform],

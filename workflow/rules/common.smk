@@ -122,6 +122,7 @@ def image_params(images):
                 "dataset": img.dataset,
                 "index": img.index,
                 "dataset_npz": dataset_npz(img.dataset) if img.dataset else None,
+                "resize": img.resize,
             }
         )
     return out

@@ -7,6 +7,7 @@ rule sensitivity:
         metrics=lambda wildcards: shard_files(wildcards.model, "metrics.csv.gz"),
         images=lambda wildcards: shard_files(wildcards.model, "images.csv"),
         pooled=lambda wildcards: shard_files(wildcards.model, "pooled.npz"),
+        info="results/{model}/model/info.json",
     output:
         manifest="results/{model}/sensitivity/study.json",
         metrics=report(
