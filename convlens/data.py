@@ -172,6 +172,8 @@ def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]
                 im = im.convert(target)
             converted = im.copy()
             note = f"{path}: " + ", ".join(notes) if notes else None
+    except InputError:
+        raise
     except Image.DecompressionBombError as exc:
         raise InputError(f"cannot read image {path}: more than twice the limit of {Image.MAX_IMAGE_PIXELS} "
                          f"pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?): {exc}") from exc

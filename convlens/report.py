@@ -104,8 +104,23 @@ def collect(config: dict, models: list[str], results: Path) -> dict:
                     part.pop("image", None)
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
         model_sections.append(section)
-    return {"models": model_sections, "devices": devices,
+    return {"models": model_sections, "devices": devices, "warnings": run_warnings(model_sections),
+            "resize": resize_modes(config),
             "metric_help": {name: text for name, (_, _, text) in METRICS.items()}}
+
+
+def run_warnings(model_sections: list[dict]) -> list[dict]:
+    """Every suspicious-setup warning of the run (``convlens.suspicious``), with its model: those
+    found when the model was loaded (info.json) and over the measured images (study.json)."""
+    return [{"model": m["name"], **w} for m in model_sections
+            for w in m["info"].get("warnings", []) + m["study"].get("warnings", [])]
+
+
+def resize_modes(config: dict) -> str:
+    """How images reached the model's input size: config ``resize`` and any images entry's own."""
+    default = config.get("resize", "stretch")
+    own = sorted({e["resize"] for e in config["images"] if e.get("resize") and e["resize"] != default})
+    return default + (f" (some images entries: {', '.join(own)})" if own else "")
 
 
 class RunFolderFetcher(URLFetcher):

@@ -41,6 +41,25 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["report"].update(sheet_transforms=["rotate_50"]), "config.report.sheet_transforms: rotate_50 not in the study"),
     (lambda c: c["transforms"].append({"kind": "scale", "range": [0, 2, 0.5]}), "must keep scale factors > 0"),
     (lambda c: c["images"].append({"folder": "tests"}), "config.images[1].folder: no image files in 'tests'"),
+    # method parameters that would give NaN or all-zero maps, and unknown names: the list of what is allowed
+    (lambda c: c["heatmaps"].update(params={"smoothgrad": {"samples": 0}}),
+     "config.heatmaps.params.smoothgrad.samples: 0 is not allowed; allowed: an integer >= 1"),
+    (lambda c: c["heatmaps"].update(params={"integrated_gradients": {"steps": -3}}),
+     "config.heatmaps.params.integrated_gradients.steps: -3 is not allowed; allowed: an integer >= 1"),
+    (lambda c: c["heatmaps"].update(params={"smoothgrad": {"noise": 0}}),
+     "config.heatmaps.params.smoothgrad.noise: 0 is not allowed; allowed: a number > 0"),
+    (lambda c: c["heatmaps"].update(params={"integrated_gradients": {"baseline": "grey"}}),
+     "baseline: 'grey' is not allowed; allowed: black, white, blur, noise or a number >= 0 and <= 1"),
+    (lambda c: c["heatmaps"].update(params={"occlusion": {"patch": 0}}),
+     "config.heatmaps.params.occlusion.patch: 0 is not allowed; allowed: an integer >= 1, or null (side // 8)"),
+    (lambda c: c["heatmaps"].update(params={"smoothgrad": {"sample": 4}}),
+     "config.heatmaps.params.smoothgrad: unknown parameter(s) sample; known: reduce, samples, noise, seed"),
+    (lambda c: c["heatmaps"].update(methods=["gradcam", "grad_cam"]),
+     "config.heatmaps.methods[1]: 'grad_cam' is not allowed; allowed: 'saliency', 'smoothgrad', "),
+    (lambda c: c["models"]["shapes_cnn"].update(sheet_layer=["x"]),
+     "config.models.shapes_cnn: unknown key(s) 'sheet_layer'; allowed: "),
+    (lambda c: c.update(resize="fit"), "config.resize: 'fit' is not allowed; allowed: 'stretch', 'crop', 'pad'"),
+    (lambda c: c["images"][0].update(resize="zoom"), "config.images[0].resize: 'zoom' is not allowed"),
 ])
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):
     cfg = default_config()
@@ -50,6 +69,50 @@ def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):
     message = str(info.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_unknown_method_lists_every_allowed_name():
+    cfg = default_config()
+    cfg["heatmaps"]["methods"] = ["gradcamx"]
+    with pytest.raises(ConfigError) as info:
+        cfgmod.validate(cfg, base_dir=ROOT)
+    from convlens.attribution.registry import METHODS
+    assert all(repr(name) in str(info.value) for name in METHODS) and "'all'" in str(info.value)
+
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("model.keras", b"", "'model.keras' is empty (0 bytes)"),
+    ("model.keras", b"PK not really a zip", "'model.keras' is not a Keras archive"),
+    ("model.keras", None, "'model.keras' is a zip archive without config.json"),
+    ("model.h5", b"\x89PNG\r\n\x1a\n", "'model.h5' is not an HDF5 file"),
+])
+def test_a_model_file_that_is_not_a_keras_model_is_named_before_any_job(tmp_path, name, content, expected):
+    import zipfile
+
+    if content is None:
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            archive.writestr("weights.txt", "no config here")
+    else:
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / "a.png").write_bytes(b"")  # exists: images are checked per image later
+    cfg = {"models": {"m": {"source": "load", "path": name}}, "images": [{"file": "a.png"}]}
+    with pytest.raises(ConfigError) as info:
+        cfgmod.validate(cfg, base_dir=tmp_path)
+    assert f"config.models.m.path: {expected}" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_resize_is_per_images_entry_with_a_top_level_default(tmp_path):
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"")
+    cfg = cfgmod.validate({"models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+                           "datasets": {"d": {"kind": "shapes"}}, "resize": "crop",
+                           "images": [{"file": "a.png"}, {"file": "b.png", "resize": "pad"},
+                                      {"dataset": "d", "count": 1}]}, base_dir=tmp_path)
+    assert cfg["resize"] == "crop"
+    assert [e.resize for e in cfgmod.list_images(cfg, tmp_path)] == ["crop", "pad", "crop"]
+    assert cfgmod.validate({"models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+                            "datasets": {"d": {"kind": "shapes"}},
+                            "images": [{"dataset": "d", "count": 1}]})["resize"] == "stretch"
 
 
 def test_folder_and_file_images_get_unique_ids(tmp_path):

@@ -58,6 +58,21 @@ def test_every_method_is_in_the_config_reference():
     assert not missing, f"config/README.md's heatmaps section does not describe: {missing}"
 
 
+def test_every_method_parameter_has_its_allowed_values_declared_and_the_defaults_pass():
+    from convlens.attribution.registry import PARAMS, check_params
+
+    assert list(PARAMS) == list(METHODS)
+    for name, method in METHODS.items():
+        assert set(PARAMS[name]) == set(method.defaults), name
+        check_params(name, dict(method.defaults), f"heatmaps.params.{name}")  # no error
+    for name, bad in (("smoothgrad", {"samples": 0}), ("smoothgrad", {"samples": 2.5}), ("smoothgrad", {"noise": -1}),
+                      ("integrated_gradients", {"steps": -1}), ("integrated_gradients", {"baseline": 2}),
+                      ("integrated_gradients", {"blur_sigma": float("nan")}), ("occlusion", {"stride": 0}),
+                      ("occlusion", {"fill": True}), ("scorecam", {"channel_batch": 0}), ("saliency", {"reduce": "max"})):
+        with pytest.raises(ValueError, match=f"heatmaps.params.{name}.{next(iter(bad))}: .* is not allowed; allowed: "):
+            check_params(name, bad, f"heatmaps.params.{name}")
+
+
 # ---------------------------------------------------------------------------------------------
 # each kind's entry is complete and consistent
 

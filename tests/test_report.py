@@ -146,3 +146,28 @@ def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
     assert "<b>" not in html and 'pre&lt;b&gt;&amp;&#34;x' in html
     assert html.count('<section class="chapter">') == 2 + len(models) and html.count('<section class="sheet">') == 3
     assert html.count("<section") == html.count("</section>")
+
+
+def test_run_summary_shows_the_resize_and_every_warning_in_one_block_escaped():
+    import jinja2
+
+    sections = [{"name": "cnn", "info": {"warnings": [{"kind": "preprocess", "message": "file <b>x</b> looks like VGG"}]},
+                 "study": {"warnings": [{"kind": "stretched", "message": "3 of 4 images were stretched"}]}},
+                {"name": "old", "info": {}, "study": {}}]  # results written before warnings existed
+    warnings = report.run_warnings(sections)
+    assert warnings == [{"model": "cnn", "kind": "preprocess", "message": "file <b>x</b> looks like VGG"},
+                        {"model": "cnn", "kind": "stretched", "message": "3 of 4 images were stretched"}]
+    config = {"resize": "stretch", "images": [{"file": "a.png"}, {"folder": "b", "resize": "pad"}],
+              "fill_mode": "constant", "fill_value": 0, "images_per_job": 8}
+    assert report.resize_modes(config) == "stretch (some images entries: pad)"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    html = env.get_template("sections/run_summary.html.j2").render(
+        sec={"anchor": "run-summary", "title": "Run summary"}, config=config, resize=report.resize_modes(config),
+        warnings=warnings, run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}})
+    assert "<td>stretch (some images entries: pad)</td>" in html
+    block = html.split('<h3 id="warnings">Warnings</h3>')[1]
+    assert "file &lt;b&gt;x&lt;/b&gt; looks like VGG" in block and "3 of 4 images were stretched" in block
+    assert "Warnings" not in env.get_template("sections/run_summary.html.j2").render(
+        sec={"anchor": "a", "title": "t"}, config=config, resize="stretch", warnings=[],
+        run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}})

@@ -27,6 +27,8 @@ def build_report(config: dict, config_digest: str, models: list[str], templates_
         "versions": package_versions(),
         "hardware": hardware(),
         "devices": data["devices"] or [],
+        "resize": data["resize"],
+        "warnings": data["warnings"],
     }
     css = (Path(templates_dir) / "report.css").read_text()
     html = render_html({"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir),

@@ -35,3 +35,10 @@ def test_layers_are_found_by_path_in_nested_models():
     flat = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(InputError, match="no convolution layer"):
         last_conv_layer(flat)
+
+
+def test_a_layer_key_naming_a_missing_layer_names_the_key():
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    with pytest.raises(InputError, match=r"^config.models.m.heatmap_layer: layer 'cnov' is not in the model; layers: "):
+        check_spatial(model, "cnov", "config.models.m.heatmap_layer")

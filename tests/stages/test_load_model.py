@@ -46,3 +46,55 @@ def test_h5_file_loads(tmp_path):
     loaded = models.load({"path": str(tmp_path / "legacy.h5")})
     x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def small_model(conv=True, conv_name="conv"):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(2, 3, activation="relu", name=conv_name)(inputs) if conv else inputs
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(x))
+
+
+def outputs(tmp_path):
+    return {k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
+
+
+def test_a_model_with_nan_weights_fails_at_load_naming_the_file(tmp_path):
+    model = small_model()
+    kernel, bias = model.get_layer("conv").get_weights()
+    kernel[0, 0, 0, 0] = np.nan
+    model.get_layer("conv").set_weights([kernel, bias])
+    model.save(tmp_path / "broken.keras")
+    with pytest.raises(InputError) as info:
+        load_model("m", {"source": "load", "path": str(tmp_path / "broken.keras")}, 2, outputs(tmp_path))
+    message = str(info.value)
+    assert f"model {tmp_path / 'broken.keras'}: 1 weight tensor(s) hold NaN or infinite values (first: conv/kernel)" in message
+    assert "\n" not in message and not (tmp_path / "info.json").exists()
+
+
+def test_a_model_without_a_conv_layer_fails_at_load_and_in_the_filters_step(tmp_path):
+    """A user would expect a clear stop, not an empty report: feature maps, filters and Grad-CAM all
+    need a convolution layer, so load_model refuses the model (and the filters step, should it ever
+    see one, says the same instead of crashing)."""
+    from convlens.stages.filters import filters
+
+    small_model(conv=False).save(tmp_path / "dense.keras")
+    with pytest.raises(InputError, match=r"dense\.keras has no convolution layer \(Conv2D, DepthwiseConv2D or "
+                                         r"SeparableConv2D\); convlens analyses convolutional networks"):
+        load_model("m", {"source": "load", "path": str(tmp_path / "dense.keras")}, 2, outputs(tmp_path))
+    models.ModelInfo("m", "load", [8, 8, 3], list("abc"), "unit").save(tmp_path / "info.json")
+    with pytest.raises(InputError, match="model m: no convolution layer, so no kernels or filter patterns to draw"):
+        filters(str(tmp_path / "dense.keras"), str(tmp_path / "info.json"), {"filters": {}}, 0, 2,
+                str(tmp_path / "f"), str(tmp_path / "f.json"))
+
+
+def test_an_application_looking_file_with_unit_pixels_is_loaded_with_a_warning(tmp_path):
+    small_model(conv_name="block5_conv3").save(tmp_path / "vgg_like.keras")
+    spec = {"source": "load", "path": str(tmp_path / "vgg_like.keras"), "preprocess": "auto"}
+    load_model("m", spec, 2, outputs(tmp_path))
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert [w["kind"] for w in info["warnings"]] == ["preprocess"]
+    assert "looks like a keras.applications VGG model (layer 'block5_conv3')" in info["warnings"][0]["message"]
+    assert models.ModelInfo.load(tmp_path / "info.json").warnings == info["warnings"]
+    load_model("m", {**spec, "preprocess": "unit"}, 2, outputs(tmp_path))  # chosen on purpose: no warning
+    assert json.loads((tmp_path / "info.json").read_text())["warnings"] == []

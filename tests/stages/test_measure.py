@@ -88,3 +88,21 @@ def test_the_table_does_not_depend_on_chunking_or_shard_company(setup):
     assert np.allclose(mine["value"], one["value"], rtol=1e-5, atol=1e-6, equal_nan=True)
     identity = mine[mine["transform"] == "identity"]
     assert (identity[identity["metric"] == "equivariance_error"]["value"] == 0).all()
+
+
+def test_a_decompression_bomb_is_listed_with_its_error_and_the_other_images_complete(setup, monkeypatch):
+    """The bomb goes the unreadable-image path: its row in images.csv names the file and the pixel
+    limit; the images before and after it are measured. A stretched photo is recorded as such."""
+    tmp, out, sources, cfg = setup
+    Image.new("RGB", (100, 60)).save(tmp / "bomb.png")  # 6,000 pixels
+    Image.new("RGB", (56, 28), (90, 90, 90)).save(tmp / "wide.png")  # 2:1 on the 28x28 input: stretched
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    shard = [sources[0], {"id": "bomb", "path": str(tmp / "bomb.png")},
+             {"id": "wide", "path": str(tmp / "wide.png"), "resize": "stretch"}, sources[3]]
+    measure_shard(out["model"], out["info"], shard, cfg, 2, shard_paths(tmp / "bombed"))
+    table, images, _ = read(tmp / "bombed")
+    rows = images.set_index("image")
+    assert f"cannot read image {tmp / 'bomb.png'}: 100x60 pixels is more than the limit of 5000 pixels" in rows.loc["bomb", "error"]
+    assert sorted(table["image"].unique()) == ["chelsea", "coffee", "wide"]
+    assert rows.loc["wide", "resize"] == "stretch" and float(rows.loc["wide", "aspect_change"]) == pytest.approx(0.5)
+    assert float(rows.loc["coffee", "aspect_change"]) == 1.0 and "(stretch)" in rows.loc["wide", "notes"]
