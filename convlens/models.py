@@ -154,7 +154,8 @@ def load(spec: dict):
         try:
             return keras.saving.load_model(spec["path"], compile=False, safe_mode=True)
         except Exception as exc:  # keras raises many types for a bad file
-            raise InputError(f"cannot load model {spec['path']} (safe mode): {exc}") from exc
+            reason = " ".join(str(exc).split())  # Keras' messages run over several lines; one line here
+            raise InputError(f"cannot load model {spec['path']} (safe mode): {reason}") from exc
     name = spec["application"]
     ctor = getattr(keras.applications, name, None)
     if ctor is None or not callable(ctor):
@@ -179,7 +180,8 @@ def check_loaded(model, source: str) -> None:
     """InputError naming ``source`` (the model file or application) for a model convlens cannot
     analyse: weights holding NaN or infinity (every image would get the same prediction and every
     metric would be meaningless) or no convolution layer (no feature maps, filters or Grad-CAM)."""
-    bad = [w.path for w in model.weights if not np.isfinite(np.asarray(w, dtype=np.float64)).all()]
+    # one float64 sum per tensor: NaN and infinity carry through it, and it needs no copy of VGG16's 400 MB
+    bad = [w.path for w in model.weights if not np.isfinite(np.sum(np.asarray(w), dtype=np.float64))]
     if bad:
         raise InputError(f"model {source}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
                          "retrain or re-export the model")

@@ -152,6 +152,19 @@ def test_rerun_with_nothing_changed_does_nothing(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height RGB pixels and holds almost no data (what a decompression bomb
+    looks like to a reader before it decodes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
 def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     from skimage import data as skdata
 
@@ -161,6 +174,7 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     Image.fromarray(skdata.coffee()).save(folder / "coffee.png")  # resized to 28x28 by the workflow
     Image.fromarray(skdata.camera()).save(folder / "camera.png")  # grayscale: converted, with a note
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (folder / "bomb.png").write_bytes(png_header_only(20000, 20000))  # 400 M pixels: a decompression bomb
     cfg = yaml.safe_load(TINY.read_text())
     cfg["images"] = [{"folder": "photos"}]
     (workdir / "photos.yaml").write_text(yaml.safe_dump(cfg))
@@ -174,7 +188,12 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     for good in ("coffee", "camera"):
         assert (workdir / "results" / "tiny" / "exemplars" / good / "sheet.json").is_file()
     assert not (workdir / "results" / "tiny" / "exemplars" / "broken").exists()
-    assert "could not be read: broken" in (workdir / "results" / "report" / "report.html").read_text()
+    assert "bomb" in images and "cannot read image photos/bomb.png: more than twice the limit of 89478485 pixels" in images
+    html = (workdir / "results" / "report" / "report.html").read_text()
+    assert "could not be read: bomb, broken" in html
+    # the 600x400 coffee photo was stretched to the square input: warned in the run summary
+    warnings = html.split('<h3 id="warnings">Warnings</h3>')[1]
+    assert "1 of 2 images were stretched" in warnings and "(up to 1.50x)" in warnings
     camera = json.loads((workdir / "results" / "tiny" / "exemplars" / "camera" / "summary.json").read_text())
     assert any("converted to RGB" in n for n in camera["notes"])
     assert any("resized from 512x512 to 28x28" in n for n in camera["notes"])
