@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFile, ImageOps
 
 from convlens.errors import InputError
 
@@ -140,7 +140,8 @@ def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]
     """Decode an image file to (H, W, channels) uint8, upright (its EXIF orientation applied), with
     a note when it was turned or its mode converted.
 
-    Raises InputError naming the file when it cannot be read or decoded, and for an image of more
+    Raises InputError naming the file when it cannot be read or decoded (a truncated file too: not
+    padded, whatever ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` says), and for an image of more
     than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a decompression bomb, or a photo far larger than
     any model input): Pillow only warns between one and two times that limit; here both are errors.
     """
@@ -150,7 +151,12 @@ def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]
             if limit and im.width * im.height > limit:
                 raise InputError(f"cannot read image {path}: {im.width}x{im.height} pixels is more than the "
                                  f"limit of {limit} pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)")
-            im.load()
+            lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+            ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, even where WeasyPrint set True
+            try:
+                im.load()
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = lenient
             mode = im.mode
             notes = []
             orientation = _orientation(im)

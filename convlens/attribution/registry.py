@@ -65,7 +65,7 @@ SEED = whole(0)
 # Each method's parameters, next to its name: what values are allowed (every key of its defaults).
 PARAMS: dict[str, dict[str, Allowed]] = {
     "saliency": {"reduce": REDUCE},
-    "smoothgrad": {"reduce": REDUCE, "samples": whole(1), "noise": number(0, low_open=True), "seed": SEED},
+    "smoothgrad": {"reduce": REDUCE, "samples": whole(1), "noise": number(0), "seed": SEED},
     "integrated_gradients": {"steps": whole(1), "baseline": words("black", "white", "blur", "noise", also=number(0, 1)),
                              "blur_sigma": number(0, low_open=True), "seed": SEED, "reduce": REDUCE},
     "occlusion": {"patch": whole(1, "side // 8"), "stride": whole(1, "patch // 2"), "fill": number(0, 1)},

@@ -98,3 +98,13 @@ def test_an_application_looking_file_with_unit_pixels_is_loaded_with_a_warning(t
     assert models.ModelInfo.load(tmp_path / "info.json").warnings == info["warnings"]
     load_model("m", {**spec, "preprocess": "unit"}, 2, outputs(tmp_path))  # chosen on purpose: no warning
     assert json.loads((tmp_path / "info.json").read_text())["warnings"] == []
+
+
+def test_a_model_safe_mode_refuses_is_one_line_naming_the_file(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+    keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv")(x)).save(tmp_path / "lambda.keras")
+    with pytest.raises(InputError) as info:
+        load_model("m", {"source": "load", "path": str(tmp_path / "lambda.keras")}, 2, outputs(tmp_path))
+    assert str(info.value).startswith(f"cannot load model {tmp_path / 'lambda.keras'} (safe mode): ")
+    assert "\n" not in str(info.value)
