@@ -1,4 +1,5 @@
-"""Statistics shared by the concept packages: correlations, structural similarity, Gaussian blur.
+"""Statistics shared by the concept packages: correlations, structural similarity, Gaussian blur and
+a bootstrap interval of a mean.
 
 Plain numpy, each checked in tests against scipy / scikit-image.
 """
