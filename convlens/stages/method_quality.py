@@ -93,6 +93,7 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
 SPEARMAN_THRESHOLD = 0.9  # heatmaps.quality_spearman's default
 RANDOM_ORDERS = 4  # random pixel orders per image, averaged, that the deletion and insertion areas are compared with
 N_BOOT, LEVEL = 10000, 0.95  # bootstrap resamples and level of the intervals on method minus random
+FEW_IMAGES = 5  # below this many images the findings say the intervals are rough
 
 QUALITY_COLUMNS = ["method", "spearman_top", "spearman_randomized", "ssim_randomized", "n_constant_randomized",
                    "n_blank", "similar_steps", "insensitive", "deletion_auc", "random_deletion_auc", "deletion_diff",
@@ -137,8 +138,8 @@ def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: 
         similar = [s for s in steps if s["similar"]]
         first = similar[0]
         where = "the top layer is" if first is steps[0] else f"the layers down to {first['layer']} are"
-        more = (f"; above {threshold:g} at {len(similar)} of {len(steps)} steps, down to {similar[-1]['layer']} "
-                f"({similar[-1]['spearman']:.2f})" if len(similar) > 1 else "")
+        more = (f"; above {threshold:g} at {len(similar)} of {len(steps)} steps, the deepest after "
+                f"{similar[-1]['layer']} ({similar[-1]['spearman']:.2f})" if len(similar) > 1 else "")
         out.append(f"{m}: maps barely change when {where} randomized (Spearman {first['spearman']:.2f} after "
                    f"{first['layer']}{more}) — it explains the image, not the model.")
         flagged.add(m)
@@ -168,6 +169,9 @@ def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: 
         out.append("Maps that became constant count as fully changed (similarity 0), not left out; after every "
                    "layer was randomized: " + ", ".join(f"{r['method']} {r['n_constant_randomized']} of {n_images}"
                                                        for r in constant) + ".")
+    if n_images < FEW_IMAGES:
+        out.append(f"With {n_images} image{'s' if n_images != 1 else ''} the intervals are rough (a bootstrap over "
+                   f"{n_images} values); heatmaps.quality_images sets how many the check uses.")
     clean = [r["method"] for r in rows if r["method"] not in flagged]
     if clean:
         out.append(f"Pass every check (maps change from the first randomized layer on; better than a random order "

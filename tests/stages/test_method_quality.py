@@ -80,7 +80,9 @@ def render_methods_section(tmp_path, quality):
 def row(method, **kw):
     base = {"method": method, "insensitive": False, "deletion_beats_random": True, "insertion_beats_random": True,
             "n_constant_randomized": 0, "deletion_diff": -0.1, "deletion_low": -0.2, "deletion_high": -0.05,
-            "insertion_diff": 0.2, "insertion_low": 0.1, "insertion_high": 0.3}
+            "insertion_diff": 0.2, "insertion_low": 0.1, "insertion_high": 0.3, "spearman_top": 0.5,
+            "spearman_randomized": 0.2, "ssim_randomized": 0.1, "similar_steps": "", "deletion_auc": 0.3,
+            "random_deletion_auc": 0.4, "insertion_auc": 0.6, "random_insertion_auc": 0.4}
     return {**base, **kw}
 
 
@@ -90,7 +92,7 @@ def steps(*values, threshold=0.9):
             for layer, v in zip(layers, values)]
 
 
-def test_method_findings_say_what_the_numbers_say():
+def test_method_findings_say_what_the_numbers_say(tmp_path):
     rows = [row("guided_backprop", insensitive=True),
             row("integrated_gradients", insertion_beats_random=False, insertion_diff=-0.03, insertion_low=-0.05,
                 insertion_high=-0.01),
@@ -99,12 +101,24 @@ def test_method_findings_say_what_the_numbers_say():
                 "gradcam": steps(0.2, 0.1, 0.0, 0.0), "saliency": steps(0.6, 0.5, 0.4, 0.3)}
     out = method_findings(rows, per_step, 6, 0.9, 0.95)
     assert out[0] == ("guided_backprop: maps barely change when the top layer is randomized (Spearman 0.98 after "
-                      "head; above 0.9 at 2 of 4 steps, down to conv3 (0.93)) — it explains the image, not the model.")
+                      "head; above 0.9 at 2 of 4 steps, the deepest after conv3 (0.93)) — it explains the image, not the model.")
     assert out[1] == ("integrated_gradients is worse than a random pixel order on insertion (AUC diff -0.030, "
                       "95% CI [-0.050, -0.010], 6 images).")
     assert out[2] == ("Maps that became constant count as fully changed (similarity 0), not left out; after every "
                       "layer was randomized: gradcam 4 of 6.")
     assert out[3].endswith(": gradcam, saliency.")  # pass every check
+    assert len(out) == 4  # 6 images: no warning about rough intervals
+    rows[0]["similar_steps"] = "head conv3"
+    html = render_methods_section(tmp_path, {
+        "rows": rows, "methods": [r["method"] for r in rows], "per_step": per_step, "findings": out,
+        "images": list("abcdef"), "layers": ["head", "conv3", "conv2", "conv1"], "threshold": 0.9, "level": 0.95,
+        "n_boot": 10000, "random_orders": 4, "steps": 20, "notes": []})
+    assert "maps stay similar at 2 of 4 steps" in html and html.count("not better than random") == 1
+    assert "<strong>0.98</strong>" in html and "<strong>0.93</strong>" in html  # the flagged steps, per step
+    assert "-0.030 [-0.050, -0.010]" in html
+    few = method_findings(rows[3:], {"saliency": per_step["saliency"]}, 3, 0.9, 0.95)
+    assert few[0] == ("With 3 images the intervals are rough (a bootstrap over 3 values); heatmaps.quality_images "
+                      "sets how many the check uses.")
     # a method first similar at a deeper step is named by that step
     late = method_findings([row("x", insensitive=True)], {"x": steps(0.5, 0.95, 0.3, 0.2)}, 6, 0.9, 0.95)
     assert late[0].startswith("x: maps barely change when the layers down to conv3 are randomized (Spearman 0.95")
