@@ -169,6 +169,10 @@ def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: 
         out.append("Maps that became constant count as fully changed (similarity 0), not left out; after every "
                    "layer was randomized: " + ", ".join(f"{r['method']} {r['n_constant_randomized']} of {n_images}"
                                                        for r in constant) + ".")
+    for r in rows:
+        if r["n_blank"]:
+            out.append(f"{r['method']}: the original map of {r['n_blank']} of {n_images} images is constant, so "
+                       f"there is nothing to compare; those images are left out of its sanity check.")
     if n_images < FEW_IMAGES:
         out.append(f"With {n_images} image{'s' if n_images != 1 else ''} the intervals are rough (a bootstrap over "
                    f"{n_images} values); heatmaps.quality_images sets how many the check uses.")

@@ -219,3 +219,24 @@ def test_a_map_that_ties_with_random_does_not_beat_it():
         assert out[kind]["diff"] == pytest.approx(0.0, abs=1e-12)
         assert out[kind]["low"] < 0 < out[kind]["high"]
         assert not out[kind]["beats_random"] and not out[kind]["worse_than_random"]
+
+
+class BlankFirst(attribution.Method):
+    """A fake method whose map of image 0 is all zero from the start; image 1 gets its edges."""
+
+    name = "blank_first"
+
+    def run(self, context):
+        maps = EdgeDetector().run(context).maps.copy()
+        maps[0] = 0.0
+        return attribution.MethodResult(maps, maps)
+
+
+def test_an_image_whose_original_map_is_constant_is_counted_and_left_out():
+    model = conv_gap_model()
+    x = images((2, 12, 12, 3), seed=17)
+    res = attribution.cascading_randomization(model, x, np.full(2, TARGET_PREDICTED), [BlankFirst()], seed=1)
+    n = "blank_first"
+    assert res["n_blank"][n] == 1 and res["n_constant"][n].tolist() == [0, 0, 0]
+    assert np.isnan(res["spearman"][n][:, 0]).all() and np.allclose(res["spearman"][n][:, 1], 1.0)
+    assert np.allclose(res["mean_spearman"][n], 1.0) and res["insensitive"][n] is True

@@ -79,7 +79,7 @@ def render_methods_section(tmp_path, quality):
 
 def row(method, **kw):
     base = {"method": method, "insensitive": False, "deletion_beats_random": True, "insertion_beats_random": True,
-            "n_constant_randomized": 0, "deletion_diff": -0.1, "deletion_low": -0.2, "deletion_high": -0.05,
+            "n_constant_randomized": 0, "n_blank": 0, "deletion_diff": -0.1, "deletion_low": -0.2, "deletion_high": -0.05,
             "insertion_diff": 0.2, "insertion_low": 0.1, "insertion_high": 0.3, "spearman_top": 0.5,
             "spearman_randomized": 0.2, "ssim_randomized": 0.1, "similar_steps": "", "deletion_auc": 0.3,
             "random_deletion_auc": 0.4, "insertion_auc": 0.6, "random_insertion_auc": 0.4}
@@ -116,6 +116,9 @@ def test_method_findings_say_what_the_numbers_say(tmp_path):
     assert "maps stay similar at 2 of 4 steps" in html and html.count("not better than random") == 1
     assert "<strong>0.98</strong>" in html and "<strong>0.93</strong>" in html  # the flagged steps, per step
     assert "-0.030 [-0.050, -0.010]" in html
+    blank = method_findings([row("occlusion", n_blank=1)], {"occlusion": per_step["saliency"]}, 6, 0.9, 0.95)
+    assert blank[0] == ("occlusion: the original map of 1 of 6 images is constant, so there is nothing to compare; "
+                        "those images are left out of its sanity check.")
     few = method_findings(rows[3:], {"saliency": per_step["saliency"]}, 3, 0.9, 0.95)
     assert few[0] == ("With 3 images the intervals are rough (a bootstrap over 3 values); heatmaps.quality_images "
                       "sets how many the check uses.")
