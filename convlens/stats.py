@@ -1,4 +1,5 @@
-"""Statistics shared by the concept packages: correlations, structural similarity, Gaussian blur.
+"""Statistics shared by the concept packages: correlations, structural similarity, Gaussian blur and
+a bootstrap interval of a mean.
 
 Plain numpy, each checked in tests against scipy / scikit-image.
 """
@@ -68,3 +69,21 @@ def gaussian_blur(a: np.ndarray, sigma: float, axes=(0, 1), truncate: float = 4.
         n = out.shape[axis]
         out = sum(w * np.take(padded, np.arange(i, i + n), axis=axis) for i, w in enumerate(taps))
     return out
+
+
+def bootstrap_mean_ci(values, n_boot: int = 10000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of ``values`` (1-D, NaNs dropped).
+
+    ``n_boot`` resamples of len(values) drawn with replacement by ``np.random.default_rng(seed)``
+    (one ``integers(0, n, (n_boot, n))`` call); the interval is the (1 - level) / 2 and
+    (1 + level) / 2 quantiles of their means (numpy's default linear interpolation). As
+    ``scipy.stats.bootstrap(..., method="percentile")``, with a reproducible draw. One value gives
+    (v, v); none gives (NaN, NaN).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, v.size, (n_boot, v.size))
+    low, high = np.quantile(v[idx].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

@@ -40,3 +40,28 @@ def test_pearson_spearman_and_blur_on_known_answers():
     blurred = cstats.gaussian_blur(np.eye(9), 1.2)  # constants stay, mass is kept away from the edges
     assert np.allclose(cstats.gaussian_blur(np.full((5, 6), 0.4), 2.0), 0.4)
     assert blurred.sum() == pytest.approx(9.0, rel=1e-2) and blurred[4, 4] < 1
+
+
+def test_bootstrap_mean_ci_is_the_percentile_interval_of_resampled_means():
+    values = rng(3).normal(0.2, 1.0, size=15)
+    low, high = cstats.bootstrap_mean_ci(values, n_boot=2000, seed=5, level=0.9)
+    # the same draw, written out: 2000 resamples of 15 indices, their means, the 5 % and 95 % quantiles
+    idx = np.random.default_rng(5).integers(0, 15, (2000, 15))
+    means = np.array([values[i].mean() for i in idx])
+    assert (low, high) == pytest.approx((np.percentile(means, 5), np.percentile(means, 95)), abs=1e-12)
+    assert cstats.bootstrap_mean_ci(values, n_boot=2000, seed=5, level=0.9) == (low, high)  # seeded
+    # scipy's percentile bootstrap draws differently; with many resamples the intervals agree
+    stats = pytest.importorskip("scipy.stats")
+    ref = stats.bootstrap((values,), np.mean, n_resamples=20000, method="percentile", confidence_level=0.9,
+                          random_state=np.random.default_rng(1)).confidence_interval
+    mine = cstats.bootstrap_mean_ci(values, n_boot=20000, seed=2, level=0.9)
+    assert mine == pytest.approx((ref.low, ref.high), abs=0.03)
+    assert mine[0] < values.mean() < mine[1]
+
+
+def test_bootstrap_mean_ci_edge_cases():
+    assert cstats.bootstrap_mean_ci([0.4]) == (0.4, 0.4)
+    assert all(np.isnan(cstats.bootstrap_mean_ci([])))
+    assert cstats.bootstrap_mean_ci([1.0, np.nan, 1.0]) == (1.0, 1.0)  # NaN dropped; no spread, no width
+    low, high = cstats.bootstrap_mean_ci([-1.0, -2.0, -0.5, -3.0], n_boot=500, seed=0)
+    assert -3.0 <= low <= high <= -0.5  # every resampled mean lies between the extremes

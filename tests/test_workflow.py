@@ -52,7 +52,7 @@ def test_report_has_every_stage_for_every_image(tiny_run):
     assert 7 <= len(reader.pages) <= 20
     text = "".join(page.extract_text() for page in reader.pages)
     for expected in ("Config digest", "tensorflow", "Test accuracy", "page 1 of", "Grad-CAM", "block1_conv1",
-                     "heatmaps, one column per method", "integrated_gradients", "Spearman after randomization"):
+                     "heatmaps, one column per method", "integrated_gradients", "Every step of the cascade"):
         assert expected in text
     quality = json.loads((workdir / "results" / "tiny" / "methods" / "quality.json").read_text())
     assert [r["method"] for r in quality["rows"]][:2] == ["gradcam", "saliency"] and len(quality["images"]) == 2

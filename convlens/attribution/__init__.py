@@ -68,14 +68,14 @@ their gradient. The Explainer copies those layers' weights (as ``Head`` does): b
 one after the weights change.
 
 Checks for the report: ``cascading_randomization`` (do the maps depend on the weights?) and
-``deletion_insertion`` (do the maps rank the pixels the model uses?), with ``spearman`` and a
-numpy ``ssim``.
+``deletion_insertion`` (do the maps rank the pixels the model uses?) with ``against_random`` (do
+they beat a random order?), with ``spearman`` and a numpy ``ssim``.
 """
 
 from convlens.attribution.base import Method, MethodResult, normalize_map
 from convlens.attribution.explainer import Explainer
-from convlens.attribution.quality import cascading_randomization, deletion_insertion
+from convlens.attribution.quality import against_random, cascading_randomization, deletion_insertion, is_constant
 from convlens.attribution.registry import METHODS
 
-__all__ = ["METHODS", "Explainer", "Method", "MethodResult", "cascading_randomization", "deletion_insertion",
-           "normalize_map"]
+__all__ = ["METHODS", "Explainer", "Method", "MethodResult", "against_random", "cascading_randomization",
+           "deletion_insertion", "is_constant", "normalize_map"]

@@ -10,7 +10,7 @@ from convlens.attribution.explainer import Explainer
 from convlens.attribution.perturbations import Ordered, baseline_image
 from convlens.core.layers import find_layer, iter_layers
 from convlens.errors import InputError
-from convlens.stats import spearman, ssim
+from convlens.stats import bootstrap_mean_ci, spearman, ssim
 
 
 def _randomize(layer, rng: np.random.Generator) -> None:
@@ -18,6 +18,17 @@ def _randomize(layer, rng: np.random.Generator) -> None:
     for variable in layer.trainable_weights:
         value = np.asarray(variable)
         variable.assign(rng.normal(value.mean(), value.std(), value.shape).astype(value.dtype))
+
+
+CONSTANT_TOLERANCE = 1e-6
+"""A map is constant when its range (max - min of |map|) is at most this fraction of the original
+map's range: a map that collapsed to one value (Grad-CAM after ReLU of an all-negative sum, say)."""
+
+
+def is_constant(current: np.ndarray, original: np.ndarray, tolerance: float = CONSTANT_TOLERANCE) -> bool:
+    """Whether ``current`` (|map|) is constant relative to ``original``: ptp(current) <= tolerance *
+    ptp(original). An original with no range makes every exactly constant map constant."""
+    return bool(np.ptp(current) <= tolerance * np.ptp(original))
 
 
 def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers_from_top: list[str] | None = None,
@@ -32,12 +43,22 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
     spread, such as an untrained zero bias, stays). The targets are resolved once, on the original
     model. The model's weights are restored on return.
 
-    Returns {"layers": the randomized layers in order, "spearman": {method: (steps, B)},
-    "ssim": {method: (steps, B)}, "insensitive": {method: bool}}: row i is after randomizing
-    layers[:i + 1]. Both are computed on |map| (SSIM after scaling each map to [0, 1] by its
-    maximum). A method is insensitive when its mean Spearman after the last step exceeds
-    ``threshold``: its maps do not depend on what the model learned. ``original``: the unrandomized
-    |maps| per method when the caller already has them (for the same targets and settings).
+    Both similarities are computed on |map|: Spearman, and SSIM after scaling each map to [0, 1] by
+    its maximum. A randomized map that became constant (``is_constant``: its range at most
+    ``CONSTANT_TOLERANCE`` of the original's) has no structure left: it counts as fully changed,
+    similarity 0 for both, and is counted in ``n_constant``. An image whose original map is itself
+    constant has nothing to compare: NaN for it at every step, counted in ``n_blank``.
+
+    Every step is judged: step i is ``similar`` when the mean Spearman over the images (NaN
+    excluded) exceeds ``threshold``, and a method is ``insensitive`` when any step is similar: its
+    maps survive randomizing the top layer(s), so they do not explain what the model learned.
+
+    Returns {"layers": the randomized layers in order, "spearman", "ssim": {method: (steps, B)},
+    "constant": {method: (steps, B) bool}, "n_constant": {method: (steps,) int}, "n_blank":
+    {method: int}, "mean_spearman", "mean_ssim": {method: (steps,)}, "similar": {method: (steps,)
+    bool}, "insensitive": {method: bool}}: row i is after randomizing layers[:i + 1].
+    ``original``: the unrandomized |maps| per method when the caller already has them (for the
+    same targets and settings).
     """
     if layers_from_top is None:
         layers_from_top = [p for p, layer in reversed(list(iter_layers(model))) if layer.trainable_weights]
@@ -50,30 +71,47 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
     resolved = Explainer(model, [], preprocess_mode, max_batch=max_batch).resolve_targets(x, targets)[0]
     saved = model.get_weights()
     rng = np.random.default_rng(seed)
+    shape = (len(layers_from_top), len(x))
     try:
         original = original if original is not None else maps_now()
         names = list(original)
-        rho = {n: np.zeros((len(layers_from_top), len(x))) for n in names}
-        sim = {n: np.zeros((len(layers_from_top), len(x))) for n in names}
+        rho = {n: np.full(shape, np.nan) for n in names}
+        sim = {n: np.full(shape, np.nan) for n in names}
+        constant = {n: np.zeros(shape, bool) for n in names}
+        blank = {n: np.array([np.ptp(m) == 0 for m in original[n]]) for n in names}
         for step, path in enumerate(layers_from_top):
             _randomize(find_layer(model, path), rng)
             current = maps_now()
             for n in names:
-                for b in range(len(x)):
+                for b in np.flatnonzero(~blank[n]):
+                    if is_constant(current[n][b], original[n][b]):
+                        constant[n][step, b] = True
+                        rho[n][step, b] = sim[n][step, b] = 0.0
+                        continue
                     rho[n][step, b] = spearman(original[n][b], current[n][b])
                     sim[n][step, b] = ssim(normalize_map(original[n][b])[0], normalize_map(current[n][b])[0])
     finally:
         model.set_weights(saved)
-    # all-NaN (maps that became constant have no rank order) counts as changed, without a warning
-    last = {n: rho[n][-1][np.isfinite(rho[n][-1])] for n in names}
-    return {"layers": list(layers_from_top), "spearman": rho, "ssim": sim,
-            "insensitive": {n: bool(last[n].size and last[n].mean() > threshold) for n in names}}
+    mean_rho = {n: _mean_rows(rho[n]) for n in names}
+    similar = {n: np.nan_to_num(mean_rho[n], nan=-1.0) > threshold for n in names}
+    return {"layers": list(layers_from_top), "spearman": rho, "ssim": sim, "constant": constant,
+            "n_constant": {n: constant[n].sum(axis=1) for n in names},
+            "n_blank": {n: int(blank[n].sum()) for n in names},
+            "mean_spearman": mean_rho, "mean_ssim": {n: _mean_rows(sim[n]) for n in names},
+            "similar": similar, "insensitive": {n: bool(similar[n].any()) for n in names}}
+
+
+def _mean_rows(a: np.ndarray) -> np.ndarray:
+    """Mean of each row over its finite values; NaN for a row with none."""
+    finite = np.isfinite(a)
+    count = finite.sum(axis=1)
+    return np.where(count > 0, np.where(finite, a, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
 def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: int = 20, *,
                        preprocess_mode: str = "unit", deletion_baseline="black", insertion_baseline="blur",
                        blur_sigma: float = 5.0, seed: int = 0, max_batch: int = 32,
-                       explainer: "Explainer | None" = None) -> dict:
+                       explainer: "Explainer | None" = None, random_orders: int = 1) -> dict:
     """Deletion and insertion curves (Petsiuk et al. 2018, RISE) of maps (B, H, W).
 
     Pixels are taken in decreasing order of the map, (H * W) / steps more at each step. Deletion
@@ -81,8 +119,10 @@ def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: i
     ``insertion_baseline`` (either: black, white, blur, noise or a number; see ``baseline_image``).
     The curve is the target class's probability at each step; its area is the trapezoid over the
     fraction of pixels. A good map has a small deletion area and a large insertion area. The same
-    is computed for a random order (seeded) as a baseline. Pass ``explainer`` (any Explainer of this
-    model) to reuse its compiled forward pass across calls.
+    is computed for a random order (seeded) as a baseline: with ``random_orders`` > 1, the mean
+    curve of that many independent random orders per image. Pass ``explainer`` (any Explainer of
+    this model) to reuse its compiled forward pass across calls. ``against_random`` compares the
+    areas with the random order's.
 
     Returns {"fractions": (steps + 1,), "deletion", "insertion": (B, steps + 1) curves,
     "deletion_auc", "insertion_auc": (B,), "random": the same four for the random order}.
@@ -112,6 +152,31 @@ def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: i
 
     flat = np.asarray(maps, np.float64).reshape(len(x), -1)
     rng = np.random.default_rng(seed)
-    random_order = np.stack([rng.permutation(n_pixels) for _ in range(len(x))])
+    randoms = [curves(ranks_of(np.stack([rng.permutation(n_pixels) for _ in range(len(x))])))
+               for _ in range(max(1, random_orders))]
     return {"fractions": fractions, **curves(ranks_of(np.argsort(-flat, axis=1, kind="stable"))),
-            "random": curves(ranks_of(random_order))}
+            "random": {k: np.mean([r[k] for r in randoms], axis=0) for k in randoms[0]}}
+
+
+def against_random(result: dict, random: dict | None = None, *, n_boot: int = 10000, seed: int = 0,
+                   level: float = 0.95) -> dict:
+    """Paired comparison of a map's deletion and insertion areas with a random order's.
+
+    ``result``: a ``deletion_insertion`` answer; ``random``: the random-order areas to compare with
+    (default its own). Per image the difference is method minus random; its mean gets a percentile
+    bootstrap interval over the images (``bootstrap_mean_ci``, seeded). The good side of 0 is below
+    for deletion (the class probability falls sooner), above for insertion. ``beats_random``: the
+    whole interval is on the good side; ``worse_than_random``: the whole interval is on the other.
+
+    Returns {"deletion": {...}, "insertion": {...}}, each {"diff", "low", "high", "beats_random",
+    "worse_than_random", "level"}.
+    """
+    random = random if random is not None else result["random"]
+    out = {}
+    for kind, sign in (("deletion", -1.0), ("insertion", 1.0)):
+        diff = np.asarray(result[f"{kind}_auc"], np.float64) - np.asarray(random[f"{kind}_auc"], np.float64)
+        low, high = bootstrap_mean_ci(diff, n_boot, seed, level)
+        good, bad = (high < 0, low > 0) if sign < 0 else (low > 0, high < 0)
+        out[kind] = {"diff": float(diff.mean()), "low": low, "high": high, "beats_random": bool(good),
+                     "worse_than_random": bool(bad), "level": level}
+    return out

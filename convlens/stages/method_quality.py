@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from convlens.attribution.explainer import Explainer
-from convlens.attribution.quality import cascading_randomization, deletion_insertion
+from convlens.attribution.quality import (CONSTANT_TOLERANCE, against_random, cascading_randomization,
+                                          deletion_insertion)
 from convlens.core.head import TARGET_PREDICTED
 from convlens.core.layers import last_conv_layer
 from convlens.core.setup import open_model
@@ -26,9 +26,11 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
     """Sanity (cascading weight randomization, Adebayo et al. 2018) and faithfulness (deletion and
     insertion curves, Petsiuk et al. 2018) of every heatmap method on untransformed images.
 
-    Writes quality.json (per method: Spearman and SSIM to the original maps after each randomization
-    step, a flag when the maps do not change, deletion and insertion areas beside a random order's),
-    quality.csv (one row per method) and two plots.
+    Writes quality.json (per method and randomization step: mean Spearman and SSIM to the original
+    maps, constant maps counted as 0 and counted in n_constant, and whether the step stayed above
+    ``heatmaps.quality_spearman``; deletion and insertion areas beside a random order's with a
+    bootstrap interval on the paired difference; the findings in sentences), quality.csv (one row
+    per method) and two plots.
     """
     model, _ = open_model(model_path, threads)
     info = ModelInfo.load(info_json)
@@ -43,7 +45,7 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
         except InputError as exc:
             log.warning("%s left out of the method check: %s", entry["id"], exc)
     if not pictures:
-        write_json(out["json"], {"images": [], "methods": [], "rows": [],
+        write_json(out["json"], {"images": [], "methods": [], "rows": [], "findings": [],
                                   "skipped": "no images (heatmaps.quality_images: 0, or none readable)"})
         write_csv(out["csv"], [], QUALITY_COLUMNS)
         return
@@ -59,42 +61,129 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
     maps = {name: r.maps for name, r in explainer.explain(x, targets).items()}
     faithful = {name: deletion_insertion(model, x, targets, m, hcfg["quality_steps"], seed=seed,
                                                      preprocess_mode=info.preprocess, max_batch=cfg["batch_size"],
-                                                     explainer=explainer)
+                                                     explainer=explainer, random_orders=RANDOM_ORDERS)
                 for name, m in maps.items()}
     log.info("deletion/insertion for %d methods on %d images in %.1f s", len(methods), len(x), time.time() - t0)
     t0 = time.time()
     # a fresh Explainer per randomized layer (its compiled functions hold weight copies): TensorFlow's
     # retracing warnings about that are expected here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    sanity = cascading_randomization(model, x, targets, methods, seed=seed,
+    threshold = hcfg.get("quality_spearman", SPEARMAN_THRESHOLD)
+    sanity = cascading_randomization(model, x, targets, methods, seed=seed, threshold=threshold,
                                                  original={name: np.abs(m) for name, m in maps.items()}, **common)
     log.info("cascading randomization over %d layers in %.1f s", len(sanity["layers"]), time.time() - t0)
-    random = next(iter(faithful.values()))["random"]
-    with warnings.catch_warnings():  # a step whose maps all became constant has no Spearman: NaN, not a warning
-        warnings.simplefilter("ignore", RuntimeWarning)
-        spearman = {m: np.nanmean(sanity["spearman"][m], axis=1) for m in methods}
-        ssim = {m: np.nanmean(sanity["ssim"][m], axis=1) for m in methods}
-    rows = []
-    for name in methods:
-        f = faithful[name]
-        rows.append({"method": name, "spearman_randomized": float(spearman[name][-1]),
-                     "ssim_randomized": float(ssim[name][-1]),
-                     "insensitive": sanity["insensitive"][name],
-                     "deletion_auc": float(f["deletion_auc"].mean()), "insertion_auc": float(f["insertion_auc"].mean()),
-                     "random_deletion_auc": float(random["deletion_auc"].mean()),
-                     "random_insertion_auc": float(random["insertion_auc"].mean())})
+    random = next(iter(faithful.values()))["random"]  # the same seeded orders for every method
+    versus = {name: against_random(faithful[name], random, n_boot=N_BOOT, seed=seed, level=LEVEL) for name in methods}
+    rows = [quality_row(name, sanity, faithful[name], random, versus[name]) for name in methods]
     write_csv(out["csv"], rows, QUALITY_COLUMNS)
-    plot_quality(sanity, spearman, faithful, methods, figures)
-    write_json(out["json"], {"images": used, "methods": methods, "notes": notes, "layers": sanity["layers"],
-                              "rows": rows, "spearman": spearman,
+    plot_quality({**sanity, "threshold": threshold}, faithful, methods, figures)
+    layers = [p.rsplit("/", 1)[-1] for p in sanity["layers"]]
+    per_step = {m: [{"layer": layer, "spearman": _num(sanity["mean_spearman"][m][i]),
+                     "ssim": _num(sanity["mean_ssim"][m][i]), "n_constant": int(sanity["n_constant"][m][i]),
+                     "similar": bool(sanity["similar"][m][i])} for i, layer in enumerate(layers)]
+                for m in methods}
+    write_json(out["json"], {"images": used, "methods": methods, "notes": notes, "layers": layers,
+                              "rows": rows, "per_step": per_step, "threshold": threshold, "level": LEVEL,
+                              "n_boot": N_BOOT, "random_orders": RANDOM_ORDERS,
+                              "constant_tolerance": CONSTANT_TOLERANCE,
+                              "findings": method_findings(rows, per_step, len(used), threshold, LEVEL),
                               "steps": hcfg["quality_steps"], "figures": ["randomization.png", "deletion_insertion.png"]})
 
 
-QUALITY_COLUMNS = ["method", "spearman_randomized", "ssim_randomized", "insensitive", "deletion_auc", "insertion_auc",
-                   "random_deletion_auc", "random_insertion_auc"]
+SPEARMAN_THRESHOLD = 0.9  # heatmaps.quality_spearman's default
+RANDOM_ORDERS = 4  # random pixel orders per image, averaged, that the deletion and insertion areas are compared with
+N_BOOT, LEVEL = 10000, 0.95  # bootstrap resamples and level of the intervals on method minus random
+FEW_IMAGES = 5  # below this many images the findings say the intervals are rough
+
+QUALITY_COLUMNS = ["method", "spearman_top", "spearman_randomized", "ssim_randomized", "n_constant_randomized",
+                   "n_blank", "similar_steps", "insensitive", "deletion_auc", "random_deletion_auc", "deletion_diff",
+                   "deletion_low", "deletion_high", "deletion_beats_random", "insertion_auc", "random_insertion_auc",
+                   "insertion_diff", "insertion_low", "insertion_high", "insertion_beats_random"]
 
 
-def plot_quality(sanity: dict, spearman: dict, faithful: dict, methods: list[str], figures: Path) -> None:
+def _num(v) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def quality_row(name: str, sanity: dict, f: dict, random: dict, versus: dict) -> dict:
+    """One method's row of quality.csv: the cascade's first and last step (constant maps counted as
+    similarity 0), the steps whose maps stayed similar, and the areas beside the random order's."""
+    layers = [p.rsplit("/", 1)[-1] for p in sanity["layers"]]
+    row = {"method": name, "spearman_top": _num(sanity["mean_spearman"][name][0]),
+           "spearman_randomized": _num(sanity["mean_spearman"][name][-1]),
+           "ssim_randomized": _num(sanity["mean_ssim"][name][-1]),
+           "n_constant_randomized": int(sanity["n_constant"][name][-1]), "n_blank": sanity["n_blank"][name],
+           "similar_steps": " ".join(layer for layer, s in zip(layers, sanity["similar"][name]) if s),
+           "insensitive": sanity["insensitive"][name]}
+    for kind in ("deletion", "insertion"):
+        v = versus[kind]
+        row.update({f"{kind}_auc": float(f[f"{kind}_auc"].mean()),
+                    f"random_{kind}_auc": float(random[f"{kind}_auc"].mean()),
+                    f"{kind}_diff": v["diff"], f"{kind}_low": v["low"], f"{kind}_high": v["high"],
+                    f"{kind}_beats_random": v["beats_random"]})
+    return row
+
+
+def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: float, level: float) -> list[str]:
+    """The method check in sentences: each method whose maps survive randomization, with the steps;
+    the methods that do not beat a random pixel order, with the interval of the paired difference
+    (named one by one when up to three fail or a method is worse than random, else grouped); the
+    constant maps counted as changed; and the methods that pass everything."""
+    out, flagged = [], set()
+    pct = f"{level:.0%}"
+    for r in rows:
+        if not r["insensitive"]:
+            continue
+        m, steps = r["method"], per_step[r["method"]]
+        similar = [s for s in steps if s["similar"]]
+        first = similar[0]
+        where = "the top layer is" if first is steps[0] else f"the layers down to {first['layer']} are"
+        more = (f"; above {threshold:g} at {len(similar)} of {len(steps)} steps, the deepest after "
+                f"{similar[-1]['layer']} ({similar[-1]['spearman']:.2f})" if len(similar) > 1 else "")
+        out.append(f"{m}: maps barely change when {where} randomized (Spearman {first['spearman']:.2f} after "
+                   f"{first['layer']}{more}) — it explains the image, not the model.")
+        flagged.add(m)
+    for kind in ("deletion", "insertion"):
+        failing = [r for r in rows if not r[f"{kind}_beats_random"]]
+        flagged.update(r["method"] for r in failing)
+
+        def says(r, kind=kind):
+            worse = r[f"{kind}_low"] > 0 if kind == "deletion" else r[f"{kind}_high"] < 0
+            return (f"{r['method']} {'is worse than' if worse else 'does not beat'} a random pixel order on {kind} "
+                    f"(AUC diff {r[f'{kind}_diff']:+.3f}, {pct} CI [{r[f'{kind}_low']:+.3f}, "
+                    f"{r[f'{kind}_high']:+.3f}], {n_images} images).", worse)
+
+        if len(failing) <= 3:
+            out.extend(says(r)[0] for r in failing)
+            continue
+        worse = [says(r)[0] for r in failing if says(r)[1]]
+        passing = [r["method"] for r in rows if r[f"{kind}_beats_random"]]
+        out.append(f"On {kind}, {len(failing)} of {len(rows)} methods do not beat a random pixel order (the {pct} "
+                   f"CI of their AUC minus the random order's, over {n_images} images, includes 0 or lies on the "
+                   f"wrong side): {', '.join(r['method'] for r in failing)}"
+                   + (f"; only {', '.join(passing)} {'does' if len(passing) == 1 else 'do'}." if passing else ".")
+                   + " The table gives each interval.")
+        out.extend(worse)
+    constant = [r for r in rows if r["n_constant_randomized"]]
+    if constant:
+        out.append("Maps that became constant count as fully changed (similarity 0), not left out; after every "
+                   "layer was randomized: " + ", ".join(f"{r['method']} {r['n_constant_randomized']} of {n_images}"
+                                                       for r in constant) + ".")
+    for r in rows:
+        if r["n_blank"]:
+            out.append(f"{r['method']}: the original map of {r['n_blank']} of {n_images} images is constant, so "
+                       f"there is nothing to compare; those images are left out of its sanity check.")
+    if n_images < FEW_IMAGES:
+        out.append(f"With {n_images} image{'s' if n_images != 1 else ''} the intervals are rough (a bootstrap over "
+                   f"{n_images} values); heatmaps.quality_images sets how many the check uses.")
+    clean = [r["method"] for r in rows if r["method"] not in flagged]
+    if clean:
+        out.append(f"Pass every check (maps change from the first randomized layer on; better than a random order "
+                   f"on deletion and insertion): {', '.join(clean)}.")
+    return out
+
+
+def plot_quality(sanity: dict, faithful: dict, methods: list[str], figures: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,8 +193,12 @@ def plot_quality(sanity: dict, spearman: dict, faithful: dict, methods: list[str
     fig, ax = plt.subplots(figsize=(9, 3.6))
     steps = np.arange(len(sanity["layers"]) + 1)
     for i, m in enumerate(methods):
-        ax.plot(steps, np.r_[1.0, spearman[m]], marker="o", ms=3, color=colours(i),
+        curve = np.r_[1.0, sanity["mean_spearman"][m]]
+        ax.plot(steps, curve, marker="o", ms=3, color=colours(i),
                 label=m, ls="--" if sanity["insensitive"][m] else "-")
+        flagged = np.r_[False, sanity["similar"][m]]
+        ax.plot(steps[flagged], curve[flagged], "x", ms=7, color=colours(i))
+    ax.axhline(sanity.get("threshold", SPEARMAN_THRESHOLD), color="grey", lw=0.8, ls=":")
     ax.set_xticks(steps, ["original"] + [p.rsplit("/", 1)[-1] for p in sanity["layers"]], rotation=50, ha="right",
                   fontsize=7)
     ax.set_ylabel("Spearman to the original map")

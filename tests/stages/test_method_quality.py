@@ -1,5 +1,6 @@
 """The method_quality stage (stages.method_quality): its table holds the library's numbers."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,9 +9,11 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from convlens import attribution  # noqa: E402
+from convlens import attribution, report  # noqa: E402
 from convlens.core.head import TARGET_PREDICTED  # noqa: E402
-from convlens.stages.method_quality import method_quality  # noqa: E402
+from convlens.stages.method_quality import method_findings, method_quality  # noqa: E402
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 
 
 def test_method_quality_table_matches_the_library(tmp_path):
@@ -33,6 +36,102 @@ def test_method_quality_table_matches_the_library(tmp_path):
     x = np.stack([np.asarray(Image.open(tmp_path / f"im{i}.png")) for i in range(2)]).astype(np.float32) / 255
     targets = np.full(2, TARGET_PREDICTED)
     again = attribution.cascading_randomization(model, x, targets, ["saliency", "cam"], seed=3)
-    assert table.loc["saliency", "spearman_randomized"] == pytest.approx(np.nanmean(again["spearman"]["saliency"][-1]))
-    assert bool(table.loc["saliency", "insensitive"]) == again["insensitive"]["saliency"]
+    for name in ("saliency", "cam"):
+        # constant maps count as 0 in the library's arrays, so the plain mean over images is the table's
+        assert table.loc[name, "spearman_randomized"] == pytest.approx(again["spearman"][name][-1].mean())
+        assert table.loc[name, "spearman_top"] == pytest.approx(again["spearman"][name][0].mean())
+        assert table.loc[name, "n_constant_randomized"] == again["n_constant"][name][-1]
+        assert bool(table.loc[name, "insensitive"]) == again["insensitive"][name]
     assert (tmp_path / "qf" / "randomization.png").is_file() and (tmp_path / "qf" / "deletion_insertion.png").is_file()
+    quality = json.loads((tmp_path / "q.json").read_text())
+    assert quality["layers"] == ["head", "c1"] and quality["threshold"] == 0.9
+    steps = quality["per_step"]["saliency"]
+    assert [s["spearman"] for s in steps] == pytest.approx(again["spearman"]["saliency"].mean(axis=1))
+    assert [s["n_constant"] for s in steps] == again["n_constant"]["saliency"].tolist()
+    # deletion and insertion against the random order: the paired difference and its interval
+    for kind in ("deletion", "insertion"):
+        diff = table[f"{kind}_auc"] - table[f"random_{kind}_auc"]
+        assert np.allclose(table[f"{kind}_diff"], diff)
+        assert (table[f"{kind}_low"] <= table[f"{kind}_diff"]).all()
+        assert (table[f"{kind}_diff"] <= table[f"{kind}_high"]).all()
+    assert quality["findings"]  # something is always said: flags, or that a method passes
+    # the report's section renders every sentence and the per-step table from this json
+    html = render_methods_section(tmp_path, quality)
+    for sentence in quality["findings"]:
+        assert _escaped(sentence) in html
+    assert html.count("<tr><td>") == len(quality["methods"])  # one per-step row per method
+
+
+def _escaped(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace(
+        "'", "&#39;")
+
+
+def render_methods_section(tmp_path, quality):
+    (tmp_path / "t" / "sections").mkdir(parents=True)
+    (tmp_path / "t" / "sections" / "methods.html.j2").write_text(
+        (TEMPLATES / "sections" / "methods.html.j2").read_text())
+    (tmp_path / "t" / "report.html.j2").write_text('{% include "sections/methods.html.j2" %}')
+    sec = {"model": {"name": "m", "quality": quality, "quality_dir": "m/methods/figures"}, "anchor": "a",
+           "title": "Heatmap methods"}
+    return report.render_html({"models": [], "sec": sec, "base": "."}, tmp_path / "t")
+
+
+def row(method, **kw):
+    base = {"method": method, "insensitive": False, "deletion_beats_random": True, "insertion_beats_random": True,
+            "n_constant_randomized": 0, "n_blank": 0, "deletion_diff": -0.1, "deletion_low": -0.2, "deletion_high": -0.05,
+            "insertion_diff": 0.2, "insertion_low": 0.1, "insertion_high": 0.3, "spearman_top": 0.5,
+            "spearman_randomized": 0.2, "ssim_randomized": 0.1, "similar_steps": "", "deletion_auc": 0.3,
+            "random_deletion_auc": 0.4, "insertion_auc": 0.6, "random_insertion_auc": 0.4}
+    return {**base, **kw}
+
+
+def steps(*values, threshold=0.9):
+    layers = ["head", "conv3", "conv2", "conv1"]
+    return [{"layer": layer, "spearman": v, "ssim": v, "n_constant": 0, "similar": v > threshold}
+            for layer, v in zip(layers, values)]
+
+
+def test_method_findings_say_what_the_numbers_say(tmp_path):
+    rows = [row("guided_backprop", insensitive=True),
+            row("integrated_gradients", insertion_beats_random=False, insertion_diff=-0.03, insertion_low=-0.05,
+                insertion_high=-0.01),
+            row("gradcam", n_constant_randomized=4), row("saliency")]
+    per_step = {"guided_backprop": steps(0.98, 0.93, 0.7, 0.5), "integrated_gradients": steps(0.5, 0.4, 0.3, 0.2),
+                "gradcam": steps(0.2, 0.1, 0.0, 0.0), "saliency": steps(0.6, 0.5, 0.4, 0.3)}
+    out = method_findings(rows, per_step, 6, 0.9, 0.95)
+    assert out[0] == ("guided_backprop: maps barely change when the top layer is randomized (Spearman 0.98 after "
+                      "head; above 0.9 at 2 of 4 steps, the deepest after conv3 (0.93)) — it explains the image, not the model.")
+    assert out[1] == ("integrated_gradients is worse than a random pixel order on insertion (AUC diff -0.030, "
+                      "95% CI [-0.050, -0.010], 6 images).")
+    assert out[2] == ("Maps that became constant count as fully changed (similarity 0), not left out; after every "
+                      "layer was randomized: gradcam 4 of 6.")
+    assert out[3].endswith(": gradcam, saliency.")  # pass every check
+    assert len(out) == 4  # 6 images: no warning about rough intervals
+    rows[0]["similar_steps"] = "head conv3"
+    html = render_methods_section(tmp_path, {
+        "rows": rows, "methods": [r["method"] for r in rows], "per_step": per_step, "findings": out,
+        "images": list("abcdef"), "layers": ["head", "conv3", "conv2", "conv1"], "threshold": 0.9, "level": 0.95,
+        "n_boot": 10000, "random_orders": 4, "steps": 20, "notes": []})
+    assert "maps stay similar at 2 of 4 steps" in html and html.count("not better than random") == 1
+    assert "<strong>0.98</strong>" in html and "<strong>0.93</strong>" in html  # the flagged steps, per step
+    assert "-0.030 [-0.050, -0.010]" in html
+    blank = method_findings([row("occlusion", n_blank=1)], {"occlusion": per_step["saliency"]}, 6, 0.9, 0.95)
+    assert blank[0] == ("occlusion: the original map of 1 of 6 images is constant, so there is nothing to compare; "
+                        "those images are left out of its sanity check.")
+    few = method_findings(rows[3:], {"saliency": per_step["saliency"]}, 3, 0.9, 0.95)
+    assert few[0] == ("With 3 images the intervals are rough (a bootstrap over 3 values); heatmaps.quality_images "
+                      "sets how many the check uses.")
+    # a method first similar at a deeper step is named by that step
+    late = method_findings([row("x", insensitive=True)], {"x": steps(0.5, 0.95, 0.3, 0.2)}, 6, 0.9, 0.95)
+    assert late[0].startswith("x: maps barely change when the layers down to conv3 are randomized (Spearman 0.95")
+    # an interval across 0 is "does not beat", and many failures are grouped with each interval in the table
+    tie = dict(deletion_beats_random=False, deletion_diff=0.01, deletion_low=-0.02, deletion_high=0.04)
+    many = [row(f"m{i}", **tie) for i in range(4)] + [row("good")]
+    out = method_findings(many, {r["method"]: steps(0.1, 0.1, 0.1, 0.1) for r in many}, 6, 0.9, 0.95)
+    assert out[0].startswith("On deletion, 4 of 5 methods do not beat a random pixel order")
+    assert "m0, m1, m2, m3; only good does." in out[0]
+    assert out[-1].endswith(": good.")
+    one = method_findings([row("m", **tie)], {"m": steps(0.1, 0.1, 0.1, 0.1)}, 6, 0.9, 0.95)
+    assert one == ["m does not beat a random pixel order on deletion (AUC diff +0.010, 95% CI [-0.020, +0.040], "
+                   "6 images)."]
