@@ -121,6 +121,7 @@ class Kind:
     words: str = ""
     colour: Family | Line | None = None
     photometric: bool = False
+    operation: str = ""  # a photometric kind's pixel operation in words, formatted with its parameters
     strength: Callable[[float], float] | None = None  # how far a magnitude is from neutral, when not |m| or |log m|
 
     @property
@@ -203,11 +204,12 @@ def _identity(p: dict) -> np.ndarray:
     return np.eye(3)
 
 
-def _photometric(name: str, param: Param, curve: Curve, unit: str, words: str, cmap: str, **extra) -> Kind:
+def _photometric(name: str, param: Param, curve: Curve, unit: str, words: str, cmap: str, operation: str,
+                 **extra) -> Kind:
     """A pixel operation with one swept parameter: the identity matrix, one curve over the parameter."""
     return Kind(name, core=_identity, centred=False, params=(param,), sweep=_sweeps(param.name),
                 axis=_along(curve.name, param.name), curves=(curve,), unit=unit, words=words, colour=Family(cmap),
-                photometric=True, **extra)
+                photometric=True, operation=operation, **extra)
 
 
 def _along(curve: str, param: str) -> Callable[[dict], tuple[str, float]]:
@@ -249,16 +251,19 @@ REGISTRY: dict[str, Kind] = {k.name: k for k in (
          unit="×{:g}", multiplicative=True, words="scalings", colour=Family("Greens")),
     # photometric kinds: pixel operations in [0, 1] pixel units (convlens/sensitivity/photometric.py)
     _photometric("blur", Param("sigma_px", low=0), Curve("blur", 0.0, "Gaussian blur σ (pixels)"),
-                 "σ {:g} px", "Gaussian blurs", "Purples"),
+                 "σ {:g} px", "Gaussian blurs", "Purples", "Gaussian blur, σ = {sigma_px:g} px, edges mirrored"),
     _photometric("noise", Param("std", low=0, high=1), Curve("noise", 0.0, "noise standard deviation (pixel units)"),
-                 "std {:g}", "Gaussian noise", "Greys"),
+                 "std {:g}", "Gaussian noise", "Greys", "clip(x + {std:g} z), z standard normal, seeded per image"),
     _photometric("brightness", Param("delta", low=-1, high=1),
-                 Curve("brightness", 0.0, "brightness change (pixel units)"), "{:g}", "brightness changes", "Oranges"),
+                 Curve("brightness", 0.0, "brightness change (pixel units)"), "{:g}", "brightness changes", "Oranges",
+                 "clip(x + {delta:g})"),
     _photometric("contrast", Param("factor", low=0, above=True), Curve("contrast", 1.0, "contrast factor"), "×{:g}",
-                 "contrast changes", "YlOrBr", multiplicative=True),
+                 "contrast changes", "YlOrBr", "clip(m + {factor:g} (x − m)), m each channel's mean",
+                 multiplicative=True),
     # JPEG at quality 100 is still lossy: no quality is the identity, so the curve has no neutral point
     _photometric("jpeg", Param("quality", low=1, high=100, integer=True), Curve("jpeg", None, "JPEG quality"),
-                 "quality {:g}", "JPEG compression", "PuBuGn", strength=lambda q: 100.0 - q),
+                 "quality {:g}", "JPEG compression", "PuBuGn", "JPEG encode and decode at quality {quality:g}",
+                 strength=lambda q: 100.0 - q),
 )}
 
 NAMES = tuple(REGISTRY)  # every kind, in registry order

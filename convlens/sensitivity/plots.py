@@ -89,6 +89,13 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path) ->
     unit = transform_kinds.CURVES[curve].label
     for ax, (metric, title) in zip(axes, CURVE_PANELS):
         sub = data[data["metric"] == metric]
+        if metric == "equivariance_error" and sub.empty:  # a photometric sweep: nothing moves
+            ax.text(0.5, 0.5, "does not apply:\nphotometric transforms\nmove no pixel", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="grey")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+            continue
         if metric in ("equivariance_error", "invariance_cosine"):
             for i, layer in enumerate(layers):
                 s = sub[sub["layer"] == layer]
