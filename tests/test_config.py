@@ -41,6 +41,14 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["report"].update(sheet_transforms=["rotate_50"]), "config.report.sheet_transforms: rotate_50 not in the study"),
     (lambda c: c["transforms"].append({"kind": "scale", "range": [0, 2, 0.5]}), "must keep scale factors > 0"),
     (lambda c: c["images"].append({"folder": "tests"}), "config.images[1].folder: no image files in 'tests'"),
+    (lambda c: c["transforms"].append({"kind": "blur", "sigma_px": -1}), "config.transforms[5].sigma_px: -1 is less than the minimum of 0"),
+    (lambda c: c["transforms"].append({"kind": "jpeg", "quality": 101}), "config.transforms[5].quality: 101 is greater than the maximum of 100"),
+    (lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 110, 50]}), "config.transforms[5].range: jpeg quality must be in [1, 100], not 110"),
+    (lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 50, 2.5]}), "config.transforms[5].range: jpeg quality must be a whole number, not 12.5"),
+    (lambda c: c["transforms"].append({"kind": "blur", "range": [-1, 1, 1]}), "config.transforms[5].range: blur sigma_px must be in [0, inf], not -1"),
+    (lambda c: c["transforms"].append({"kind": "noise", "range": [0.5, 1.5, 0.5]}), "config.transforms[5].range: noise std must be in [0, 1], not 1.5"),
+    (lambda c: c["transforms"].append({"kind": "contrast", "range": [0, 1, 0.5]}), "config.transforms[5].range: contrast factor must be in (0, inf], not 0"),
+    (lambda c: c["transforms"].append({"kind": "brightness", "dx": 1}), "config.transforms[5]: brightness needs delta (or a range)"),
 ])
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):
     cfg = default_config()
