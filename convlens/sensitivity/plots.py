@@ -164,6 +164,8 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
                 if np.isfinite(v):
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=4.5,
                             color="white" if im.norm(v) > 0.55 else "black")
+        if metric == "equivariance_error" and any(t.photometric for t in transforms):
+            title += " (blank: photometric transforms, to which equivariance does not apply)"
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
     fig.tight_layout()
