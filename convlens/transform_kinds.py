@@ -14,7 +14,14 @@ Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
   factors (``multiplicative``: the size of a magnitude is then ``|log m|``, not ``|m|``);
 - its words in the study's sentences (``shifts``, ``the horizontal flip``);
 - its colour in the plots: a colour-map ``Family`` (darker for a larger magnitude) or a fixed
-  ``Line`` colour and style.
+  ``Line`` colour and style;
+- whether it is ``photometric``: a pixel operation (blur, noise, brightness, contrast, JPEG) rather
+  than a warp. Its matrix is the identity, so warps, inverse warps and valid masks are identities
+  and heatmaps compare without warping; the operation itself runs in the study's model step
+  (``convlens.sensitivity.photometric``), and equivariance does not apply to it.
+
+A parameter may declare the values it allows (``Param.low``/``high``, ``integer``); a config entry
+or range outside them is a one-line error (``transforms.check_spec``).
 
 Names and parameter texts follow one rule for every kind: no parameters gives the kind
 (``hflip``), one gives kind_value (``rotate_-15``, text ``-15``), several give kind_pvalue_qvalue
@@ -52,6 +59,21 @@ class Param:
 
     name: str
     default: float | None = None
+    low: float | None = None  # smallest allowed value (inclusive unless ``above``), None: no bound
+    high: float | None = None  # largest allowed value (inclusive)
+    integer: bool = False
+    above: bool = False  # ``low`` itself is not allowed
+
+    def check(self, value: float) -> str | None:
+        """Why ``value`` is not allowed ('' words for an error message), or None when it is."""
+        if self.integer and float(value) != int(value):
+            return f"{self.name} must be a whole number, not {fmt(value)}"
+        too_low = self.low is not None and (value <= self.low if self.above else value < self.low)
+        if too_low or (self.high is not None and value > self.high):
+            low = fmt(self.low) if self.low is not None else "-inf"
+            high = fmt(self.high) if self.high is not None else "inf"
+            return f"{self.name} must be in {'(' if self.above else '['}{low}, {high}], not {fmt(value)}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -59,7 +81,7 @@ class Curve:
     """A sweep curve: transforms of one kind and direction, over a magnitude."""
 
     name: str  # e.g. "shift x"; also the sweep plot's file name with spaces as underscores
-    neutral: float  # the magnitude at which the transform is the identity
+    neutral: float | None  # the magnitude at which the transform is the identity; None: none (JPEG)
     label: str  # x-axis label of the sweep plot
 
 
@@ -98,6 +120,9 @@ class Kind:
     multiplicative: bool = False
     words: str = ""
     colour: Family | Line | None = None
+    photometric: bool = False
+    operation: str = ""  # a photometric kind's pixel operation in words, formatted with its parameters
+    strength: Callable[[float], float] | None = None  # how far a magnitude is from neutral, when not |m| or |log m|
 
     @property
     def required(self) -> set[str]:
@@ -124,14 +149,17 @@ class Kind:
         return {p.name: given.get(p.name, p.default) for p in self.params}
 
     def size(self, magnitude: float):
-        """How far a magnitude is from neutral: ``|log m|`` for factors, ``|m|`` otherwise."""
+        """How far a magnitude is from neutral: ``|log m|`` for factors, ``|m|`` otherwise (or the kind's own
+        ``strength``: JPEG's 100 − quality)."""
+        if self.strength is not None:
+            return self.strength(magnitude)
         return abs(np.log(magnitude)) if self.multiplicative else abs(magnitude)
 
     def largest(self, magnitudes: list[float]) -> str:
         """The largest of some magnitudes as text in the kind's unit (``6 px``, ``90°``, ``×1.4``); '' for none."""
         if not magnitudes or not self.unit:
             return ""
-        if self.multiplicative:
+        if self.multiplicative or self.strength is not None:
             return self.unit.format(max(magnitudes, key=self.size))
         return self.unit.format(max(abs(m) for m in magnitudes))
 
@@ -172,6 +200,18 @@ def _shift_sweep(v: float, spec: dict) -> dict:
     return {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0}
 
 
+def _identity(p: dict) -> np.ndarray:
+    return np.eye(3)
+
+
+def _photometric(name: str, param: Param, curve: Curve, unit: str, words: str, cmap: str, operation: str,
+                 **extra) -> Kind:
+    """A pixel operation with one swept parameter: the identity matrix, one curve over the parameter."""
+    return Kind(name, core=_identity, centred=False, params=(param,), sweep=_sweeps(param.name),
+                axis=_along(curve.name, param.name), curves=(curve,), unit=unit, words=words, colour=Family(cmap),
+                photometric=True, operation=operation, **extra)
+
+
 def _along(curve: str, param: str) -> Callable[[dict], tuple[str, float]]:
     """The axis of a one-parameter kind: its only curve, at the parameter's value."""
     return lambda p: (curve, float(p[param]))
@@ -209,11 +249,27 @@ REGISTRY: dict[str, Kind] = {k.name: k for k in (
          sweep=_sweeps("factor"), axis=_along("scale", "factor"),
          curves=(Curve("scale", 1.0, "scale factor"),),
          unit="×{:g}", multiplicative=True, words="scalings", colour=Family("Greens")),
+    # photometric kinds: pixel operations in [0, 1] pixel units (convlens/sensitivity/photometric.py)
+    _photometric("blur", Param("sigma_px", low=0), Curve("blur", 0.0, "Gaussian blur σ (pixels)"),
+                 "σ {:g} px", "Gaussian blurs", "Purples", "Gaussian blur, σ = {sigma_px:g} px, edges mirrored"),
+    _photometric("noise", Param("std", low=0, high=1), Curve("noise", 0.0, "noise standard deviation (pixel units)"),
+                 "std {:g}", "Gaussian noise", "Greys", "clip(x + {std:g} z), z standard normal, seeded per image"),
+    _photometric("brightness", Param("delta", low=-1, high=1),
+                 Curve("brightness", 0.0, "brightness change (pixel units)"), "{:g}", "brightness changes", "RdPu",
+                 "clip(x + δ), δ = {delta:g}"),
+    _photometric("contrast", Param("factor", low=0, above=True), Curve("contrast", 1.0, "contrast factor"), "×{:g}",
+                 "contrast changes", "YlOrBr", "clip(m + {factor:g} (x − m)), m each channel's mean",
+                 multiplicative=True),
+    # JPEG at quality 100 is still lossy: no quality is the identity, so the curve has no neutral point
+    _photometric("jpeg", Param("quality", low=1, high=100, integer=True), Curve("jpeg", None, "JPEG quality"),
+                 "quality {:g}", "JPEG compression", "PuBuGn", "JPEG encode and decode at quality {quality:g}",
+                 strength=lambda q: 100.0 - q),
 )}
 
 NAMES = tuple(REGISTRY)  # every kind, in registry order
 RANGED = tuple(k.name for k in REGISTRY.values() if k.sweep is not None)  # kinds a range entry may sweep
 CURVES: dict[str, Curve] = {c.name: c for k in REGISTRY.values() for c in k.curves}
+PHOTOMETRIC = tuple(k.name for k in REGISTRY.values() if k.photometric)  # pixel operations, not warps
 # the order in which the study's sentences go through the kinds: those with a magnitude first, then the
 # others, each in registry order; identity (no words) is the reference and has none
 FINDINGS_ORDER = tuple(sorted((k.name for k in REGISTRY.values() if k.words), key=lambda n: not REGISTRY[n].curves))

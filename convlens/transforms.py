@@ -42,6 +42,12 @@ class Transform:
         kind = REGISTRY.get(self.kind)
         return kind.param_text(self.params) if kind else ""
 
+    @property
+    def photometric(self) -> bool:
+        """A pixel operation (blur, noise, ...), not a warp: its matrix is the identity."""
+        kind = REGISTRY.get(self.kind)
+        return bool(kind and kind.photometric)
+
     def matrix(self, height: int, width: int) -> np.ndarray:
         """The forward 3x3 matrix for an image of ``height`` x ``width`` pixels."""
         return forward_matrix(self.kind, self.params, height, width)
@@ -130,6 +136,22 @@ def check_spec(spec: dict, where: str) -> None:
     if extra:
         raise InputError(f"{where}: {kind} takes {', '.join(sorted(allowed)) or 'no parameters'}, "
                          f"not {', '.join(sorted(extra))}")
+    _check_values(spec, where)
+
+
+def _check_values(spec: dict, where: str) -> None:
+    """Raise InputError when a parameter, or a value a range sweeps, is outside what its kind allows."""
+    kind = REGISTRY[spec["kind"]]
+    bounds = {p.name: p for p in kind.params}
+    if "range" in spec:
+        checks = [(f"{where}.range", name, v) for t in expand_spec(spec) for name, v in t.params.items()
+                  if t.kind == kind.name]
+    else:
+        checks = [(f"{where}.{name}", name, v) for name, v in spec.items() if name in bounds]
+    for key, name, value in checks:
+        problem = bounds[name].check(value)
+        if problem:
+            raise InputError(f"{key}: {kind.name} {problem}")
 
 
 def build_transforms(specs: list[dict]) -> list[Transform]:

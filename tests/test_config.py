@@ -60,6 +60,14 @@ def test_default_config_is_valid_and_defaults_are_filled():
      "config.models.shapes_cnn: unknown key(s) 'sheet_layer'; allowed: "),
     (lambda c: c.update(resize="fit"), "config.resize: 'fit' is not allowed; allowed: 'stretch', 'crop', 'pad'"),
     (lambda c: c["images"][0].update(resize="zoom"), "config.images[0].resize: 'zoom' is not allowed"),
+    (lambda c: c["transforms"].append({"kind": "blur", "sigma_px": -1}), "config.transforms[5].sigma_px: -1 is less than the minimum of 0"),
+    (lambda c: c["transforms"].append({"kind": "jpeg", "quality": 101}), "config.transforms[5].quality: 101 is greater than the maximum of 100"),
+    (lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 110, 50]}), "config.transforms[5].range: jpeg quality must be in [1, 100], not 110"),
+    (lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 50, 2.5]}), "config.transforms[5].range: jpeg quality must be a whole number, not 12.5"),
+    (lambda c: c["transforms"].append({"kind": "blur", "range": [-1, 1, 1]}), "config.transforms[5].range: blur sigma_px must be in [0, inf], not -1"),
+    (lambda c: c["transforms"].append({"kind": "noise", "range": [0.5, 1.5, 0.5]}), "config.transforms[5].range: noise std must be in [0, 1], not 1.5"),
+    (lambda c: c["transforms"].append({"kind": "contrast", "range": [0, 1, 0.5]}), "config.transforms[5].range: contrast factor must be in (0, inf], not 0"),
+    (lambda c: c["transforms"].append({"kind": "brightness", "dx": 1}), "config.transforms[5]: brightness needs delta (or a range)"),
 ])
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):
     cfg = default_config()

@@ -7,6 +7,7 @@ import numpy as np
 
 from convlens.core.graph import build_probe
 from convlens.core.head import TARGET_REFERENCE, Head, preprocess, resolve_targets
+from convlens.sensitivity import photometric
 from convlens.transforms import keras_transform_vector
 
 
@@ -66,25 +67,48 @@ class Analyzer:
         self.head = Head(model)
         self.preprocess_mode = preprocess_mode
         self.warps = warps
+        # per transform: None for a warp, (kind, params) for a photometric transform's pixel operation
+        self.pixel_ops = [(t.kind, t.params) if t.photometric else None for t in warps.transforms] if warps else []
+        self.needs_seeds = any(op is not None and op[0] == "noise" for op in self.pixel_ops)
         if warps is not None:
             forward = [keras_transform_vector(m) for m in warps.matrices]
             inverse = [keras_transform_vector(m) for m in warps.back_matrices]
             vectors = tf.constant(np.stack(forward), tf.float32), tf.constant(np.stack(inverse), tf.float32)
+            geometric = [f for f, op in zip(forward, self.pixel_ops) if op is None]
+            geometric_vectors = tf.constant(np.stack(geometric), tf.float32)
 
         def warp(images, vectors_per_image):
             import keras
 
-            n = tf.shape(images)[0] // len(warps.matrices)
+            n = tf.shape(images)[0] // vectors_per_image.shape[0]
             return keras.ops.image.affine_transform(
                 images, tf.tile(vectors_per_image, [n, 1]), interpolation="bilinear", fill_mode=warps.fill_mode,
                 fill_value=warps.fill_value, data_format="channels_last")
 
-        def step(x, group, codes):
+        def transform(images, seeds):
+            """Every transform of each image, image-major (n * T rows): warps in one call, then each
+            photometric transform's pixel operation on the whole batch of originals."""
+            if not any(self.pixel_ops):
+                return warp(tf.repeat(images, len(self.pixel_ops), axis=0), vectors[0])
+            shape = tf.shape(images)
+            warped = warp(tf.repeat(images, len(geometric), axis=0), geometric_vectors)
+            warped = tf.reshape(warped, tf.concat([[-1, len(geometric)], shape[1:]], 0))
+            field = photometric.noise_field(images, seeds) if self.needs_seeds else None
+            rows, g = [], 0
+            for op in self.pixel_ops:
+                if op is None:
+                    rows.append(warped[:, g])
+                    g += 1
+                else:
+                    rows.append(photometric.apply(op[0], op[1], images, field))
+            return tf.reshape(tf.stack(rows, axis=1), tf.concat([[-1], shape[1:]], 0))
+
+        def step(x, group, codes, seeds):
             import keras
 
             result = {}
             if warps is not None:  # x holds the untransformed images: every transform of each, image-major
-                x = warp(tf.repeat(x, len(warps.matrices), axis=0), vectors[0])
+                x = transform(x, seeds)
                 result["inputs"], result["back"] = x, warp(x, vectors[1])
             with tf.GradientTape(persistent=reference_too) as tape:
                 outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
@@ -109,10 +133,13 @@ class Analyzer:
 
         self._step = tf.function(step, reduce_retracing=True, autograph=False)  # plain Python control flow: no conversion needed
 
-    def run(self, x: np.ndarray, group: int, target_code: int = TARGET_REFERENCE) -> dict:
+    def run(self, x: np.ndarray, group: int, target_code: int = TARGET_REFERENCE, seeds=None) -> dict:
         """x: (B, H, W, C) float32 pixels in [0, 1], B a multiple of ``group``; with ``warps`` (a
-        ``sensitivity.metrics.Study``: matrices, back_matrices, fill_mode, fill_value) x holds the
-        untransformed images, and the step warps each by every transform first (B = len(x) * T).
+        ``sensitivity.metrics.Study``: transforms, matrices, back_matrices, fill_mode, fill_value) x holds
+        the untransformed images, and the step transforms each by every transform first (B = len(x) * T):
+        warps, or a photometric transform's pixel operation (``sensitivity.photometric``) in [0, 1]
+        pixels before the model's preprocessing. ``seeds`` (len(x),): each image's noise seed
+        (``photometric.image_seeds``), needed when a transform is ``noise``.
 
         Returns numpy arrays: activations (list of (B, h, w, c); unless ``maps`` is False), logits and
         probs (B, K); with
@@ -124,6 +151,11 @@ class Analyzer:
         """
         import tensorflow as tf
 
+        if seeds is None:
+            if self.needs_seeds:
+                raise ValueError("the noise transform needs a seed per image (photometric.image_seeds)")
+            seeds = np.zeros(len(x), np.int64)
         rows = len(x) * (len(self.warps.matrices) if self.warps is not None else 1)
-        out = self._step(np.asarray(x, "float32"), int(group), np.full(rows, target_code, np.int64))
+        out = self._step(np.asarray(x, "float32"), int(group), np.full(rows, target_code, np.int64),
+                         np.asarray(seeds, np.int64))
         return tf.nest.map_structure(np.asarray, out)

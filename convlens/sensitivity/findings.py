@@ -74,6 +74,8 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
         names = [n for n, k in kinds_by_name.items() if k == kind]
         e = err[err["transform"].isin(names)]
         if not len(e):
+            if transform_kinds.REGISTRY[kind].photometric:  # nothing moves: invariance only
+                sentences += invariance_sentence(kind, cos[cos["transform"].isin(names)], layers, base)
             continue
         by_layer = e.groupby("layer", sort=False)["value"].mean().reindex(layers).dropna()
         if len(by_layer) < 2:
@@ -122,6 +124,20 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
                                    f"of up to {fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
                                    f"the pixel grid (flips, 90° turns, whole-pixel shifts)."}])
     return sentences
+
+
+def invariance_sentence(kind: str, cos: pd.DataFrame, layers: list[str], base: pd.Series) -> list[list[dict]]:
+    """The pooled features' cosine under a photometric kind, first and last layer (equivariance does not
+    apply to it); no sentence with fewer than two layers measured."""
+    c = cos.groupby("layer", sort=False)["value"].mean().reindex(layers).dropna()
+    if len(c) < 2:
+        return []
+    first, last = c.index[0], c.index[-1]
+    text = (f"Under {KIND_WORDS[kind]} (pixel changes, so equivariance does not apply) pooled features keep a "
+            f"cosine of {fmt(c[first], 3)} at {first} and {fmt(c[last], 3)} at {last}")
+    if np.isfinite(base.get(first, np.nan)) and np.isfinite(base.get(last, np.nan)):
+        text += f", against {fmt(base[first], 3)} and {fmt(base[last], 3)} between different images"
+    return [[{"text": text + "."}]]
 
 
 def largest(kind: str, ts: list[Transform]) -> str:

@@ -6,6 +6,11 @@ the study's tidy table; ``layer`` is a conv/pool layer path, ``input`` (the floo
 (predictions) or a heatmap method name (agreement).
 
 The identity row is computed like every other row and gives error 0 and cosine 1 exactly.
+
+Photometric transforms (blur, noise, brightness, contrast, JPEG) move no pixel, so equivariance
+does not apply to them: they have no ``equivariance_error`` or ``equivariance_floor`` rows. Their
+invariance, prediction and heatmap rows are measured like every other (heatmaps compared without a
+warp: their inverse is the identity).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from convlens.stats import pearson, spearman
 # name -> (what the layer column holds, True if larger is worse, meaning)
 METRICS = {
     "equivariance_error": ("layer", True, "‖V⊙(φ(Tx) − T_l φ(x))‖ / ‖V⊙T_l φ(x)‖: the map of the transformed image against "
-                                          "the original map moved by the same transform"),
-    "equivariance_floor": ("input", True, "the same error for the input warped by T then T⁻¹: what interpolation alone costs"),
+                                          "the original map moved by the same transform (geometric transforms only)"),
+    "equivariance_floor": ("input", True, "the same error for the input warped by T then T⁻¹: what interpolation alone "
+                                          "costs (geometric transforms only)"),
     "invariance_cosine": ("layer", False, "cosine similarity of the globally average-pooled maps of x and Tx"),
     "top1_change": ("output", True, "1 if the top-1 class of Tx differs from that of x"),
     "prob_change": ("output", True, "|p(c₀ | Tx) − p(c₀ | x)| for the class c₀ predicted on x (its mean is MAC)"),
@@ -50,6 +56,11 @@ class Study:
     back_valid: np.ndarray  # (T, H, W) bool: pixels of x whose image under T stays on the canvas
     fill_mode: str
     fill_value: float
+
+    @property
+    def geometric(self) -> np.ndarray:
+        """(T,) bool: the transforms equivariance applies to (warps, not photometric pixel operations)."""
+        return np.array([not t.photometric for t in self.transforms])
 
     @classmethod
     def build(cls, transforms, height: int, width: int, layers: list[str], grids: dict, fill_mode: str,
@@ -166,24 +177,27 @@ def image_metrics(study: Study, image: str, inputs: np.ndarray, stats: LayerStat
     inputs: (T, H, W, C) the warped images, row 0 the original; stats: the layers' squared sums
     and pooled maps (``layer_stats``, or the Analyzer's compiled step); probs: (T, K); label: the
     true class index or None; heatmaps: method -> (T, H, W) maps of each row for the class
-    predicted on the original image. ``back`` (the inputs warped back by the inverses) and
+    predicted on the original image. Photometric transforms get no equivariance rows (see above). ``back`` (the inputs warped back by the inverses) and
     ``heatmaps_back`` (the maps warped back), when the caller warped a whole batch at once;
     computed here otherwise.
     """
     rows = []
+    geometric = study.geometric
 
-    def add(layer: str, metric: str, values) -> None:
-        for t, v in zip(study.transforms, values):
+    def add(layer: str, metric: str, values, only=None) -> None:
+        for k, (t, v) in enumerate(zip(study.transforms, values)):
+            if only is not None and not only[k]:
+                continue
             rows.append({"image": image, "transform": t.name, "param": t.param, "layer": layer, "metric": metric,
                          "value": float(v)})
 
     for layer, num, den, pool, valid in zip(study.layers, stats.num, stats.den, stats.pooled, study.layer_valid):
-        add(layer, "equivariance_error", error_from_sums(num, den, valid.reshape(len(valid), -1).any(axis=1)))
+        add(layer, "equivariance_error", error_from_sums(num, den, valid.reshape(len(valid), -1).any(axis=1)), geometric)
         add(layer, "invariance_cosine", cosine_to_first(pool))
     if back is None:
         back = np.asarray(tr.warp(inputs.astype(np.float32), study.back_matrices, study.fill_mode, study.fill_value))
     original = np.broadcast_to(inputs[0].astype(np.float32), inputs.shape)
-    add("input", "equivariance_floor", relative_error(back, original, study.back_valid))
+    add("input", "equivariance_floor", relative_error(back, original, study.back_valid), geometric)
 
     p = probs.astype(np.float64)
     top = p.argmax(axis=1)

@@ -89,6 +89,13 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path) ->
     unit = transform_kinds.CURVES[curve].label
     for ax, (metric, title) in zip(axes, CURVE_PANELS):
         sub = data[data["metric"] == metric]
+        if metric == "equivariance_error" and sub.empty:  # a photometric sweep: nothing moves
+            ax.text(0.5, 0.5, "does not apply:\nphotometric transforms\nmove no pixel", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8, color="grey")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+            continue
         if metric in ("equivariance_error", "invariance_cosine"):
             for i, layer in enumerate(layers):
                 s = sub[sub["layer"] == layer]
@@ -157,6 +164,8 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
                 if np.isfinite(v):
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=4.5,
                             color="white" if im.norm(v) > 0.55 else "black")
+        if metric == "equivariance_error" and any(t.photometric for t in transforms):
+            title += " (blank: photometric transforms, to which equivariance does not apply)"
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
     fig.tight_layout()

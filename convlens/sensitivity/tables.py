@@ -106,8 +106,9 @@ def heatmap_by_flip(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def curves(table: pd.DataFrame, transforms: list[Transform]) -> dict[str, pd.DataFrame]:
-    """For each magnitude curve (``shift x``, ``rotate``, ``scale``...) with two or more magnitudes:
-    mean of every metric per magnitude × layer, identity included at the neutral magnitude."""
+    """For each magnitude curve (``shift x``, ``rotate``, ``scale``, ``blur``...) with two or more
+    magnitudes: mean of every metric per magnitude × layer, identity included at the neutral
+    magnitude (a curve without one, JPEG quality, has only its own points)."""
     by_curve: dict[str, dict[str, float]] = {}
     for t in transforms:
         if t.axis:
@@ -117,7 +118,8 @@ def curves(table: pd.DataFrame, transforms: list[Transform]) -> dict[str, pd.Dat
     for curve, members in by_curve.items():
         if len(members) < 2:
             continue
-        members = {**members, "identity": NEUTRAL[curve]}
+        if NEUTRAL[curve] is not None:
+            members = {**members, "identity": NEUTRAL[curve]}
         sub = means[means["transform"].isin(members)].copy()
         sub["magnitude"] = sub["transform"].map(members)
         out[curve] = sub.sort_values("magnitude")

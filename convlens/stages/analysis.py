@@ -5,7 +5,7 @@ model step, and every transform of a chunk of images through the model and the h
 chunk's readable images and everything measured on them (image-major rows: ``T`` consecutive rows
 are the transforms of one image, the first untransformed). Images are read and decoded by a
 background thread while the model runs the previous chunk, so the model step never waits on PNG
-decoding; the warps run inside the compiled step.
+decoding; the warps and the photometric transforms' pixel operations run inside the compiled step.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from convlens.core.setup import open_model, use_mixed_precision
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.sensitivity import metrics as sensitivity
+from convlens.sensitivity import photometric
 from convlens.sensitivity.analyzer import Analyzer
 from convlens.stages.common import heatmap_methods, load_input_image
 from convlens.stages.run import log
@@ -72,6 +73,11 @@ class Analysis:
         self.target_code = {"reference": TARGET_REFERENCE, "predicted": TARGET_PREDICTED}.get(target_cfg, target_cfg)
         self.shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
         self.transforms = [t for t in tr.build_transforms(cfg["transforms"]) if not shown_only or t.name in self.shown]
+        for t in self.transforms:
+            problem = photometric.problem(t.kind, t.params, info.input_shape) if t.photometric else None
+            if problem:
+                raise InputError(f"config.transforms: {t.name}: {problem}")
+        self.seed = int(cfg["seed"])  # the noise transform's seed, with each image's id
         self.study = sensitivity.Study.build(self.transforms, h, w, self.layers, layer_grids(model, self.layers),
                                              cfg["fill_mode"], cfg["fill_value"])
         self.methods, self.method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], self.cam_layer)
@@ -121,10 +127,12 @@ class Analysis:
                 loaded, pixels, failed = pending.popleft().result()
                 if i + READ_AHEAD < len(groups):
                     pending.append(pool.submit(self._read, groups[i + READ_AHEAD], cache))
-                yield loaded, failed, (self.run(pixels) if len(loaded) else None)
+                ids = [item.entry["id"] for item in loaded]
+                yield loaded, failed, (self.run(pixels, ids) if len(loaded) else None)
 
-    def run(self, pixels: np.ndarray) -> dict:
-        """Every transform of every image of ``pixels`` (n, H, W, C) through the model and the methods.
+    def run(self, pixels: np.ndarray, ids: list[str] | None = None) -> dict:
+        """Every transform of every image of ``pixels`` (n, H, W, C) through the model and the methods;
+        ``ids``: the images' ids, which seed their noise (needed when a transform is ``noise``).
 
         Returns the Analyzer's outputs (inputs: the warped images, back: warped back by the inverse,
         activations, logits, probs, num, den, pooled), ``explain``'s (target, cam, cam_up, heatmaps,
@@ -132,7 +140,8 @@ class Analysis:
         image-major rows.
         """
         t0 = time.time()
-        out = self.analyzer.run(pixels, self.n_t, self.target_code)
+        seeds = photometric.image_seeds(self.seed, ids) if ids is not None else None
+        out = self.analyzer.run(pixels, self.n_t, self.target_code, seeds)
         self.seconds["model step"] += time.time() - t0
         t0 = time.time()
         out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t, out))

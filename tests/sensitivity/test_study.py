@@ -90,3 +90,43 @@ def test_study_writes_tables_plots_and_sentences_that_link_images(tmp_path):
     assert base.loc["l1", "mean"] == pytest.approx(np.mean(cos)) and base.loc["l1", "n_pairs"] == 3
     linked = [part["image"] for sentence in manifest["findings"] for part in sentence if "image" in part]
     assert linked and set(linked) <= {"a", "b", "c"}
+
+
+def test_photometric_sweeps_have_curves_and_sentences_without_equivariance(tmp_path):
+    """blur and JPEG sweeps beside a rotation: the blur curve passes through the identity at σ 0, the JPEG
+    curve has only its own qualities, and the sentences give their cosine, not an equivariance error."""
+    rng = np.random.default_rng(3)
+    transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "blur", "range": [0, 2, 1]},
+                                      {"kind": "jpeg", "range": [10, 50, 40]}])
+    assert [t.name for t in transforms] == ["identity", "rotate_-30", "rotate_30", "blur_1", "blur_2", "jpeg_10",
+                                            "jpeg_50"]
+    rows = []
+    for image in "ab":
+        for t in transforms:
+            for layer, depth in (("l1", 1), ("l2", 2)):
+                if not t.photometric:
+                    rows.append((image, t.name, t.param, layer, "equivariance_error", 0.0 if t.kind == "identity" else 0.5))
+                cosine = 1.0 if t.kind == "identity" else 1 - 0.1 * depth * (1 + (t.kind == "jpeg"))
+                rows.append((image, t.name, t.param, layer, "invariance_cosine", cosine))
+            rows += [(image, t.name, t.param, "output", m, v) for m, v in
+                     (("top1_change", float(t.name == "jpeg_10")), ("prob_change", 0.1), ("kl_divergence", 0.01))]
+            rows.append((image, t.name, t.param, "gradcam", "heatmap_pearson", rng.random()))
+    table = pd.DataFrame(rows, columns=sensitivity.COLUMNS)
+    table.to_csv(tmp_path / "m.csv", index=False)
+    pooled = {i: {"l1": np.array([1.0, k]), "l2": np.array([k, 1.0])} for k, i in enumerate("ab")}
+    manifest = run_study([str(tmp_path / "m.csv")], pooled, transforms, ["l1", "l2"], tmp_path / "out",
+                         tmp_path / "out" / "figures")
+    assert manifest["curves"] == {"rotate": "sweep_rotate.png", "blur": "sweep_blur.png", "jpeg": "sweep_jpeg.png"}
+    curves = tables.curves(tables.load_metrics([str(tmp_path / "m.csv")]), transforms)
+    blur = curves["blur"][curves["blur"]["metric"] == "invariance_cosine"]
+    assert sorted(blur["magnitude"].unique()) == [0, 1, 2]  # the identity at σ 0
+    jpeg = curves["jpeg"][(curves["jpeg"]["metric"] == "invariance_cosine") & (curves["jpeg"]["layer"] == "l2")]
+    assert jpeg["magnitude"].tolist() == [10, 50] and jpeg["value"].tolist() == pytest.approx([0.6, 0.6])
+    assert curves["jpeg"][curves["jpeg"]["metric"] == "equivariance_error"].empty
+    text = [" ".join(part["text"] for part in sentence) for sentence in manifest["findings"]]
+    blur_text = [s for s in text if s.startswith("Under Gaussian blurs (pixel changes")]
+    assert blur_text and "cosine of 0.900 at l1 and 0.800 at l2" in blur_text[0]
+    assert any(s.startswith("Under JPEG compression the top-1 class changes in 2 of 4") for s in text)
+    assert not any("equivariance error" in s and ("blur" in s or "JPEG" in s) for s in text)
+    for name in ("sweep_blur.png", "sweep_jpeg.png", "by_layer.png", "heat_table.png"):
+        assert (tmp_path / "out" / "figures" / name).stat().st_size > 5000

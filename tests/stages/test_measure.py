@@ -106,3 +106,38 @@ def test_a_decompression_bomb_is_listed_with_its_error_and_the_other_images_comp
     assert sorted(table["image"].unique()) == ["chelsea", "coffee", "wide"]
     assert rows.loc["wide", "resize"] == "stretch" and float(rows.loc["wide", "aspect_change"]) == pytest.approx(0.5)
     assert float(rows.loc["coffee", "aspect_change"]) == 1.0 and "(stretch)" in rows.loc["wide", "notes"]
+
+
+def test_geometric_and_photometric_transforms_in_one_run(setup):
+    """Warps and pixel operations measured together: photometric rows have no equivariance metrics, and
+    an image's rows (noise included) do not depend on its batch, chunk or shard company."""
+    tmp, out, sources, cfg = setup
+    specs = [{"kind": "rotate", "angle_deg": 90}, {"kind": "hflip"}, {"kind": "blur", "range": [1, 2, 1]},
+             {"kind": "noise", "std": 0.05}, {"kind": "brightness", "delta": -0.2}, {"kind": "contrast", "factor": 1.5},
+             {"kind": "jpeg", "quality": 30}]
+    mixed = {**cfg, "transforms": specs}
+    measure_shard(out["model"], out["info"], sources, mixed, 2, shard_paths(tmp / "mixed"))
+    table, images, _ = read(tmp / "mixed")
+    assert (images.set_index("image").drop(index="broken")["error"] == "").all()
+    geometric, photometric = ["identity", "rotate_90", "hflip"], ["blur_1", "blur_2", "noise_0.05",
+                                                                  "brightness_-0.2", "contrast_1.5", "jpeg_30"]
+    per_image = len(geometric) * (8 * 2 + 1 + 3 + 2 * 3) + len(photometric) * (8 + 3 + 2 * 3)
+    assert table.groupby("image").size().to_dict() == {name: per_image for name in ("astronaut", "chelsea", "coffee")}
+    equivariance = table[table["metric"].str.startswith("equivariance")]
+    assert set(equivariance["transform"]) == set(geometric)
+    assert set(table["transform"]) == set(geometric + photometric)
+    changed = table[(table["metric"] == "invariance_cosine") & table["transform"].isin(photometric)]
+    assert changed["value"].between(-1, 1).all() and (changed["value"] < 1 - 1e-6).any()
+    # astronaut alone, one image per model call: the same rows, the same noise
+    alone = tmp / "mixed_alone"
+    measure_shard(out["model"], out["info"], [sources[2]], {**mixed, "batch_size": 9}, 2, shard_paths(alone))
+    one, _, _ = read(alone)
+    mine = table[table["image"] == "astronaut"].reset_index(drop=True)
+    assert mine[["transform", "layer", "metric"]].equals(one[["transform", "layer", "metric"]])
+    assert np.allclose(mine["value"], one["value"], rtol=1e-5, atol=1e-6, equal_nan=True)
+    # another seed draws other noise: only the noise rows change
+    reseeded = tmp / "mixed_seed"
+    measure_shard(out["model"], out["info"], [sources[2]], {**mixed, "seed": 7}, 2, shard_paths(reseeded))
+    other, _, _ = read(reseeded)
+    differs = ~np.isclose(mine["value"], other["value"], rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert differs.any() and set(mine.loc[differs, "transform"]) == {"noise_0.05"}

@@ -62,6 +62,7 @@ def analysis_config(wildcards):
         **{
             key: config[key]
             for key in (
+                "seed",
                 "transforms",
                 "fill_mode",
                 "fill_value",
