@@ -190,7 +190,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 
 
 def train(spec: dict, dataset, seed: int, callbacks: list | None = None) -> tuple[object, list[dict], dict]:
-    """Fit ``spec['architecture']`` on ``dataset``; keep the best-validation-accuracy weights.
+    """Fit ``spec['architecture']`` on ``dataset``; keep the best-validation-accuracy weights (ties: the
+    lower validation loss). ``spec['augment']`` warps the training batches (``convlens.augment``).
 
     ``callbacks`` (Keras callbacks: checkpoints, TensorBoard) see every epoch of the fit.
     Returns (model, history rows per epoch, metrics with test accuracy and confusion matrix).
@@ -221,14 +222,16 @@ def train(spec: dict, dataset, seed: int, callbacks: list | None = None) -> tupl
     class KeepBest(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best, self.best_epoch, self.weights = -1.0, -1, None
+            self.best, self.best_loss, self.best_epoch, self.weights = -1.0, np.inf, -1, None
 
         def on_epoch_end(self, epoch, logs=None):
-            acc = float(logs["val_accuracy"])
+            acc, loss = float(logs["val_accuracy"]), float(logs["val_loss"])
             log.info("epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f", epoch + 1,
-                     spec["epochs"], logs["loss"], logs["accuracy"], logs["val_loss"], acc)
-            if acc > self.best:
-                self.best, self.best_epoch, self.weights = acc, epoch + 1, self.model.get_weights()
+                     spec["epochs"], logs["loss"], logs["accuracy"], loss, acc)
+            # a small validation split ties often (every image right): the lower loss breaks the tie
+            if (acc, -loss) > (self.best, -self.best_loss):
+                self.best, self.best_loss, self.best_epoch = acc, loss, epoch + 1
+                self.weights = self.model.get_weights()
 
     keep = KeepBest()
     hist = model.fit(**train_data, validation_data=(prepare(x[va]), y[va]), epochs=spec["epochs"],
