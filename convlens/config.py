@@ -17,8 +17,9 @@ import jsonschema
 import yaml
 
 from convlens.attribution.registry import METHODS, check_params
-from convlens.data import IMAGE_SUFFIXES, shapes_split_sizes
+from convlens.data import IMAGE_SUFFIXES, split_sizes
 from convlens.errors import InputError
+from convlens.models import APPLICATION_PREPROCESS
 from convlens.transforms import build_transforms, sheet_selection
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -148,6 +149,7 @@ def _check_semantics(cfg: dict, base: Path):
     for name, model in cfg["models"].items():
         where = f"config.models.{name}"
         _check_id(name, f"config.models: name {name!r}")
+        _check_training_variant(model, where, cfg["datasets"], base)
         if model["source"] == "train":
             _require(model, ["architecture", "dataset"], where, "for source train")
             if model["dataset"] not in cfg["datasets"]:
@@ -175,8 +177,8 @@ def _check_semantics(cfg: dict, base: Path):
             if ("count" in entry) == ("indices" in entry):
                 raise ConfigError(f"{where}: with dataset give exactly one of count or indices")
             ds = cfg["datasets"][entry["dataset"]]
-            if ds["kind"] == "shapes":
-                n_test = shapes_split_sizes(ds)[1]
+            if split_sizes(ds) is not None:
+                n_test = split_sizes(ds)[1]
                 wanted = entry.get("indices") or range(entry["count"])
                 too_big = [j for j in wanted if j >= n_test]
                 if too_big:
@@ -233,6 +235,44 @@ def model_file_problem(path: Path) -> str | None:
         if not any(head[at:at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
             return "is not an HDF5 file (a .h5 model starts with the HDF5 signature)"
     return None
+TRAIN_ONLY = ("augment", "antialias", "base", "base_weights", "base_options", "fine_tune")
+TRANSFER_ONLY = ("base", "base_weights", "base_options", "fine_tune")
+
+
+def _check_training_variant(model: dict, where: str, datasets: dict, base: Path) -> None:
+    """Augmentation, anti-aliasing and transfer keys: only where they apply, with values that make sense."""
+    given = [k for k in TRAIN_ONLY if k in model]
+    if model["source"] != "train":
+        if given:
+            raise ConfigError(f"{where}.{given[0]}: only for source train (a loaded model is not trained here)")
+        return
+    arch = model.get("architecture")
+    if arch != "transfer":
+        wrong = [k for k in TRANSFER_ONLY if k in model]
+        if wrong:
+            raise ConfigError(f"{where}.{wrong[0]}: only for architecture transfer")
+    else:
+        if model.get("antialias"):
+            raise ConfigError(f"{where}.antialias: only for shapes_cnn and mnist_cnn (a transfer base keeps its own downsampling)")
+        _require(model, ["base"], where, "for architecture transfer")
+        if model["base"] not in APPLICATION_PREPROCESS:
+            raise ConfigError(f"{where}.base: {model['base']!r} is not allowed; allowed: {', '.join(APPLICATION_PREPROCESS)}")
+        weights = model.get("base_weights")
+        if weights not in (None, "imagenet"):
+            if not str(weights).endswith((".h5", ".keras")):
+                raise ConfigError(f"{where}.base_weights: {weights!r} must be null, imagenet or a .weights.h5, .h5 or .keras file")
+            if not (base / weights).is_file():
+                raise ConfigError(f"{where}.base_weights: file {weights!r} does not exist; allowed: null, imagenet or a file path")
+        kind = datasets.get(model.get("dataset"), {}).get("kind")
+        if kind in ("mnist", "digits"):
+            raise ConfigError(f"{where}.dataset: transfer needs RGB images (shapes or folder), not the grayscale {kind} dataset")
+    aug = model.get("augment")
+    if aug is not None:
+        low, high = aug["scale"]
+        if low > high:
+            raise ConfigError(f"{where}.augment.scale: [{low}, {high}] must have low <= high")
+        if not (aug["shift_px"] or aug["rotate_deg"] or aug["hflip"] or aug["vflip"] or low != 1 or high != 1):
+            raise ConfigError(f"{where}.augment: changes nothing; give shift_px, rotate_deg, scale, hflip or vflip")
 
 
 def _check_method_params(params: dict) -> None:

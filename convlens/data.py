@@ -20,6 +20,9 @@ SHAPE_CLASSES = ("circle", "square", "triangle")
 SUPERSAMPLE = 4
 RESIZE_MODES = ("stretch", "crop", "pad")  # config ``resize``: how an image reaches the model's input size
 ASPECT_TOLERANCE = 0.05  # a stretch that changes the aspect ratio by more than 5 % is flagged
+# images per class of scikit-learn's handwritten digits (load_digits: 1,797 8x8 images, classes 0-9)
+DIGITS_CLASS_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
+DIGITS_BOX = 20 / 28  # the digit's share of the side, as MNIST centres its digits in a 20x20 box of 28x28
 
 
 @dataclass
@@ -125,10 +128,53 @@ def load_mnist(path: str | Path) -> Dataset:
                        f["y_test"].astype(np.int64), [str(d) for d in range(10)])
 
 
+def digits_test_counts(test_fraction: float) -> list[int]:
+    """Test images per class of the digits dataset (each class's share rounded)."""
+    return [int(round(n * test_fraction)) for n in DIGITS_CLASS_COUNTS]
+
+
+def make_digits(image_size: int = 28, test_fraction: float = 0.3, seed: int = 0) -> Dataset:
+    """scikit-learn's handwritten digits (shipped in its wheel: no download) as MNIST-like images.
+
+    Each 8x8 image (values 0-16) is scaled to 0-255 and upscaled with a bicubic filter (Pillow, on
+    float values, then clipped and rounded) to a centred box of ``round(image_size * 20 / 28)`` pixels
+    on a black ``image_size`` square: at 28 px a 20x20 digit with a 4-pixel border, MNIST's layout.
+    The split is stratified and seeded: each class gives ``round(count * test_fraction)`` test images;
+    the test split interleaves classes 0, 1, ..., 9, so the first 10k test images hold k of each
+    digit; the training split is shuffled. Returns (N, S, S, 1) uint8 images.
+    """
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    images, target = raw.images * (255.0 / 16.0), raw.target.astype(np.int64)
+    counts = np.bincount(target, minlength=10)
+    if tuple(counts.tolist()) != DIGITS_CLASS_COUNTS:
+        raise InputError(f"scikit-learn's load_digits has class counts {counts.tolist()}, not the expected "
+                         f"{list(DIGITS_CLASS_COUNTS)}; this scikit-learn version is not supported")
+    rng = np.random.default_rng(seed)
+    test_parts, train_parts = [], []
+    for label, n_test in enumerate(digits_test_counts(test_fraction)):
+        order = rng.permutation(np.flatnonzero(target == label))
+        test_parts.append(order[:n_test])
+        train_parts.append(order[n_test:])
+    longest = max(len(part) for part in test_parts)
+    test = np.array([part[k] for k in range(longest) for part in test_parts if k < len(part)], dtype=np.int64)
+    train = rng.permutation(np.concatenate(train_parts))
+    box = max(1, int(round(image_size * DIGITS_BOX)))
+    top = (image_size - box) // 2
+    out = np.zeros((len(images), image_size, image_size, 1), dtype=np.uint8)
+    for i, img in enumerate(images):
+        big = Image.fromarray(img.astype(np.float32)).resize((box, box), Image.Resampling.BICUBIC)
+        out[i, top:top + box, top:top + box, 0] = np.clip(np.asarray(big), 0, 255).round().astype(np.uint8)
+    return Dataset(out[train], target[train], out[test], target[test], [str(d) for d in range(10)])
+
+
 def build_dataset(spec: dict, seed: int) -> Dataset:
     """The dataset a config entry describes."""
     if spec["kind"] == "shapes":
         return make_shapes(spec["n_per_class"], spec["image_size"], spec["test_fraction"], seed)
+    if spec["kind"] == "digits":
+        return make_digits(spec["image_size"], spec["test_fraction"], seed)
     if spec["kind"] == "folder":
         return load_folder(spec["train_dir"], spec["test_dir"])
     if spec["kind"] == "mnist":
@@ -260,3 +306,13 @@ def shapes_split_sizes(ds: dict) -> tuple[int, int]:
     total = 3 * ds["n_per_class"]
     n_test = int(round(total * ds["test_fraction"]))
     return total - n_test, n_test
+
+
+def split_sizes(ds: dict) -> tuple[int, int] | None:
+    """(train, test) sizes of a dataset config entry when known without reading files, else None."""
+    if ds["kind"] == "shapes":
+        return shapes_split_sizes(ds)
+    if ds["kind"] == "digits":
+        n_test = sum(digits_test_counts(ds["test_fraction"]))
+        return sum(DIGITS_CLASS_COUNTS) - n_test, n_test
+    return None

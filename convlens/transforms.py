@@ -196,10 +196,13 @@ def sheet_selection(specs: list[dict], chosen: list[str] | None) -> list[str]:
 
 
 def keras_transform_vector(forward: np.ndarray) -> np.ndarray:
-    """The 8-vector ``keras.ops.image.affine_transform`` wants: the *inverse* map, output -> input."""
-    inv = np.linalg.inv(forward)
-    inv = inv / inv[2, 2]
-    return np.array([inv[0, 0], inv[0, 1], inv[0, 2], inv[1, 0], inv[1, 1], inv[1, 2], inv[2, 0], inv[2, 1]])
+    """The 8-vector ``keras.ops.image.affine_transform`` wants: the *inverse* map, output -> input.
+
+    ``forward`` is one (3, 3) matrix or a stack (..., 3, 3); the result is (8,) or (..., 8).
+    """
+    inv = np.linalg.inv(np.asarray(forward, dtype=np.float64))
+    inv = inv / inv[..., 2:3, 2:3]
+    return inv.reshape(*inv.shape[:-2], 9)[..., :8]
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,7 @@ def warp(images, forward_matrices, fill_mode: str = "constant", fill_value: floa
 
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode {fill_mode!r} is not allowed; allowed: {', '.join(FILL_MODES)}")
-    vectors = np.stack([keras_transform_vector(m) for m in np.asarray(forward_matrices)]).astype("float32")
+    vectors = keras_transform_vector(np.asarray(forward_matrices)).astype("float32")
     return keras.ops.image.affine_transform(
         images, vectors, interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
         data_format="channels_last",

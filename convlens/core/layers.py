@@ -36,8 +36,18 @@ def feature_layers(model) -> list[str]:
     return [p for p, layer in iter_layers(model) if isinstance(layer, kinds)]
 
 
+def is_blur_pool(layer) -> bool:
+    """An anti-aliasing blur (``models.blur_pool``): a fixed, non-trainable depthwise filter named
+    ``*_blur``. It is a pooling step, not a learned convolution."""
+    import keras
+
+    return (isinstance(layer, keras.layers.DepthwiseConv2D) and layer.name.endswith("_blur")
+            and not layer.trainable and not layer.use_bias)
+
+
 def conv_layers(model) -> list[str]:
-    return [p for p, layer in iter_layers(model) if isinstance(layer, conv_types())]
+    """Paths of the learned convolution layers (anti-aliasing blurs left out), in forward order."""
+    return [p for p, layer in iter_layers(model) if isinstance(layer, conv_types()) and not is_blur_pool(layer)]
 
 
 def last_conv_layer(model) -> str:
