@@ -154,6 +154,7 @@ def _check_semantics(cfg: dict, base: Path):
             weights = model.get("weights")
             if weights not in (None, "imagenet") and not (base / weights).is_file():
                 raise ConfigError(f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path")
+    _check_comparison(cfg)
     for i, entry in enumerate(cfg["images"]):
         where = f"config.images[{i}]"
         if "dataset" in entry:
@@ -193,6 +194,23 @@ def _check_semantics(cfg: dict, base: Path):
         sheet_selection(cfg["transforms"], cfg["report"]["sheet_transforms"])
     except InputError as exc:
         raise ConfigError(str(exc)) from None
+
+
+RESERVED_FOLDERS = ("comparison", "report", "data", "logs", "benchmarks")  # results/<name>/ of the run itself
+
+
+def _check_comparison(cfg: dict) -> None:
+    """Model names that are not the run's own folders; the reference a model (default: the first)."""
+    for name in cfg["models"]:
+        if name in RESERVED_FOLDERS:
+            raise ConfigError(f"config.models: name {name!r} is reserved (results/{name}/ is the run's own folder); "
+                              f"reserved: {', '.join(RESERVED_FOLDERS)}")
+    comparison = cfg["comparison"]
+    if comparison["reference"] is None:
+        comparison["reference"] = next(iter(cfg["models"]))
+    elif comparison["reference"] not in cfg["models"]:
+        raise ConfigError(f"config.comparison.reference: {comparison['reference']!r} is not a key of config.models "
+                          f"(defined: {', '.join(cfg['models'])})")
 
 
 def _check_method_params(params: dict) -> None:

@@ -146,3 +146,13 @@ def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
     assert "<b>" not in html and 'pre&lt;b&gt;&amp;&#34;x' in html
     assert html.count('<section class="chapter">') == 2 + len(models) and html.count('<section class="sheet">') == 3
     assert html.count("<section") == html.count("</section>")
+
+
+def test_the_comparison_chapter_comes_first_and_only_with_a_comparison():
+    models = [fake_model("a", ["img-0"], trained=True), fake_model("b", ["img-0"], trained=True)]
+    with_it = report.outline(models, run={"comparison": {"reference": "a"}})
+    assert [(n["anchor"], n["title"]) for n in with_it[:2]] == [("comparison", "Comparison of models"),
+                                                                 ("sensitivity", "Sensitivity to transforms")]
+    assert report.outline(models, run={"comparison": None})[0]["anchor"] == "sensitivity"
+    assert report.outline(models)[0]["anchor"] == "sensitivity"
+    assert report.comparison(Path("/nonexistent"), 2) is None
