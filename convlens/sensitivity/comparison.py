@@ -51,28 +51,38 @@ def _key_table(table: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, n
     return keys, rank[inverse.ravel()]
 
 
-def widen(tables: dict[str, pd.DataFrame], columns: list[str] = KEYS) -> Wide:
-    """Images × groups matrices of the models' tidy tables (the first model's groups first)."""
-    images = sorted(set().union(*(set(map(str, t["image"].unique())) for t in tables.values())))
-    image_index = pd.Index(images)
-    per_model, all_keys = {}, []
-    for model, table in tables.items():
-        keys, codes = _key_table(table, columns)
-        per_model[model] = (keys, codes)
-        all_keys.append(keys)
-    keys = pd.concat(all_keys, ignore_index=True).drop_duplicates(ignore_index=True) if all_keys else \
-        pd.DataFrame(columns=columns)
-    key_index = pd.MultiIndex.from_frame(keys)
+def widen_one(table: pd.DataFrame, columns: list[str] = KEYS) -> Wide:
+    """One model's tidy table as an images × groups matrix (images sorted, groups in order of first
+    appearance); the model is named ``""`` until ``combine``."""
+    keys, codes = _key_table(table, columns)
+    image = table["image"].astype("category")
+    names = image.cat.categories.astype(str)
+    images = sorted(names)
+    row = pd.Index(images).get_indexer(names)[image.cat.codes.to_numpy()]
+    matrix = np.full((len(images), len(keys)), np.nan)
+    matrix[row, codes] = table["value"].to_numpy(dtype=np.float64)
+    return Wide(images, keys, {"": matrix})
+
+
+def combine(parts: dict[str, Wide]) -> Wide:
+    """The models' matrices (``widen_one``) on the union of their images (sorted) and groups (the
+    first model's first): images matched by id, NaN where a model lacks an image or a group."""
+    images = sorted(set().union(*(p.images for p in parts.values())))
+    keys = (pd.concat([p.keys for p in parts.values()], ignore_index=True).drop_duplicates(ignore_index=True)
+            if parts else pd.DataFrame(columns=KEYS))
+    key_index, image_index = pd.MultiIndex.from_frame(keys), pd.Index(images)
     values = {}
-    for model, table in tables.items():
-        model_keys, codes = per_model[model]
-        column = key_index.get_indexer(pd.MultiIndex.from_frame(model_keys))[codes]
-        image = table["image"].astype("category")
-        row = image_index.get_indexer(image.cat.categories.astype(str))[image.cat.codes.to_numpy()]
+    for model, part in parts.items():
         matrix = np.full((len(images), len(keys)), np.nan)
-        matrix[row, column] = table["value"].to_numpy(dtype=np.float64)
+        rows = image_index.get_indexer(part.images)
+        matrix[np.ix_(rows, key_index.get_indexer(pd.MultiIndex.from_frame(part.keys)))] = part.values[""]
         values[model] = matrix
     return Wide(images, keys, values)
+
+
+def widen(tables: dict[str, pd.DataFrame], columns: list[str] = KEYS) -> Wide:
+    """Images × groups matrices of the models' tidy tables (``widen_one`` each, then ``combine``)."""
+    return combine({model: widen_one(table, columns) for model, table in tables.items()})
 
 
 def transform_group(t: Transform) -> str | None:

@@ -32,7 +32,7 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
     n_boot, level, adjust = options["n_boot"], options["level"], options["adjust"]
     transforms = build_transforms(transform_specs)
     orders = [json.loads(Path(studies[m]).read_text())["layers"] for m in models]
-    wide = cmp.widen({m: load_metrics([metrics[m]]) for m in models})
+    wide = cmp.combine({m: cmp.widen_one(load_metrics([metrics[m]])) for m in models})  # one table in memory at once
     log.info("comparison: %d models, %d images, %d groups; %d bootstrap resamples", len(models), len(wide.images),
              len(wide.keys), n_boot)
     ref = reference if len(models) > 1 else None
