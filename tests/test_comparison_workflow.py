@@ -42,7 +42,8 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     assert len(merged) == len(own) and np.allclose(merged["mean_x"], merged["mean_y"], rtol=1e-5, equal_nan=True)
     diffs = pd.read_csv(folder / "differences.csv", keep_default_na=False, na_values=[""])
     assert list(diffs.columns) == ["model", "reference", "transform", "param", "layer", "metric", "mean_model",
-                                   "mean_reference", "difference", "ci_low", "ci_high", "n", "t", "p_value", "p_adj"]
+                                   "mean_reference", "difference", "ci_low", "ci_high", "n", "statistic", "p_value",
+                                   "p_adj"]
     assert set(diffs["model"]) == {"tiny2"} and set(diffs["reference"]) == {"tiny"} and len(diffs) == len(own)
     identity = diffs[(diffs["transform"] == "identity") & (diffs["metric"] == "equivariance_error")]
     assert len(identity) and (identity["difference"] == 0).all() and (identity["p_value"] == 1).all()

@@ -23,7 +23,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     assert cfg["datasets"]["d"]["n_per_class"] == 100
     assert cfg["heatmaps"]["target"] == "reference"
     assert cfg["transforms"][0]["kind"] == "shift"
-    assert cfg["comparison"] == {"reference": "m", "n_boot": 2000, "level": 0.95, "adjust": "bh"}  # the first model
+    assert cfg["comparison"] == {"reference": "m", "n_boot": 2000, "level": 0.95, "test": "t", "adjust": "bh"}  # the first model
     cfgmod.validate(default_config(), base_dir=ROOT)
 
 

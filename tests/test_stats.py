@@ -128,3 +128,27 @@ def test_adjusted_p_values_holm_by_hand_and_bh_against_scipy():
     with_nan = np.array([0.01, np.nan, 0.04])  # NaN is no test: the family has two
     assert np.allclose(cstats.holm(with_nan), [0.02, np.nan, 0.04], equal_nan=True)
     assert np.allclose(cstats.benjamini_hochberg(with_nan), [0.02, np.nan, 0.04], equal_nan=True)
+
+
+@pytest.mark.parametrize("n,tied", [(6, False), (10, False), (30, False), (80, False), (8, True), (12, True),
+                                    (30, True)])
+def test_wilcoxon_signed_rank_matches_scipy(n, tied):
+    # exact (no ties, up to 50), every sign pattern (ties or zeros, up to 13), else normal with tie correction
+    stats = pytest.importorskip("scipy.stats")
+    d = rng(36 + n).normal(0.3, 1.0, size=(n, 5))
+    if tied:
+        d = np.round(d * 2) / 2  # ties and zero differences
+    ours = cstats.wilcoxon_signed_rank(d)
+    theirs = stats.wilcoxon(d, axis=0)
+    assert np.allclose(ours["statistic"], theirs.statistic) and np.allclose(ours["p"], theirs.pvalue, atol=1e-12)
+
+
+def test_wilcoxon_on_known_answers():
+    # six positive differences: T- = 0, the one pattern of 64 that extreme on each side, p = 2/64
+    out = cstats.wilcoxon_signed_rank(np.array([[1.0, 0.0, 1.0], [2.0, 0.0, np.nan], [3, 0, np.nan], [4, 0, np.nan],
+                                                [5, 0, np.nan], [6, 0, np.nan]]))
+    assert out["statistic"][0] == 0 and out["p"][0] == pytest.approx(2 / 64)
+    assert out["p"][1] == 1  # all zero: no difference
+    assert out["p"][2] == 1  # one pair: both sign patterns are as extreme
+    three = cstats.wilcoxon_signed_rank(np.array([[1.0], [-2.0], [3.0]]))  # T- = 2: sums <= 2 are 0, 1, 2 of 8
+    assert three["statistic"][0] == 2 and three["p"][0] == pytest.approx(2 * 3 / 8)

@@ -23,7 +23,8 @@ from convlens.transforms import Transform
 KEYS = ["transform", "param", "layer", "metric"]
 GROUP_KEYS = ["group", "layer", "metric"]
 SUMMARY_STATS = ["mean", "ci_low", "ci_high", "n"]
-DIFF_STATS = ["mean_model", "mean_reference", "difference", "ci_low", "ci_high", "n", "t", "p_value", "p_adj"]
+DIFF_STATS = ["mean_model", "mean_reference", "difference", "ci_low", "ci_high", "n", "statistic", "p_value",
+              "p_adj"]
 
 
 @dataclass
@@ -119,11 +120,12 @@ def group_transforms(wide: Wide, transforms: list[Transform]) -> Wide:
 
 
 def compare(wide: Wide, reference: str | None, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-            adjust: str = "bh") -> tuple[pd.DataFrame, pd.DataFrame]:
+            adjust: str = "bh", test: str = "t") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The summary (per model and group: mean, percentile bootstrap interval, n images) and the
     differences from ``reference`` (per other model and group, over the images both measured: the
-    two means, their difference, its bootstrap interval, the paired t-test and its p-value adjusted
-    over every row of the table by ``adjust``, ``holm`` or ``bh``). No reference, or a single model:
+    two means, their difference, its bootstrap interval, the paired ``test``'s statistic and
+    p-value, ``t`` or ``wilcoxon``, and the p-value adjusted over every row of the table by
+    ``adjust``, ``holm`` or ``bh``). No reference, or a single model:
     the differences are empty."""
     columns = list(wide.keys.columns)
     summaries, boots = [], {}
@@ -150,11 +152,12 @@ def compare(wide: Wide, reference: str | None, n_boot: int = 2000, level: float 
             boot[:, ~same] = stats.bootstrap_means(diff[:, ~same], n_boot, seed)
         lo, hi = stats.percentile_interval(boot, level)
         mean_diff, count = stats.column_means(diff)
-        test = stats.paired_t(diff)
+        tested = stats.paired_test(diff, test)
         frame = wide.keys.assign(
             mean_model=stats.column_means(np.where(paired, matrix, np.nan))[0],
             mean_reference=stats.column_means(np.where(paired, base, np.nan))[0],
-            difference=mean_diff, ci_low=lo, ci_high=hi, n=count, t=test["t"], p_value=test["p"])
+            difference=mean_diff, ci_low=lo, ci_high=hi, n=count, statistic=tested["statistic"],
+            p_value=tested["p"])
         differences.append(frame[count > 0].assign(model=model, reference=reference))
     diffs = pd.concat(differences, ignore_index=True) if differences else pd.DataFrame()
     diffs = diffs.reindex(columns=["model", "reference"] + columns + DIFF_STATS)
@@ -232,7 +235,8 @@ def describe(row, level: float, what: str) -> str:
     return f"{what}: no detectable difference after adjustment ({d:+.3g}, {pct} {lo:.3g} to {hi:.3g}, {fmt_p(row['p_adj'])})"
 
 
-def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boot: int, adjust: str) -> list[str]:
+def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boot: int, adjust: str,
+             test: str = "t") -> list[str]:
     """Sentences that claim only what the intervals and adjusted p-values support: per compared model
     and transform group, the key metrics, and the layer whose equivariance error changes most where
     that is a supported difference at another layer than the deepest."""
@@ -241,8 +245,8 @@ def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boo
     n = int(group_diffs["n"].max())
     method = {"bh": "Benjamini–Hochberg", "holm": "Holm"}[adjust]
     out = [f"Differences are model minus reference over the images both measured (paired by image, up to n = {n}), "
-           f"with {100 * level:g} % percentile bootstrap intervals ({n_boot} resamples of the images) and paired "
-           f"t-test p-values adjusted by {method} over the {int(group_diffs['p_value'].notna().sum())} comparisons of "
+           f"with {100 * level:g} % percentile bootstrap intervals ({n_boot} resamples of the images) and "
+           f"{stats.TEST_NAMES[test]} p-values adjusted by {method} over the {int(group_diffs['p_value'].notna().sum())} comparisons of "
            f"the per-group table; a difference is claimed only where its interval excludes 0 and p_adj < "
            f"{1 - level:.2g}."]
     if n < SMALL_N:

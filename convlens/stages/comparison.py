@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from convlens.sensitivity import comparison as cmp
+from convlens.stats import TEST_NAMES
 from convlens.sensitivity.comparison_plots import plot_by_layer, plot_sweep
 from convlens.sensitivity.tables import load_metrics, records
 from convlens.stages.files import replacing, write_json
@@ -21,7 +22,7 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
     the plots and the manifest the report reads (``out``: summary, differences, group_summary,
     group_differences, manifest, figures).
 
-    options: the validated ``comparison`` config (reference, n_boot, level, adjust). The reference
+    options: the validated ``comparison`` config (reference, n_boot, level, adjust, test). The reference
     comes first; with a single model the differences are empty and the manifest says why.
     """
     import matplotlib
@@ -29,16 +30,16 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
     matplotlib.use("Agg")
     reference = options["reference"]
     models = [reference] + [m for m in metrics if m != reference]
-    n_boot, level, adjust = options["n_boot"], options["level"], options["adjust"]
+    n_boot, level, adjust, test = options["n_boot"], options["level"], options["adjust"], options["test"]
     transforms = build_transforms(transform_specs)
     orders = [json.loads(Path(studies[m]).read_text())["layers"] for m in models]
     wide = cmp.combine({m: cmp.widen_one(load_metrics([metrics[m]])) for m in models})  # one table in memory at once
     log.info("comparison: %d models, %d images, %d groups; %d bootstrap resamples", len(models), len(wide.images),
              len(wide.keys), n_boot)
     ref = reference if len(models) > 1 else None
-    summary, differences = cmp.compare(wide, ref, n_boot, level, seed, adjust)
+    summary, differences = cmp.compare(wide, ref, n_boot, level, seed, adjust, test)
     grouped = cmp.group_transforms(wide, transforms)
-    group_summary, group_differences = cmp.compare(grouped, ref, n_boot, level, seed, adjust)
+    group_summary, group_differences = cmp.compare(grouped, ref, n_boot, level, seed, adjust, test)
     for frame, key in ((summary, "summary"), (differences, "differences"), (group_summary, "group_summary"),
                        (group_differences, "group_differences")):
         with replacing(out[key]) as tmp:
@@ -57,11 +58,11 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
     key = cmp.key_table(group_differences, deepest, level)
     write_json(out["manifest"], {
         "models": models, "reference": reference, "images": len(wide.images), "n_boot": n_boot, "level": level,
-        "adjust": adjust, "test": "paired t-test", "layers": layers, "deepest_common_layer": deepest,
+        "adjust": adjust, "test": TEST_NAMES[test], "layers": layers, "deepest_common_layer": deepest,
         "groups": groups, "by_layer": "by_layer.png", "sweeps": sweeps,
         "summary_rows": len(summary), "difference_rows": len(differences),
         "note": "" if ref else f"one model ({reference}): intervals only, nothing to compare with",
-        "key_table": records(key), "findings": cmp.findings(group_differences, deepest, level, n_boot, adjust)})
+        "key_table": records(key), "findings": cmp.findings(group_differences, deepest, level, n_boot, adjust, test)})
     log.info("comparison: %d summary rows, %d differences (%d supported in the per-group table)", len(summary),
              len(differences), int(sum(cmp.supported(r, level) for _, r in group_differences.iterrows())))
 

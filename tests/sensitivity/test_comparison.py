@@ -125,3 +125,11 @@ def test_findings_claim_only_supported_differences_and_say_when_images_are_few()
     key = cmp.key_table(diffs, "pool2", 0.95)
     assert list(key["supported"]) == [False, True]  # flip rate, pool2 error; no MAC or cosine in these tables
     assert cmp.findings(diffs.iloc[:0], "pool2", 0.95, 1000, "bh") == []
+
+
+def test_the_wilcoxon_test_gives_its_exact_p_value_for_six_consistent_differences():
+    wide = cmp.widen(two_models(shift=-0.3))
+    _, diffs = cmp.compare(wide, "baseline", n_boot=200, test="wilcoxon")
+    err = diffs.set_index("layer").loc["pool2"]
+    assert err["statistic"] == 0 and err["p_value"] == pytest.approx(2 / 64)  # every image lower: 2 of 64 patterns
+    assert (diffs.set_index("layer").loc[["output", "conv1"], "p_value"] == 1).all()
