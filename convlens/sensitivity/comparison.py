@@ -102,7 +102,9 @@ def transform_group(t: Transform) -> str | None:
 
 def group_transforms(wide: Wide, transforms: list[Transform]) -> Wide:
     """Per image, the mean over the transforms of each group (``transform_group``) of every layer ×
-    metric: the same matrices with columns (group, layer, metric). NaN values are left out of a mean."""
+    metric: the same matrices with columns (group, layer, metric). NaN values are left out of a mean
+    (so where one model's value is undefined for an image and transform, say a constant heatmap, its
+    mean for that image covers fewer transforms than the other model's)."""
     group_of = {t.name: transform_group(t) for t in transforms}
     keys = wide.keys.assign(group=wide.keys["transform"].map(group_of))
     inside = keys["group"].notna().to_numpy()
