@@ -169,6 +169,7 @@ def _check_semantics(cfg: dict, base: Path):
             weights = model.get("weights")
             if weights not in (None, "imagenet") and not (base / weights).is_file():
                 raise ConfigError(f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path")
+    _check_comparison(cfg)
     for i, entry in enumerate(cfg["images"]):
         where = f"config.images[{i}]"
         if "dataset" in entry:
@@ -235,6 +236,8 @@ def model_file_problem(path: Path) -> str | None:
         if not any(head[at:at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
             return "is not an HDF5 file (a .h5 model starts with the HDF5 signature)"
     return None
+
+
 TRAIN_ONLY = ("augment", "antialias", "base", "base_weights", "base_options", "fine_tune")
 TRANSFER_ONLY = ("base", "base_weights", "base_options", "fine_tune")
 
@@ -273,6 +276,23 @@ def _check_training_variant(model: dict, where: str, datasets: dict, base: Path)
             raise ConfigError(f"{where}.augment.scale: [{low}, {high}] must have low <= high")
         if not (aug["shift_px"] or aug["rotate_deg"] or aug["hflip"] or aug["vflip"] or low != 1 or high != 1):
             raise ConfigError(f"{where}.augment: changes nothing; give shift_px, rotate_deg, scale, hflip or vflip")
+
+
+RESERVED_FOLDERS = ("comparison", "report", "data", "logs", "benchmarks")  # results/<name>/ of the run itself
+
+
+def _check_comparison(cfg: dict) -> None:
+    """Model names that are not the run's own folders; the reference a model (default: the first)."""
+    for name in cfg["models"]:
+        if name in RESERVED_FOLDERS:
+            raise ConfigError(f"config.models: name {name!r} is reserved (results/{name}/ is the run's own folder); "
+                              f"reserved: {', '.join(RESERVED_FOLDERS)}")
+    comparison = cfg["comparison"]
+    if comparison["reference"] is None:
+        comparison["reference"] = next(iter(cfg["models"]))
+    elif comparison["reference"] not in cfg["models"]:
+        raise ConfigError(f"config.comparison.reference: {comparison['reference']!r} is not a key of config.models "
+                          f"(defined: {', '.join(cfg['models'])})")
 
 
 def _check_method_params(params: dict) -> None:

@@ -105,7 +105,7 @@ def collect(config: dict, models: list[str], results: Path) -> dict:
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
         model_sections.append(section)
     return {"models": model_sections, "devices": devices, "warnings": run_warnings(model_sections),
-            "resize": resize_modes(config),
+            "resize": resize_modes(config), "comparison": comparison(results, len(models)),
             "metric_help": {name: text for name, (_, _, text) in METRICS.items()}}
 
 
@@ -121,6 +121,14 @@ def resize_modes(config: dict) -> str:
     default = config.get("resize", "stretch")
     own = sorted({e["resize"] for e in config["images"] if e.get("resize") and e["resize"] != default})
     return default + (f" (some images entries: {', '.join(own)})" if own else "")
+
+
+def comparison(results: Path, n_models: int) -> dict | None:
+    """The models' comparison (results/comparison/comparison.json) when the run has two or more."""
+    path = results / "comparison" / "comparison.json"
+    if n_models < 2 or not path.exists():
+        return None
+    return {**_read_json(path), "dir": "comparison"}
 
 
 class RunFolderFetcher(URLFetcher):
@@ -198,7 +206,7 @@ class Section:
     title: str
     anchor: str
     each: str | None = None  # None: once; "model": once per model; "image": once per image of the model
-    when: str | None = None  # only for models whose section has this key set (e.g. "metrics")
+    when: str | None = None  # only for models whose section has this key set (e.g. "metrics"); once: the run's
     wrapper: str | None = None  # wrapped in <section class="..."> ("chapter", "sheet": a new page)
     toc: bool = True  # listed in the table of contents (every heading is in the PDF outline)
     children: tuple[Section, ...] = ()  # h2 under an h1, included after the parent's partial
@@ -206,6 +214,7 @@ class Section:
 
 # The report, in order: the table of contents and the body both come from this list.
 SECTIONS = (
+    Section("comparison.html.j2", "Comparison of models", "comparison", wrapper="chapter", when="comparison"),
     Section("sensitivity.html.j2", "Sensitivity to transforms", "sensitivity", wrapper="chapter", children=(
         Section("sensitivity_model.html.j2", "{model}", "sens-{model}", each="model"),
     )),
@@ -225,7 +234,7 @@ SECTIONS = (
 
 
 def outline(models: list[dict], sections: tuple[Section, ...] = SECTIONS, model: dict | None = None,
-            level: int = 1) -> list[dict]:
+            level: int = 1, run: dict | None = None) -> list[dict]:
     """``sections`` expanded for this run's models and images: what the main template loops over, once
     for the table of contents and once for the body. Titles stay plain text (escaped when rendered)."""
     nodes = []
@@ -237,7 +246,7 @@ def outline(models: list[dict], sections: tuple[Section, ...] = SECTIONS, model:
         else:
             scopes = [(model, None)]
         for m, im in scopes:
-            if sec.when and not m[sec.when]:
+            if sec.when and not (m[sec.when] if m is not None else (run or {}).get(sec.when)):
                 continue
             names = {"model": m["name"] if m else "", "image": im["summary"]["image"] if im else ""}
             nodes.append({
@@ -250,7 +259,7 @@ def outline(models: list[dict], sections: tuple[Section, ...] = SECTIONS, model:
                 "toc_children": any(child.toc for child in sec.children),
                 "model": m,
                 "image": im,
-                "children": outline(models, sec.children, m, level + 1),
+                "children": outline(models, sec.children, m, level + 1, run),
             })
     return nodes
 
@@ -263,4 +272,4 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.filters["pct"] = lambda v: "–" if _missing(v) else f"{100 * float(v):.1f} %"
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = anchor
-    return env.get_template("report.html.j2").render(outline=outline(context["models"]), **context)
+    return env.get_template("report.html.j2").render(outline=outline(context["models"], run=context), **context)

@@ -23,6 +23,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
     assert cfg["datasets"]["d"]["n_per_class"] == 100
     assert cfg["heatmaps"]["target"] == "reference"
     assert cfg["transforms"][0]["kind"] == "shift"
+    assert cfg["comparison"] == {"reference": "m", "n_boot": 2000, "level": 0.95, "test": "t", "adjust": "bh"}  # the first model
     cfgmod.validate(default_config(), base_dir=ROOT)
 
 
@@ -68,6 +69,10 @@ def test_default_config_is_valid_and_defaults_are_filled():
     (lambda c: c["transforms"].append({"kind": "noise", "range": [0.5, 1.5, 0.5]}), "config.transforms[5].range: noise std must be in [0, 1], not 1.5"),
     (lambda c: c["transforms"].append({"kind": "contrast", "range": [0, 1, 0.5]}), "config.transforms[5].range: contrast factor must be in (0, inf], not 0"),
     (lambda c: c["transforms"].append({"kind": "brightness", "dx": 1}), "config.transforms[5]: brightness needs delta (or a range)"),
+    (lambda c: c.update(comparison={"reference": "other"}), "config.comparison.reference: 'other' is not a key of config.models"),
+    (lambda c: c.update(comparison={"adjust": "bonferroni"}), "config.comparison.adjust: 'bonferroni' is not allowed; allowed: 'bh', 'holm'"),
+    (lambda c: c.update(comparison={"level": 1.5}), "config.comparison.level: 1.5 is greater than or equal to the maximum of 1"),
+    (lambda c: c["models"].update(comparison=c["models"]["shapes_cnn"]), "config.models: name 'comparison' is reserved"),
 ])
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):
     cfg = default_config()

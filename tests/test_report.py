@@ -171,3 +171,11 @@ def test_run_summary_shows_the_resize_and_every_warning_in_one_block_escaped():
     assert "Warnings" not in env.get_template("sections/run_summary.html.j2").render(
         sec={"anchor": "a", "title": "t"}, config=config, resize="stretch", warnings=[],
         run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}})
+def test_the_comparison_chapter_comes_first_and_only_with_a_comparison():
+    models = [fake_model("a", ["img-0"], trained=True), fake_model("b", ["img-0"], trained=True)]
+    with_it = report.outline(models, run={"comparison": {"reference": "a"}})
+    assert [(n["anchor"], n["title"]) for n in with_it[:2]] == [("comparison", "Comparison of models"),
+                                                                 ("sensitivity", "Sensitivity to transforms")]
+    assert report.outline(models, run={"comparison": None})[0]["anchor"] == "sensitivity"
+    assert report.outline(models)[0]["anchor"] == "sensitivity"
+    assert report.comparison(Path("/nonexistent"), 2) is None

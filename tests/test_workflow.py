@@ -118,6 +118,19 @@ def test_sensitivity_table_has_a_row_per_image_transform_layer_and_metric(tiny_r
     assert 'href="#sheet-tiny-shapes-test-000' in html.split('id="run-summary"')[0]  # findings link image sheets
 
 
+def test_one_model_gets_intervals_and_no_comparison_chapter(tiny_run):
+    import pandas as pd
+
+    workdir, _ = tiny_run
+    folder = workdir / "results" / "comparison"
+    summary = pd.read_csv(folder / "summary.csv", keep_default_na=False, na_values=[""])
+    assert set(summary["model"]) == {"tiny"} and (summary["n"] == 2).all()
+    assert len(pd.read_csv(folder / "differences.csv")) == 0
+    manifest = json.loads((folder / "comparison.json").read_text())
+    assert manifest["note"].startswith("one model") and manifest["findings"] == []
+    assert 'id="comparison"' not in (workdir / "results" / "report" / "report.html").read_text()
+
+
 def test_run_summary_records_digest_versions_and_seed(tiny_run):
     from convlens.config import digest, validate
 

@@ -4,6 +4,7 @@
 rule report:
     input:
         model_report_inputs,
+        comparison="results/comparison/comparison.json",
         templates=[
             TEMPLATES / "report.html.j2",
             TEMPLATES / "report.css",

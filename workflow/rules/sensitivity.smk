@@ -41,3 +41,35 @@ rule sensitivity:
         seed=config["seed"],
     script:
         "../../scripts/sensitivity.py"
+
+
+# Comparison: every model of the run with bootstrap intervals over images, and each model's paired
+# differences from the reference (comparison.reference); one model: intervals only.
+rule comparison:
+    input:
+        metrics=expand("results/{model}/sensitivity/metrics.csv", model=MODELS),
+        studies=expand("results/{model}/sensitivity/study.json", model=MODELS),
+    output:
+        manifest="results/comparison/comparison.json",
+        summary=report("results/comparison/summary.csv", category="Comparison"),
+        differences=report("results/comparison/differences.csv", category="Comparison"),
+        group_summary="results/comparison/summary_groups.csv",
+        group_differences="results/comparison/differences_groups.csv",
+        figures=report(
+            directory("results/comparison/figures"),
+            patterns=["{name}.png"],
+            category="Comparison",
+        ),
+    log:
+        "results/logs/comparison.log",
+    benchmark:
+        "results/benchmarks/comparison.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        models=MODELS,
+        transforms=config["transforms"],
+        options=config["comparison"],
+        seed=config["seed"],
+    script:
+        "../../scripts/comparison.py"

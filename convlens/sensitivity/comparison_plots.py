@@ -1,0 +1,87 @@
+"""The comparison's plots (matplotlib): a line per model with its bootstrap interval as a band,
+against the magnitude of each sweep and against layer depth for each transform group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from convlens import transform_kinds
+from convlens.sensitivity.plots import short
+
+SWEEP_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"),
+                ("top1_change", "flip rate"), ("prob_change", "MAC (probability change)"))
+LAYER_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"))
+
+
+def model_colours(models: list[str]) -> dict[str, tuple]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {m: cmap(i % 10) for i, m in enumerate(models)}
+
+
+def band(ax, x, rows: pd.DataFrame, colour, label: str) -> None:
+    """The mean as a line with markers and the interval as a shaded band."""
+    ax.plot(x, rows["mean"], color=colour, lw=1.4, marker="o", ms=2.5, label=label)
+    ax.fill_between(x, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float), color=colour, alpha=0.2,
+                    lw=0)
+
+
+def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], layer: str | None, models: list[str],
+               level: float, path: Path) -> None:
+    """Every model's mean against the magnitude of one sweep with its interval: equivariance error
+    and pooled-feature cosine at ``layer``, flip rate and MAC of the prediction."""
+    import matplotlib.pyplot as plt
+
+    colours = model_colours(models)
+    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(13, 3.4))
+    sub = summary[summary["transform"].isin(members)].assign(magnitude=lambda f: f["transform"].map(members))
+    for ax, (metric, title) in zip(axes, SWEEP_PANELS):
+        where = "output" if metric in ("top1_change", "prob_change") else layer
+        for model in models:
+            rows = sub[(sub["model"] == model) & (sub["metric"] == metric) & (sub["layer"] == where)]
+            rows = rows.sort_values("magnitude")
+            if len(rows):
+                band(ax, rows["magnitude"].to_numpy(float), rows, colours[model], model)
+        ax.set_title(title + ("" if where == "output" else f" at {short(str(where))}"), fontsize=9)
+        ax.set_xlabel(transform_kinds.CURVES[curve].label, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[str], models: list[str],
+                  level: float, path: Path) -> None:
+    """Equivariance error and pooled-feature cosine against layer depth, a row per transform group,
+    a line per model with its interval (each model at the positions of its own layers)."""
+    import matplotlib.pyplot as plt
+
+    colours = model_colours(models)
+    position = {layer: i for i, layer in enumerate(layers)}
+    fig, axes = plt.subplots(len(groups), len(LAYER_PANELS), figsize=(10, 0.6 + 2.4 * len(groups)), squeeze=False)
+    for r, group in enumerate(groups):
+        for ax, (metric, title) in zip(axes[r], LAYER_PANELS):
+            for model in models:
+                rows = group_summary[(group_summary["model"] == model) & (group_summary["group"] == group)
+                                     & (group_summary["metric"] == metric)]
+                rows = rows[rows["layer"].isin(position)].assign(x=lambda f: f["layer"].map(position)).sort_values("x")
+                if len(rows):
+                    band(ax, rows["x"].to_numpy(float), rows, colours[model], model)
+            ax.set_title(f"{group}: {title}", fontsize=9)
+            ax.set_xticks(np.arange(len(layers)), [short(la) for la in layers] if r == len(groups) - 1 else
+                          [""] * len(layers), rotation=60, ha="right", fontsize=7)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"Against layer depth: means over images and over each group's transforms, "
+                 f"bands {100 * level:g} % bootstrap intervals", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
