@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlparse
 from weasyprint.urls import URLFetcher
 
 from convlens import __version__
+from convlens.attribution.registry import display_name
+from convlens.plots import vector_path
 from convlens.sensitivity.metrics import METRICS
 
 log = logging.getLogger("convlens")
@@ -248,4 +250,6 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.filters["pct"] = lambda v: "–" if _missing(v) else f"{100 * float(v):.1f} %"
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = anchor
+    env.filters["method_name"] = display_name  # "guided_backprop" -> "Guided backprop" (attribution.registry)
+    env.filters["vector"] = lambda png: vector_path(png).as_posix()  # a figure's SVG beside its PNG
     return env.get_template("report.html.j2").render(outline=outline(context["models"]), **context)

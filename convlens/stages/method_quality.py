@@ -11,11 +11,13 @@ import numpy as np
 
 from convlens.attribution.explainer import Explainer
 from convlens.attribution.quality import cascading_randomization, deletion_insertion
+from convlens.attribution.registry import display_name, method_colour
 from convlens.core.head import TARGET_PREDICTED
 from convlens.core.layers import last_conv_layer
 from convlens.core.setup import open_model
 from convlens.errors import InputError
 from convlens.models import ModelInfo
+from convlens.plots import FIGURE_WIDTH_IN, depth_ticks, legend_beside, pick_layers, pyplot, save_figure
 from convlens.stages.common import heatmap_methods, load_input_image
 from convlens.stages.files import write_csv, write_json
 from convlens.stages.run import log
@@ -95,38 +97,38 @@ QUALITY_COLUMNS = ["method", "spearman_randomized", "ssim_randomized", "insensit
 
 
 def plot_quality(sanity: dict, spearman: dict, faithful: dict, methods: list[str], figures: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = plt.get_cmap("tab20")
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    """randomization.png and deletion_insertion.png (and their SVGs): a line per method in its registry
+    colour and display name, the legends beside the data."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN, 3.2))
     steps = np.arange(len(sanity["layers"]) + 1)
-    for i, m in enumerate(methods):
-        ax.plot(steps, np.r_[1.0, spearman[m]], marker="o", ms=3, color=colours(i),
-                label=m, ls="--" if sanity["insensitive"][m] else "-")
-    ax.set_xticks(steps, ["original"] + [p.rsplit("/", 1)[-1] for p in sanity["layers"]], rotation=50, ha="right",
-                  fontsize=7)
-    ax.set_ylabel("Spearman to the original map")
-    ax.set_title("Cascading randomization of the weights, from the top (Adebayo et al. 2018)", fontsize=9)
+    marker = 3 if len(steps) <= 20 else 0
+    for m in methods:
+        ax.plot(steps, np.r_[1.0, spearman[m]], marker="o", ms=marker, lw=1.2, color=method_colour(m),
+                label=display_name(m) + (" (flagged)" if sanity["insensitive"][m] else ""),
+                ls="--" if sanity["insensitive"][m] else "-")
+    labels = ["original"] + [p.rsplit("/", 1)[-1] for p in sanity["layers"]]
+    depth_ticks(ax, steps, labels, set(pick_layers(labels)))
+    ax.set_ylabel("Spearman to the original map", fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("Cascading randomization of the weights, from the top (Adebayo et al. 2018)", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    legend_beside(ax, fontsize=6.5)
     fig.tight_layout()
-    fig.savefig(figures / "randomization.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, figures / "randomization.png")
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH_IN, 3.0))
     any_f = next(iter(faithful.values()))
     for ax, kind in zip(axes, ("deletion", "insertion")):
-        for i, m in enumerate(methods):
-            ax.plot(any_f["fractions"], faithful[m][kind].mean(axis=0), color=colours(i), lw=1.2, label=m)
-        ax.plot(any_f["fractions"], any_f["random"][kind].mean(axis=0), color="black", ls=":", lw=2, label="random")
+        for m in methods:
+            ax.plot(any_f["fractions"], faithful[m][kind].mean(axis=0), color=method_colour(m), lw=1.2,
+                    label=display_name(m))
+        ax.plot(any_f["fractions"], any_f["random"][kind].mean(axis=0), color="grey", ls=":", lw=2, label="random order")
         ax.set_title(f"{kind}: class probability as pixels are {'removed' if kind == 'deletion' else 'added'}",
-                     fontsize=9)
-        ax.set_xlabel("fraction of pixels, in the order of the map", fontsize=8)
+                     fontsize=7.5)
+        ax.set_xlabel("fraction of pixels, in the order of the map", fontsize=7)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=6, ncol=2, frameon=False)
+    legend_beside(axes[1], fontsize=6.5)
     fig.tight_layout()
-    fig.savefig(figures / "deletion_insertion.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, figures / "deletion_insertion.png")
