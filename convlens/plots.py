@@ -70,21 +70,28 @@ def save_figure(fig, png_path, dpi: int = FIGURE_DPI) -> list[Path]:
 
 def pick_layers(layers: list[str], named=(), most: int = DEFAULT_PLOT_LAYERS) -> list[str]:
     """The layers a plot names for a deep model, in depth order: every layer when there are at most
-    ``most``; otherwise the ``named`` ones plus layers evenly spread over the depth (the first and the
-    last among them) up to ``most`` in all. Named layers are always kept, even past ``most``."""
+    ``most``; otherwise the ``named`` ones plus layers evenly spread over the depth, ``most`` in all
+    at most, the first and the last first among them. An even position that a named layer sits close to
+    (within half the spacing) is left to it, so no two names crowd one spot. Named layers are always
+    kept, even past ``most``."""
     named_set = set(named)
     if len(layers) <= most:
         return list(layers)
     chosen = {i for i, layer in enumerate(layers) if layer in named_set}
-    slots = most - len(chosen)
-    if slots > 0:
-        free = np.array([i for i in range(len(layers)) if i not in chosen])
-        for target in np.linspace(0, len(layers) - 1, slots):
-            if not len(free):
-                break
-            k = int(np.argmin(np.abs(free - target)))
-            chosen.add(int(free[k]))
-            free = np.delete(free, k)
+    fixed = sorted(chosen)
+    targets = np.linspace(0, len(layers) - 1, most)
+    half = (len(layers) - 1) / max(1, most - 1) / 2
+    free = [i for i in range(len(layers)) if i not in chosen]
+    order = [0, most - 1] + list(range(1, most - 1))  # the ends first
+    for k in order:
+        if len(chosen) >= most or not free:
+            break
+        end = {0: 0, most - 1: len(layers) - 1}.get(k)
+        if end in chosen or (end is None and any(abs(i - targets[k]) <= half for i in fixed)):
+            continue
+        pick = min(free, key=lambda i: abs(i - targets[k]))
+        chosen.add(pick)
+        free.remove(pick)
     return [layers[i] for i in sorted(chosen)]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import transform_kinds
-from convlens.attribution.registry import display_name, method_colour
+from convlens.attribution.registry import METHODS, display_name, method_colour
 from convlens.plots import (FIGURE_WIDTH_IN, MAX_HEIGHT_IN, MIN_FONT_PT, depth_ticks, legend_beside, pick_layers,
                             pyplot, save_figure, text_colour)
 from convlens.transforms import Transform
@@ -78,7 +78,8 @@ def plot_by_layer(table: pd.DataFrame, transforms: list[Transform], layers: list
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3)
     if len(layers) > len(shown):
-        axes[0].set_xlabel(f"layer ({len(layers)}, {len(shown)} named)", fontsize=7)
+        for ax in axes:
+            ax.set_xlabel(f"layer ({len(shown)} of {len(layers)} named)", fontsize=7)
     handles = [Line2D([], [], color=plt.get_cmap(c)(0.8), label=k) for k, c in FAMILY_CMAP.items()
                if any(t.kind == k for t in transforms)]
     handles += [Line2D([], [], color=c, ls=s, label=k) for k, (c, s) in FLIP_STYLE.items() if any(t.kind == k for t in transforms)]
@@ -126,7 +127,7 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
             ax.plot(mac["magnitude"], mac["value"], color="navy", marker="s", ms=3, label="MAC")
             ax.set_ylim(-0.03, 1.03)
         else:
-            for method, s in sub.groupby("layer"):
+            for method, s in sorted(sub.groupby("layer"), key=lambda item: registry_order(item[0])):
                 ax.plot(s["magnitude"], s["value"], marker="o", ms=2.5, lw=1.1, color=method_colour(method),
                         label=display_name(method))
         ax.set_title(title, fontsize=8)
@@ -138,6 +139,12 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
     fig.suptitle(f"{curve}: metrics against the magnitude (means over images)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def registry_order(method: str) -> tuple[int, str]:
+    """Methods in the registry's order (gradient family, then CAMs); others after, by name."""
+    order = list(METHODS)
+    return (order.index(method), "") if method in order else (len(order), method)
 
 
 def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
@@ -161,34 +168,42 @@ def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
 
 HEAT_METRICS = (("equivariance_error", "magma_r", "mean equivariance error"),
                 ("invariance_cosine", "viridis", "mean cosine of pooled features"))
-HEAT_FONT_PT = 6.5  # cell numbers, at print size (the figure is as wide as the printed figure)
-HEAT_ROW_IN = 0.2  # a row of the table
-HEAT_LABELS_IN = 1.3  # the layer names at the left, the colour bar at the right
-HEAT_COLUMN_LABELS_IN = 0.9  # the rotated transform names under a panel, and its title
+HEAT_FONT_PT = 6.5  # cell numbers and labels, at print size (the figure is as wide as the printed figure)
+HEAT_ROW_IN = 0.17  # a row of the table: the number's height and some air
+HEAT_CELL_IN = (3 * 0.64 + 0.32 + 0.5) * HEAT_FONT_PT / 72  # "0.96" (DejaVu digits 0.64 em, point 0.32 em) and air
+HEAT_BAR_IN = 0.6  # the colour bar and its labels at the right
+HEAT_COLUMN_LABELS_IN = 1.0  # the rotated transform names under a panel, and its title
+CHAR_IN = 0.62 * HEAT_FONT_PT / 72  # a character of a layer or transform name, on average at most
 
 
-def heat_pages(n_layers: int, n_transforms: int) -> tuple[list[slice], list[slice], list[list[tuple[int, int, int]]]]:
+def heat_pages(n_layers: int, n_transforms: int, label_chars: int = 20
+               ) -> tuple[list[slice], list[slice], list[list[tuple[int, int, int]]]]:
     """How the layer × transform tables split so every cell holds its number at HEAT_FONT_PT and every
-    page fits the printable page: (row chunks, column chunks, pages of (metric, row chunk, column chunk))."""
-    cell_w_in = (4 * 0.6 * HEAT_FONT_PT + 5) / 72  # "0.96" plus a little air
-    per_row = max(1, int((FIGURE_WIDTH_IN - HEAT_LABELS_IN) / cell_w_in))
-    n_col_chunks = -(-n_transforms // per_row)
-    cols = [slice(k * -(-n_transforms // n_col_chunks), min(n_transforms, (k + 1) * -(-n_transforms // n_col_chunks)))
-            for k in range(n_col_chunks)]
-    per_page = max(1, int((MAX_HEIGHT_IN - HEAT_COLUMN_LABELS_IN - 0.2) / HEAT_ROW_IN))
-    n_row_chunks = -(-n_layers // per_page)
-    size = -(-n_layers // n_row_chunks)
-    rows = [slice(k * size, min(n_layers, (k + 1) * size)) for k in range(n_row_chunks)]
-    panels = [(m, r, c) for m in range(len(HEAT_METRICS)) for c in range(len(cols)) for r in range(len(rows))]
-    pages, height = [[]], 0.0
-    for panel in panels:
-        h = HEAT_COLUMN_LABELS_IN + HEAT_ROW_IN * (rows[panel[1]].stop - rows[panel[1]].start)
-        if pages[-1] and height + h > MAX_HEIGHT_IN - 0.2:
-            pages.append([])
-            height = 0.0
-        pages[-1].append(panel)
-        height += h
-    return rows, cols, pages
+    page fits the printable page: (row chunks, column chunks, pages of (metric, row chunk, column chunk)).
+    ``label_chars``: the longest layer name. Of the row splits that fit, the one with the fewest pages."""
+    width = FIGURE_WIDTH_IN - label_chars * CHAR_IN - HEAT_BAR_IN - 0.1
+    per_row = max(1, int(width / HEAT_CELL_IN))
+    n_col = -(-n_transforms // per_row)
+    size = -(-n_transforms // n_col)
+    cols = [slice(k * size, min(n_transforms, (k + 1) * size)) for k in range(n_col)]
+    room = MAX_HEIGHT_IN - 0.2
+    per_page = max(1, int((room - HEAT_COLUMN_LABELS_IN) / HEAT_ROW_IN))
+    best = None
+    for n_rows in range(-(-n_layers // per_page), -(-n_layers // per_page) + 4):
+        size = -(-n_layers // n_rows)
+        rows = [slice(k * size, min(n_layers, (k + 1) * size)) for k in range(-(-n_layers // size))]
+        panels = [(m, r, c) for m in range(len(HEAT_METRICS)) for c in range(len(cols)) for r in range(len(rows))]
+        pages, height = [[]], 0.0
+        for panel in panels:
+            h = HEAT_COLUMN_LABELS_IN + HEAT_ROW_IN * (rows[panel[1]].stop - rows[panel[1]].start)
+            if pages[-1] and height + h > room:
+                pages.append([])
+                height = 0.0
+            pages[-1].append(panel)
+            height += h
+        if best is None or len(pages) < len(best[2]):
+            best = (rows, cols, pages)
+    return best
 
 
 def cell_text(value: float) -> str:
@@ -212,7 +227,9 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
         finite = grid[np.isfinite(grid)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         grids.append((grid, matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9), cmap, title))
-    rows, cols, pages = heat_pages(len(layers), len(names))
+    rows, cols, pages = heat_pages(len(layers), len(names), max(len(short(layer)) for layer in layers))
+    for stale in path.parent.glob(f"{path.stem}_*"):  # the pages of an earlier, longer table
+        stale.unlink()
     files = []
     for number, page in enumerate(pages, start=1):
         heights = [HEAT_COLUMN_LABELS_IN + HEAT_ROW_IN * (rows[r].stop - rows[r].start) for _, r, _ in page]

@@ -1,0 +1,151 @@
+"""The study's figures for a deep model (keras.applications.MobileNetV2, 52 conv layers, 1000 classes)
+driven with a synthetic metrics table: a readable set of layers, pages that fit the printed page,
+legends beside the data, readable numbers, every figure also as SVG."""
+import xml.etree.ElementTree as ET
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from convlens import plots
+from convlens.attribution.registry import METHODS, display_name, method_colour
+from convlens.sensitivity import plots as study_plots
+from convlens.stages.sensitivity import run_study
+from tests.sensitivity.deep_table import deep_layers, deep_table
+
+NAMED = "block_5_depthwise"
+MAX_LAYERS = 8
+
+
+@pytest.fixture(scope="module")
+def deep_study(tmp_path_factory):
+    """run_study over MobileNetV2's layers; every figure's layout recorded just before it is saved."""
+    layers = deep_layers()
+    table, transforms = deep_table(layers)
+    tmp = tmp_path_factory.mktemp("deep")
+    paths = []
+    for image, frame in table.groupby("image"):
+        paths.append(tmp / f"{image}.csv")
+        frame.to_csv(paths[-1], index=False)
+    pooled = {i: {layer: np.random.default_rng(k).random(4) for layer in layers} for k, i in enumerate("ab")}
+    seen = {}
+    original = study_plots.save_figure
+
+    def recording(fig, path, *args, **kwargs):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        data_axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        legends = [lg for ax in fig.axes for lg in ([ax.get_legend()] if ax.get_legend() else [])] + fig.legends
+        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+        seen[path.name] = {
+            "width_in": fig.get_figwidth(),
+            "axes": [ax.get_window_extent(renderer) for ax in data_axes],
+            "legends": [(lg.get_window_extent(renderer), [t.get_text() for t in lg.get_texts()]) for lg in legends],
+            "font_sizes": [t.get_fontsize() for t in texts],
+            "cells": [(t.get_text(), matplotlib.colors.to_rgb(t.get_color()), ax.images[0])
+                      for ax in data_axes for t in ax.texts if ax.images],
+            "xticks": [[t.get_text() for t in ax.get_xticklabels()] for ax in data_axes],
+        }
+        return original(fig, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study_plots, "save_figure", recording)
+        manifest = run_study([str(p) for p in paths], pooled, transforms, layers, tmp / "out", tmp / "out" / "figures",
+                             0, [NAMED], MAX_LAYERS)
+    return {"layers": layers, "manifest": manifest, "figures": tmp / "out" / "figures", "seen": seen}
+
+
+def test_the_deep_model_has_52_conv_layers(deep_study):
+    assert len(deep_study["layers"]) == 52
+
+
+def test_plots_name_at_most_the_maximum_spread_over_the_depth_with_the_named_one(deep_study):
+    layers, shown = deep_study["layers"], deep_study["manifest"]["plot_layers"]
+    assert len(shown) <= MAX_LAYERS and NAMED in shown
+    assert shown[0] == layers[0] and shown[-1] == layers[-1]
+    assert shown == [layer for layer in layers if layer in shown]  # depth order
+    gaps = np.diff([layers.index(layer) for layer in shown])
+    assert gaps.min() >= 3  # no two names crowd one spot
+    labelled = set(deep_study["seen"]["by_layer.png"]["xticks"][0]) - {""}
+    assert labelled == set(shown)
+    sweep = deep_study["seen"]["sweep_rotate.png"]
+    layer_entries = [texts for _, texts in sweep["legends"] if "floor (input)" in texts][0]
+    assert layer_entries == shown + ["floor (input)"]
+
+
+def test_every_figure_fits_the_printed_page_and_has_an_svg(deep_study):
+    folder = deep_study["figures"]
+    pngs = sorted(folder.glob("*.png"))
+    assert {p.name for p in pngs} == set(deep_study["seen"])
+    assert len(deep_study["manifest"]["heat_tables"]) > 1  # 52 layers: the heat table is split
+    # the report draws figure.wide 170 mm wide on A4 with 14 mm side and 16/18 mm top/bottom margins
+    printable_w, printable_h = 210 - 28, 297 - 34
+    for png in pngs:
+        w, h = Image.open(png).size
+        assert 170 <= printable_w and h / w * 170 <= printable_h - 20, f"{png.name} is {w}x{h} px"
+        root = ET.parse(png.with_suffix(".svg")).getroot()
+        assert root.tag.endswith("svg")
+    assert "Guided backprop" in (folder / "sweep_rotate.svg").read_text()  # text stays text
+
+
+def test_legends_sit_beside_the_data(deep_study):
+    for name, seen in deep_study["seen"].items():
+        for box, _ in seen["legends"]:
+            for ax in seen["axes"]:
+                assert not box.overlaps(ax), f"{name}: a legend covers the data"
+
+
+def test_text_is_readable_at_print_size(deep_study):
+    for name, seen in deep_study["seen"].items():
+        assert seen["width_in"] == pytest.approx(plots.FIGURE_WIDTH_IN)  # so font sizes are the printed sizes
+        assert min(seen["font_sizes"]) >= plots.MIN_FONT_PT, name
+
+
+def test_heat_table_numbers_are_rounded_and_contrast_with_their_cell(deep_study):
+    table_cells = [c for name, s in deep_study["seen"].items() if name.startswith("heat_table") for c in s["cells"]]
+    assert len(table_cells) == 2 * 52 * 24  # every layer × transform of both metrics, once
+    for text, colour, image in table_cells[:400]:
+        assert len(text) == 4 and float(text) == round(float(text), 2)
+        cell = image.cmap(image.norm(float(text)))  # the cell's colour, within the rounding
+        lum_text, lum_cell = plots.luminance(colour), plots.luminance(cell)
+        ratio = (max(lum_text, lum_cell) + 0.05) / (min(lum_text, lum_cell) + 0.05)
+        assert ratio >= 4.5  # WCAG AA for text
+
+
+def test_sweep_draws_every_method_in_its_colour_with_its_display_name(deep_study):
+    entries = [texts for _, texts in deep_study["seen"]["sweep_rotate.png"]["legends"] if "Grad-CAM" in texts][0]
+    assert entries == [display_name(m) for m in METHODS]
+
+
+def test_pick_layers_edge_cases():
+    layers = [f"l{i}" for i in range(52)]
+    assert plots.pick_layers(layers[:5], [], 8) == layers[:5]
+    assert plots.pick_layers(layers, [], 8) == ["l0", "l7", "l15", "l22", "l29", "l36", "l44", "l51"]
+    many = [f"l{i}" for i in range(1, 11)]
+    assert plots.pick_layers(layers, many, 8) == many  # named ones are kept past the maximum
+    got = plots.pick_layers(layers, ["l1", "l50"], 8)
+    assert len(got) == 8 and {"l0", "l1", "l50", "l51"} <= set(got)
+
+
+def test_text_colour_is_the_one_that_contrasts_more():
+    assert plots.text_colour((1.0, 1.0, 0.9)) == "black" and plots.text_colour((0.1, 0.0, 0.3)) == "white"
+    for grey in np.linspace(0, 1, 21):
+        lum = plots.luminance((grey,) * 3)
+        best = max((1.05 / (lum + 0.05), "white"), ((lum + 0.05) / 0.05, "black"))[1]
+        assert plots.text_colour((grey,) * 3) == best
+
+
+def test_save_figure_writes_png_and_parseable_svg_and_nothing_else(tmp_path):
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [0, 1], color=method_colour("gradcam"), label=display_name("gradcam"))
+    written = plots.save_figure(fig, tmp_path / "f.png")
+    assert [p.name for p in written] == ["f.png", "f.svg"] and sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.svg"]
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    root = ET.parse(tmp_path / "f.svg").getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    again = plots.pyplot().subplots(figsize=(2, 1))
+    again[1].plot([0, 1], [0, 1], color=method_colour("gradcam"), label=display_name("gradcam"))
+    plots.save_figure(again[0], tmp_path / "g.png")
+    assert (tmp_path / "f.svg").read_text() == (tmp_path / "g.svg").read_text()  # reproducible: no date, fixed ids
