@@ -146,13 +146,13 @@ def _font(size: int):
 
 def bar_height(width: int) -> tuple[int, int]:
     """(gradient rows, label font size) of a colour bar under an image ``width`` pixels wide."""
-    return max(4, width // 25), max(9, width // 18)
+    return max(4, width // 25), max(12, width // 16)
 
 
 def colour_bar(width: int, scale: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
     """A compact colour bar (numpy and Pillow): a white gap, the ``scale`` (N, 3) uint8 from left (low)
     to right (high) as a gradient ``width`` pixels wide, and under it ``labels`` (low, [middle,] high)
-    at the left edge, [the centre,] and the right edge. Returns (h, width, 3) uint8."""
+    at the left edge, [the centre, when there is room,] and the right edge. Returns (h, width, 3) uint8."""
     from PIL import Image, ImageDraw
 
     scale = np.asarray(scale, dtype=np.uint8)
@@ -161,6 +161,8 @@ def colour_bar(width: int, scale: np.ndarray, labels: tuple[str, ...]) -> np.nda
     font = _font(size)
     text = Image.new("RGB", (width, size + 3), "white")
     draw = ImageDraw.Draw(text)
+    if len(labels) == 3 and sum(font.getlength(label) for label in labels) + 2 * size > width:
+        labels = (labels[0], labels[2])  # no room for the middle label
     anchors = ("la", "ma", "ra") if len(labels) == 3 else ("la", "ra")
     xs = (0, width // 2, width - 1) if len(labels) == 3 else (0, width - 1)
     for label, x, anchor in zip(labels, xs, anchors):
@@ -179,7 +181,11 @@ def with_colour_bar(image: np.ndarray, scale: np.ndarray, labels: tuple[str, ...
 
 
 def value_label(value: float) -> str:
-    """A colour bar's number: two significant digits (ASCII: Pillow's built-in font has no minus sign)."""
+    """A colour bar's number, short: two significant digits, powers of ten for very small or large
+    values ("3.2e-4"); ASCII (Pillow's built-in font has no minus sign)."""
+    if value != 0 and not 0.01 <= abs(value) < 1e4:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
     return f"{value:.2g}"
 
 

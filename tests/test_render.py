@@ -95,7 +95,7 @@ def bar_rows(picture: np.ndarray, image_height: int) -> np.ndarray:
 
 def test_colour_bar_under_a_heatmap_runs_through_the_scale_with_labels():
     image = np.full((96, 120, 3), 200, np.uint8)
-    out = render.with_colour_bar(image, render.JET_SCALE, ("0", render.value_label(0.00321)))
+    out = render.with_colour_bar(image, render.JET_SCALE, ("0", render.value_label(0.0321)))
     assert np.array_equal(out[:96], image) and (out[96:96 + render.BAR_GAP_PX] == 255).all()
     bar = bar_rows(out, 96)
     assert (bar == bar[:1]).all()  # every row of the gradient the same
@@ -104,8 +104,10 @@ def test_colour_bar_under_a_heatmap_runs_through_the_scale_with_labels():
     assert tuple(bar[0, 0]) == tuple(render.jet(np.array(0.0))) and tuple(bar[0, -1]) == tuple(render.jet(np.array(1.0)))
     labels = out[96 + render.BAR_GAP_PX + len(bar):]
     ink = labels.min(axis=-1) < 128
-    assert ink[:, :30].any() and ink[:, -40:].any() and not ink[:, 40:70].any()  # "0" left, "0.0032" right
-    assert render.value_label(0.00321) == "0.0032" and render.value_label(-12.5) == "-12"
+    assert ink[:, :30].any() and ink[:, -40:].any() and not ink[:, 30:60].any()  # "0" left, "0.032" right
+    assert render.value_label(0.0321) == "0.032" and render.value_label(-12.5) == "-12"
+    assert render.value_label(0.000321) == "3.2e-4" and render.value_label(-45678.0) == "-4.6e4"
+    assert render.value_label(0.0) == "0"
 
 
 def test_grey_feature_map_grid_gets_a_grey_bar_and_three_labels():

@@ -170,19 +170,25 @@ HEAT_METRICS = (("equivariance_error", "magma_r", "mean equivariance error"),
                 ("invariance_cosine", "viridis", "mean cosine of pooled features"))
 HEAT_FONT_PT = 6.5  # cell numbers and labels, at print size (the figure is as wide as the printed figure)
 HEAT_ROW_IN = 0.17  # a row of the table: the number's height and some air
-HEAT_CELL_IN = (3 * 0.64 + 0.32 + 0.5) * HEAT_FONT_PT / 72  # "0.96" (DejaVu digits 0.64 em, point 0.32 em) and air
+DIGIT_EM, POINT_EM = 0.64, 0.32  # DejaVu Sans digit and point widths (a minus sign is about a digit)
 HEAT_BAR_IN = 0.6  # the colour bar and its labels at the right
 HEAT_COLUMN_LABELS_IN = 1.0  # the rotated transform names under a panel, and its title
 CHAR_IN = 0.62 * HEAT_FONT_PT / 72  # a character of a layer or transform name, on average at most
 
 
-def heat_pages(n_layers: int, n_transforms: int, label_chars: int = 20
+def cell_width_in(digits: int) -> float:
+    """A cell wide enough for a number of ``digits`` digits and a point at HEAT_FONT_PT, with air."""
+    return (digits * DIGIT_EM + POINT_EM + 0.5) * HEAT_FONT_PT / 72
+
+
+def heat_pages(n_layers: int, n_transforms: int, label_chars: int = 20, digits: int = 3
                ) -> tuple[list[slice], list[slice], list[list[tuple[int, int, int]]]]:
-    """How the layer × transform tables split so every cell holds its number at HEAT_FONT_PT and every
-    page fits the printable page: (row chunks, column chunks, pages of (metric, row chunk, column chunk)).
-    ``label_chars``: the longest layer name. Of the row splits that fit, the one with the fewest pages."""
+    """How the layer × transform tables split so every cell holds its number (``digits`` digits and a
+    point) at HEAT_FONT_PT and every page fits the printable page: (row chunks, column chunks, pages of
+    (metric, row chunk, column chunk)). ``label_chars``: the longest layer name. Of the row splits that
+    fit, the one with the fewest pages."""
     width = FIGURE_WIDTH_IN - label_chars * CHAR_IN - HEAT_BAR_IN - 0.1
-    per_row = max(1, int(width / HEAT_CELL_IN))
+    per_row = max(1, int(width / cell_width_in(digits)))
     n_col = -(-n_transforms // per_row)
     size = -(-n_transforms // n_col)
     cols = [slice(k * size, min(n_transforms, (k + 1) * size)) for k in range(n_col)]
@@ -206,15 +212,23 @@ def heat_pages(n_layers: int, n_transforms: int, label_chars: int = 20
     return best
 
 
-def cell_text(value: float) -> str:
-    return f"{value:.2f}"
+def decimals_for(values: np.ndarray) -> int:
+    """Two decimals, three when the table's values span less than 0.1 (cosines near 1, say), so that
+    the numbers differ where the colours do."""
+    finite = values[np.isfinite(values)]
+    spread = float(finite.max() - finite.min()) if finite.size else 1.0
+    return 2 if spread >= 0.1 else 3
+
+
+def cell_text(value: float, decimals: int = 2) -> str:
+    return f"{value:.{decimals}f}"
 
 
 def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: list[str], path: Path) -> list[str]:
     """Layer × transform tables of the mean equivariance error and the mean invariance cosine, split
     into pages that fit the printed page (``heat_pages``): ``path`` with _1, _2, ... before the
     suffix. Each metric keeps one colour scale over all its pages; every number is printed at
-    HEAT_FONT_PT, rounded to two decimals, black or white by the cell's luminance. Returns the file names."""
+    HEAT_FONT_PT, rounded to two decimals (three when a metric's values span less than 0.1), black or white by the cell's luminance. Returns the file names."""
     plt = pyplot()
     import matplotlib
 
@@ -226,8 +240,10 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
                 .reindex(index=layers, columns=names)).to_numpy(dtype=float)
         finite = grid[np.isfinite(grid)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        grids.append((grid, matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9), cmap, title))
-    rows, cols, pages = heat_pages(len(layers), len(names), max(len(short(layer)) for layer in layers))
+        grids.append((grid, matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9), cmap, title,
+                      decimals_for(grid)))
+    digits = max(1 + g[4] + int(bool((g[0] < 0).any())) for g in grids)  # "0.96", "0.996", "-0.12"
+    rows, cols, pages = heat_pages(len(layers), len(names), max(len(short(layer)) for layer in layers), digits)
     for stale in path.parent.glob(f"{path.stem}_*"):  # the pages of an earlier, longer table
         stale.unlink()
     files = []
@@ -236,14 +252,14 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
         fig, axes = plt.subplots(len(page), 1, figsize=(FIGURE_WIDTH_IN, sum(heights) + 0.2), squeeze=False,
                                  gridspec_kw={"height_ratios": [h - HEAT_COLUMN_LABELS_IN + 0.3 for h in heights]})
         for ax, (m, r, c) in zip(axes[:, 0], page):
-            grid, norm, cmap, title = grids[m]
+            grid, norm, cmap, title, decimals = grids[m]
             values = grid[rows[r], cols[c]]
             im = ax.imshow(values, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
             ax.set_yticks(range(values.shape[0]), [short(layer) for layer in layers[rows[r]]], fontsize=HEAT_FONT_PT)
             ax.set_xticks(range(values.shape[1]), names[cols[c]], rotation=60, ha="right", fontsize=HEAT_FONT_PT)
             for (i, j), v in np.ndenumerate(values):
                 if np.isfinite(v):
-                    ax.text(j, i, cell_text(v), ha="center", va="center", fontsize=HEAT_FONT_PT,
+                    ax.text(j, i, cell_text(v, decimals), ha="center", va="center", fontsize=HEAT_FONT_PT,
                             color=text_colour(im.cmap(norm(v))))
             part = []
             if len(rows) > 1:

@@ -106,11 +106,18 @@ def test_heat_table_numbers_are_rounded_and_contrast_with_their_cell(deep_study)
     table_cells = [c for name, s in deep_study["seen"].items() if name.startswith("heat_table") for c in s["cells"]]
     assert len(table_cells) == 2 * 52 * 24  # every layer × transform of both metrics, once
     for text, colour, image in table_cells[:400]:
-        assert len(text) == 4 and float(text) == round(float(text), 2)
+        assert len(text) == 4 and float(text) == round(float(text), 2)  # values spread over [0, 1]: two decimals
         cell = image.cmap(image.norm(float(text)))  # the cell's colour, within the rounding
         lum_text, lum_cell = plots.luminance(colour), plots.luminance(cell)
         ratio = (max(lum_text, lum_cell) + 0.05) / (min(lum_text, lum_cell) + 0.05)
         assert ratio >= 4.5  # WCAG AA for text
+
+
+def test_close_values_get_a_third_decimal():
+    assert study_plots.decimals_for(np.array([0.1, 0.5, np.nan])) == 2
+    assert study_plots.decimals_for(np.array([0.992, 0.999, 1.0])) == 3
+    assert study_plots.cell_text(0.9949, 3) == "0.995"
+    assert study_plots.cell_width_in(4) > study_plots.cell_width_in(3)
 
 
 def test_sweep_draws_every_method_in_its_colour_with_its_display_name(deep_study):
