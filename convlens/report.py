@@ -170,6 +170,14 @@ def _missing(value) -> bool:
     return value is None or value != value  # None or NaN
 
 
+def breakable(value):
+    """A name (layer, transform) escaped, with a line-break opportunity (``<wbr>``) after each ``_``,
+    so a narrow table header wraps between its parts, not inside a word."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(value)).replace("_", "_<wbr>"))
+
+
 def anchor(value) -> str:
     """An HTML id / link target made of a user string: every non-alphanumeric character becomes ``-``."""
     return "".join(c if c.isalnum() else "-" for c in str(value))
@@ -251,5 +259,6 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = anchor
     env.filters["method_name"] = display_name  # "guided_backprop" -> "Guided backprop" (attribution.registry)
+    env.filters["breakable"] = breakable
     env.filters["vector"] = lambda png: vector_path(png).as_posix()  # a figure's SVG beside its PNG
     return env.get_template("report.html.j2").render(outline=outline(context["models"]), **context)

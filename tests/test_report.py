@@ -146,3 +146,18 @@ def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
     assert "<b>" not in html and 'pre&lt;b&gt;&amp;&#34;x' in html
     assert html.count('<section class="chapter">') == 2 + len(models) and html.count('<section class="sheet">') == 3
     assert html.count("<section") == html.count("</section>")
+
+
+def test_headers_wrap_between_name_parts_and_stay_escaped():
+    from convlens.report import breakable
+
+    assert str(breakable("block_16_project")) == "block_<wbr>16_<wbr>project"
+    assert str(breakable("<b>_x")) == "&lt;b&gt;_<wbr>x"
+
+
+def test_report_filters_give_method_names_and_vector_files(tmp_path):
+    from convlens.report import render_html
+
+    (tmp_path / "report.html.j2").write_text("{{ 'guided_backprop' | method_name }}|{{ 'gradcam_pp' | method_name }}|"
+                                             "{{ 'a/b/by_layer.png' | vector }}")
+    assert render_html({"models": []}, tmp_path) == "Guided backprop|Grad-CAM++|a/b/by_layer.svg"
