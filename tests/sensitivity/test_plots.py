@@ -1,7 +1,9 @@
 """The study's figures for a deep model (keras.applications.MobileNetV2, 52 conv layers, 1000 classes)
 driven with a synthetic metrics table: a readable set of layers, pages that fit the printed page,
 legends beside the data, readable numbers, every figure also as SVG."""
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -9,11 +11,12 @@ import pytest
 from PIL import Image
 
 from convlens import plots
-from convlens.attribution.registry import METHODS, display_name, method_colour
+from convlens.attribution.registry import METHODS, display_name
 from convlens.sensitivity import plots as study_plots
 from convlens.stages.sensitivity import run_study
 from tests.sensitivity.deep_table import deep_layers, deep_table
 
+ROOT = Path(__file__).resolve().parents[2]
 NAMED = "block_5_depthwise"
 MAX_LAYERS = 8
 
@@ -79,11 +82,16 @@ def test_every_figure_fits_the_printed_page_and_has_an_svg(deep_study):
     pngs = sorted(folder.glob("*.png"))
     assert {p.name for p in pngs} == set(deep_study["seen"])
     assert len(deep_study["manifest"]["heat_tables"]) > 1  # 52 layers: the heat table is split
-    # the report draws figure.wide 170 mm wide on A4 with 14 mm side and 16/18 mm top/bottom margins
-    printable_w, printable_h = 210 - 28, 297 - 34
+    # the report's CSS: A4 pages, their margins, figure.wide's width
+    css = (ROOT / "reports" / "templates" / "report.css").read_text()
+    top, right, bottom, left = (float(v) for v in re.search(r"@page \{\s*size: A4;\s*margin: ([\d.]+)mm ([\d.]+)mm "
+                                                            r"([\d.]+)mm ([\d.]+)mm", css).groups())
+    width_mm = float(re.search(r"figure\.wide img \{ width: ([\d.]+)mm", css).group(1))
+    printable_w, printable_h = 210 - left - right, 297 - top - bottom
+    assert width_mm <= printable_w and plots.FIGURE_WIDTH_MM == width_mm
     for png in pngs:
         w, h = Image.open(png).size
-        assert 170 <= printable_w and h / w * 170 <= printable_h - 20, f"{png.name} is {w}x{h} px"
+        assert h / w * width_mm <= printable_h - 20, f"{png.name} is {w}x{h} px"  # 20 mm left for the caption
         root = ET.parse(png.with_suffix(".svg")).getroot()
         assert root.tag.endswith("svg")
     assert "Guided backprop" in (folder / "sweep_rotate.svg").read_text()  # text stays text
@@ -123,36 +131,3 @@ def test_close_values_get_a_third_decimal():
 def test_sweep_draws_every_method_in_its_colour_with_its_display_name(deep_study):
     entries = [texts for _, texts in deep_study["seen"]["sweep_rotate.png"]["legends"] if "Grad-CAM" in texts][0]
     assert entries == [display_name(m) for m in METHODS]
-
-
-def test_pick_layers_edge_cases():
-    layers = [f"l{i}" for i in range(52)]
-    assert plots.pick_layers(layers[:5], [], 8) == layers[:5]
-    assert plots.pick_layers(layers, [], 8) == ["l0", "l7", "l15", "l22", "l29", "l36", "l44", "l51"]
-    many = [f"l{i}" for i in range(1, 11)]
-    assert plots.pick_layers(layers, many, 8) == many  # named ones are kept past the maximum
-    got = plots.pick_layers(layers, ["l1", "l50"], 8)
-    assert len(got) == 8 and {"l0", "l1", "l50", "l51"} <= set(got)
-
-
-def test_text_colour_is_the_one_that_contrasts_more():
-    assert plots.text_colour((1.0, 1.0, 0.9)) == "black" and plots.text_colour((0.1, 0.0, 0.3)) == "white"
-    for grey in np.linspace(0, 1, 21):
-        lum = plots.luminance((grey,) * 3)
-        best = max((1.05 / (lum + 0.05), "white"), ((lum + 0.05) / 0.05, "black"))[1]
-        assert plots.text_colour((grey,) * 3) == best
-
-
-def test_save_figure_writes_png_and_parseable_svg_and_nothing_else(tmp_path):
-    plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(2, 1))
-    ax.plot([0, 1], [0, 1], color=method_colour("gradcam"), label=display_name("gradcam"))
-    written = plots.save_figure(fig, tmp_path / "f.png")
-    assert [p.name for p in written] == ["f.png", "f.svg"] and sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.svg"]
-    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    root = ET.parse(tmp_path / "f.svg").getroot()
-    assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    again = plots.pyplot().subplots(figsize=(2, 1))
-    again[1].plot([0, 1], [0, 1], color=method_colour("gradcam"), label=display_name("gradcam"))
-    plots.save_figure(again[0], tmp_path / "g.png")
-    assert (tmp_path / "f.svg").read_text() == (tmp_path / "g.svg").read_text()  # reproducible: no date, fixed ids
