@@ -159,7 +159,7 @@ def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
         ax.axhline(p["clean_accuracy"].iloc[0], color="black", ls="--", lw=1, label="clean accuracy")
     ax.set_xticks(x, p["transform"], rotation=70, ha="right", fontsize=max(MIN_FONT_PT, min(7.0, 260 / max(1, len(p)))))
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(-0.03, 1.05)  # a zero rate or accuracy still shows as a line above the axis
     ax.legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
