@@ -5,7 +5,7 @@
 - project_2d: t-SNE (scikit-learn, seeded, perplexity min(30, (n - 1) / 3)) when scikit-learn is
   importable, else PCA (numpy SVD);
 - embedding_figure / write_embedding_png: a scatter coloured by true class, misclassified points
-  marked with a black 'x' (matplotlib, Agg canvas, no pyplot state).
+  marked with a black 'x' (matplotlib, Agg canvas, no pyplot state), the legend beside the points.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from convlens.core.graph import build_probe
 from convlens.core.head import preprocess
 from convlens.core.layers import iter_layers
 from convlens.errors import InputError
+from convlens.plots import legend_beside, save_figure
 
 MISCLASSIFIED_GID = "misclassified"  # the gid of the scatter that marks misclassified points
+LEGEND_CLASSES = 20  # more classes than this are coloured but not named in the legend
 
 
 def last_dense_layer(model) -> str:
@@ -94,17 +96,23 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarr
     coords, labels, predicted = np.asarray(coords), np.asarray(labels), np.asarray(predicted)
     n_classes = int(max(labels.max(), predicted.max())) + 1 if len(labels) else 0
     names = class_names or [str(i) for i in range(n_classes)]
-    fig = Figure(figsize=(5, 4.5), dpi=120)
+    fig = Figure(figsize=(4.2, 3.4), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20" if n_classes <= 20 else "turbo"]
     for cls in range(n_classes):
         chosen = labels == cls
         if chosen.any():
-            ax.scatter(coords[chosen, 0], coords[chosen, 1], s=12, color=f"C{cls % 10}", label=names[cls])
+            colour = cmap(cls) if n_classes <= 20 else cmap(cls / max(1, n_classes - 1))
+            ax.scatter(coords[chosen, 0], coords[chosen, 1], s=12, color=colour,
+                       label=names[cls] if n_classes <= LEGEND_CLASSES else None)
     wrong = labels != predicted
     ax.scatter(coords[wrong, 0], coords[wrong, 1], s=28, marker="x", color="black", linewidths=1.0,
                label=f"misclassified ({int(wrong.sum())})", gid=MISCLASSIFIED_GID)
-    ax.legend(fontsize=7, loc="best", markerscale=1.2)
+    legend_beside(ax, fontsize=6.5, markerscale=1.2,
+                  title=None if n_classes <= LEGEND_CLASSES else f"{n_classes} classes (colours not named)")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -114,5 +122,5 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarr
 
 def write_embedding_png(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, out_png: str,
                         class_names: list[str] | None = None, title: str = "") -> None:
-    """embedding_figure written to ``out_png``."""
-    embedding_figure(coords, labels, predicted, class_names, title).savefig(out_png)
+    """embedding_figure written to ``out_png`` and, beside it, as SVG."""
+    save_figure(embedding_figure(coords, labels, predicted, class_names, title), out_png)

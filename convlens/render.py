@@ -1,4 +1,4 @@
-"""Grids, overlays and colormaps with numpy and Pillow (no matplotlib: this runs per image)."""
+"""Grids, overlays, colormaps and colour bars with numpy and Pillow (no matplotlib: this runs per image)."""
 
 from __future__ import annotations
 
@@ -126,3 +126,67 @@ def pattern_to_uint8(image: np.ndarray) -> np.ndarray:
     std = image.std()
     out = (image - image.mean()) / (std if std > 0 else 1.0) * 0.15 + 0.5
     return to_rgb_uint8(np.clip(out, 0.0, 1.0)) if image.shape[-1] in (1, 3) else to_rgb_uint8(out.mean(-1))
+
+
+# The colour scales the figures use, as 256-entry tables (for colour bars).
+JET_SCALE = jet(np.linspace(0.0, 1.0, 256))
+DIVERGING_SCALE = diverging(np.linspace(-1.0, 1.0, 256))
+GREY_SCALE = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+BAR_GAP_PX = 2
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def bar_height(width: int) -> tuple[int, int]:
+    """(gradient rows, label font size) of a colour bar under an image ``width`` pixels wide."""
+    return max(4, width // 25), max(12, width // 16)
+
+
+def colour_bar(width: int, scale: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    """A compact colour bar (numpy and Pillow): a white gap, the ``scale`` (N, 3) uint8 from left (low)
+    to right (high) as a gradient ``width`` pixels wide, and under it ``labels`` (low, [middle,] high)
+    at the left edge, [the centre, when there is room,] and the right edge. Returns (h, width, 3) uint8."""
+    from PIL import Image, ImageDraw
+
+    scale = np.asarray(scale, dtype=np.uint8)
+    rows, size = bar_height(width)
+    gradient = scale[np.linspace(0, len(scale) - 1, width).round().astype(int)]
+    font = _font(size)
+    text = Image.new("RGB", (width, size + 3), "white")
+    draw = ImageDraw.Draw(text)
+    if len(labels) == 3 and sum(font.getlength(label) for label in labels) + 2 * size > width:
+        labels = (labels[0], labels[2])  # no room for the middle label
+    anchors = ("la", "ma", "ra") if len(labels) == 3 else ("la", "ra")
+    xs = (0, width // 2, width - 1) if len(labels) == 3 else (0, width - 1)
+    for label, x, anchor in zip(labels, xs, anchors):
+        draw.text((x, 1), label, fill="black", font=font, anchor=anchor)
+    gap = np.full((BAR_GAP_PX, width, 3), 255, dtype=np.uint8)
+    return np.concatenate([gap, np.repeat(gradient[None], rows, axis=0), np.asarray(text)], axis=0)
+
+
+def with_colour_bar(image: np.ndarray, scale: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+    """``image`` (H, W) grey or (H, W, 3) with ``colour_bar`` under it (grey in, grey out)."""
+    image = np.asarray(image, dtype=np.uint8)
+    bar = colour_bar(image.shape[1], scale, labels)
+    if image.ndim == 2:
+        return np.concatenate([image, bar.mean(axis=-1).round().astype(np.uint8)], axis=0)
+    return np.concatenate([image, bar], axis=0)
+
+
+def value_label(value: float) -> str:
+    """A colour bar's number, short: two significant digits, powers of ten for very small or large
+    values ("3.2e-4"); ASCII (Pillow's built-in font has no minus sign)."""
+    if value != 0 and not 0.01 <= abs(value) < 1e4:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.2g}"
+
+
+ACTIVATION_LABELS = ("-2 sd", "mean", "+2 sd")  # activations.to_display: 64 grey levels per standard deviation

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlparse
 from weasyprint.urls import URLFetcher
 
 from convlens import __version__
+from convlens.attribution.registry import display_name
+from convlens.plots import vector_path
 from convlens.sensitivity.metrics import METRICS
 
 log = logging.getLogger("convlens")
@@ -191,6 +193,14 @@ def _missing(value) -> bool:
     return value is None or value != value  # None or NaN
 
 
+def breakable(value):
+    """A name (layer, transform) escaped, with a line-break opportunity (``<wbr>``) after each ``_``,
+    so a narrow table header wraps between its parts, not inside a word."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(value)).replace("_", "_<wbr>"))
+
+
 def anchor(value) -> str:
     """An HTML id / link target made of a user string: every non-alphanumeric character becomes ``-``."""
     return "".join(c if c.isalnum() else "-" for c in str(value))
@@ -272,4 +282,7 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.filters["pct"] = lambda v: "–" if _missing(v) else f"{100 * float(v):.1f} %"
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = anchor
+    env.filters["method_name"] = display_name  # "guided_backprop" -> "Guided backprop" (attribution.registry)
+    env.filters["breakable"] = breakable
+    env.filters["vector"] = lambda png: vector_path(png).as_posix()  # a figure's SVG beside its PNG
     return env.get_template("report.html.j2").render(outline=outline(context["models"], run=context), **context)

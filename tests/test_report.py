@@ -179,3 +179,16 @@ def test_the_comparison_chapter_comes_first_and_only_with_a_comparison():
     assert report.outline(models, run={"comparison": None})[0]["anchor"] == "sensitivity"
     assert report.outline(models)[0]["anchor"] == "sensitivity"
     assert report.comparison(Path("/nonexistent"), 2) is None
+def test_headers_wrap_between_name_parts_and_stay_escaped():
+    from convlens.report import breakable
+
+    assert str(breakable("block_16_project")) == "block_<wbr>16_<wbr>project"
+    assert str(breakable("<b>_x")) == "&lt;b&gt;_<wbr>x"
+
+
+def test_report_filters_give_method_names_and_vector_files(tmp_path):
+    from convlens.report import render_html
+
+    (tmp_path / "report.html.j2").write_text("{{ 'guided_backprop' | method_name }}|{{ 'gradcam_pp' | method_name }}|"
+                                             "{{ 'a/b/by_layer.png' | vector }}")
+    assert render_html({"models": []}, tmp_path) == "Guided backprop|Grad-CAM++|a/b/by_layer.svg"

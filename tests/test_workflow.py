@@ -1,5 +1,6 @@
 """User journeys: the whole workflow on the tiny config, run by Snakemake in a temporary folder."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +53,11 @@ def test_report_has_every_stage_for_every_image(tiny_run):
     assert 7 <= len(reader.pages) <= 20
     text = "".join(page.extract_text() for page in reader.pages)
     for expected in ("Config digest", "tensorflow", "Test accuracy", "page 1 of", "Grad-CAM", "block1_conv1",
-                     "heatmaps, one column per method", "integrated_gradients", "Every step of the cascade"):
+                     "heatmaps, one column per method", "Every step of the cascade"):
         assert expected in text
+    # methods by their display names (convlens.attribution.registry), never their code names
+    assert re.search(r"Integrated\s+Gradients", text) and re.search(r"Guided\s+backprop", text)
+    assert "integrated_gradients" not in text and "guided_backprop" not in text
     quality = json.loads((workdir / "results" / "tiny" / "methods" / "quality.json").read_text())
     assert [r["method"] for r in quality["rows"]][:2] == ["gradcam", "saliency"] and len(quality["images"]) == 2
     # the user's title is escaped in HTML, shown literally in the PDF

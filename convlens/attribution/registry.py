@@ -1,6 +1,7 @@
 """Every attribution method by name: what config ``heatmaps.methods`` and the Explainer accept, and
 what each method's parameters may be (``PARAMS``: config validation and the Explainer both check
-values against it, so a parameter that would give NaN or all-zero maps stops the run naming it).
+values against it, so a parameter that would give NaN or all-zero maps stops the run naming it), and
+how every figure and table shows it (a display name and one fixed colour per method).
 
 A new method is a Method subclass in its family's module plus one entry in ``METHODS`` and one in
 ``PARAMS`` (and its test).
@@ -20,9 +21,35 @@ from convlens.attribution.occlusion import Occlusion
 from convlens.errors import InputError
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Gradient(), SmoothGrad(), IntegratedGradients(), Occlusion(), Deconvnet(), GuidedBackprop(),
-    ClassActivationMap(), GradCAM(), GradCAMPlusPlus(), ScoreCAM(), LayerCAM(), GuidedGradCAM())}
+@dataclass(frozen=True)
+class Look:
+    """How a method appears in the report: its human name and its colour in every plot."""
+
+    display: str
+    colour: str  # "#rrggbb"
+
+
+# Each method with its look. The colours come from the Okabe-Ito and Paul Tol (muted) colour-blind-safe
+# palettes, at least 22 CIELAB units apart from each other (tests/attribution/test_registry.py): blues
+# and greens for the gradient family, warm colours and purples for the CAM family.
+ENTRIES: tuple[tuple[Method, Look], ...] = (
+    (Gradient(), Look("Saliency", "#56B4E9")),
+    (SmoothGrad(), Look("SmoothGrad", "#0072B2")),
+    (IntegratedGradients(), Look("Integrated Gradients", "#332288")),
+    (Occlusion(), Look("Occlusion", "#999933")),
+    (Deconvnet(), Look("Deconvnet", "#117733")),
+    (GuidedBackprop(), Look("Guided backprop", "#009E73")),
+    (ClassActivationMap(), Look("CAM", "#CC79A7")),
+    (GradCAM(), Look("Grad-CAM", "#D55E00")),
+    (GradCAMPlusPlus(), Look("Grad-CAM++", "#E69F00")),
+    (ScoreCAM(), Look("Score-CAM", "#882255")),
+    (LayerCAM(), Look("Layer-CAM", "#AA4499")),
+    (GuidedGradCAM(), Look("Guided Grad-CAM", "#000000")),
+)
+
+METHODS: dict[str, Method] = {m.name: m for m, _ in ENTRIES}
+LOOKS: dict[str, Look] = {m.name: look for m, look in ENTRIES}
+UNREGISTERED_COLOUR = "#777777"  # a method of your own (an Explainer takes Method instances)
 
 
 @dataclass(frozen=True)
@@ -100,3 +127,15 @@ def check_params(name: str, given: dict, where: str) -> None:
         allowed = PARAMS[name][key]
         if not allowed.test(value):
             raise InputError(f"{where}.{key}: {value!r} is not allowed; allowed: {allowed.text}")
+
+
+def display_name(name: str) -> str:
+    """The human name of a method ("guided_backprop" -> "Guided backprop"); other names unchanged."""
+    look = LOOKS.get(name)
+    return look.display if look else name
+
+
+def method_colour(name: str) -> str:
+    """The method's fixed colour in every figure; grey for a method that is not registered."""
+    look = LOOKS.get(name)
+    return look.colour if look else UNREGISTERED_COLOUR

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import transform_kinds
+from convlens.attribution.registry import display_name
 from convlens.sensitivity.tables import kind_of
 from convlens.transforms import Transform
 
@@ -101,14 +102,14 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
     held = pearson[~pearson["flipped"]].dropna(subset=["mean"]).set_index("method") if len(pearson) else pearson
     if len(held):
         best, worst = held["mean"].idxmax(), held["mean"].idxmin()
-        text = (f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {best} "
+        text = (f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {display_name(best)} "
                 f"(Pearson {fmt(held.loc[best, 'mean'])} where the prediction holds, n = {int(held.loc[best, 'n'])})")
-        text += f" and least for {worst} ({fmt(held.loc[worst, 'mean'])})." if worst != best else "."
+        text += f" and least for {display_name(worst)} ({fmt(held.loc[worst, 'mean'])})." if worst != best else "."
         flipped = pearson[pearson["flipped"]].dropna(subset=["mean"]).set_index("method")
         drops = [(m, held.loc[m, "mean"], flipped.loc[m, "mean"]) for m in flipped.index
                  if m in held.index and held.loc[m, "mean"] - flipped.loc[m, "mean"] > 0.1]
         if drops:
-            listed = ", ".join(f"{m} {fmt(a)} → {fmt(b)}" for m, a, b in sorted(drops, key=lambda d: d[2] - d[1]))
+            listed = ", ".join(f"{display_name(m)} {fmt(a)} → {fmt(b)}" for m, a, b in sorted(drops, key=lambda d: d[2] - d[1]))
             text += (f" Where the prediction flips, agreement drops for {listed}: these maps follow the decision, "
                      f"not only the image.")
         elif len(flipped):

@@ -43,7 +43,8 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
             rgb = render.to_rgb_uint8(inputs[k])
             write_png(render.upscale(rgb, display_px), out_dir / f"input_{t}.png")
             heat, _ = normalize_map(cam_up[k])
-            write_png(render.upscale(render.overlay(rgb, heat), display_px), out_dir / f"gradcam_{t}.png")
+            write_png(heat_bar(render.upscale(render.overlay(rgb, heat), display_px), float(np.max(cam_up[k])), False),
+                      out_dir / f"gradcam_{t}.png")
         methods = [str(m) for m in raw["methods"]] if "methods" in raw else []
         heat_files = {m: draw_heatmaps(raw[f"heat_{j}"], inputs, names, m, display_px, out_dir)
                       for j, m in enumerate(methods)}
@@ -60,7 +61,8 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
                 tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
                 cols = 16 if len(channels) > 32 else 8 if len(channels) > 8 else min(4, len(channels))
                 fname = f"act_{layer_file(layer)}_{t}.png"
-                write_png(render.grid(tiles, cols=cols), out_dir / fname)
+                write_png(render.with_colour_bar(render.grid(tiles, cols=cols), render.GREY_SCALE,
+                                                 render.ACTIVATION_LABELS), out_dir / fname)
                 layer_files[layer][t] = fname
             shown_channels[layer] = [int(ch) for ch in channels]
     sheet = {"image": summary["image"], "transforms": names, "sheet_layers": sheet_layers,
@@ -73,7 +75,8 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
 def draw_heatmaps(maps: np.ndarray, inputs: np.ndarray, names: list[str], method: str, display_px: int,
                    out_dir: Path) -> dict[str, str]:
     """One method's map over each transformed input: jet for maps >= 0, blue-red for signed maps
-    (when any row has a negative part); each row scaled by its own largest magnitude."""
+    (when any row has a negative part); each row scaled by its own largest magnitude, which its colour
+    bar names."""
     signed = bool((maps < -1e-12 * max(1e-30, float(np.abs(maps).max()))).any())
     files = {}
     for k, t in enumerate(names):
@@ -81,7 +84,16 @@ def draw_heatmaps(maps: np.ndarray, inputs: np.ndarray, names: list[str], method
             peak = float(np.abs(maps[k]).max())
             picture = render.signed_overlay(inputs[k], maps[k] / peak if peak > 0 else maps[k])
         else:
+            peak = max(0.0, float(maps[k].max()))
             picture = render.overlay(inputs[k], normalize_map(maps[k])[0])
         files[t] = f"heat_{method}_{t}.png"
-        write_png(render.upscale(picture, display_px), out_dir / files[t])
+        write_png(heat_bar(render.upscale(picture, display_px), peak, signed), out_dir / files[t])
     return files
+
+
+def heat_bar(picture: np.ndarray, peak: float, signed: bool) -> np.ndarray:
+    """A heatmap picture with its colour bar: 0 to the map's peak (jet), or -peak, 0, +peak (blue-red)."""
+    if signed:
+        return render.with_colour_bar(picture, render.DIVERGING_SCALE,
+                                      (render.value_label(-peak), "0", render.value_label(peak)))
+    return render.with_colour_bar(picture, render.JET_SCALE, ("0", render.value_label(peak)))

@@ -11,11 +11,13 @@ import numpy as np
 from convlens.attribution.explainer import Explainer
 from convlens.attribution.quality import (CONSTANT_TOLERANCE, against_random, cascading_randomization,
                                           deletion_insertion)
+from convlens.attribution.registry import display_name, method_colour
 from convlens.core.head import TARGET_PREDICTED
 from convlens.core.layers import last_conv_layer
 from convlens.core.setup import open_model
 from convlens.errors import InputError
 from convlens.models import ModelInfo
+from convlens.plots import FIGURE_WIDTH_IN, depth_ticks, legend_beside, pick_layers, pyplot, save_figure
 from convlens.stages.common import heatmap_methods, load_input_image
 from convlens.stages.files import write_csv, write_json
 from convlens.stages.run import log
@@ -140,7 +142,7 @@ def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: 
         where = "the top layer is" if first is steps[0] else f"the layers down to {first['layer']} are"
         more = (f"; above {threshold:g} at {len(similar)} of {len(steps)} steps, the deepest after "
                 f"{similar[-1]['layer']} ({similar[-1]['spearman']:.2f})" if len(similar) > 1 else "")
-        out.append(f"{m}: maps barely change when {where} randomized (Spearman {first['spearman']:.2f} after "
+        out.append(f"{display_name(m)}: maps barely change when {where} randomized (Spearman {first['spearman']:.2f} after "
                    f"{first['layer']}{more}) — it explains the image, not the model.")
         flagged.add(m)
     for kind in ("deletion", "insertion"):
@@ -149,7 +151,7 @@ def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: 
 
         def says(r, kind=kind):
             worse = r[f"{kind}_low"] > 0 if kind == "deletion" else r[f"{kind}_high"] < 0
-            return (f"{r['method']} {'is worse than' if worse else 'does not beat'} a random pixel order on {kind} "
+            return (f"{display_name(r['method'])} {'is worse than' if worse else 'does not beat'} a random pixel order on {kind} "
                     f"(AUC diff {r[f'{kind}_diff']:+.3f}, {pct} CI [{r[f'{kind}_low']:+.3f}, "
                     f"{r[f'{kind}_high']:+.3f}], {n_images} images).", worse)
 
@@ -160,18 +162,18 @@ def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: 
         passing = [r["method"] for r in rows if r[f"{kind}_beats_random"]]
         out.append(f"On {kind}, {len(failing)} of {len(rows)} methods do not beat a random pixel order (the {pct} "
                    f"CI of their AUC minus the random order's, over {n_images} images, includes 0 or lies on the "
-                   f"wrong side): {', '.join(r['method'] for r in failing)}"
-                   + (f"; only {', '.join(passing)} {'does' if len(passing) == 1 else 'do'}." if passing else ".")
+                   f"wrong side): {', '.join(display_name(r['method']) for r in failing)}"
+                   + (f"; only {', '.join(map(display_name, passing))} {'does' if len(passing) == 1 else 'do'}." if passing else ".")
                    + " The table gives each interval.")
         out.extend(worse)
     constant = [r for r in rows if r["n_constant_randomized"]]
     if constant:
         out.append("Maps that became constant count as fully changed (similarity 0), not left out; after every "
-                   "layer was randomized: " + ", ".join(f"{r['method']} {r['n_constant_randomized']} of {n_images}"
+                   "layer was randomized: " + ", ".join(f"{display_name(r['method'])} {r['n_constant_randomized']} of {n_images}"
                                                        for r in constant) + ".")
     for r in rows:
         if r["n_blank"]:
-            out.append(f"{r['method']}: the original map of {r['n_blank']} of {n_images} images is constant, so "
+            out.append(f"{display_name(r['method'])}: the original map of {r['n_blank']} of {n_images} images is constant, so "
                        f"there is nothing to compare; those images are left out of its sanity check.")
     if n_images < FEW_IMAGES:
         out.append(f"With {n_images} image{'s' if n_images != 1 else ''} the intervals are rough (a bootstrap over "
@@ -179,47 +181,47 @@ def method_findings(rows: list[dict], per_step: dict, n_images: int, threshold: 
     clean = [r["method"] for r in rows if r["method"] not in flagged]
     if clean:
         out.append(f"Pass every check (maps change from the first randomized layer on; better than a random order "
-                   f"on deletion and insertion): {', '.join(clean)}.")
+                   f"on deletion and insertion): {', '.join(map(display_name, clean))}.")
     return out
 
 
 def plot_quality(sanity: dict, faithful: dict, methods: list[str], figures: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = plt.get_cmap("tab20")
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    """randomization.png and deletion_insertion.png (and their SVGs): a line per method in its registry
+    colour and display name (dashed and marked x at the flagged steps), the threshold, legends beside."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN, 3.2))
     steps = np.arange(len(sanity["layers"]) + 1)
-    for i, m in enumerate(methods):
+    marker = 3 if len(steps) <= 20 else 0
+    for m in methods:
         curve = np.r_[1.0, sanity["mean_spearman"][m]]
-        ax.plot(steps, curve, marker="o", ms=3, color=colours(i),
-                label=m, ls="--" if sanity["insensitive"][m] else "-")
+        ax.plot(steps, curve, marker="o", ms=marker, lw=1.2, color=method_colour(m),
+                label=display_name(m) + (" (flagged)" if sanity["insensitive"][m] else ""),
+                ls="--" if sanity["insensitive"][m] else "-")
         flagged = np.r_[False, sanity["similar"][m]]
-        ax.plot(steps[flagged], curve[flagged], "x", ms=7, color=colours(i))
+        ax.plot(steps[flagged], curve[flagged], "x", ms=6, color=method_colour(m))
     ax.axhline(sanity.get("threshold", SPEARMAN_THRESHOLD), color="grey", lw=0.8, ls=":")
-    ax.set_xticks(steps, ["original"] + [p.rsplit("/", 1)[-1] for p in sanity["layers"]], rotation=50, ha="right",
-                  fontsize=7)
-    ax.set_ylabel("Spearman to the original map")
-    ax.set_title("Cascading randomization of the weights, from the top (Adebayo et al. 2018)", fontsize=9)
+    labels = ["original"] + [p.rsplit("/", 1)[-1] for p in sanity["layers"]]
+    depth_ticks(ax, steps, labels, set(pick_layers(labels)))
+    ax.set_ylabel("Spearman to the original map", fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("Cascading randomization of the weights, from the top (Adebayo et al. 2018)", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    legend_beside(ax, fontsize=6.5)
     fig.tight_layout()
-    fig.savefig(figures / "randomization.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, figures / "randomization.png")
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH_IN, 3.0))
     any_f = next(iter(faithful.values()))
     for ax, kind in zip(axes, ("deletion", "insertion")):
-        for i, m in enumerate(methods):
-            ax.plot(any_f["fractions"], faithful[m][kind].mean(axis=0), color=colours(i), lw=1.2, label=m)
-        ax.plot(any_f["fractions"], any_f["random"][kind].mean(axis=0), color="black", ls=":", lw=2, label="random")
+        for m in methods:
+            ax.plot(any_f["fractions"], faithful[m][kind].mean(axis=0), color=method_colour(m), lw=1.2,
+                    label=display_name(m))
+        ax.plot(any_f["fractions"], any_f["random"][kind].mean(axis=0), color="grey", ls=":", lw=2, label="random order")
         ax.set_title(f"{kind}: class probability as pixels are {'removed' if kind == 'deletion' else 'added'}",
-                     fontsize=9)
-        ax.set_xlabel("fraction of pixels, in the order of the map", fontsize=8)
+                     fontsize=7.5)
+        ax.set_xlabel("fraction of pixels, in the order of the map", fontsize=7)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=6, ncol=2, frameon=False)
+    legend_beside(axes[1], fontsize=6.5)
     fig.tight_layout()
-    fig.savefig(figures / "deletion_insertion.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, figures / "deletion_insertion.png")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from convlens.errors import InputError
 from convlens.models import ModelInfo
+from convlens.plots import DEFAULT_PLOT_LAYERS, pick_layers
 from convlens.sensitivity.findings import findings
 from convlens.sensitivity.plots import PLOTS, plot_by_layer, plot_curve, plot_heat_table, plot_predictions
 from convlens.sensitivity.tables import (between_images_cosine, curves, heatmap_by_flip, load_metrics,
@@ -21,14 +22,16 @@ from convlens.transforms import Transform, build_transforms
 
 
 def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int, out: dict,
-                      info_json: str | None = None) -> None:
+                      info_json: str | None = None, plot_layers="auto",
+                      plot_max_layers: int = DEFAULT_PLOT_LAYERS) -> None:
     """The model's study from its shards' tables: the gathered tidy table (out["metrics"]), one row
     per image (out["images"]), summaries, plots and findings (``convlens.sensitivity``).
 
     shards: dicts with the ``metrics``, ``images`` and ``pooled`` paths a measure job wrote. Images
     that could not be read are listed with their error and left out of the study. The manifest's
     ``warnings`` flag suspicious setups seen over all images (``convlens.suspicious``): stretched
-    photos, near-uniform outputs (given the model's ``info_json``), dead layers.
+    photos, near-uniform outputs (given the model's ``info_json``), dead layers. plot_layers,
+    plot_max_layers: config report.plot_layers (or models.*.plot_layers) and report.plot_max_layers.
     """
     images = pd.concat([pd.read_csv(s["images"], dtype=str, keep_default_na=False) for s in shards],
                        ignore_index=True).reindex(columns=IMAGE_COLUMNS).sort_values("image")
@@ -48,7 +51,7 @@ def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int
         images.to_csv(tmp, index=False)
     folder = Path(out["manifest"]).parent
     manifest = run_study([s["metrics"] for s in shards], pooled, build_transforms(transform_specs), layers, folder,
-                         out["figures"], seed)
+                         out["figures"], seed, plot_layers, plot_max_layers)
     manifest["unreadable"] = records(failed[["image", "source", "error"]])
     n_classes = len(ModelInfo.load(info_json).class_names) if info_json else None
     manifest["warnings"] = study_warnings(images[images["error"] == ""], pooled, layers, n_classes)
@@ -70,12 +73,22 @@ def study_warnings(images: pd.DataFrame, pooled: dict[str, dict[str, np.ndarray]
 
 
 def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]], transforms: list[Transform],
-              layers: list[str], out_dir: str | Path, figures_dir: str | Path, seed: int = 0) -> dict:
+              layers: list[str], out_dir: str | Path, figures_dir: str | Path, seed: int = 0,
+              plot_layers="auto", plot_max_layers: int = DEFAULT_PLOT_LAYERS) -> dict:
     """Write metrics.csv, summary.csv, predictions.csv, heatmap_agreement.csv and baseline.csv into
-    ``out_dir`` and the plots into ``figures_dir``; return the manifest the report reads."""
+    ``out_dir`` and the plots (PNG and SVG) into ``figures_dir``; return the manifest the report reads.
+
+    The plots name ``pick_layers(layers, named, plot_max_layers)`` (``plot_layers``: "auto" or layer
+    names, which must be among ``layers``)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    named = [] if plot_layers in (None, "auto") else list(plot_layers)
+    unknown = [name for name in named if name not in layers]
+    if unknown:
+        raise InputError(f"config.report.plot_layers (or models.*.plot_layers): {', '.join(unknown)} not among the "
+                         f"model's conv and pooling layers ({', '.join(layers)})")
+    shown = pick_layers(layers, named, plot_max_layers)
     out, figures = Path(out_dir), Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
     table = load_metrics(metrics_paths)
@@ -87,17 +100,18 @@ def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]]
                         (heat, "heatmap_agreement.csv"), (baseline, "baseline.csv")):
         with replacing(out / name) as tmp:
             frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
-    plot_by_layer(table, transforms, layers, baseline, figures / "by_layer.png")
+    plot_by_layer(table, transforms, layers, baseline, figures / "by_layer.png", shown)
     plot_predictions(predictions, figures / "predictions.png")
-    plot_heat_table(table, transforms, layers, figures / "heat_table.png")
+    heat_tables = plot_heat_table(table, transforms, layers, figures / "heat_table.png")
     curve_files = {}
     for curve, data in curves(table, transforms).items():
         name = "sweep_" + curve.replace(" ", "_") + ".png"
-        plot_curve(curve, data, layers, figures / name)
+        plot_curve(curve, data, layers, figures / name, shown)
         curve_files[curve] = name
     log.info("study: %d rows (%d images × %d transforms), %d sweeps", len(table), table["image"].nunique(),
              table["transform"].nunique(), len(curve_files))
     return {"rows": len(table), "images": int(table["image"].nunique()), "transforms": len(transforms),
             "layers": layers, "curves": curve_files, "plots": list(PLOTS),
+            "heat_tables": heat_tables, "plot_layers": shown,
             "predictions": records(predictions), "heatmap_agreement": records(heat),
             "findings": findings(table, transforms, layers, baseline, predictions, heat)}

@@ -54,7 +54,8 @@ def training_views(model_path: str, info_json: str, checkpoints_dir: str, datase
             shown = acts_mod.to_display(act[..., channels], mean[channels], std[channels])
             tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
             maps[layer][tag] = f"act_{layer_file(layer)}_{tag}.png"
-            write_png(render.grid(tiles, cols=min(8, len(tiles))), figures / maps[layer][tag])
+            write_png(render.with_colour_bar(render.grid(tiles, cols=min(8, len(tiles))), render.GREY_SCALE,
+                                             render.ACTIVATION_LABELS), figures / maps[layer][tag])
     n = min(evolution["embedding_points"], len(ds.x_test))
     features, predicted = embedding.penultimate_features(model, ds.x_test[:n].astype("float32") / 255.0,
                                                          info.preprocess)

@@ -82,7 +82,7 @@ def test_study_writes_tables_plots_and_sentences_that_link_images(tmp_path):
     written = pd.read_csv(tmp_path / "out" / "metrics.csv", keep_default_na=False, na_values=[""])
     assert list(written.columns) == sensitivity.COLUMNS and len(written) == len(table)
     assert manifest["curves"] == {"rotate": "sweep_rotate.png"}
-    for name in ("by_layer.png", "predictions.png", "heat_table.png", "sweep_rotate.png"):
+    for name in ("by_layer.png", "predictions.png", "heat_table_1.png", "sweep_rotate.png"):
         assert (tmp_path / "out" / "figures" / name).stat().st_size > 5000
     base = pd.read_csv(tmp_path / "out" / "baseline.csv").set_index("layer")
     vecs = [np.array([1.0, k]) for k in range(3)]

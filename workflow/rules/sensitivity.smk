@@ -39,6 +39,10 @@ rule sensitivity:
     params:
         transforms=config["transforms"],
         seed=config["seed"],
+        plot_layers=lambda wildcards: model_override(
+            wildcards.model, "plot_layers", "report", "plot_layers"
+        ),
+        plot_max_layers=config["report"]["plot_max_layers"],
     script:
         "../../scripts/sensitivity.py"
 
