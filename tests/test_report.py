@@ -1,4 +1,5 @@
 """The report: the PDF's embedded images keep every pixel; the contents and the headings come from one list."""
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -146,3 +147,52 @@ def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
     assert "<b>" not in html and 'pre&lt;b&gt;&amp;&#34;x' in html
     assert html.count('<section class="chapter">') == 2 + len(models) and html.count('<section class="sheet">') == 3
     assert html.count("<section") == html.count("</section>")
+
+
+def test_a_self_contained_report_holds_every_figure_as_a_data_uri(tmp_path):
+    import base64
+
+    results = tmp_path / "results"
+    (results / "m" / "figures").mkdir(parents=True)
+    (results / "report").mkdir()
+    png = results / "m" / "figures" / "a b.png"
+    Image.new("RGB", (3, 2), (200, 10, 10)).save(png)
+    svg = results / "m" / "figures" / "plot.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
+    (results / "m" / "table.csv").write_text("a\n1\n")
+    html = ('<p><img src="../m/figures/a%20b.png" alt="x"> <img class="c" src="../m/figures/plot.svg">'
+            '<a href="#top">top</a> <a href="../m/figures/plot.svg">svg</a> <a href="../m/table.csv">csv</a></p>')
+    out = report.embed_figures(html, results / "report", results)
+    sources = re.findall(r'src="([^"]*)"', out)
+    assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == png.read_bytes()
+    assert base64.b64decode(sources[1].removeprefix("data:image/svg+xml;base64,")) == svg.read_bytes()
+    links = re.findall(r'href="([^"]*)"', out)
+    assert links[0] == "#top" and links[1].startswith("data:image/svg+xml;base64,")
+    assert links[2] == "../m/table.csv"  # not a figure: left as a link
+    # only files under the run's results, and only images
+    (tmp_path / "secret.png").write_bytes(png.read_bytes())
+    with pytest.raises(ValueError, match="outside"):
+        report.embed_figures('<img src="../../secret.png">', results / "report", results)
+    with pytest.raises(FileNotFoundError):
+        report.embed_figures('<img src="../m/figures/missing.png">', results / "report", results)
+
+
+def test_a_long_class_list_is_summarized_with_the_predicted_classes():
+    names = [f"class_{i}" for i in range(1000)]
+    seen = {f"class_{i}": 1000 - i for i in range(0, 50, 2)}  # 25 predicted classes, most often first
+    seen["not_a_class"] = 5
+    summary = report.class_summary(names, seen)
+    assert summary["count"] == 1000 and summary["all"] is None
+    assert summary["head"] == names[:5] and summary["tail"] == ["class_998", "class_999"]
+    assert [s["name"] for s in summary["seen"]] == [f"class_{i}" for i in range(0, 40, 2)]
+    assert summary["seen"][0] == {"name": "class_0", "count": 1000} and summary["more_seen"] == 5
+    short = report.class_summary(["cat", "dog"], {"cat": 2})
+    assert short["all"] == ["cat", "dog"] and not short["seen"]
+
+
+def test_predicted_classes_count_the_measured_images_and_the_drawn_rows(tmp_path):
+    csv_path = tmp_path / "images.csv"
+    csv_path.write_text("image,predicted\na,dog\nb,cat\nc,dog\nd,\n")
+    drawn = [{"summary": {"transforms": [{"predicted_name": "cat"}, {"predicted_name": "cow"}]}}]
+    assert report.predicted_classes(csv_path, drawn) == {"dog": 2, "cat": 2, "cow": 1}
+    assert report.predicted_classes(tmp_path / "missing.csv", []) == {}
