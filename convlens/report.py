@@ -116,21 +116,23 @@ CLASSES_HEAD, CLASSES_TAIL, CLASSES_SEEN = 5, 2, 20
 
 
 def predicted_classes(images_csv: Path, drawn: list[dict]) -> dict[str, int]:
-    """How often each class was predicted for a measured image (untransformed) or a drawn one's rows,
-    most often first."""
+    """The classes predicted in the run: per class, how many measured images (untransformed) it was
+    predicted for, most first; then, with 0, the classes only the image sheets' transformed rows show."""
     counts: dict[str, int] = {}
-    rows = _read_csv(images_csv) if images_csv.exists() else []
-    names = [r["predicted"] for r in rows if r.get("predicted")]
-    names += [t["predicted_name"] for im in drawn for t in im["summary"]["transforms"] if t.get("predicted_name")]
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    for row in _read_csv(images_csv) if images_csv.exists() else []:
+        if row.get("predicted"):
+            counts[row["predicted"]] = counts.get(row["predicted"], 0) + 1
+    counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    for t in (t for im in drawn for t in im["summary"]["transforms"]):
+        if t.get("predicted_name"):
+            counts.setdefault(t["predicted_name"], 0)
+    return counts
 
 
 def class_summary(names: list[str], seen: dict[str, int] | None = None) -> dict:
     """The model's classes as the report lists them, bounded whatever their number: all of them up
-    to CLASSES_IN_FULL; else the first and last few and the (at most CLASSES_SEEN) classes the
-    measured and drawn images were predicted as, most often first."""
+    to CLASSES_IN_FULL; else the first and last few and (at most CLASSES_SEEN of) the classes predicted
+    in the run, ``seen`` as from predicted_classes."""
     names = list(names)
     seen = {k: v for k, v in (seen or {}).items() if k in set(names)}
     if len(names) <= CLASSES_IN_FULL:

@@ -192,7 +192,44 @@ def test_a_long_class_list_is_summarized_with_the_predicted_classes():
 
 def test_predicted_classes_count_the_measured_images_and_the_drawn_rows(tmp_path):
     csv_path = tmp_path / "images.csv"
-    csv_path.write_text("image,predicted\na,dog\nb,cat\nc,dog\nd,\n")
+    csv_path.write_text("image,predicted\na,cat\nb,dog\nc,dog\nd,\n")
     drawn = [{"summary": {"transforms": [{"predicted_name": "cat"}, {"predicted_name": "cow"}]}}]
-    assert report.predicted_classes(csv_path, drawn) == {"dog": 2, "cat": 2, "cow": 1}
+    seen = report.predicted_classes(csv_path, drawn)  # measured images per class; then sheet-only classes
+    assert list(seen.items()) == [("dog", 2), ("cat", 1), ("cow", 0)]
     assert report.predicted_classes(tmp_path / "missing.csv", []) == {}
+
+
+def test_a_long_table_with_an_unbreakable_name_breaks_across_pages_within_the_margins():
+    """report.css on a 150-row table (a deep model's architecture) with one 100-character name: the
+    table continues on the next pages with its header repeated, no row is split, and no text runs
+    past the right margin (A4, 14 mm)."""
+    import io
+
+    pypdf = pytest.importorskip("pypdf")
+    from weasyprint import HTML
+
+    css = (TEMPLATES / "report.css").read_text()
+    long_name = "block_16_depthwise_" + "x" * 81
+    rows = "".join(f"<tr><td>{long_name if i == 3 else f'layer_{i:03d}'}</td><td>DepthwiseConv2D</td>"
+                   f"<td>(None, 7, 7, 1280)</td><td class='num'>{i * 1000:,}</td></tr>" for i in range(150))
+    html = (f"<html><head><style>{css}</style></head><body><table class='grid compact'><thead><tr><th>Layer</th>"
+            f"<th>Type</th><th>Output shape</th><th class='num'>Parameters</th></tr></thead><tbody>{rows}</tbody>"
+            "</table></body></html>")
+    reader = pypdf.PdfReader(io.BytesIO(HTML(string=html).write_pdf()))
+    assert len(reader.pages) >= 3
+    right_margin = float(reader.pages[0].mediabox.width) - 14 * 72 / 25.4
+    texts = []
+    for page in reader.pages:
+        found = []
+
+        def visit(text, cm, tm, font, size, found=found):
+            if text.strip():
+                x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+                found.append((text.strip(), x + 0.6 * size * cm[0] * len(text.strip())))  # about its right end
+
+        page.extract_text(visitor_text=visit)
+        assert found and found[0][0].startswith("Layer"), found[:3]  # the header on every page
+        assert max(right for _, right in found) <= right_margin + 2, max(found, key=lambda f: f[1])
+        texts.append(" ".join(t for t, _ in found))
+    every = " ".join(texts)
+    assert all(every.count(f"layer_{i:03d}") == 1 for i in range(150) if i != 3)  # each row once, whole

@@ -60,17 +60,21 @@ def deep_study(tmp_path_factory):
         "images": [{"folder": "photos"}],
         "transforms": [{"kind": "hflip"}],
         "heatmaps": {"methods": ["gradcam"], "quality_images": 0},
-        "filters": {"n_filters": 2, "steps": 2, "image_size": 32, "regularized": {"steps": 0}},
+        "filters": {"layers": ["Conv1"], "n_filters": 2, "steps": 2, "image_size": 32, "regularized": {"steps": 0}},
         "report": {"title": "deep", "self_contained": True,
-                   "exemplars": {"sensitive": 1, "flipped": 0, "random": 1}},
+                   "exemplars": {"sensitive": 1, "flipped": 0, "random": 0}},
     }
     (study / "config.yaml").write_text(yaml.safe_dump(cfg))
-    # a study folder of its own: relative paths in the config and every output live under it
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
-           "--directory", str(study), "--configfile", str(study / "config.yaml")]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path_factory.mktemp("elsewhere"))
+    # a study folder of its own, run from elsewhere: relative paths in the config and every output live under it
+    result = snakemake(tmp_path_factory.mktemp("elsewhere"), "--directory", str(study),
+                       "--configfile", str(study / "config.yaml"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return study, result
+
+
+def snakemake(cwd, *args):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=cwd)
 
 
 def test_every_figure_fits_its_page_and_the_class_list_is_bounded(deep_study):
@@ -119,3 +123,22 @@ def test_the_console_has_no_library_chatter_and_the_logs_keep_it(deep_study):
     report_log = (study / "results" / "logs" / "report.log").read_text()
     assert "Step 1 - Fetching" in report_log  # WeasyPrint's INFO steps: in the rule's log
     assert not (ROOT / "results" / "mnv2").exists()  # nothing written into the repository
+
+
+def test_a_study_folder_runs_the_default_config_and_a_changed_config_is_noted(deep_study, tmp_path):
+    study, _ = deep_study
+    # no --configfile: the embedded default, found beside the Snakefile, planned in an empty folder
+    plan = snakemake(tmp_path, "--directory", str(tmp_path / "study"), "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "results/report/report.pdf" in plan.stdout and "note:" not in plan.stderr
+    # a config other than the one that made this folder's report: one line says it will be replaced
+    cfg = yaml.safe_load((study / "config.yaml").read_text())
+    cfg["report"]["title"] = "another study"
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(tmp_path, "--directory", str(study), "--configfile", str(tmp_path / "other.yaml"), "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    notes = [line for line in plan.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "results/report/run.json was made with another config" in notes[0]
+    assert "--directory studies/<name>" in notes[0]
+    same = snakemake(tmp_path, "--directory", str(study), "--configfile", str(study / "config.yaml"), "-n")
+    assert "note:" not in same.stderr and "Nothing to be done" in same.stdout + same.stderr

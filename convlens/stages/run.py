@@ -16,10 +16,15 @@ log = logging.getLogger("convlens")
 class ConsoleFilter(logging.Filter):
     """What reaches the console: convlens's own records from INFO (progress lines, results), every
     other library's (WeasyPrint, fontTools, matplotlib, absl, TensorFlow ...) from WARNING. The
-    rule's log file gets everything from INFO."""
+    rule's log file gets everything from INFO. Warnings about the installation that nothing in a
+    run can change (``LOG_ONLY``) go to the log file only."""
+
+    LOG_ONLY = ("Using fontTools instead of HarfBuzz-Subset",)  # WeasyPrint, once per font, every report
 
     def filter(self, record: logging.LogRecord) -> bool:
         own = record.name == log.name or record.name.startswith(log.name + ".")
+        if not own and record.levelno < logging.ERROR and any(s in str(record.msg) for s in self.LOG_ONLY):
+            return False
         return record.levelno >= (logging.INFO if own else logging.WARNING)
 
 

@@ -29,13 +29,14 @@ def test_third_party_info_goes_to_the_log_file_only(tmp_path, capsys, restore_lo
         logging.getLogger("fontTools.subset").info("maxp pruned")
         logging.getLogger("convlens").info("method check: 3 of 10 (0.5/s, about 14 s left)")
         logging.getLogger("matplotlib.font_manager").warning("findfont: Font family not found")
+        logging.getLogger("weasyprint").warning('Using fontTools instead of HarfBuzz-Subset for font "%s".', "DejaVu")
 
     run_stage(str(log_file), stage)
     console = capsys.readouterr().err
     written = log_file.read_text()
-    for line in ("Creating layout", "maxp pruned", "method check: 3 of 10", "findfont"):
+    for line in ("Creating layout", "maxp pruned", "method check: 3 of 10", "findfont", "HarfBuzz-Subset"):
         assert line in written
-    assert "Creating layout" not in console and "maxp pruned" not in console
+    assert "Creating layout" not in console and "maxp pruned" not in console and "HarfBuzz" not in console
     assert "method check: 3 of 10" in console and "findfont" in console  # ours at INFO, theirs from WARNING
     assert len(console.strip().splitlines()) == 2
 
