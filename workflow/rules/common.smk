@@ -63,7 +63,8 @@ def note_replaced_report(run_json="results/report/run.json"):
         )
 
 
-note_replaced_report()
+if workflow.is_main_process:  # not again in every cluster job, which parses this file too
+    note_replaced_report()
 
 
 def model_override(model, key, section, section_key):
