@@ -2,7 +2,11 @@
 
 import os
 
+from convlens import native_log
+
 # TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature lists) hides the progress lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow 2.21 prints its import-time lines before that setting is read: filter them (native_log)
+native_log.install()
 
 __version__ = "0.1.0"

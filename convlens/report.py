@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import platform
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -105,6 +106,8 @@ def collect(config: dict, models: list[str], results: Path) -> dict:
                 if part.get("image") not in drawn:
                     part.pop("image", None)
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
+        section["classes"] = class_summary(section["info"]["class_names"],
+                                           predicted_classes(base / "sensitivity" / "images.csv", section["images"]))
         model_sections.append(section)
     return {"models": model_sections, "devices": devices, "warnings": run_warnings(model_sections),
             "resize": resize_modes(config), "comparison": comparison(results, len(models)),
@@ -131,6 +134,35 @@ def comparison(results: Path, n_models: int) -> dict | None:
     if n_models < 2 or not path.exists():
         return None
     return {**_read_json(path), "dir": "comparison"}
+CLASSES_IN_FULL = 12  # a longer class list is summarized: its first and last few, and the classes seen
+CLASSES_HEAD, CLASSES_TAIL, CLASSES_SEEN = 5, 2, 20
+
+
+def predicted_classes(images_csv: Path, drawn: list[dict]) -> dict[str, int]:
+    """The classes predicted in the run: per class, how many measured images (untransformed) it was
+    predicted for, most first; then, with 0, the classes only the image sheets' transformed rows show."""
+    counts: dict[str, int] = {}
+    for row in _read_csv(images_csv) if images_csv.exists() else []:
+        if row.get("predicted"):
+            counts[row["predicted"]] = counts.get(row["predicted"], 0) + 1
+    counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    for t in (t for im in drawn for t in im["summary"]["transforms"]):
+        if t.get("predicted_name"):
+            counts.setdefault(t["predicted_name"], 0)
+    return counts
+
+
+def class_summary(names: list[str], seen: dict[str, int] | None = None) -> dict:
+    """The model's classes as the report lists them, bounded whatever their number: all of them up
+    to CLASSES_IN_FULL; else the first and last few and (at most CLASSES_SEEN of) the classes predicted
+    in the run, ``seen`` as from predicted_classes."""
+    names = list(names)
+    seen = {k: v for k, v in (seen or {}).items() if k in set(names)}
+    if len(names) <= CLASSES_IN_FULL:
+        return {"count": len(names), "all": names, "head": [], "tail": [], "seen": [], "more_seen": 0}
+    shown = list(seen)[:CLASSES_SEEN]
+    return {"count": len(names), "all": None, "head": names[:CLASSES_HEAD], "tail": names[-CLASSES_TAIL:],
+            "seen": [{"name": k, "count": seen[k]} for k in shown], "more_seen": len(seen) - len(shown)}
 
 
 class RunFolderFetcher(URLFetcher):
@@ -149,6 +181,44 @@ class RunFolderFetcher(URLFetcher):
         if parsed.scheme != "file" or (path != self.root and self.root not in path.parents):
             raise ValueError(f"the report may read only files under {self.root}, not {url}")
         return super().fetch(url, headers)
+
+
+IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".gif": "image/gif", ".webp": "image/webp"}
+_LINKED = re.compile(r'(<(?:img|source)\b[^>]*?\bsrc=")([^"#][^"]*)(")|(<a\b[^>]*?\bhref=")([^"#][^"]*)(")')
+
+
+def embed_figures(html_text: str, html_dir: Path, root: Path) -> str:
+    """The report with every figure it links (``<img src>``, and ``<a href>`` to a figure) inside it as
+    a ``data:`` URI, so the one file shows them wherever it is copied. Only files under ``root`` (the
+    run's results) are read; an image outside it, or missing, is an error naming it. Links to other
+    files (a table) are left as they are."""
+    import base64
+    import html as html_mod
+
+    root, cache = Path(root).resolve(), {}
+
+    def data_uri(src: str, image: bool) -> str:
+        if urlparse(src).scheme:  # already data:, or a web address: left as it is
+            return src
+        path = (Path(html_dir) / unquote(html_mod.unescape(src))).resolve()
+        kind = IMAGE_TYPES.get(path.suffix.lower())
+        if not image and kind is None:
+            return src
+        if root not in path.parents:
+            raise ValueError(f"the report links {src}, outside {root}")
+        if kind is None:
+            raise ValueError(f"the report shows {src}, not an image ({', '.join(IMAGE_TYPES)})")
+        if path not in cache:
+            cache[path] = f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+        return cache[path]
+
+    def swap(match: re.Match) -> str:
+        image = match.group(1) is not None
+        head, src, tail = match.group(1, 2, 3) if image else match.group(4, 5, 6)
+        return head + data_uri(src, image) + tail
+
+    return _LINKED.sub(swap, html_text)
 
 
 PDF_PNG_LEVEL = 1  # zlib level of the images WeasyPrint embeds (its own default, 6, was 38 % of the report's time)

@@ -1,4 +1,5 @@
 """The report: the PDF's embedded images keep every pixel; the contents and the headings come from one list."""
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from convlens import report
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
+
+
 def test_png_idat_is_the_image_and_the_pdf_holds_the_same_pixels(tmp_path, mode):
     pypdf = pytest.importorskip("pypdf")
     from weasyprint import HTML
@@ -171,6 +174,8 @@ def test_run_summary_shows_the_resize_and_every_warning_in_one_block_escaped():
     assert "Warnings" not in env.get_template("sections/run_summary.html.j2").render(
         sec={"anchor": "a", "title": "t"}, config=config, resize="stretch", warnings=[],
         run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}})
+
+
 def test_the_comparison_chapter_comes_first_and_only_with_a_comparison():
     models = [fake_model("a", ["img-0"], trained=True), fake_model("b", ["img-0"], trained=True)]
     with_it = report.outline(models, run={"comparison": {"reference": "a"}})
@@ -192,3 +197,87 @@ def test_report_filters_give_method_names_and_vector_files(tmp_path):
     (tmp_path / "report.html.j2").write_text("{{ 'guided_backprop' | method_name }}|{{ 'gradcam_pp' | method_name }}|"
                                              "{{ 'a/b/by_layer.png' | vector }}")
     assert render_html({"models": []}, tmp_path) == "Guided backprop|Grad-CAM++|a/b/by_layer.svg"
+def test_a_self_contained_report_holds_every_figure_as_a_data_uri(tmp_path):
+    import base64
+
+    results = tmp_path / "results"
+    (results / "m" / "figures").mkdir(parents=True)
+    (results / "report").mkdir()
+    png = results / "m" / "figures" / "a b.png"
+    Image.new("RGB", (3, 2), (200, 10, 10)).save(png)
+    svg = results / "m" / "figures" / "plot.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
+    (results / "m" / "table.csv").write_text("a\n1\n")
+    html = ('<p><img src="../m/figures/a%20b.png" alt="x"> <img class="c" src="../m/figures/plot.svg">'
+            '<a href="#top">top</a> <a href="../m/figures/plot.svg">svg</a> <a href="../m/table.csv">csv</a></p>')
+    out = report.embed_figures(html, results / "report", results)
+    sources = re.findall(r'src="([^"]*)"', out)
+    assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == png.read_bytes()
+    assert base64.b64decode(sources[1].removeprefix("data:image/svg+xml;base64,")) == svg.read_bytes()
+    links = re.findall(r'href="([^"]*)"', out)
+    assert links[0] == "#top" and links[1].startswith("data:image/svg+xml;base64,")
+    assert links[2] == "../m/table.csv"  # not a figure: left as a link
+    # only files under the run's results, and only images
+    (tmp_path / "secret.png").write_bytes(png.read_bytes())
+    with pytest.raises(ValueError, match="outside"):
+        report.embed_figures('<img src="../../secret.png">', results / "report", results)
+    with pytest.raises(FileNotFoundError):
+        report.embed_figures('<img src="../m/figures/missing.png">', results / "report", results)
+
+
+def test_a_long_class_list_is_summarized_with_the_predicted_classes():
+    names = [f"class_{i}" for i in range(1000)]
+    seen = {f"class_{i}": 1000 - i for i in range(0, 50, 2)}  # 25 predicted classes, most often first
+    seen["not_a_class"] = 5
+    summary = report.class_summary(names, seen)
+    assert summary["count"] == 1000 and summary["all"] is None
+    assert summary["head"] == names[:5] and summary["tail"] == ["class_998", "class_999"]
+    assert [s["name"] for s in summary["seen"]] == [f"class_{i}" for i in range(0, 40, 2)]
+    assert summary["seen"][0] == {"name": "class_0", "count": 1000} and summary["more_seen"] == 5
+    short = report.class_summary(["cat", "dog"], {"cat": 2})
+    assert short["all"] == ["cat", "dog"] and not short["seen"]
+
+
+def test_predicted_classes_count_the_measured_images_and_the_drawn_rows(tmp_path):
+    csv_path = tmp_path / "images.csv"
+    csv_path.write_text("image,predicted\na,cat\nb,dog\nc,dog\nd,\n")
+    drawn = [{"summary": {"transforms": [{"predicted_name": "cat"}, {"predicted_name": "cow"}]}}]
+    seen = report.predicted_classes(csv_path, drawn)  # measured images per class; then sheet-only classes
+    assert list(seen.items()) == [("dog", 2), ("cat", 1), ("cow", 0)]
+    assert report.predicted_classes(tmp_path / "missing.csv", []) == {}
+
+
+def test_a_long_table_with_an_unbreakable_name_breaks_across_pages_within_the_margins():
+    """report.css on a 150-row table (a deep model's architecture) with one 100-character name: the
+    table continues on the next pages with its header repeated, no row is split, and no text runs
+    past the right margin (A4, 14 mm)."""
+    import io
+
+    pypdf = pytest.importorskip("pypdf")
+    from weasyprint import HTML
+
+    css = (TEMPLATES / "report.css").read_text()
+    long_name = "block_16_depthwise_" + "x" * 81
+    rows = "".join(f"<tr><td>{long_name if i == 3 else f'layer_{i:03d}'}</td><td>DepthwiseConv2D</td>"
+                   f"<td>(None, 7, 7, 1280)</td><td class='num'>{i * 1000:,}</td></tr>" for i in range(150))
+    html = (f"<html><head><style>{css}</style></head><body><table class='grid compact'><thead><tr><th>Layer</th>"
+            f"<th>Type</th><th>Output shape</th><th class='num'>Parameters</th></tr></thead><tbody>{rows}</tbody>"
+            "</table></body></html>")
+    reader = pypdf.PdfReader(io.BytesIO(HTML(string=html).write_pdf()))
+    assert len(reader.pages) >= 3
+    right_margin = float(reader.pages[0].mediabox.width) - 14 * 72 / 25.4
+    texts = []
+    for page in reader.pages:
+        found = []
+
+        def visit(text, cm, tm, font, size, found=found):
+            if text.strip():
+                x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+                found.append((text.strip(), x + 0.6 * size * cm[0] * len(text.strip())))  # about its right end
+
+        page.extract_text(visitor_text=visit)
+        assert found and found[0][0].startswith("Layer"), found[:3]  # the header on every page
+        assert max(right for _, right in found) <= right_margin + 2, max(found, key=lambda f: f[1])
+        texts.append(" ".join(t for t, _ in found))
+    every = " ".join(texts)
+    assert all(every.count(f"layer_{i:03d}") == 1 for i in range(150) if i != 3)  # each row once, whole

@@ -34,7 +34,7 @@ def is_constant(current: np.ndarray, original: np.ndarray, tolerance: float = CO
 def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers_from_top: list[str] | None = None,
                             *, preprocess_mode: str = "unit", cam_layer: str | None = None, score: str = "logit",
                             params: dict | None = None, max_batch: int = 32, seed: int = 0,
-                            threshold: float = 0.9, original: dict | None = None) -> dict:
+                            threshold: float = 0.9, original: dict | None = None, on_step=None) -> dict:
     """Model-parameter randomization test (Adebayo et al. 2018, "Sanity checks for saliency maps").
 
     Re-initializes the layers in ``layers_from_top`` (default: every layer with trainable weights,
@@ -58,7 +58,8 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
     {method: int}, "mean_spearman", "mean_ssim": {method: (steps,)}, "similar": {method: (steps,)
     bool}, "insensitive": {method: bool}}: row i is after randomizing layers[:i + 1].
     ``original``: the unrandomized |maps| per method when the caller already has them (for the
-    same targets and settings).
+    same targets and settings). ``on_step``: called with no arguments after each layer's step
+    (progress lines).
     """
     if layers_from_top is None:
         layers_from_top = [p for p, layer in reversed(list(iter_layers(model))) if layer.trainable_weights]
@@ -90,6 +91,8 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
                         continue
                     rho[n][step, b] = spearman(original[n][b], current[n][b])
                     sim[n][step, b] = ssim(normalize_map(original[n][b])[0], normalize_map(current[n][b])[0])
+            if on_step is not None:
+                on_step()
     finally:
         model.set_weights(saved)
     mean_rho = {n: _mean_rows(rho[n]) for n in names}

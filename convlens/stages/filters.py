@@ -15,7 +15,7 @@ from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.stages.common import layer_file
 from convlens.stages.files import write_json, write_png
-from convlens.stages.run import log
+from convlens.stages.run import Progress, log
 
 
 FILTER_IMAGE_PX = 128  # default side of filter-pattern images: larger inputs cost time, add little
@@ -42,6 +42,8 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
     shape = (side, side if h == w else max(1, round(w * side / h)), c)
     result = {"kernels": "kernels.png", "kernel_layer": convs[0], "kernel_shape": list(kernels.shape),
               "image_shape": list(shape), "layers": []}
+    progress = Progress("filter patterns: layer passes (plain, regularized)",
+                        len(layers) * (2 if fcfg["regularized"]["steps"] else 1))
     for i, layer in enumerate(layers):
         n_channels = int(find_layer(model, layer).output.shape[-1])
         chosen = list(range(min(fcfg["n_filters"], n_channels)))
@@ -57,11 +59,13 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
         pats = np.stack([render.upscale(render.pattern_to_uint8(p), 64) for p in res["images"]])
         fname = f"patterns_{layer_file(layer)}.png"
         write_png(render.grid(pats, cols=min(8, len(pats)), pad=2), out / fname)
+        progress.advance()
         entry = {"layer": layer, "file": fname, "filters": chosen, "objective_start": res["objective_start"],
                  "objective_end": res["objective"], "improved": int((gain > 0).sum())}
         if fcfg["regularized"]["steps"]:
             entry["regularized"] = regularized_patterns(model, layer, chosen, shape, info.preprocess,
                                                          fcfg["regularized"], seed + i, res["images"], out)
+            progress.advance()
         result["layers"].append(entry)
     write_json(out_json, result)
 

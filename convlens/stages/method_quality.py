@@ -13,14 +13,14 @@ from convlens.attribution.quality import (CONSTANT_TOLERANCE, against_random, ca
                                           deletion_insertion)
 from convlens.attribution.registry import display_name, method_colour
 from convlens.core.head import TARGET_PREDICTED
-from convlens.core.layers import last_conv_layer
+from convlens.core.layers import iter_layers, last_conv_layer
 from convlens.core.setup import open_model
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.plots import FIGURE_WIDTH_IN, depth_ticks, legend_beside, pick_layers, pyplot, save_figure
 from convlens.stages.common import heatmap_methods, load_input_image
 from convlens.stages.files import write_csv, write_json
-from convlens.stages.run import log
+from convlens.stages.run import Progress, log
 
 
 def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dict, seed: int, threads: int,
@@ -60,19 +60,26 @@ def method_quality(model_path: str, info_json: str, images: list[dict], cfg: dic
     t0 = time.time()
     explainer = Explainer(model, methods, info.preprocess, cam_layer, hcfg["score"], hcfg["params"],
                                       cfg["batch_size"])
+    log.info("method check: %d methods on %d images, then cascading randomization", len(methods), len(x))
     maps = {name: r.maps for name, r in explainer.explain(x, targets).items()}
-    faithful = {name: deletion_insertion(model, x, targets, m, hcfg["quality_steps"], seed=seed,
-                                                     preprocess_mode=info.preprocess, max_batch=cfg["batch_size"],
-                                                     explainer=explainer, random_orders=RANDOM_ORDERS)
-                for name, m in maps.items()}
+    log.info("method check: maps of %d methods in %.1f s", len(maps), time.time() - t0)
+    progress, faithful = Progress("method check, deletion/insertion: methods", len(maps)), {}
+    for name, m in maps.items():
+        faithful[name] = deletion_insertion(model, x, targets, m, hcfg["quality_steps"], seed=seed,
+                                            preprocess_mode=info.preprocess, max_batch=cfg["batch_size"],
+                                            explainer=explainer, random_orders=RANDOM_ORDERS)
+        progress.advance()
     log.info("deletion/insertion for %d methods on %d images in %.1f s", len(methods), len(x), time.time() - t0)
     t0 = time.time()
     # a fresh Explainer per randomized layer (its compiled functions hold weight copies): TensorFlow's
     # retracing warnings about that are expected here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     threshold = hcfg.get("quality_spearman", SPEARMAN_THRESHOLD)
+    n_layers = sum(1 for _, layer in iter_layers(model) if layer.trainable_weights)
+    progress = Progress("method check, cascading randomization: layers", n_layers)
     sanity = cascading_randomization(model, x, targets, methods, seed=seed, threshold=threshold,
-                                                 original={name: np.abs(m) for name, m in maps.items()}, **common)
+                                     on_step=progress.advance,
+                                     original={name: np.abs(m) for name, m in maps.items()}, **common)
     log.info("cascading randomization over %d layers in %.1f s", len(sanity["layers"]), time.time() - t0)
     random = next(iter(faithful.values()))["random"]  # the same seeded orders for every method
     versus = {name: against_random(faithful[name], random, n_boot=N_BOOT, seed=seed, level=LEVEL) for name in methods}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
-from convlens.report import RunFolderFetcher, collect, fast_pdf_images, hardware, package_versions, render_html
+from convlens.report import (RunFolderFetcher, collect, embed_figures, fast_pdf_images, hardware, package_versions,
+                             render_html)
 from convlens.stages.files import replacing, write_json, write_text
 from convlens.stages.run import log
 
@@ -33,9 +35,16 @@ def build_report(config: dict, config_digest: str, models: list[str], templates_
     css = (Path(templates_dir) / "report.css").read_text()
     html = render_html({"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir),
                         **data}, templates_dir)
-    write_text(out_html, html)
+    t0 = time.time()
+    # the PDF is laid out from the linked HTML (its fetcher reads only files under results/)
+    write_text(out_html, embed_figures(html, report_dir, results) if config["report"]["self_contained"] else html)
+    log.info("report: %s written (%s, %.0f KB); laying out the PDF", out_html,
+             "self-contained" if config["report"]["self_contained"] else "figures linked",
+             Path(out_html).stat().st_size / 1024)
     document = HTML(string=html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
     with fast_pdf_images(), replacing(out_pdf) as tmp:
-        document.write_pdf(tmp, stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
+        laid_out = document.render(stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
+        log.info("report: %d PDF pages laid out in %.1f s; writing them", len(laid_out.pages), time.time() - t0)
+        laid_out.write_pdf(tmp)
     write_json(out_run_json, run)
-    log.info("report: %s and %s", out_html, out_pdf)
+    log.info("report: %s and %s in %.1f s", out_html, out_pdf, time.time() - t0)

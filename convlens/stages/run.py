@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,14 +13,44 @@ from convlens.errors import InputError
 log = logging.getLogger("convlens")
 
 
+class ConsoleFilter(logging.Filter):
+    """What reaches the console: convlens's own records from INFO (progress lines, results), every
+    other library's (WeasyPrint, fontTools, matplotlib, absl, TensorFlow ...) from WARNING. The
+    rule's log file gets everything from INFO. Warnings about the installation that nothing in a
+    run can change (``LOG_ONLY``) go to the log file only."""
+
+    LOG_ONLY = ("Using fontTools instead of HarfBuzz-Subset",)  # WeasyPrint, once per font, every report
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name == log.name or record.name.startswith(log.name + ".")
+        if not own and record.levelno < logging.ERROR and any(s in str(record.msg) for s in self.LOG_ONLY):
+            return False
+        return record.levelno >= (logging.INFO if own else logging.WARNING)
+
+
 def setup_logging(log_path: str | None) -> None:
-    """Log to the rule's log file (and stderr), with timestamps."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Log to the rule's log file (INFO from every library) and to stderr (convlens's INFO, others'
+    WARNING and above), with timestamps; TensorFlow's C++ logs from warnings on."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # read when TensorFlow loads its C++ library
+    console = logging.StreamHandler(sys.stderr)
+    console.addFilter(ConsoleFilter())
+    handlers: list[logging.Handler] = [console]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(message)s")
+    logging.captureWarnings(True)  # Python warnings (Keras, numpy) into the log too, once each
+    for name in THIRD_PARTY_LOGGERS:  # loggers that set their own level or handler: back to the root's
+        other = logging.getLogger(name)
+        other.setLevel(logging.NOTSET)
+        other.handlers.clear()
+        other.propagate = True
+
+
+# libraries whose loggers would otherwise print INFO (or print through their own handler)
+THIRD_PARTY_LOGGERS = ("weasyprint", "weasyprint.progress", "fontTools", "matplotlib", "PIL", "absl", "tensorflow",
+                       "h5py")
 
 
 def run_stage(log_path: str | None, stage, *args, **kwargs) -> None:

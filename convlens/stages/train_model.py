@@ -11,7 +11,7 @@ from convlens.data import Dataset
 from convlens.errors import InputError
 from convlens.evolution import EpochCheckpoints
 from convlens.stages.files import save_model, write_csv, write_json
-from convlens.stages.run import log
+from convlens.stages.run import Progress, log
 from convlens.tblog import TensorBoardLogger
 
 
@@ -34,7 +34,8 @@ def train_model(name: str, spec: dict, dataset_npz: str, seed: int, threads: int
     for folder in (out["checkpoints"], out["tensorboard"]):
         Path(folder).mkdir(parents=True, exist_ok=True)
     callbacks = [EpochCheckpoints(out["checkpoints"], epochs),
-                 TensorBoardLogger(out["tensorboard"], image, models.resolve_preprocess(spec), image_epochs=epochs)]
+                 TensorBoardLogger(out["tensorboard"], image, models.resolve_preprocess(spec), image_epochs=epochs),
+                 epoch_progress(spec["epochs"])]
     t0 = time.time()
     model, history, metrics = models.train(spec, ds, seed, callbacks)
     log.info("trained %s in %.1f s; best epoch %d (val acc %.3f); test accuracy %.3f", name, time.time() - t0,
@@ -43,3 +44,17 @@ def train_model(name: str, spec: dict, dataset_npz: str, seed: int, threads: int
                                         models.resolve_preprocess(spec)), out)
     write_csv(out["history"], history)
     write_json(out["metrics"], metrics)
+
+
+def epoch_progress(epochs: int):
+    """A Keras callback logging ``training: epochs n of N (rate/s, about N s left)``."""
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.progress = Progress("training: epochs", epochs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.progress.advance()
+
+    return EpochProgress()

@@ -16,7 +16,7 @@ from convlens.evolution import checkpoint_epoch, checkpoint_strip
 from convlens.models import ModelInfo
 from convlens.stages.common import TILE_PX, layer_file
 from convlens.stages.files import write_json, write_png
-from convlens.stages.run import log
+from convlens.stages.run import Progress, log
 
 
 def training_views(model_path: str, info_json: str, checkpoints_dir: str, dataset_npz: str, evolution: dict,
@@ -39,6 +39,7 @@ def training_views(model_path: str, info_json: str, checkpoints_dir: str, datase
     image = ds.x_test[evolution["image"]].astype("float32") / 255.0
     epochs = [checkpoint_epoch(f) for f in files]
     kernels, maps = {}, {}
+    progress = Progress("training views: layers through every checkpoint", len(layers))
     for layer in layers:
         strip = checkpoint_strip(model, files, image, layer, info.preprocess)
         final = strip[-1]["activations"]
@@ -56,6 +57,7 @@ def training_views(model_path: str, info_json: str, checkpoints_dir: str, datase
             maps[layer][tag] = f"act_{layer_file(layer)}_{tag}.png"
             write_png(render.with_colour_bar(render.grid(tiles, cols=min(8, len(tiles))), render.GREY_SCALE,
                                              render.ACTIVATION_LABELS), figures / maps[layer][tag])
+        progress.advance()
     n = min(evolution["embedding_points"], len(ds.x_test))
     features, predicted = embedding.penultimate_features(model, ds.x_test[:n].astype("float32") / 255.0,
                                                          info.preprocess)

@@ -1,4 +1,5 @@
 # Config loading and validation, and the helpers the rule files share (image list, shards, paths).
+import json
 import os
 import re
 import sys
@@ -21,9 +22,10 @@ from convlens.config import ConfigError, assign_shards, digest, list_images, val
 
 # --configfile replaces the embedded default instead of being merged into it, so a user's
 # models and images are the only ones in their run.
+# (found beside the Snakefile, also when --directory runs a study in a folder of its own)
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
 try:
@@ -43,6 +45,26 @@ LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
 QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
 CONFIG_DIGEST = digest(config)
+
+
+def note_replaced_report(run_json="results/report/run.json"):
+    """One line when results/report/ here came from another config: this run replaces it (every output
+    lives under results/ of the working directory; --directory gives a study a folder of its own)."""
+    try:
+        earlier = json.loads(Path(run_json).read_text()).get("config_digest")
+    except (OSError, ValueError):
+        return
+    if earlier and earlier != CONFIG_DIGEST:
+        print(
+            f"note: {run_json} was made with another config (digest {earlier[:12]}); this run replaces "
+            f"that report. To keep studies apart, give each a folder: --directory studies/<name> "
+            f"(README: Several studies).",
+            file=sys.stderr,
+        )
+
+
+if workflow.is_main_process:  # not again in every cluster job, which parses this file too
+    note_replaced_report()
 
 
 def model_override(model, key, section, section_key):
@@ -144,6 +166,7 @@ def model_report_inputs(wildcards=None):
             f"results/{m}/transforms.csv",
             f"results/{m}/filters/filters.json",
             f"results/{m}/sensitivity/study.json",
+            f"results/{m}/sensitivity/images.csv",
             f"results/{m}/methods/quality.json",
             f"results/{m}/exemplars.json",
         ]
