@@ -128,5 +128,5 @@ def test_photometric_sweeps_have_curves_and_sentences_without_equivariance(tmp_p
     assert blur_text and "cosine of 0.900 at l1 and 0.800 at l2" in blur_text[0]
     assert any(s.startswith("Under JPEG compression the top-1 class changes in 2 of 4") for s in text)
     assert not any("equivariance error" in s and ("blur" in s or "JPEG" in s) for s in text)
-    for name in ("sweep_blur.png", "sweep_jpeg.png", "by_layer.png", "heat_table.png"):
+    for name in ("sweep_blur.png", "sweep_jpeg.png", "by_layer.png", "heat_table_1.png"):
         assert (tmp_path / "out" / "figures" / name).stat().st_size > 5000
