@@ -100,13 +100,13 @@ def test_method_findings_say_what_the_numbers_say(tmp_path):
     per_step = {"guided_backprop": steps(0.98, 0.93, 0.7, 0.5), "integrated_gradients": steps(0.5, 0.4, 0.3, 0.2),
                 "gradcam": steps(0.2, 0.1, 0.0, 0.0), "saliency": steps(0.6, 0.5, 0.4, 0.3)}
     out = method_findings(rows, per_step, 6, 0.9, 0.95)
-    assert out[0] == ("guided_backprop: maps barely change when the top layer is randomized (Spearman 0.98 after "
+    assert out[0] == ("Guided backprop: maps barely change when the top layer is randomized (Spearman 0.98 after "
                       "head; above 0.9 at 2 of 4 steps, the deepest after conv3 (0.93)) — it explains the image, not the model.")
-    assert out[1] == ("integrated_gradients is worse than a random pixel order on insertion (AUC diff -0.030, "
+    assert out[1] == ("Integrated Gradients is worse than a random pixel order on insertion (AUC diff -0.030, "
                       "95% CI [-0.050, -0.010], 6 images).")
     assert out[2] == ("Maps that became constant count as fully changed (similarity 0), not left out; after every "
-                      "layer was randomized: gradcam 4 of 6.")
-    assert out[3].endswith(": gradcam, saliency.")  # pass every check
+                      "layer was randomized: Grad-CAM 4 of 6.")
+    assert out[3].endswith(": Grad-CAM, Saliency.")  # pass every check
     assert len(out) == 4  # 6 images: no warning about rough intervals
     rows[0]["similar_steps"] = "head conv3"
     html = render_methods_section(tmp_path, {
@@ -117,7 +117,7 @@ def test_method_findings_say_what_the_numbers_say(tmp_path):
     assert "<strong>0.98</strong>" in html and "<strong>0.93</strong>" in html  # the flagged steps, per step
     assert "-0.030 [-0.050, -0.010]" in html
     blank = method_findings([row("occlusion", n_blank=1)], {"occlusion": per_step["saliency"]}, 6, 0.9, 0.95)
-    assert blank[0] == ("occlusion: the original map of 1 of 6 images is constant, so there is nothing to compare; "
+    assert blank[0] == ("Occlusion: the original map of 1 of 6 images is constant, so there is nothing to compare; "
                         "those images are left out of its sanity check.")
     few = method_findings(rows[3:], {"saliency": per_step["saliency"]}, 3, 0.9, 0.95)
     assert few[0] == ("With 3 images the intervals are rough (a bootstrap over 3 values); heatmaps.quality_images "
