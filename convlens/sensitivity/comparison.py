@@ -186,6 +186,12 @@ def layer_order(orders: list[list[str]]) -> list[str]:
     return merged
 
 
+def first_common(orders: list[list[str]]) -> str | None:
+    """The shallowest layer (in the first model's order) that every model has."""
+    common = [la for la in orders[0] if all(la in o for o in orders[1:])] if orders else []
+    return common[0] if common else None
+
+
 def deepest_common(orders: list[list[str]]) -> str | None:
     """The deepest layer (in the first model's order) that every model has."""
     common = [la for la in orders[0] if all(la in o for o in orders[1:])] if orders else []
@@ -237,8 +243,29 @@ def describe(row, level: float, what: str) -> str:
     return f"{what}: no detectable difference after adjustment ({d:+.3g}, {pct} {lo:.3g} to {hi:.3g}, {fmt_p(row['p_adj'])})"
 
 
+def relative(row) -> float:
+    """The difference as a share of the reference's mean (NaN when the reference is 0)."""
+    return row["difference"] / row["mean_reference"] if row["mean_reference"] else float("nan")
+
+
+def prediction_before_layers(rows: pd.DataFrame, first: str | None, level: float) -> str | None:
+    """Which moved more, in relative terms: the prediction's invariance (MAC) or the first layer's
+    equivariance error; claimed only when the MAC difference is supported and its relative change is
+    the larger (the order Zhang 2019 and Azulay & Weiss 2019 describe for augmentation)."""
+    mac = rows[(rows["layer"] == "output") & (rows["metric"] == "prob_change")]
+    early = rows[(rows["layer"] == first) & (rows["metric"] == "equivariance_error")]
+    if not len(mac) or not len(early) or not supported(mac.iloc[0], level) or mac.iloc[0]["difference"] >= 0:
+        return None
+    m, e = mac.iloc[0], early.iloc[0]
+    if not abs(relative(m)) > abs(relative(e)):
+        return None
+    return (f"the prediction became more invariant before the first layer became more equivariant: MAC "
+            f"{m['mean_reference']:.3g} → {m['mean_model']:.3g} ({100 * relative(m):+.0f} %), equivariance error at "
+            f"{first} {e['mean_reference']:.3g} → {e['mean_model']:.3g} ({100 * relative(e):+.0f} %)")
+
+
 def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boot: int, adjust: str,
-             test: str = "t") -> list[str]:
+             test: str = "t", first: str | None = None) -> list[str]:
     """Sentences that claim only what the intervals and adjusted p-values support: per compared model
     and transform group, the key metrics, and the layer whose equivariance error changes most where
     that is a supported difference at another layer than the deepest."""
@@ -268,6 +295,9 @@ def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boo
                 top = claimed.loc[claimed["difference"].abs().idxmax()]
                 clauses.append("largest supported change of the equivariance error: "
                                + describe(top, level, f"at {top['layer']}"))
+            order = prediction_before_layers(rows, first, level)
+            if order:
+                clauses.append(order)
             if clauses:
                 out.append(f"{model} vs {reference}, under {group}: " + "; ".join(clauses) + ".")
     return out

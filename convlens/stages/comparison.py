@@ -62,7 +62,8 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
         "groups": groups, "by_layer": "by_layer.png", "sweeps": sweeps,
         "summary_rows": len(summary), "difference_rows": len(differences),
         "note": "" if ref else f"one model ({reference}): intervals only, nothing to compare with",
-        "key_table": records(key), "findings": cmp.findings(group_differences, deepest, level, n_boot, adjust, test)})
+        "key_table": records(key), "findings": cmp.findings(group_differences, deepest, level, n_boot, adjust, test,
+                                                  cmp.first_common(orders))})
     log.info("comparison: %d summary rows, %d differences (%d supported in the per-group table)", len(summary),
              len(differences), int(sum(cmp.supported(r, level) for _, r in group_differences.iterrows())))
 

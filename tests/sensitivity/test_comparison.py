@@ -133,3 +133,20 @@ def test_the_wilcoxon_test_gives_its_exact_p_value_for_six_consistent_difference
     err = diffs.set_index("layer").loc["pool2"]
     assert err["statistic"] == 0 and err["p_value"] == pytest.approx(2 / 64)  # every image lower: 2 of 64 patterns
     assert (diffs.set_index("layer").loc[["output", "conv1"], "p_value"] == 1).all()
+
+
+def test_the_prediction_before_the_first_layer_is_said_only_when_it_moved_more():
+    base = {"model": "aug", "reference": "base", "group": "rotate", "n": 60, "statistic": 0.0}
+    rows = pd.DataFrame([
+        {**base, "layer": "output", "metric": "prob_change", "mean_reference": 0.04, "mean_model": 0.004,
+         "difference": -0.036, "ci_low": -0.05, "ci_high": -0.02, "p_value": 1e-4, "p_adj": 1e-3},
+        {**base, "layer": "c1", "metric": "equivariance_error", "mean_reference": 0.6, "mean_model": 0.58,
+         "difference": -0.02, "ci_low": -0.03, "ci_high": -0.01, "p_value": 1e-4, "p_adj": 1e-3}])
+    said = cmp.prediction_before_layers(rows, "c1", 0.95)
+    assert said.startswith("the prediction became more invariant before the first layer") and "(-90 %)" in said
+    assert "c1 0.6 → 0.58 (-3 %)" in said
+    early_moved_more = rows.assign(mean_model=[0.004, 0.06], difference=[-0.036, -0.54])
+    assert cmp.prediction_before_layers(early_moved_more, "c1", 0.95) is None
+    unsupported = rows.assign(ci_high=[0.01, -0.01])  # the MAC interval spans 0: nothing claimed
+    assert cmp.prediction_before_layers(unsupported, "c1", 0.95) is None
+    assert cmp.first_common([["a", "b", "c"], ["x", "b", "c"]]) == "b"
