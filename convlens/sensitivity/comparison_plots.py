@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import transform_kinds
+from convlens.plots import save_figure
 from convlens.sensitivity.plots import short
 
 SWEEP_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"),
@@ -50,11 +51,9 @@ def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], lay
         ax.set_xlabel(transform_kinds.CURVES[curve].label, fontsize=8)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.995)
+    legend_above(fig, axes[0], len(models), top=0.8)
+    save_figure(fig, path)
 
 
 def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[str], models: list[str],
@@ -79,9 +78,16 @@ def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[s
                           [""] * len(layers), rotation=60, ha="right", fontsize=7)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
-    axes[0][0].legend(fontsize=7, frameon=False)
     fig.suptitle(f"Against layer depth: means over images and over each group's transforms, "
-                 f"bands {100 * level:g} % bootstrap intervals", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+                 f"bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.998)
+    legend_above(fig, axes[0][0], len(models), top=1 - 0.7 / fig.get_figheight())
+    save_figure(fig, path)
+
+
+def legend_above(fig, ax, n_models: int, top: float) -> None:
+    """One legend of the models for the whole figure, between the title and the panels (never on
+    the data); the panels laid out below ``top`` (a fraction of the figure's height)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, top), ncol=max(1, n_models),
+               fontsize=8, frameon=False)
