@@ -42,6 +42,10 @@ def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], lay
     sub = summary[summary["transform"].isin(members)].assign(magnitude=lambda f: f["transform"].map(members))
     for ax, (metric, title) in zip(axes, SWEEP_PANELS):
         where = "output" if metric in ("top1_change", "prob_change") else layer
+        measured = sub[(sub["metric"] == metric) & (sub["layer"] == where) & (sub["transform"] != "identity")]
+        if measured.empty:  # equivariance of a photometric sweep: only the identity's point
+            not_applicable(ax, title)
+            continue
         for model in models:
             rows = sub[(sub["model"] == model) & (sub["metric"] == metric) & (sub["layer"] == where)]
             rows = rows.sort_values("magnitude")
@@ -52,7 +56,7 @@ def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], lay
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.995)
-    legend_above(fig, axes[0], len(models), top=0.8)
+    legend_above(fig, axes[-1], len(models), top=0.8)  # the prediction panels always have data
     save_figure(fig, path)
 
 
@@ -67,6 +71,9 @@ def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[s
     fig, axes = plt.subplots(len(groups), len(LAYER_PANELS), figsize=(10, 0.6 + 2.4 * len(groups)), squeeze=False)
     for r, group in enumerate(groups):
         for ax, (metric, title) in zip(axes[r], LAYER_PANELS):
+            if group_summary[(group_summary["group"] == group) & (group_summary["metric"] == metric)].empty:
+                not_applicable(ax, f"{group}: {title}")
+                continue
             for model in models:
                 rows = group_summary[(group_summary["model"] == model) & (group_summary["group"] == group)
                                      & (group_summary["metric"] == metric)]
@@ -80,8 +87,17 @@ def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[s
             ax.tick_params(labelsize=7)
     fig.suptitle(f"Against layer depth: means over images and over each group's transforms, "
                  f"bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.998)
-    legend_above(fig, axes[0][0], len(models), top=1 - 0.7 / fig.get_figheight())
+    legend_above(fig, axes[0][-1], len(models), top=1 - 0.7 / fig.get_figheight())
     save_figure(fig, path)
+
+
+def not_applicable(ax, title: str) -> None:
+    """A panel without data because the metric does not apply (equivariance of a photometric kind)."""
+    ax.text(0.5, 0.5, "does not apply:\nphotometric transforms\nmove no pixel", ha="center", va="center",
+            transform=ax.transAxes, fontsize=8, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
 
 
 def legend_above(fig, ax, n_models: int, top: float) -> None:
