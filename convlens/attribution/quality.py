@@ -10,7 +10,7 @@ from convlens.attribution.explainer import Explainer
 from convlens.attribution.perturbations import Ordered, baseline_image
 from convlens.core.layers import find_layer, iter_layers
 from convlens.errors import InputError
-from convlens.stats import bootstrap_mean_ci, spearman, ssim
+from convlens.stats import bootstrap_mean_ci, column_means, spearman, ssim
 
 
 def _randomize(layer, rng: np.random.Generator) -> None:
@@ -95,20 +95,14 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
                 on_step()
     finally:
         model.set_weights(saved)
-    mean_rho = {n: _mean_rows(rho[n]) for n in names}
+    mean_rho = {n: column_means(rho[n].T)[0] for n in names}
     similar = {n: np.nan_to_num(mean_rho[n], nan=-1.0) > threshold for n in names}
     return {"layers": list(layers_from_top), "spearman": rho, "ssim": sim, "constant": constant,
             "n_constant": {n: constant[n].sum(axis=1) for n in names},
             "n_blank": {n: int(blank[n].sum()) for n in names},
-            "mean_spearman": mean_rho, "mean_ssim": {n: _mean_rows(sim[n]) for n in names},
+            "mean_spearman": mean_rho, "mean_ssim": {n: column_means(sim[n].T)[0] for n in names},
             "similar": similar, "insensitive": {n: bool(similar[n].any()) for n in names}}
 
-
-def _mean_rows(a: np.ndarray) -> np.ndarray:
-    """Mean of each row over its finite values; NaN for a row with none."""
-    finite = np.isfinite(a)
-    count = finite.sum(axis=1)
-    return np.where(count > 0, np.where(finite, a, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
 
 
 def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: int = 20, *,

@@ -186,16 +186,19 @@ def layer_order(orders: list[list[str]]) -> list[str]:
     return merged
 
 
+def common_layers(orders: list[list[str]]) -> list[str]:
+    """The layers every model has, in the first model's order."""
+    return [la for la in orders[0] if all(la in o for o in orders[1:])] if orders else []
+
+
 def first_common(orders: list[list[str]]) -> str | None:
-    """The shallowest layer (in the first model's order) that every model has."""
-    common = [la for la in orders[0] if all(la in o for o in orders[1:])] if orders else []
-    return common[0] if common else None
+    """The shallowest layer that every model has."""
+    return next(iter(common_layers(orders)), None)
 
 
 def deepest_common(orders: list[list[str]]) -> str | None:
-    """The deepest layer (in the first model's order) that every model has."""
-    common = [la for la in orders[0] if all(la in o for o in orders[1:])] if orders else []
-    return common[-1] if common else None
+    """The deepest layer that every model has."""
+    return next(reversed(common_layers(orders)), None)
 
 
 # ---------------------------------------------------------------------------------------------

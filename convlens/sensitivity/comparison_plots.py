@@ -10,7 +10,7 @@ import pandas as pd
 
 from convlens import transform_kinds
 from convlens.plots import save_figure
-from convlens.sensitivity.plots import short
+from convlens.sensitivity.plots import not_applicable, short
 
 SWEEP_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"),
                 ("top1_change", "flip rate"), ("prob_change", "MAC (probability change)"))
@@ -89,15 +89,6 @@ def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[s
                  f"bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.998)
     legend_above(fig, axes[0][-1], len(models), top=1 - 0.7 / fig.get_figheight())
     save_figure(fig, path)
-
-
-def not_applicable(ax, title: str) -> None:
-    """A panel without data because the metric does not apply (equivariance of a photometric kind)."""
-    ax.text(0.5, 0.5, "does not apply:\nphotometric transforms\nmove no pixel", ha="center", va="center",
-            transform=ax.transAxes, fontsize=8, color="grey")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
 
 
 def legend_above(fig, ax, n_models: int, top: float) -> None:

@@ -102,6 +102,15 @@ def depth_colour(layers: list[str]):
     return lambda layer: cmap(layers.index(layer) / max(1, len(layers) - 1) * 0.92)
 
 
+def not_applicable(ax, title: str) -> None:
+    """A panel without data because the metric does not apply (equivariance of a photometric kind)."""
+    ax.text(0.5, 0.5, "does not apply:\nphotometric transforms\nmove no pixel", ha="center", va="center",
+            transform=ax.transAxes, fontsize=8, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
 def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, shown: list[str] | None = None) -> None:
     """Every metric against the magnitude of one sweep (after Zeiler & Fergus 2014, Fig. 5): a line per
     ``shown`` layer (default: pick_layers), coloured by depth, a line per heatmap method in its colour;
@@ -115,11 +124,7 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
     for ax, (metric, title) in zip(axes, CURVE_PANELS):
         sub = data[data["metric"] == metric]
         if metric == "equivariance_error" and sub.empty:  # a photometric sweep: nothing moves
-            ax.text(0.5, 0.5, "does not apply:\nphotometric transforms\nmove no pixel", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8, color="grey")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(title, fontsize=9)
+            not_applicable(ax, title)
             continue
         if metric in ("equivariance_error", "invariance_cosine"):
             for layer in shown:
