@@ -4,13 +4,13 @@ plot of a deep model names, legends beside the data, readable cell text. Only th
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from convlens.replacing import replacing
 
 # The report's page (reports/templates/report.css): A4 with 14 mm side and 16/18 mm top/bottom margins,
 # figures ("figure.wide") drawn 170 mm wide. A figure made FIGURE_WIDTH_IN wide prints at its own
@@ -35,17 +35,6 @@ def pyplot():
     return plt
 
 
-
-@contextlib.contextmanager
-def _replacing(path: Path):
-    tmp = path.with_name(path.name + ".part." + path.suffix.lstrip("."))
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def vector_path(png_path) -> Path:
     """The vector copy beside a figure's PNG (``x.png`` -> ``x.svg``)."""
     return Path(png_path).with_suffix("." + VECTOR_FORMAT)
@@ -60,9 +49,9 @@ def save_figure(fig, png_path, dpi: int = FIGURE_DPI) -> list[Path]:
     png = Path(png_path)
     png.parent.mkdir(parents=True, exist_ok=True)
     svg = vector_path(png)
-    with _replacing(png) as tmp:
+    with replacing(png, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "convlens"}), _replacing(svg) as tmp:
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "convlens"}), replacing(svg, "." + VECTOR_FORMAT) as tmp:
         fig.savefig(tmp, format=VECTOR_FORMAT, metadata={"Date": None})
     pyplot().close(fig)  # a Figure made without pyplot (embedding) is simply not registered there
     return [png, svg]

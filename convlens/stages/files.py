@@ -3,32 +3,16 @@ rename, so an interrupted write never leaves a file that looks finished."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from convlens.models import describe
+from convlens.replacing import replacing
 
 PNG_COMPRESS_LEVEL = 1  # zlib level of figure files: 2-4x faster to write than Pillow's 6, 5-20 % larger
-
-
-@contextlib.contextmanager
-def replacing(path, suffix: str = ""):
-    """Yields a temporary path beside ``path`` (ending in ``suffix``, for writers that go by the
-    extension); on success it replaces ``path``, on failure it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part" + suffix)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_text(path, text: str) -> None:
