@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import transform_kinds
-from convlens.plots import save_figure
+from convlens.plots import pyplot, save_figure
 from convlens.sensitivity.plots import not_applicable, short
 
 SWEEP_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"),
@@ -35,7 +35,7 @@ def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], lay
                level: float, path: Path) -> None:
     """Every model's mean against the magnitude of one sweep with its interval: equivariance error
     and pooled-feature cosine at ``layer``, flip rate and MAC of the prediction."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colours = model_colours(models)
     fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(13, 3.4))
@@ -64,7 +64,7 @@ def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[s
                   level: float, path: Path) -> None:
     """Equivariance error and pooled-feature cosine against layer depth, a row per transform group,
     a line per model with its interval (each model at the positions of its own layers)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colours = model_colours(models)
     position = {layer: i for i, layer in enumerate(layers)}

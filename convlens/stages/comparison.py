@@ -25,9 +25,6 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
     options: the validated ``comparison`` config (reference, n_boot, level, adjust, test). The reference
     comes first; with a single model the differences are empty and the manifest says why.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     reference = options["reference"]
     models = [reference] + [m for m in metrics if m != reference]
     n_boot, level, adjust, test = options["n_boot"], options["level"], options["adjust"], options["test"]
