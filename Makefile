@@ -43,6 +43,8 @@ cluster-test: $(VENV)/.cluster-installed
 	  exit $$rc
 
 lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 

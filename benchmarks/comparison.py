@@ -28,22 +28,33 @@ from convlens.transforms import build_transforms
 def synthetic_tables(n_images: int, n_models: int, n_layers: int, n_methods: int, seed: int = 0):
     cfg = validate(yaml.safe_load(open("config/config.yaml")))
     transforms = build_transforms(cfg["transforms"])
-    groups = ([(f"layer{j}", m) for j in range(n_layers) for m in ("equivariance_error", "invariance_cosine")]
-              + [("input", "equivariance_floor")]
-              + [("output", m) for m in ("top1_change", "prob_change", "kl_divergence", "correct")]
-              + [(f"method{j}", m) for j in range(n_methods) for m in ("heatmap_pearson", "heatmap_spearman",
-                                                                     "heatmap_iou20")])
-    keys = pd.DataFrame([(t.name, t.param, la, m) for t in transforms for la, m in groups],
-                        columns=["transform", "param", "layer", "metric"])
+    groups = (
+        [(f"layer{j}", m) for j in range(n_layers) for m in ("equivariance_error", "invariance_cosine")]
+        + [("input", "equivariance_floor")]
+        + [("output", m) for m in ("top1_change", "prob_change", "kl_divergence", "correct")]
+        + [
+            (f"method{j}", m)
+            for j in range(n_methods)
+            for m in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20")
+        ]
+    )
+    keys = pd.DataFrame(
+        [(t.name, t.param, la, m) for t in transforms for la, m in groups],
+        columns=["transform", "param", "layer", "metric"],
+    )
     rng = np.random.default_rng(seed)
     images = np.array([f"img{i:05d}" for i in range(n_images)])
     per_image = rng.normal(size=(n_images, 1))
     tables = {}
     for k in range(n_models):
         values = per_image + rng.normal(0.1 * k, 1.0, size=(n_images, len(keys)))
-        frame = pd.DataFrame({"image": np.repeat(images, len(keys)),
-                              **{c: np.tile(keys[c].to_numpy(), n_images) for c in keys.columns},
-                              "value": values.ravel()})
+        frame = pd.DataFrame(
+            {
+                "image": np.repeat(images, len(keys)),
+                **{c: np.tile(keys[c].to_numpy(), n_images) for c in keys.columns},
+                "value": values.ravel(),
+            }
+        )
         for c in COLUMNS[:-1]:
             frame[c] = frame[c].astype("category")
         tables[f"model{k}"] = frame
@@ -72,13 +83,19 @@ def main():
     done, cpu = time.perf_counter(), time.process_time() - cpu
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"{args.images} images × {args.models} models × {n_groups} groups ({rows:,} rows), {args.n_boot} resamples, {args.test} test")
-    print(f"widen {widened - start:.1f} s; compare per transform {per_transform - widened:.1f} s "
-          f"({len(summary)} summary, {len(diffs)} difference rows); groups and compare per group "
-          f"{done - per_transform:.1f} s ({len(gdiffs)} difference rows); total {done - start:.1f} s "
-          f"({cpu:.1f} s of CPU time over all threads)")
-    print(f"peak Python allocations during the timed part {peak / 2**20:.0f} MiB; "
-          f"peak resident set of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"{args.images} images × {args.models} models × {n_groups} groups ({rows:,} rows), {args.n_boot} resamples, {args.test} test"
+    )
+    print(
+        f"widen {widened - start:.1f} s; compare per transform {per_transform - widened:.1f} s "
+        f"({len(summary)} summary, {len(diffs)} difference rows); groups and compare per group "
+        f"{done - per_transform:.1f} s ({len(gdiffs)} difference rows); total {done - start:.1f} s "
+        f"({cpu:.1f} s of CPU time over all threads)"
+    )
+    print(
+        f"peak Python allocations during the timed part {peak / 2**20:.0f} MiB; "
+        f"peak resident set of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

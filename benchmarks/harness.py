@@ -91,9 +91,17 @@ def model_entry(model: str, model_file: str | Path | None = None) -> dict:
     return entry
 
 
-def study_config(model: str, images_folder: str = "images", model_file: str | Path | None = None,
-                 images_per_job: int | None = None, batch_size: int = 32, n_filters: int = 4, filter_steps: int = 5,
-                 quality_images: int | None = 1, seed: int = 42) -> dict:
+def study_config(
+    model: str,
+    images_folder: str = "images",
+    model_file: str | Path | None = None,
+    images_per_job: int | None = None,
+    batch_size: int = 32,
+    n_filters: int = 4,
+    filter_steps: int = 5,
+    quality_images: int | None = 1,
+    seed: int = 42,
+) -> dict:
     """The convlens config of one benchmark study: one model, a folder of images, 6 transforms.
 
     Grad-CAM is the heatmap (the default); the filter step (``filter_steps`` for the plain and,
@@ -155,8 +163,23 @@ def _sample_photos() -> list:
     from skimage import data
 
     out = []
-    for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
-                 "retina", "colorwheel", "camera", "moon", "brick", "grass", "gravel", "coins", "cell"):
+    for name in (
+        "astronaut",
+        "chelsea",
+        "coffee",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "retina",
+        "colorwheel",
+        "camera",
+        "moon",
+        "brick",
+        "grass",
+        "gravel",
+        "coins",
+        "cell",
+    ):
         try:
             img = np.asarray(getattr(data, name)())
         except Exception:  # a sample that needs a download: skip it
@@ -223,8 +246,9 @@ def make_images(folder: str | Path, n: int, size: int) -> list[Path]:
         pil = Image.fromarray(img)
         scale = 8 * size / min(pil.size)
         if scale < 1:
-            pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))),
-                             Image.Resampling.BICUBIC)
+            pil = pil.resize(
+                (max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.BICUBIC
+            )
         photos.append((name, np.asarray(pil)))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,7 +257,7 @@ def make_images(folder: str | Path, n: int, size: int) -> list[Path]:
         s = i % len(photos)
         name, img = photos[s]
         top, left, side, mirrored = crop_box(i, len(photos), *img.shape[:2])
-        crop = img[top:top + side, left:left + side]
+        crop = img[top : top + side, left : left + side]
         if mirrored:
             crop = crop[:, ::-1]
         out = Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.Resampling.BICUBIC)
@@ -299,8 +323,15 @@ def parse_benchmarks(root: str | Path) -> list[dict]:
             return sum(values) / len(values) if values else None
 
         rel = path.relative_to(root)
-        jobs.append({"file": str(rel), "rule": rule_of(rel), "s": mean("s"), "max_rss": mean("max_rss"),
-                     "cpu_time": mean("cpu_time")})
+        jobs.append(
+            {
+                "file": str(rel),
+                "rule": rule_of(rel),
+                "s": mean("s"),
+                "max_rss": mean("max_rss"),
+                "cpu_time": mean("cpu_time"),
+            }
+        )
     return jobs
 
 
@@ -434,8 +465,12 @@ def scale_checks(sizes: dict[str, dict], small: int, large: int) -> dict | None:
     a, b = (sizes.get(str(n), {}).get("convlens", {}) for n in (small, large))
     if not a.get("wall_s") or not b.get("wall_s"):
         return None
-    out = {"small": small, "large": large, "time_ratio": b["wall_s"] / a["wall_s"],
-           "time_ratio_excl_extras": ratio(b.get("wall_excl_extras_s"), a.get("wall_excl_extras_s"))}
+    out = {
+        "small": small,
+        "large": large,
+        "time_ratio": b["wall_s"] / a["wall_s"],
+        "time_ratio_excl_extras": ratio(b.get("wall_excl_extras_s"), a.get("wall_excl_extras_s")),
+    }
     if a.get("results_bytes") is not None and b.get("results_bytes") is not None:
         out["bytes_per_added_image"] = (b["results_bytes"] - a["results_bytes"]) / (large - small)
         out["bytes_per_image_at_large"] = b["results_bytes"] / large
@@ -474,7 +509,7 @@ def du_bytes(folder: str | Path) -> int:
 
 def linear_fit(xs: list[float], ys: list[float]) -> dict:
     """Least squares y = intercept + slope * x; r2 (1.0 for two points). Needs two distinct x."""
-    pts = [(float(x), float(y)) for x, y in zip(xs, ys) if y is not None]
+    pts = [(float(x), float(y)) for x, y in zip(xs, ys, strict=False) if y is not None]
     if len({x for x, _ in pts}) < 2:
         raise ValueError("a line needs at least two distinct sizes")
     n = len(pts)

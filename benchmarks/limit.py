@@ -49,8 +49,13 @@ def build_step(model, preprocess_mode: str, n_transforms: int, vectors):
         n = tf.shape(pixels)[0]
         batch = tf.repeat(pixels, n_transforms, axis=0)
         warped = tf.raw_ops.ImageProjectiveTransformV3(
-            images=batch, transforms=tf.tile(vectors, [n, 1]), output_shape=[h, w],
-            fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+            images=batch,
+            transforms=tf.tile(vectors, [n, 1]),
+            output_shape=[h, w],
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
+        )
         with tf.GradientTape() as tape:
             outs = probe(tfkit.preprocess(warped, preprocess_mode), training=False)
             acts, pre = outs[:-1], outs[-1]
@@ -63,8 +68,14 @@ def build_step(model, preprocess_mode: str, n_transforms: int, vectors):
         weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * cam_act, axis=-1))
         cam_up = tf.image.resize(cam[..., None], [h, w], method="bilinear")[..., 0]
-        return {"activations": acts, "probs": tf.nn.softmax(logits), "target": target, "cam": cam,
-                "cam_up": cam_up, "inputs": warped}
+        return {
+            "activations": acts,
+            "probs": tf.nn.softmax(logits),
+            "target": target,
+            "cam": cam,
+            "cam_up": cam_up,
+            "inputs": warped,
+        }
 
     return step, len(feats)
 
@@ -99,11 +110,17 @@ def run(model_name: str, images: str, model_file: str | None, batch_size: int, t
     t = time.perf_counter()
     nbytes = 0
     for start in range(0, len(pixels), per_call):
-        nbytes += to_numpy(step(pixels[start:start + per_call]))
+        nbytes += to_numpy(step(pixels[start : start + per_call]))
     result["compute_s"] = time.perf_counter() - t
-    result.update(n_images=len(pixels), n_inputs=len(pixels) * n_t, n_layers=n_layers, output_mb=nbytes / 2**20,
-                  calls=-(-len(pixels) // per_call), max_rss_mb=tfkit.max_rss_mb(),
-                  total_s=time.perf_counter() - T_START)
+    result.update(
+        n_images=len(pixels),
+        n_inputs=len(pixels) * n_t,
+        n_layers=n_layers,
+        output_mb=nbytes / 2**20,
+        calls=-(-len(pixels) // per_call),
+        max_rss_mb=tfkit.max_rss_mb(),
+        total_s=time.perf_counter() - T_START,
+    )
     return result
 
 

@@ -62,8 +62,13 @@ def _warped_batch(pixels: np.ndarray) -> np.ndarray:
     vectors = tfkit.transform_vectors(harness.transform_matrices(h, w))
     batch = np.repeat(pixels, harness.N_TRANSFORMS, axis=0)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=batch, transforms=np.tile(vectors, (n, 1)), output_shape=[h, w], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
+        images=batch,
+        transforms=np.tile(vectors, (n, 1)),
+        output_shape=[h, w],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    ).numpy()
 
 
 def convlens_steps(model, preprocess_mode: str) -> dict:
@@ -163,7 +168,7 @@ def gradcam(model_name: str, images: str, model_file: str | None, batch_size: in
         res["tf_keras_vis_version"] = tf_keras_vis.__version__
         if targets is None:  # convlens failed: the reference class from the model itself
             probs = model.predict(np.asarray(tfkit.preprocess(x, spec["preprocess"])), verbose=0)
-            targets = np.repeat(probs[::harness.N_TRANSFORMS].argmax(-1), harness.N_TRANSFORMS)
+            targets = np.repeat(probs[:: harness.N_TRANSFORMS].argmax(-1), harness.N_TRANSFORMS)
         xp = np.asarray(tfkit.preprocess(x, spec["preprocess"]))
         t = time.perf_counter()
         visualizer = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
@@ -206,8 +211,9 @@ def notebook(model_name: str, images: str, model_file: str | None, max_images: i
         reference = None
         for k in range(harness.N_TRANSFORMS):
             t0 = time.perf_counter()
-            x = keras.ops.image.affine_transform(image[None], vectors[k:k + 1], interpolation="bilinear",
-                                                 fill_mode="constant", fill_value=0.0)
+            x = keras.ops.image.affine_transform(
+                image[None], vectors[k : k + 1], interpolation="bilinear", fill_mode="constant", fill_value=0.0
+            )
             x = np.asarray(tfkit.preprocess(tf.convert_to_tensor(x), spec["preprocess"]))
             t1 = time.perf_counter()
             activations = {}
@@ -233,10 +239,18 @@ def notebook(model_name: str, images: str, model_file: str | None, max_images: i
             t_cam += t3 - t2
             per_input.append(t3 - t0)
     n = len(per_input)
-    res.update(n_images=len(pixels), n_inputs=n, warp_s=t_warp, activations_s=t_acts, gradcam_s=t_cam,
-               loop_s=sum(per_input), per_input_s=sum(per_input) / n,
-               per_input_after_first_s=(sum(per_input[1:]) / (n - 1)) if n > 1 else None,
-               max_rss_mb=tfkit.max_rss_mb(), total_s=time.perf_counter() - T_START)
+    res.update(
+        n_images=len(pixels),
+        n_inputs=n,
+        warp_s=t_warp,
+        activations_s=t_acts,
+        gradcam_s=t_cam,
+        loop_s=sum(per_input),
+        per_input_s=sum(per_input) / n,
+        per_input_after_first_s=(sum(per_input[1:]) / (n - 1)) if n > 1 else None,
+        max_rss_mb=tfkit.max_rss_mb(),
+        total_s=time.perf_counter() - T_START,
+    )
     return res
 
 

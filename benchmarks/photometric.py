@@ -7,15 +7,20 @@ and at 96 px. Best of five interleaved rounds (the machine may be shared); print
 
     .venv/bin/python -m benchmarks.photometric
 """
+
 import sys
 import time
-import numpy as np
+
 import keras
+import numpy as np
 import tensorflow as tf
-from convlens import models, transforms as tr
+
+from convlens import models
+from convlens import transforms as tr
 from convlens.core.grids import layer_grids
 from convlens.core.layers import feature_layers
-from convlens.sensitivity import metrics as sensitivity, photometric as ph
+from convlens.sensitivity import metrics as sensitivity
+from convlens.sensitivity import photometric as ph
 from convlens.sensitivity.analyzer import Analyzer
 
 SETS = {
@@ -27,6 +32,7 @@ SETS = {
     "contrast x8": [{"kind": "contrast", "factor": f} for f in (0.5, 0.6, 0.7, 0.8, 1.2, 1.3, 1.4, 1.5)],
     "jpeg x8": [{"kind": "jpeg", "quality": q} for q in (10, 20, 30, 40, 50, 60, 70, 80)],
 }
+
 
 def bench(size, n_images, reps):
     keras.utils.set_random_seed(0)
@@ -51,25 +57,30 @@ def bench(size, n_images, reps):
                 an.run(x, n_t, seeds=seeds)
             best[name] = min(best[name], (time.perf_counter() - t0) / reps / n_images)
     for name, dt in best.items():
-        print(f"{name:15s} step {dt*1e3:7.3f} ms per image; vs rotate x8 {dt / best['rotate x8']:5.2f}x; "
-              f"per transformed row over identity {(dt - best['identity only']) / 8 * 1e3:6.3f} ms")
+        print(
+            f"{name:15s} step {dt * 1e3:7.3f} ms per image; vs rotate x8 {dt / best['rotate x8']:5.2f}x; "
+            f"per transformed row over identity {(dt - best['identity only']) / 8 * 1e3:6.3f} ms"
+        )
     # the operations alone, on a batch of n_images originals (one transform each)
     print("operations alone (per image):")
     m = tr.Transform("rotate", {"angle_deg": 30}).matrix(size, size)
     vec = tf.constant(np.tile(tr.keras_transform_vector(m)[None], (n_images, 1)), tf.float32)
-    ops = {"rotate (warp)": lambda im: keras.ops.image.affine_transform(im, vec, fill_mode="constant"),
-           "blur 2": lambda im: ph.apply("blur", {"sigma_px": 2}, im),
-           "noise (field + add)": lambda im: ph.apply("noise", {"std": 0.05}, im, ph.noise_field(im, seeds)),
-           "brightness": lambda im: ph.apply("brightness", {"delta": 0.2}, im),
-           "contrast": lambda im: ph.apply("contrast", {"factor": 1.5}, im),
-           "jpeg 50": lambda im: ph.apply("jpeg", {"quality": 50}, im)}
+    ops = {
+        "rotate (warp)": lambda im: keras.ops.image.affine_transform(im, vec, fill_mode="constant"),
+        "blur 2": lambda im: ph.apply("blur", {"sigma_px": 2}, im),
+        "noise (field + add)": lambda im: ph.apply("noise", {"std": 0.05}, im, ph.noise_field(im, seeds)),
+        "brightness": lambda im: ph.apply("brightness", {"delta": 0.2}, im),
+        "contrast": lambda im: ph.apply("contrast", {"factor": 1.5}, im),
+        "jpeg 50": lambda im: ph.apply("jpeg", {"quality": 50}, im),
+    }
     for name, f in ops.items():
         g = tf.function(f)
         g(x)
         t0 = time.perf_counter()
         for _ in range(reps * 3):
             g(x)
-        print(f"  {name:20s} {(time.perf_counter()-t0)/(reps*3)/n_images*1e3:7.4f} ms")
+        print(f"  {name:20s} {(time.perf_counter() - t0) / (reps * 3) / n_images * 1e3:7.4f} ms")
+
 
 def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(2)

@@ -45,8 +45,13 @@ def main(kind: str, out: str, seed: int = 42) -> dict:
         from convlens.models import train
 
         ds = build_dataset({"kind": "shapes", "n_per_class": 100, "image_size": 28, "test_fraction": 0.3}, seed)
-        spec = {"architecture": "shapes_cnn", "epochs": 1, "batch_size": 32, "learning_rate": 0.001,
-                "validation_fraction": 0.15}
+        spec = {
+            "architecture": "shapes_cnn",
+            "epochs": 1,
+            "batch_size": 32,
+            "learning_rate": 0.001,
+            "validation_fraction": 0.15,
+        }
         model, _, metrics = train(spec, ds, seed)
         extra = {"test_accuracy": metrics["test_accuracy"], "epochs": 1}
     elif kind == "vggtiny":
@@ -58,8 +63,13 @@ def main(kind: str, out: str, seed: int = 42) -> dict:
     tmp = out + ".part.keras"
     model.save(tmp)
     os.replace(tmp, out)
-    return {"kind": kind, "path": out, "seconds": time.perf_counter() - t0, "params": int(model.count_params()),
-            **extra}
+    return {
+        "kind": kind,
+        "path": out,
+        "seconds": time.perf_counter() - t0,
+        "params": int(model.count_params()),
+        **extra,
+    }
 
 
 if __name__ == "__main__":

@@ -47,8 +47,7 @@ DEFAULT_PLAN = "shapes:100,1000,10000 vgg16:32,128"
 RATIO_TARGETS = {"shapes": (10000, 2.0), "vgg16": (128, 1.25)}
 # ... and for the scale of a study: (small, large) images, most time ratio, most bytes per added
 # image, most page difference, most PDF MB; the dry run at DRY_RUN_IMAGES: most jobs, most seconds
-SCALE_TARGETS = {"small": 100, "large": 1000, "time_ratio": 2.5, "bytes_per_image": 100e3, "pages": 3,
-                 "pdf_mb": 25.0}
+SCALE_TARGETS = {"small": 100, "large": 1000, "time_ratio": 2.5, "bytes_per_image": 100e3, "pages": 3, "pdf_mb": 25.0}
 DRY_RUN_TARGET = {"images": 10000, "jobs": 300, "seconds": 20.0}
 
 
@@ -64,7 +63,9 @@ def load1() -> float | None:
         return None
 
 
-def child(cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None = None) -> tuple[dict | None, float, int]:
+def child(
+    cmd: list[str], log: Path, env: dict | None = None, cwd: Path | None = None
+) -> tuple[dict | None, float, int]:
     """Run a child process; (its last JSON line on stdout or None, wall seconds, exit code)."""
     t = time.perf_counter()
     with open(log, "w") as err:
@@ -104,9 +105,13 @@ def git_state(at_commit: str | None, copied: bool = False) -> dict:
     status = git("status", "--short")
     lines = [s for s in (status or "").splitlines() if s.strip()]
     code = [line for line in lines if any(line[3:].startswith(c) or f" -> {c}" in line for c in CODE_PATHS)]
-    return {"measured": "working tree copy" if copied else "working tree", "commit": git("rev-parse", "HEAD"),
-            "short": git("log", "-1", "--format=%h"),
-            "changed_files": None if status is None else len(lines), "code_changes": code}
+    return {
+        "measured": "working tree copy" if copied else "working tree",
+        "commit": git("rev-parse", "HEAD"),
+        "short": git("log", "-1", "--format=%h"),
+        "changed_files": None if status is None else len(lines),
+        "code_changes": code,
+    }
 
 
 def copy_worktree(dest: Path) -> Path:
@@ -127,8 +132,7 @@ def copy_worktree(dest: Path) -> Path:
 def snapshot(rev: str, dest: Path) -> Path:
     """A copy of commit ``rev`` (``git archive``; the repository itself is not touched)."""
     dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=harness.ROOT, capture_output=True,
-                             check=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=harness.ROOT, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest
 
@@ -138,8 +142,18 @@ def snapshot(rev: str, dest: Path) -> Path:
 
 
 def run_limit(model: str, d: Path, model_file: str | None, a) -> dict:
-    cmd = [sys.executable, str(HERE / "limit.py"), "--model", model, "--images", str(d / "images"),
-           "--batch-size", str(a.batch_size), "--threads", str(a.cores)]
+    cmd = [
+        sys.executable,
+        str(HERE / "limit.py"),
+        "--model",
+        model,
+        "--images",
+        str(d / "images"),
+        "--batch-size",
+        str(a.batch_size),
+        "--threads",
+        str(a.cores),
+    ]
     if model_file:
         cmd += ["--model-file", model_file]
     before = load1()
@@ -152,8 +166,17 @@ def run_limit(model: str, d: Path, model_file: str | None, a) -> dict:
 
 
 def snakemake_cmd(tree: Path, cores: int) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(tree / "Snakefile"), "--configfile", "study.yaml",
-            "--cores", str(cores)]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(tree / "Snakefile"),
+        "--configfile",
+        "study.yaml",
+        "--cores",
+        str(cores),
+    ]
 
 
 def dry_run(d: Path, a) -> dict:
@@ -180,9 +203,16 @@ def run_convlens(model: str, d: Path, model_file: str | None, a, dry_only: bool 
 
     from convlens.config import assign_shards, list_images, validate
 
-    cfg = harness.study_config(model, "images", model_file, images_per_job=a.images_per_job,
-                               batch_size=a.batch_size, n_filters=a.n_filters, filter_steps=a.filter_steps,
-                               quality_images=a.quality_images)
+    cfg = harness.study_config(
+        model,
+        "images",
+        model_file,
+        images_per_job=a.images_per_job,
+        batch_size=a.batch_size,
+        n_filters=a.n_filters,
+        filter_steps=a.filter_steps,
+        quality_images=a.quality_images,
+    )
     (d / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     checked = validate(cfg, base_dir=d)
     shards = assign_shards(list_images(checked, d), checked["images_per_job"])
@@ -217,8 +247,9 @@ def run_convlens(model: str, d: Path, model_file: str | None, a, dry_only: bool 
     res["extras_s"] = {r: rules[r]["s"] for r in harness.EXTRA_RULES if r in rules}
     # TF jobs hold every core (threads lowered to --cores), so nothing runs beside these jobs
     res["wall_excl_extras_s"] = res["wall_s"] - sum(res["extras_s"].values())
-    res["measure_jobs"] = [{"file": j["file"], "s": j["s"], "max_rss_mb": j["max_rss"]} for j in jobs
-                           if j["rule"] in harness.MEASURE_RULES]
+    res["measure_jobs"] = [
+        {"file": j["file"], "s": j["s"], "max_rss_mb": j["max_rss"]} for j in jobs if j["rule"] in harness.MEASURE_RULES
+    ]
     res["measure_split"] = harness.parse_shard_logs(shard_logs(d, model))
     draw_log = d / "results" / "logs" / model / "draw.log"
     if draw_log.is_file():
@@ -233,8 +264,21 @@ def run_convlens(model: str, d: Path, model_file: str | None, a, dry_only: bool 
 
 
 def run_gradcam(model: str, images: Path, model_file: str | None, a, log: Path) -> dict:
-    cmd = [sys.executable, str(HERE / "peers.py"), "gradcam", "--model", model, "--images", str(images),
-           "--batch-size", str(a.batch_size), "--reps", str(a.reps), "--threads", str(a.cores)]
+    cmd = [
+        sys.executable,
+        str(HERE / "peers.py"),
+        "gradcam",
+        "--model",
+        model,
+        "--images",
+        str(images),
+        "--batch-size",
+        str(a.batch_size),
+        "--reps",
+        str(a.reps),
+        "--threads",
+        str(a.cores),
+    ]
     if model_file:
         cmd += ["--model-file", model_file]
     env = dict(os.environ)
@@ -245,8 +289,19 @@ def run_gradcam(model: str, images: Path, model_file: str | None, a, log: Path) 
 
 
 def run_notebook(model: str, images: Path, model_file: str | None, a, log: Path) -> dict:
-    cmd = [sys.executable, str(HERE / "peers.py"), "notebook", "--model", model, "--images", str(images),
-           "--max-images", str(a.notebook_images), "--threads", str(a.cores)]
+    cmd = [
+        sys.executable,
+        str(HERE / "peers.py"),
+        "notebook",
+        "--model",
+        model,
+        "--images",
+        str(images),
+        "--max-images",
+        str(a.notebook_images),
+        "--threads",
+        str(a.cores),
+    ]
     if model_file:
         cmd += ["--model-file", model_file]
     out, wall, rc = child(cmd, log)
@@ -294,18 +349,35 @@ def breakdown_rows(cl: dict, lim: dict) -> list[list]:
     rows.append(["**all jobs**", sum(v["jobs"] for v in rules.values()), fmt(cl.get("jobs_s")), "", ""])
     rows.append(["**wall (snakemake e2e)**", "", fmt(cl.get("wall_s")), "", ""])
     if cl.get("snakemake_own_cpu_s") is not None:
-        rows.append(["(snakemake's own process: CPU s, its jobs not included; read every 0.5 s)", "",
-                     fmt(cl["snakemake_own_cpu_s"]), "", ""])
-    for tier, names, split in (("measure", harness.MEASURE_RULES, cl.get("measure_split", cl.get("analyze_split"))),
-                               ("draw", ("draw",), cl.get("draw_split"))):
+        rows.append(
+            [
+                "(snakemake's own process: CPU s, its jobs not included; read every 0.5 s)",
+                "",
+                fmt(cl["snakemake_own_cpu_s"]),
+                "",
+                "",
+            ]
+        )
+    for tier, names, split in (
+        ("measure", harness.MEASURE_RULES, cl.get("measure_split", cl.get("analyze_split"))),
+        ("draw", ("draw",), cl.get("draw_split")),
+    ):
         rule = next((r for r in names if r in rules), None)
         if not split or rule is None:
             continue
-        rows.append([f"↳ {rule}: before the job's work (interpreter, imports)", "",
-                     fmt(rules[rule]["s"] - split["in_job_s"]), "", ""])
+        rows.append(
+            [
+                f"↳ {rule}: before the job's work (interpreter, imports)",
+                "",
+                fmt(rules[rule]["s"] - split["in_job_s"]),
+                "",
+                "",
+            ]
+        )
         named = sum(split["parts"].values())
-        rows.append([f"↳ {rule}: in-job set-up (TF, model load, probe; unnamed)", "",
-                     fmt(split["in_job_s"] - named), "", ""])
+        rows.append(
+            [f"↳ {rule}: in-job set-up (TF, model load, probe; unnamed)", "", fmt(split["in_job_s"] - named), "", ""]
+        )
         for part, v in split["parts"].items():
             rows.append([f"↳ {rule}: {part}", "", fmt(v), "", ""])
         if tier == "measure":
@@ -333,54 +405,85 @@ def issue_targets(results: dict) -> list[dict]:
         lim, cl = s.get("limit", {}), s.get("convlens", {})
         r = ratio(cl.get("wall_s"), lim.get("e2e_s"))
         rx = ratio(cl.get("wall_excl_extras_s"), lim.get("e2e_s"))
-        out.append({"target": f"{model} at {n} images: convlens e2e ≤ {most} × bare TensorFlow",
-                    "measured": f"{fmt(r, 2)} × ({fmt(cl.get('wall_s'))} s against {fmt(lim.get('e2e_s'))} s); "
-                                f"{fmt(rx, 2)} × without the extras (filters, method check)",
-                    "holds": _holds(r, most), "ratio": r, "ratio_excl_extras": rx})
+        out.append(
+            {
+                "target": f"{model} at {n} images: convlens e2e ≤ {most} × bare TensorFlow",
+                "measured": f"{fmt(r, 2)} × ({fmt(cl.get('wall_s'))} s against {fmt(lim.get('e2e_s'))} s); "
+                f"{fmt(rx, 2)} × without the extras (filters, method check)",
+                "holds": _holds(r, most),
+                "ratio": r,
+                "ratio_excl_extras": rx,
+            }
+        )
     for model, m in models.items():
         for n, s in m.get("sizes", {}).items():
             dry = s.get("convlens", {}).get("dry_run")
             if int(n) == DRY_RUN_TARGET["images"] and dry and dry.get("jobs") is not None:
                 ok = dry["jobs"] <= DRY_RUN_TARGET["jobs"] and dry["s"] < DRY_RUN_TARGET["seconds"]
-                out.append({"target": f"dry run over {n} images ({model}): ≤ {DRY_RUN_TARGET['jobs']} jobs in "
-                                      f"< {DRY_RUN_TARGET['seconds']:.0f} s",
-                            "measured": f"{dry['jobs']} jobs in {fmt(dry['s'])} s",
-                            "holds": "**yes**" if ok else "**no**"})
+                out.append(
+                    {
+                        "target": f"dry run over {n} images ({model}): ≤ {DRY_RUN_TARGET['jobs']} jobs in "
+                        f"< {DRY_RUN_TARGET['seconds']:.0f} s",
+                        "measured": f"{dry['jobs']} jobs in {fmt(dry['s'])} s",
+                        "holds": "**yes**" if ok else "**no**",
+                    }
+                )
         sc = m.get("scale") or scale_of(m)
         if not sc:
             continue
         pre = f"{model}, {sc['small']} → {sc['large']} images:"
-        out.append({"target": f"{pre} time ≤ {SCALE_TARGETS['time_ratio']} ×",
-                    "measured": f"{fmt(sc['time_ratio'], 2)} × ({fmt(sc.get('time_ratio_excl_extras'), 2)} × "
-                                "without the extras)",
-                    "holds": _holds(sc["time_ratio"], SCALE_TARGETS["time_ratio"])})
+        out.append(
+            {
+                "target": f"{pre} time ≤ {SCALE_TARGETS['time_ratio']} ×",
+                "measured": f"{fmt(sc['time_ratio'], 2)} × ({fmt(sc.get('time_ratio_excl_extras'), 2)} × "
+                "without the extras)",
+                "holds": _holds(sc["time_ratio"], SCALE_TARGETS["time_ratio"]),
+            }
+        )
         if sc.get("bytes_per_added_image") is not None:
-            out.append({"target": f"{pre} ≤ {SCALE_TARGETS['bytes_per_image'] / 1e3:.0f} KB of results per image",
-                        "measured": f"{sc['bytes_per_added_image'] / 1e3:.1f} KB per added image "
-                                    f"({sc['bytes_per_image_at_large'] / 1e3:.1f} KB per image in all at "
-                                    f"{sc['large']})",
-                        "holds": _holds(sc["bytes_per_added_image"], SCALE_TARGETS["bytes_per_image"])})
+            out.append(
+                {
+                    "target": f"{pre} ≤ {SCALE_TARGETS['bytes_per_image'] / 1e3:.0f} KB of results per image",
+                    "measured": f"{sc['bytes_per_added_image'] / 1e3:.1f} KB per added image "
+                    f"({sc['bytes_per_image_at_large'] / 1e3:.1f} KB per image in all at "
+                    f"{sc['large']})",
+                    "holds": _holds(sc["bytes_per_added_image"], SCALE_TARGETS["bytes_per_image"]),
+                }
+            )
         if sc.get("pages") is not None:
-            out.append({"target": f"{pre} PDF pages the same within {SCALE_TARGETS['pages']}",
-                        "measured": f"{sc['pages'][0]} → {sc['pages'][1]} pages",
-                        "holds": _holds(abs(sc["pages_difference"]), SCALE_TARGETS["pages"])})
+            out.append(
+                {
+                    "target": f"{pre} PDF pages the same within {SCALE_TARGETS['pages']}",
+                    "measured": f"{sc['pages'][0]} → {sc['pages'][1]} pages",
+                    "holds": _holds(abs(sc["pages_difference"]), SCALE_TARGETS["pages"]),
+                }
+            )
         if sc.get("pdf_mb_at_large") is not None:
-            out.append({"target": f"{pre} PDF ≤ {SCALE_TARGETS['pdf_mb']:.0f} MB at {sc['large']}",
-                        "measured": f"{fmt(sc['pdf_mb_at_large'], 1)} MB",
-                        "holds": _holds(sc["pdf_mb_at_large"], SCALE_TARGETS["pdf_mb"])})
+            out.append(
+                {
+                    "target": f"{pre} PDF ≤ {SCALE_TARGETS['pdf_mb']:.0f} MB at {sc['large']}",
+                    "measured": f"{fmt(sc['pdf_mb_at_large'], 1)} MB",
+                    "holds": _holds(sc["pdf_mb_at_large"], SCALE_TARGETS["pdf_mb"]),
+                }
+            )
     return out
 
 
 def tables(results: dict, predict: list[int] | None = None) -> str:
     out = []
     meta = results.get("meta", {})
-    out.append(f"# convlens benchmark — {meta.get('date', '?')}, {meta.get('machine', {}).get('cores', '?')} cores "
-               f"({meta.get('machine', {}).get('cpu_model', '?')}), command: `{meta.get('command', '?')}`")
+    out.append(
+        f"# convlens benchmark — {meta.get('date', '?')}, {meta.get('machine', {}).get('cores', '?')} cores "
+        f"({meta.get('machine', {}).get('cpu_model', '?')}), command: `{meta.get('command', '?')}`"
+    )
     targets = issue_targets(results)
     if targets:
         out.append("\n## Issue 12's targets\n")
-        out.append(markdown_table(["target", "measured", "holds?"],
-                                  [[t["target"], t["measured"], t["holds"]] for t in targets]))
+        out.append(
+            markdown_table(
+                ["target", "measured", "holds?"], [[t["target"], t["measured"], t["holds"]] for t in targets]
+            )
+        )
     for model, m in results.get("models", {}).items():
         out.append(f"\n## {model}\n")
         rows = []
@@ -395,28 +498,60 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
             biggest = max(cl.get("shards", {}).values(), default=None)
             dry = cl.get("dry_run") or {}
             pdf = cl.get("pdf") or {}
-            rows.append([n, int(n) * harness.N_TRANSFORMS, fmt(lim.get("compute_s")), fmt(lim.get("e2e_s")),
-                         fmt(cl.get("wall_s")), fmt(cl.get("wall_excl_extras_s")),
-                         fmt(ratio(cl.get("wall_s"), lim.get("e2e_s")), 2),
-                         fmt(ratio(cl.get("wall_excl_extras_s"), lim.get("e2e_s")), 2),
-                         fmt(cl.get("rerun_s")), f"{len(cl.get('shards', {}))} × ≤{biggest}" if biggest else "–",
-                         f"{dry.get('jobs', '–')} in {fmt(dry.get('s'))} s" if dry else "–",
-                         fmt(peak, 0), fmt(lim.get("max_rss_mb"), 0),
-                         fmt(ratio(cl.get("results_bytes"), int(n) * 1e3), 1),
-                         f"{pdf.get('pages', '–')} / {fmt(ratio(pdf.get('bytes'), 2**20), 1)}" if pdf else "–",
-                         fmt(nb_est), f"{fmt(lim.get('load1_before'))} / {fmt(cl.get('load1_before'))}"])
-        out.append(markdown_table(
-            ["images", "inputs", "limit compute s", "limit e2e s", "convlens e2e s", "convlens e2e excl. extras s",
-             "convlens ÷ limit", "excl. extras ÷ limit", "rerun s", "shards", "dry run: jobs, s", "measure peak MB",
-             "limit peak MB", "results KB / image", "PDF pages / MB", "notebook style s (est.)",
-             "load before (limit / convlens)"], rows))
+            rows.append(
+                [
+                    n,
+                    int(n) * harness.N_TRANSFORMS,
+                    fmt(lim.get("compute_s")),
+                    fmt(lim.get("e2e_s")),
+                    fmt(cl.get("wall_s")),
+                    fmt(cl.get("wall_excl_extras_s")),
+                    fmt(ratio(cl.get("wall_s"), lim.get("e2e_s")), 2),
+                    fmt(ratio(cl.get("wall_excl_extras_s"), lim.get("e2e_s")), 2),
+                    fmt(cl.get("rerun_s")),
+                    f"{len(cl.get('shards', {}))} × ≤{biggest}" if biggest else "–",
+                    f"{dry.get('jobs', '–')} in {fmt(dry.get('s'))} s" if dry else "–",
+                    fmt(peak, 0),
+                    fmt(lim.get("max_rss_mb"), 0),
+                    fmt(ratio(cl.get("results_bytes"), int(n) * 1e3), 1),
+                    f"{pdf.get('pages', '–')} / {fmt(ratio(pdf.get('bytes'), 2**20), 1)}" if pdf else "–",
+                    fmt(nb_est),
+                    f"{fmt(lim.get('load1_before'))} / {fmt(cl.get('load1_before'))}",
+                ]
+            )
+        out.append(
+            markdown_table(
+                [
+                    "images",
+                    "inputs",
+                    "limit compute s",
+                    "limit e2e s",
+                    "convlens e2e s",
+                    "convlens e2e excl. extras s",
+                    "convlens ÷ limit",
+                    "excl. extras ÷ limit",
+                    "rerun s",
+                    "shards",
+                    "dry run: jobs, s",
+                    "measure peak MB",
+                    "limit peak MB",
+                    "results KB / image",
+                    "PDF pages / MB",
+                    "notebook style s (est.)",
+                    "load before (limit / convlens)",
+                ],
+                rows,
+            )
+        )
         scale = m.get("scale") or scale_of(m)
         if scale:
-            out.append(f"\n{model}, {scale['small']} → {scale['large']} images: time × {fmt(scale['time_ratio'], 2)} "
-                       f"(× {fmt(scale.get('time_ratio_excl_extras'), 2)} without the extras), "
-                       f"{fmt(ratio(scale.get('bytes_per_added_image'), 1e3), 1)} KB of results per added image, "
-                       f"PDF pages {' → '.join(map(str, scale['pages'])) if scale.get('pages') else '–'}, PDF {fmt(scale.get('pdf_mb_at_large'), 1)} MB at "
-                       f"{scale['large']}")
+            out.append(
+                f"\n{model}, {scale['small']} → {scale['large']} images: time × {fmt(scale['time_ratio'], 2)} "
+                f"(× {fmt(scale.get('time_ratio_excl_extras'), 2)} without the extras), "
+                f"{fmt(ratio(scale.get('bytes_per_added_image'), 1e3), 1)} KB of results per added image, "
+                f"PDF pages {' → '.join(map(str, scale['pages'])) if scale.get('pages') else '–'}, PDF {fmt(scale.get('pdf_mb_at_large'), 1)} MB at "
+                f"{scale['large']}"
+            )
         for n, s in sorted(m.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
             lim, cl = s.get("limit", {}), s.get("convlens", {})
             if "error" in cl or "error" in lim:
@@ -429,18 +564,24 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
             out.append("\n" + markdown_table(["stage", "job s"], stage_rows))
             parts = cl.get("results_parts") or {}
             biggest_parts = sorted(parts.items(), key=lambda kv: -kv[1])[:6]
-            out.append(f"\noutputs: {fmt(cl.get('results_mb'), 1)} MB under results/"
-                       + (f" ({', '.join(f'{k} {v / 2**20:.1f}' for k, v in biggest_parts)} MB)" if parts else "")
-                       + f"; rerun with nothing changed: {fmt(cl.get('rerun_s'))} s "
-                       f"({'nothing redone' if cl.get('rerun_nothing_done') else 'CHECK: jobs ran'})")
+            out.append(
+                f"\noutputs: {fmt(cl.get('results_mb'), 1)} MB under results/"
+                + (f" ({', '.join(f'{k} {v / 2**20:.1f}' for k, v in biggest_parts)} MB)" if parts else "")
+                + f"; rerun with nothing changed: {fmt(cl.get('rerun_s'))} s "
+                f"({'nothing redone' if cl.get('rerun_nothing_done') else 'CHECK: jobs ran'})"
+            )
         g = m.get("gradcam")
         if g:
-            out.append(f"\n### {model}: Grad-CAM on one batch ({g.get('batch')} inputs), median of {g.get('reps')} after a first call\n")
+            out.append(
+                f"\n### {model}: Grad-CAM on one batch ({g.get('batch')} inputs), median of {g.get('reps')} after a first call\n"
+            )
             base = g.get("convlens_gradcam", {}).get("median_s")
             grow = []
-            for key, label in (("convlens_gradcam", "convlens, Grad-CAM only"),
-                               ("convlens_full_step", "convlens, Grad-CAM + every conv/pool map"),
-                               ("tf_keras_vis", " ".join(filter(None, ["tf-keras-vis", g.get("tf_keras_vis_version"), "Gradcam"])))):
+            for key, label in (
+                ("convlens_gradcam", "convlens, Grad-CAM only"),
+                ("convlens_full_step", "convlens, Grad-CAM + every conv/pool map"),
+                ("tf_keras_vis", " ".join(filter(None, ["tf-keras-vis", g.get("tf_keras_vis_version"), "Gradcam"]))),
+            ):
                 v = g.get(key)
                 if not v:
                     error = g.get("tf_keras_vis_error" if key == "tf_keras_vis" else "convlens_error", "not run")
@@ -448,36 +589,63 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
                         error = "not installed: pip install -r benchmarks/requirements-bench.txt"
                     grow.append([label, "–", "–", "–", "–", error])
                     continue
-                grow.append([label, fmt(v["first_s"], 2), fmt(v["median_s"], 3), fmt(g["batch"] / v["median_s"], 1),
-                             fmt(ratio(v["median_s"], base), 2), ""])
-            out.append(markdown_table(["method", "first call s", "s / batch", "inputs / s", "time ÷ convlens Grad-CAM",
-                                       "note"], grow))
+                grow.append(
+                    [
+                        label,
+                        fmt(v["first_s"], 2),
+                        fmt(v["median_s"], 3),
+                        fmt(g["batch"] / v["median_s"], 1),
+                        fmt(ratio(v["median_s"], base), 2),
+                        "",
+                    ]
+                )
+            out.append(
+                markdown_table(
+                    ["method", "first call s", "s / batch", "inputs / s", "time ÷ convlens Grad-CAM", "note"], grow
+                )
+            )
             if g.get("convlens_error"):
                 out.append(f"\nconvlens error: {g['convlens_error']}")
             if g.get("tf_keras_vis_error"):
                 out.append(f"\ntf-keras-vis error: {g['tf_keras_vis_error']}")
             if g.get("agreement_max_abs_diff_rel") is not None:
-                out.append(f"\nsame maps: max |convlens − tf-keras-vis| / max = {g['agreement_max_abs_diff_rel']:.1e} "
-                           "(raw Grad-CAM at the layer)")
+                out.append(
+                    f"\nsame maps: max |convlens − tf-keras-vis| / max = {g['agreement_max_abs_diff_rel']:.1e} "
+                    "(raw Grad-CAM at the layer)"
+                )
         nb = m.get("notebook")
         if nb and nb.get("per_input_s") is not None:
             out.append(f"\n### {model}: one-image-at-a-time Keras style ({nb['n_inputs']} inputs measured)\n")
-            out.append(markdown_table(["part", "s"], [
-                ["start-up (import, model)", fmt(nb["total_s"] - nb["loop_s"])],
-                ["per input: sub-model per layer + predict", fmt(nb["activations_s"] / nb["n_inputs"], 2)],
-                ["per input: Grad-CAM (fresh grad model, GradientTape)", fmt(nb["gradcam_s"] / nb["n_inputs"], 2)],
-                ["per input, all", fmt(nb["per_input_s"], 2)],
-            ]))
+            out.append(
+                markdown_table(
+                    ["part", "s"],
+                    [
+                        ["start-up (import, model)", fmt(nb["total_s"] - nb["loop_s"])],
+                        ["per input: sub-model per layer + predict", fmt(nb["activations_s"] / nb["n_inputs"], 2)],
+                        [
+                            "per input: Grad-CAM (fresh grad model, GradientTape)",
+                            fmt(nb["gradcam_s"] / nb["n_inputs"], 2),
+                        ],
+                        ["per input, all", fmt(nb["per_input_s"], 2)],
+                    ],
+                )
+            )
         elif nb:
             out.append(f"\nnotebook style: {nb.get('error')}")
         f = m.get("fits")
         if f:
             sizes = sorted({int(n) for n in m.get("sizes", {})} | set(predict or []))
-            out.append(f"\n### {model}: linear fit over images ({', '.join(map(str, sorted(int(n) for n in m['sizes'])))})\n")
-            frows = [[name, fmt(v["slope"], 2), fmt(v["intercept"], 1), fmt(v["r2"], 4)]
-                     + [fmt(v["intercept"] + v["slope"] * n) for n in sizes] for name, v in f.items()]
-            out.append(markdown_table(["series", "slope s/image", "intercept s", "r²"] + [f"at {n}" for n in sizes],
-                                      frows))
+            out.append(
+                f"\n### {model}: linear fit over images ({', '.join(map(str, sorted(int(n) for n in m['sizes'])))})\n"
+            )
+            frows = [
+                [name, fmt(v["slope"], 2), fmt(v["intercept"], 1), fmt(v["r2"], 4)]
+                + [fmt(v["intercept"] + v["slope"] * n) for n in sizes]
+                for name, v in f.items()
+            ]
+            out.append(
+                markdown_table(["series", "slope s/image", "intercept s", "r²"] + [f"at {n}" for n in sizes], frows)
+            )
     return "\n".join(out)
 
 
@@ -507,39 +675,67 @@ def link(src: Path, dest: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--plan", help=f"models and their sizes, e.g. \"shapes:100,1000 vgg16:32\" (default, when "
-                                   f"neither --sizes nor --models is given: \"{DEFAULT_PLAN}\")")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    ap.add_argument(
+        "--plan",
+        help=f'models and their sizes, e.g. "shapes:100,1000 vgg16:32" (default, when '
+        f'neither --sizes nor --models is given: "{DEFAULT_PLAN}")',
+    )
     ap.add_argument("--sizes", help="numbers of images for every model of --models, comma-separated")
-    ap.add_argument("--models", help=f"comma-separated: {', '.join(harness.MODELS)} (default vgg16,shapes with --sizes)")
+    ap.add_argument(
+        "--models", help=f"comma-separated: {', '.join(harness.MODELS)} (default vgg16,shapes with --sizes)"
+    )
     ap.add_argument("--out", default=str(HERE / "results.json"), help="JSON results (default benchmarks/results.json)")
-    ap.add_argument("--steps", default=",".join(STEPS),
-                    help=f"which to run (default all: {','.join(STEPS)}; dryrun: only convlens's dry run)")
+    ap.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"which to run (default all: {','.join(STEPS)}; dryrun: only convlens's dry run)",
+    )
     ap.add_argument("--cores", type=int, default=2, help="snakemake --cores and TensorFlow threads (default 2)")
     ap.add_argument("--images-per-job", type=int, help="convlens images_per_job (default: the workflow's)")
     ap.add_argument("--no-dry-run", action="store_true", help="skip the timed `snakemake -n` before each study")
     ap.add_argument("--batch-size", type=int, default=32, help="convlens batch_size, and the limit's (default 32)")
     ap.add_argument("--n-filters", type=int, default=4)
     ap.add_argument("--filter-steps", type=int, default=5)
-    ap.add_argument("--quality-images", type=int, default=1,
-                    help="heatmaps.quality_images where the workflow has it (default 1, the fewest that "
-                         "currently renders; not part of the study)")
+    ap.add_argument(
+        "--quality-images",
+        type=int,
+        default=1,
+        help="heatmaps.quality_images where the workflow has it (default 1, the fewest that "
+        "currently renders; not part of the study)",
+    )
     ap.add_argument("--reps", type=int, default=3, help="timed repeats of the Grad-CAM batch (default 3)")
-    ap.add_argument("--notebook-images", type=int, default=2,
-                    help="images the one-at-a-time style is measured on; extrapolated to each size (default 2)")
-    ap.add_argument("--peer-path", help="a folder to put on the peer's PYTHONPATH (tf-keras-vis installed with --target)")
-    ap.add_argument("--at-commit", metavar="REV",
-                    help="measure this commit of convlens (a git-archive copy in the work folder) instead of "
-                         "the working tree, e.g. HEAD while the working tree is being edited")
-    ap.add_argument("--copy-tree", action="store_true",
-                    help="measure a copy of the working tree taken at the start (uncommitted changes included), "
-                         "so that edits made during the run do not reach it")
+    ap.add_argument(
+        "--notebook-images",
+        type=int,
+        default=2,
+        help="images the one-at-a-time style is measured on; extrapolated to each size (default 2)",
+    )
+    ap.add_argument(
+        "--peer-path", help="a folder to put on the peer's PYTHONPATH (tf-keras-vis installed with --target)"
+    )
+    ap.add_argument(
+        "--at-commit",
+        metavar="REV",
+        help="measure this commit of convlens (a git-archive copy in the work folder) instead of "
+        "the working tree, e.g. HEAD while the working tree is being edited",
+    )
+    ap.add_argument(
+        "--copy-tree",
+        action="store_true",
+        help="measure a copy of the working tree taken at the start (uncommitted changes included), "
+        "so that edits made during the run do not reach it",
+    )
     ap.add_argument("--workdir", help="where the studies run (default: a new temporary folder, removed after)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder and every study's results/")
     ap.add_argument("--predict", default="", help="more sizes to extrapolate the fits to in the table")
-    ap.add_argument("--append", action="store_true",
-                    help="add these models to the results already in --out (e.g. another size set per model)")
+    ap.add_argument(
+        "--append",
+        action="store_true",
+        help="add these models to the results already in --out (e.g. another size set per model)",
+    )
     ap.add_argument("--report", metavar="JSON", help="only print the tables of a saved results file")
     a = ap.parse_args(argv)
     predict = [int(s) for s in a.predict.split(",") if s]
@@ -560,21 +756,35 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     if a.at_commit and a.copy_tree:
         ap.error("give --at-commit or --copy-tree, not both")
-    a.tree = (snapshot(a.at_commit, work / "tree") if a.at_commit
-              else copy_worktree(work / "tree") if a.copy_tree else harness.ROOT)
+    a.tree = (
+        snapshot(a.at_commit, work / "tree")
+        if a.at_commit
+        else copy_worktree(work / "tree")
+        if a.copy_tree
+        else harness.ROOT
+    )
     sys.path.insert(0, str(a.tree))  # convlens (config, transforms) from the tree measured
     os.environ["CONVLENS_BENCH_TREE"] = str(a.tree)  # ... and in the child processes
     out_path = Path(a.out)
     previous = json.loads(out_path.read_text()) if a.append and out_path.is_file() else None
-    results = {"meta": {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(["python", "benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
-        "tree": str(a.tree), "machine": {"cores": os.cpu_count(), "cpu_model": harness.cpu_model(), "platform": platform.platform()},
-        "versions": versions(), "git": git_state(a.at_commit, a.copy_tree),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k != "report"},
-        "transforms": harness.TRANSFORMS, "workdir": str(work)}, "models": {}}
+    results = {
+        "meta": {
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join(["python", "benchmarks/run.py"] + (argv if argv is not None else sys.argv[1:])),
+            "tree": str(a.tree),
+            "machine": {"cores": os.cpu_count(), "cpu_model": harness.cpu_model(), "platform": platform.platform()},
+            "versions": versions(),
+            "git": git_state(a.at_commit, a.copy_tree),
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k != "report"},
+            "transforms": harness.TRANSFORMS,
+            "workdir": str(work),
+        },
+        "models": {},
+    }
     if previous:  # another model or size set added to a saved run: keep both commands
-        runs = previous["meta"].get("runs") or [{k: previous["meta"].get(k) for k in ("date", "command", "git", "total_s")}]
+        runs = previous["meta"].get("runs") or [
+            {k: previous["meta"].get(k) for k in ("date", "command", "git", "total_s")}
+        ]
         previous["meta"]["runs"] = runs + [{k: results["meta"][k] for k in ("date", "command", "git")}]
         previous["meta"]["command"] = " && ".join(r["command"] for r in previous["meta"]["runs"])
         results = previous
@@ -599,8 +809,9 @@ def main(argv=None) -> int:
             if "file" in spec:
                 model_file = str(root / spec["file"])
                 say(f"{model}: making {spec['file']}")
-                prep, wall, rc = child([sys.executable, str(HERE / "prep.py"), spec["prep"], model_file],
-                                       root / "prep.log")
+                prep, wall, rc = child(
+                    [sys.executable, str(HERE / "prep.py"), spec["prep"], model_file], root / "prep.log"
+                )
                 if prep is None:
                     raise SystemExit(f"prep of {model} failed (exit {rc}); see {root / 'prep.log'}")
                 mres["prep"] = {**prep, "wall_s": wall}
@@ -613,7 +824,9 @@ def main(argv=None) -> int:
                 if "limit" in steps:
                     say(f"{model} × {n} images: limit (bare TensorFlow)")
                     sres["limit"] = run_limit(model, d, model_file, a)
-                    say(f"  -> {fmt(sres['limit'].get('e2e_s'))} s e2e, {fmt(sres['limit'].get('compute_s'))} s compute")
+                    say(
+                        f"  -> {fmt(sres['limit'].get('e2e_s'))} s e2e, {fmt(sres['limit'].get('compute_s'))} s compute"
+                    )
                     save()
                 if "dryrun" in steps and "convlens" not in steps:
                     say(f"{model} × {n} images: convlens dry run only")
@@ -622,8 +835,10 @@ def main(argv=None) -> int:
                 if "convlens" in steps:
                     say(f"{model} × {n} images: convlens (snakemake --cores {a.cores})")
                     sres["convlens"] = run_convlens(model, d, model_file, a)
-                    say(f"  -> {fmt(sres['convlens'].get('wall_s'))} s wall, rerun {fmt(sres['convlens'].get('rerun_s'))} s"
-                        + (f"; {sres['convlens']['error']}" if "error" in sres["convlens"] else ""))
+                    say(
+                        f"  -> {fmt(sres['convlens'].get('wall_s'))} s wall, rerun {fmt(sres['convlens'].get('rerun_s'))} s"
+                        + (f"; {sres['convlens']['error']}" if "error" in sres["convlens"] else "")
+                    )
                     save()
                     if not a.keep:
                         shutil.rmtree(d / "results", ignore_errors=True)

@@ -39,9 +39,14 @@ class Augment:
         """The augmentation a model's ``augment`` config entry asks for, or None when absent."""
         if not spec:
             return None
-        return cls(int(spec.get("shift_px", 0)), float(spec.get("rotate_deg", 0.0)),
-                   tuple(float(v) for v in spec.get("scale", (1.0, 1.0))), bool(spec.get("hflip", False)),
-                   bool(spec.get("vflip", False)), spec.get("fill_mode", "constant"))
+        return cls(
+            int(spec.get("shift_px", 0)),
+            float(spec.get("rotate_deg", 0.0)),
+            tuple(float(v) for v in spec.get("scale", (1.0, 1.0))),
+            bool(spec.get("hflip", False)),
+            bool(spec.get("vflip", False)),
+            spec.get("fill_mode", "constant"),
+        )
 
     def draw(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         """Per-image parameters for ``n`` images: dx, dy (pixels), angle (degrees), factor, fx, fy (+-1)."""
@@ -50,9 +55,14 @@ class Augment:
         def signs(on: bool) -> np.ndarray:  # -1 flips the axis
             return np.where(rng.random(n) < 0.5, -1.0, 1.0) if on else np.ones(n)
 
-        return {"dx": rng.integers(-s, s + 1, n).astype(np.float64), "dy": rng.integers(-s, s + 1, n).astype(np.float64),
-                "angle": rng.uniform(-self.rotate_deg, self.rotate_deg, n), "factor": rng.uniform(*self.scale, n),
-                "fx": signs(self.hflip), "fy": signs(self.vflip)}
+        return {
+            "dx": rng.integers(-s, s + 1, n).astype(np.float64),
+            "dy": rng.integers(-s, s + 1, n).astype(np.float64),
+            "angle": rng.uniform(-self.rotate_deg, self.rotate_deg, n),
+            "factor": rng.uniform(*self.scale, n),
+            "fx": signs(self.hflip),
+            "fy": signs(self.vflip),
+        }
 
 
 def matrices(params: dict[str, np.ndarray], height: int, width: int) -> np.ndarray:
@@ -99,7 +109,7 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, aug: Augment, seed: i
             # the epoch's order and the batch's warps depend only on (seed, epoch, index)
             if self.order is None or self.order[0] != self.epoch:
                 self.order = self.epoch, np.random.default_rng([seed, self.epoch]).permutation(len(x))
-            rows = np.sort(self.order[1][index * batch_size:(index + 1) * batch_size])
+            rows = np.sort(self.order[1][index * batch_size : (index + 1) * batch_size])
             batch = augment_batch(x[rows], aug, np.random.default_rng([seed, self.epoch, index]))
             return (prepare(batch) if prepare else batch), y[rows]
 

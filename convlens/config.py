@@ -96,9 +96,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
         if deeper:
             item = deeper[0]
             others = [repr(s["const"]) for s in error.validator_value if "const" in s]
-            return (f"{_key_path(item.absolute_path)}: {item.instance!r} is not allowed; allowed: "
-                    f"{', '.join(map(repr, item.validator_value))}"
-                    + (f" (or {' or '.join(others)} in place of the list)" if others else ""))
+            return (
+                f"{_key_path(item.absolute_path)}: {item.instance!r} is not allowed; allowed: "
+                f"{', '.join(map(repr, item.validator_value))}"
+                + (f" (or {' or '.join(others)} in place of the list)" if others else "")
+            )
         return f"{path}: {error.instance!r} is not allowed; {error.schema.get('description', '').strip()}"
     return f"{path}: {error.message}"
 
@@ -153,8 +155,10 @@ def _check_semantics(cfg: dict, base: Path):
         if model["source"] == "train":
             _require(model, ["architecture", "dataset"], where, "for source train")
             if model["dataset"] not in cfg["datasets"]:
-                raise ConfigError(f"{where}.dataset: {model['dataset']!r} is not a key of config.datasets "
-                                  f"(defined: {', '.join(cfg['datasets'])})")
+                raise ConfigError(
+                    f"{where}.dataset: {model['dataset']!r} is not a key of config.datasets "
+                    f"(defined: {', '.join(cfg['datasets'])})"
+                )
         else:
             if ("path" in model) == ("application" in model):
                 raise ConfigError(f"{where}: source load needs exactly one of path or application")
@@ -168,7 +172,9 @@ def _check_semantics(cfg: dict, base: Path):
                     raise ConfigError(f"{where}.path: {model['path']!r} {problem}")
             weights = model.get("weights")
             if weights not in (None, "imagenet") and not (base / weights).is_file():
-                raise ConfigError(f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path")
+                raise ConfigError(
+                    f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path"
+                )
     _check_comparison(cfg)
     for i, entry in enumerate(cfg["images"]):
         where = f"config.images[{i}]"
@@ -183,14 +189,17 @@ def _check_semantics(cfg: dict, base: Path):
                 wanted = entry.get("indices") or range(entry["count"])
                 too_big = [j for j in wanted if j >= n_test]
                 if too_big:
-                    raise ConfigError(f"{where}: index {too_big[0]} is past the end of the test split ({n_test} images)")
+                    raise ConfigError(
+                        f"{where}: index {too_big[0]} is past the end of the test split ({n_test} images)"
+                    )
         elif "folder" in entry:
             folder = base / entry["folder"]
             if not folder.is_dir():
                 raise ConfigError(f"{where}.folder: folder {entry['folder']!r} does not exist")
             if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-                raise ConfigError(f"{where}.folder: no image files in {entry['folder']!r} "
-                                  f"(looked for {', '.join(IMAGE_SUFFIXES)})")
+                raise ConfigError(
+                    f"{where}.folder: no image files in {entry['folder']!r} (looked for {', '.join(IMAGE_SUFFIXES)})"
+                )
         elif not (base / entry["file"]).is_file():
             raise ConfigError(f"{where}.file: file {entry['file']!r} does not exist")
     for i, spec in enumerate(cfg["transforms"]):
@@ -233,7 +242,7 @@ def model_file_problem(path: Path) -> str | None:
     elif path.suffix == ".h5":
         with open(path, "rb") as fh:  # the signature is at 0 or, after a user block, at 512, 1024, 2048, ...
             head = fh.read(4096)
-        if not any(head[at:at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
+        if not any(head[at : at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
             return "is not an HDF5 file (a .h5 model starts with the HDF5 signature)"
     return None
 
@@ -256,19 +265,29 @@ def _check_training_variant(model: dict, where: str, datasets: dict, base: Path)
             raise ConfigError(f"{where}.{wrong[0]}: only for architecture transfer")
     else:
         if model.get("antialias"):
-            raise ConfigError(f"{where}.antialias: only for shapes_cnn and mnist_cnn (a transfer base keeps its own downsampling)")
+            raise ConfigError(
+                f"{where}.antialias: only for shapes_cnn and mnist_cnn (a transfer base keeps its own downsampling)"
+            )
         _require(model, ["base"], where, "for architecture transfer")
         if model["base"] not in APPLICATION_PREPROCESS:
-            raise ConfigError(f"{where}.base: {model['base']!r} is not allowed; allowed: {', '.join(APPLICATION_PREPROCESS)}")
+            raise ConfigError(
+                f"{where}.base: {model['base']!r} is not allowed; allowed: {', '.join(APPLICATION_PREPROCESS)}"
+            )
         weights = model.get("base_weights")
         if weights not in (None, "imagenet"):
             if not str(weights).endswith((".h5", ".keras")):
-                raise ConfigError(f"{where}.base_weights: {weights!r} must be null, imagenet or a .weights.h5, .h5 or .keras file")
+                raise ConfigError(
+                    f"{where}.base_weights: {weights!r} must be null, imagenet or a .weights.h5, .h5 or .keras file"
+                )
             if not (base / weights).is_file():
-                raise ConfigError(f"{where}.base_weights: file {weights!r} does not exist; allowed: null, imagenet or a file path")
+                raise ConfigError(
+                    f"{where}.base_weights: file {weights!r} does not exist; allowed: null, imagenet or a file path"
+                )
         kind = datasets.get(model.get("dataset"), {}).get("kind")
         if kind in ("mnist", "digits"):
-            raise ConfigError(f"{where}.dataset: transfer needs RGB images (shapes or folder), not the grayscale {kind} dataset")
+            raise ConfigError(
+                f"{where}.dataset: transfer needs RGB images (shapes or folder), not the grayscale {kind} dataset"
+            )
     aug = model.get("augment")
     if aug is not None:
         low, high = aug["scale"]
@@ -285,14 +304,18 @@ def _check_comparison(cfg: dict) -> None:
     """Model names that are not the run's own folders; the reference a model (default: the first)."""
     for name in cfg["models"]:
         if name in RESERVED_FOLDERS:
-            raise ConfigError(f"config.models: name {name!r} is reserved (results/{name}/ is the run's own folder); "
-                              f"reserved: {', '.join(RESERVED_FOLDERS)}")
+            raise ConfigError(
+                f"config.models: name {name!r} is reserved (results/{name}/ is the run's own folder); "
+                f"reserved: {', '.join(RESERVED_FOLDERS)}"
+            )
     comparison = cfg["comparison"]
     if comparison["reference"] is None:
         comparison["reference"] = next(iter(cfg["models"]))
     elif comparison["reference"] not in cfg["models"]:
-        raise ConfigError(f"config.comparison.reference: {comparison['reference']!r} is not a key of config.models "
-                          f"(defined: {', '.join(cfg['models'])})")
+        raise ConfigError(
+            f"config.comparison.reference: {comparison['reference']!r} is not a key of config.models "
+            f"(defined: {', '.join(cfg['models'])})"
+        )
 
 
 def _check_method_params(params: dict) -> None:
@@ -326,19 +349,24 @@ def list_images(cfg: dict, base: Path | str = ".") -> list[ImageEntry]:
         mode = entry.get("resize") or cfg.get("resize", "stretch")
         if "dataset" in entry:
             indices = entry.get("indices") or list(range(entry["count"]))
-            entries += [ImageEntry(f"{entry['dataset']}-test-{j:04d}", dataset=entry["dataset"], index=j, resize=mode)
-                        for j in indices]
+            entries += [
+                ImageEntry(f"{entry['dataset']}-test-{j:04d}", dataset=entry["dataset"], index=j, resize=mode)
+                for j in indices
+            ]
         elif "folder" in entry:
             files = sorted(p for p in (base / entry["folder"]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            entries += [ImageEntry(sanitize_id(p.stem), path=str(Path(entry["folder"]) / p.name), resize=mode)
-                        for p in files]
+            entries += [
+                ImageEntry(sanitize_id(p.stem), path=str(Path(entry["folder"]) / p.name), resize=mode) for p in files
+            ]
         else:
             entries.append(ImageEntry(sanitize_id(Path(entry["file"]).stem), path=entry["file"], resize=mode))
     seen: dict[str, ImageEntry] = {}
     for e in entries:
         if e.id in seen:
-            raise ConfigError(f"config.images: {e.source!r} and {seen[e.id].source!r} both give image id {e.id!r}; "
-                              "rename one file or list it once")
+            raise ConfigError(
+                f"config.images: {e.source!r} and {seen[e.id].source!r} both give image id {e.id!r}; "
+                "rename one file or list it once"
+            )
         seen[e.id] = e
     return entries
 

@@ -34,8 +34,14 @@ class Dataset:
     class_names: list[str]
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test,
-                 y_test=self.y_test, class_names=np.array(self.class_names))
+        np.savez(
+            path,
+            x_train=self.x_train,
+            y_train=self.y_train,
+            x_test=self.x_test,
+            y_test=self.y_test,
+            class_names=np.array(self.class_names),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> "Dataset":
@@ -61,8 +67,10 @@ def _draw_shape(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     else:
         corners = 4 if SHAPE_CLASSES[label] == "square" else 3
         r = radius if corners == 3 else radius * 0.95
-        points = [(cx + r * math.cos(angle + 2 * math.pi * k / corners),
-                   cy + r * math.sin(angle + 2 * math.pi * k / corners)) for k in range(corners)]
+        points = [
+            (cx + r * math.cos(angle + 2 * math.pi * k / corners), cy + r * math.sin(angle + 2 * math.pi * k / corners))
+            for k in range(corners)
+        ]
         draw.polygon(points, fill=colour)
     small = canvas.resize((size, size), Image.Resampling.BOX)
     arr = np.asarray(small, dtype=np.int16)
@@ -70,8 +78,7 @@ def _draw_shape(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
     return np.clip(arr, 0, 255).astype(np.uint8)
 
 
-def make_shapes(n_per_class: int = 100, image_size: int = 28, test_fraction: float = 0.3,
-                seed: int = 0) -> Dataset:
+def make_shapes(n_per_class: int = 100, image_size: int = 28, test_fraction: float = 0.3, seed: int = 0) -> Dataset:
     """The generated 3-class shapes dataset; deterministic in ``seed``.
 
     Labels cycle circle, square, triangle, so the first 3k test images hold k of each class.
@@ -80,8 +87,13 @@ def make_shapes(n_per_class: int = 100, image_size: int = 28, test_fraction: flo
     rng = np.random.default_rng(seed)
     labels = np.arange(n_train + n_test) % 3
     images = np.stack([_draw_shape(rng, int(lab), image_size) for lab in labels])
-    return Dataset(images[:n_train], labels[:n_train].astype(np.int64), images[n_train:],
-                   labels[n_train:].astype(np.int64), list(SHAPE_CLASSES))
+    return Dataset(
+        images[:n_train],
+        labels[:n_train].astype(np.int64),
+        images[n_train:],
+        labels[n_train:].astype(np.int64),
+        list(SHAPE_CLASSES),
+    )
 
 
 def _read_class_tree(root: Path, class_names: list[str] | None = None):
@@ -124,8 +136,13 @@ def load_mnist(path: str | Path) -> Dataset:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
         if missing:
             raise InputError(f"{path}: not an mnist.npz in the Keras layout (missing {', '.join(sorted(missing))})")
-        return Dataset(f["x_train"][..., None], f["y_train"].astype(np.int64), f["x_test"][..., None],
-                       f["y_test"].astype(np.int64), [str(d) for d in range(10)])
+        return Dataset(
+            f["x_train"][..., None],
+            f["y_train"].astype(np.int64),
+            f["x_test"][..., None],
+            f["y_test"].astype(np.int64),
+            [str(d) for d in range(10)],
+        )
 
 
 def digits_test_counts(test_fraction: float) -> list[int]:
@@ -149,8 +166,10 @@ def make_digits(image_size: int = 28, test_fraction: float = 0.3, seed: int = 0)
     images, target = raw.images * (255.0 / 16.0), raw.target.astype(np.int64)
     counts = np.bincount(target, minlength=10)
     if tuple(counts.tolist()) != DIGITS_CLASS_COUNTS:
-        raise InputError(f"scikit-learn's load_digits has class counts {counts.tolist()}, not the expected "
-                         f"{list(DIGITS_CLASS_COUNTS)}; this scikit-learn version is not supported")
+        raise InputError(
+            f"scikit-learn's load_digits has class counts {counts.tolist()}, not the expected "
+            f"{list(DIGITS_CLASS_COUNTS)}; this scikit-learn version is not supported"
+        )
     rng = np.random.default_rng(seed)
     test_parts, train_parts = [], []
     for label, n_test in enumerate(digits_test_counts(test_fraction)):
@@ -165,7 +184,7 @@ def make_digits(image_size: int = 28, test_fraction: float = 0.3, seed: int = 0)
     out = np.zeros((len(images), image_size, image_size, 1), dtype=np.uint8)
     for i, img in enumerate(images):
         big = Image.fromarray(img.astype(np.float32)).resize((box, box), Image.Resampling.BICUBIC)
-        out[i, top:top + box, top:top + box, 0] = np.clip(np.asarray(big), 0, 255).round().astype(np.uint8)
+        out[i, top : top + box, top : top + box, 0] = np.clip(np.asarray(big), 0, 255).round().astype(np.uint8)
     return Dataset(out[train], target[train], out[test], target[test], [str(d) for d in range(10)])
 
 
@@ -195,8 +214,10 @@ def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]
         with Image.open(path) as im:
             limit = Image.MAX_IMAGE_PIXELS
             if limit and im.width * im.height > limit:
-                raise InputError(f"cannot read image {path}: {im.width}x{im.height} pixels is more than the "
-                                 f"limit of {limit} pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)")
+                raise InputError(
+                    f"cannot read image {path}: {im.width}x{im.height} pixels is more than the "
+                    f"limit of {limit} pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?)"
+                )
             lenient = ImageFile.LOAD_TRUNCATED_IMAGES
             ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, even where WeasyPrint set True
             try:
@@ -227,8 +248,10 @@ def read_image(path: str | Path, channels: int) -> tuple[np.ndarray, str | None]
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InputError(f"cannot read image {path}: more than twice the limit of {Image.MAX_IMAGE_PIXELS} "
-                         f"pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?): {exc}") from exc
+        raise InputError(
+            f"cannot read image {path}: more than twice the limit of {Image.MAX_IMAGE_PIXELS} "
+            f"pixels (PIL.Image.MAX_IMAGE_PIXELS; a decompression bomb?): {exc}"
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
     arr = np.asarray(converted, dtype=np.uint8)
@@ -287,12 +310,12 @@ def fit(image: np.ndarray, size_hw: tuple[int, int], mode: str = "stretch") -> t
         else:
             crop_h, crop_w = max(1, round(src_w * h / w)), src_w
         top, left = (src_h - crop_h) // 2, (src_w - crop_w) // 2
-        return resize(image[top:top + crop_h, left:left + crop_w], (h, w)), 1.0
+        return resize(image[top : top + crop_h, left : left + crop_w], (h, w)), 1.0
     scale = min(h / src_h, w / src_w)
     new_h, new_w = max(1, min(h, round(src_h * scale))), max(1, min(w, round(src_w * scale)))
     out = np.zeros((h, w, image.shape[2]), dtype=np.uint8)
     top, left = (h - new_h) // 2, (w - new_w) // 2
-    out[top:top + new_h, left:left + new_w] = resize(image, (new_h, new_w))
+    out[top : top + new_h, left : left + new_w] = resize(image, (new_h, new_w))
     return out, 1.0
 
 

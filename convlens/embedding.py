@@ -32,8 +32,9 @@ def last_dense_layer(model) -> str:
     return dense[-1]
 
 
-def penultimate_features(model, images: np.ndarray, preprocess_mode: str,
-                         batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def penultimate_features(
+    model, images: np.ndarray, preprocess_mode: str, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, D) = input of the last Dense layer, predicted class (N,)) for images in [0, 1]."""
     import tensorflow as tf
 
@@ -47,7 +48,7 @@ def penultimate_features(model, images: np.ndarray, preprocess_mode: str,
     feats, preds = [], []
     images = np.asarray(images, dtype="float32")
     for i in range(0, len(images), batch_size):
-        f, out = run(images[i:i + batch_size])
+        f, out = run(images[i : i + batch_size])
         feats.append(np.asarray(f))
         out = np.asarray(out)
         preds.append(out.argmax(-1) if out.shape[-1] > 1 else (out[:, 0] > 0.5).astype(int))
@@ -86,8 +87,9 @@ def project_2d(features: np.ndarray, seed: int = 0, method: str = "auto") -> tup
     return pca(features, 2)[0], "pca"
 
 
-def embedding_figure(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
-                     class_names: list[str] | None = None, title: str = ""):
+def embedding_figure(
+    coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, class_names: list[str] | None = None, title: str = ""
+):
     """A matplotlib Figure (Agg canvas): points coloured by true class, misclassified ones under a
     black 'x' (that scatter has gid MISCLASSIFIED_GID)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -106,13 +108,30 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarr
         chosen = labels == cls
         if chosen.any():
             colour = cmap(cls) if n_classes <= 20 else cmap(cls / max(1, n_classes - 1))
-            ax.scatter(coords[chosen, 0], coords[chosen, 1], s=12, color=colour,
-                       label=names[cls] if n_classes <= LEGEND_CLASSES else None)
+            ax.scatter(
+                coords[chosen, 0],
+                coords[chosen, 1],
+                s=12,
+                color=colour,
+                label=names[cls] if n_classes <= LEGEND_CLASSES else None,
+            )
     wrong = labels != predicted
-    ax.scatter(coords[wrong, 0], coords[wrong, 1], s=28, marker="x", color="black", linewidths=1.0,
-               label=f"misclassified ({int(wrong.sum())})", gid=MISCLASSIFIED_GID)
-    legend_beside(ax, fontsize=6.5, markerscale=1.2,
-                  title=None if n_classes <= LEGEND_CLASSES else f"{n_classes} classes (colours not named)")
+    ax.scatter(
+        coords[wrong, 0],
+        coords[wrong, 1],
+        s=28,
+        marker="x",
+        color="black",
+        linewidths=1.0,
+        label=f"misclassified ({int(wrong.sum())})",
+        gid=MISCLASSIFIED_GID,
+    )
+    legend_beside(
+        ax,
+        fontsize=6.5,
+        markerscale=1.2,
+        title=None if n_classes <= LEGEND_CLASSES else f"{n_classes} classes (colours not named)",
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -120,7 +139,13 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarr
     return fig
 
 
-def write_embedding_png(coords: np.ndarray, labels: np.ndarray, predicted: np.ndarray, out_png: str,
-                        class_names: list[str] | None = None, title: str = "") -> None:
+def write_embedding_png(
+    coords: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    out_png: str,
+    class_names: list[str] | None = None,
+    title: str = "",
+) -> None:
     """embedding_figure written to ``out_png`` and, beside it, as SVG."""
     save_figure(embedding_figure(coords, labels, predicted, class_names, title), out_png)

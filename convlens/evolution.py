@@ -47,8 +47,9 @@ def checkpoint_epoch(path: str | Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def checkpoint_strip(model, checkpoints: list[str | Path], image: np.ndarray, layer_path: str,
-                     preprocess_mode: str = "unit") -> list[dict]:
+def checkpoint_strip(
+    model, checkpoints: list[str | Path], image: np.ndarray, layer_path: str, preprocess_mode: str = "unit"
+) -> list[dict]:
     """For each checkpoint: {"checkpoint", "epoch", "kernels" (first conv layer's kernel array),
     "activations" ((h, w, c) output of ``layer_path`` for ``image`` (H, W, C) in [0, 1])}.
 
@@ -61,7 +62,12 @@ def checkpoint_strip(model, checkpoints: list[str | Path], image: np.ndarray, la
     strip = []
     for path in checkpoints:
         clone.load_weights(path)
-        strip.append({"checkpoint": str(path), "epoch": checkpoint_epoch(path),
-                      "kernels": np.array(kernel_layer.get_weights()[0]),
-                      "activations": np.asarray(probe(x, training=False)[0])[0]})
+        strip.append(
+            {
+                "checkpoint": str(path),
+                "epoch": checkpoint_epoch(path),
+                "kernels": np.array(kernel_layer.get_weights()[0]),
+                "activations": np.asarray(probe(x, training=False)[0])[0],
+            }
+        )
     return strip

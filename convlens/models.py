@@ -19,14 +19,34 @@ log = logging.getLogger(__name__)
 
 # keras.applications constructor -> the preprocessing its weights expect
 APPLICATION_PREPROCESS = {
-    "VGG16": "caffe", "VGG19": "caffe", "ResNet50": "caffe", "ResNet101": "caffe", "ResNet152": "caffe",
-    "ResNet50V2": "tf", "ResNet101V2": "tf", "ResNet152V2": "tf", "MobileNet": "tf", "MobileNetV2": "tf",
-    "MobileNetV3Small": "raw255", "MobileNetV3Large": "raw255", "InceptionV3": "tf",
-    "InceptionResNetV2": "tf", "Xception": "tf", "NASNetMobile": "tf", "NASNetLarge": "tf",
-    "DenseNet121": "torch", "DenseNet169": "torch", "DenseNet201": "torch",
-    "EfficientNetB0": "raw255", "EfficientNetB1": "raw255", "EfficientNetB2": "raw255",
-    "EfficientNetB3": "raw255", "EfficientNetV2B0": "raw255", "EfficientNetV2S": "raw255",
-    "ConvNeXtTiny": "raw255", "ConvNeXtSmall": "raw255",
+    "VGG16": "caffe",
+    "VGG19": "caffe",
+    "ResNet50": "caffe",
+    "ResNet101": "caffe",
+    "ResNet152": "caffe",
+    "ResNet50V2": "tf",
+    "ResNet101V2": "tf",
+    "ResNet152V2": "tf",
+    "MobileNet": "tf",
+    "MobileNetV2": "tf",
+    "MobileNetV3Small": "raw255",
+    "MobileNetV3Large": "raw255",
+    "InceptionV3": "tf",
+    "InceptionResNetV2": "tf",
+    "Xception": "tf",
+    "NASNetMobile": "tf",
+    "NASNetLarge": "tf",
+    "DenseNet121": "torch",
+    "DenseNet169": "torch",
+    "DenseNet201": "torch",
+    "EfficientNetB0": "raw255",
+    "EfficientNetB1": "raw255",
+    "EfficientNetB2": "raw255",
+    "EfficientNetB3": "raw255",
+    "EfficientNetV2B0": "raw255",
+    "EfficientNetV2S": "raw255",
+    "ConvNeXtTiny": "raw255",
+    "ConvNeXtSmall": "raw255",
 }
 
 
@@ -144,20 +164,26 @@ def build_transfer(input_shape, n_classes: int, spec: dict):
     name, weights = spec["base"], spec.get("base_weights")
     ctor = getattr(keras.applications, name, None)
     if ctor is None or not callable(ctor):
-        raise InputError(f"config.models.*.base: {name!r} is not a keras.applications model; "
-                         f"allowed: {', '.join(sorted(APPLICATION_PREPROCESS))}")
+        raise InputError(
+            f"config.models.*.base: {name!r} is not a keras.applications model; "
+            f"allowed: {', '.join(sorted(APPLICATION_PREPROCESS))}"
+        )
     try:
         base = ctor(include_top=False, weights=weights, input_shape=tuple(input_shape), **spec.get("base_options", {}))
     except Exception as exc:  # keras raises ValueError, OSError, URL errors...
         if weights == "imagenet":
-            raise InputError(f"config.models.*.base_weights: cannot get imagenet weights for {name} ({exc}); "
-                             "without network access give the path of a weights file") from exc
-        raise InputError(f"cannot build keras.applications.{name} for input {tuple(input_shape)} with base_weights "
-                         f"{weights!r}: {exc}") from exc
+            raise InputError(
+                f"config.models.*.base_weights: cannot get imagenet weights for {name} ({exc}); "
+                "without network access give the path of a weights file"
+            ) from exc
+        raise InputError(
+            f"cannot build keras.applications.{name} for input {tuple(input_shape)} with base_weights "
+            f"{weights!r}: {exc}"
+        ) from exc
     fine_tune = spec.get("fine_tune", False)
     base.trainable = bool(fine_tune)
     if fine_tune is not True and not isinstance(fine_tune, bool):
-        for layer in base.layers[:-int(fine_tune)]:
+        for layer in base.layers[: -int(fine_tune)]:
             layer.trainable = False
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = base(inputs, training=False)
@@ -217,8 +243,11 @@ def train(spec: dict, dataset, seed: int, callbacks: list | None = None) -> tupl
         train_data = {"x": prepare(x[tr]), "y": y[tr], "batch_size": spec["batch_size"], "shuffle": True}
     else:  # warped afresh each epoch, in the data pipeline: the model itself has no augmentation layers
         train_data = {"x": augment_mod.batches(x[tr], y[tr], spec["batch_size"], aug, seed, prepare)}
-    model.compile(optimizer=keras.optimizers.Adam(spec["learning_rate"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(spec["learning_rate"]),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
 
     class KeepBest(keras.callbacks.Callback):
         def __init__(self):
@@ -227,25 +256,43 @@ def train(spec: dict, dataset, seed: int, callbacks: list | None = None) -> tupl
 
         def on_epoch_end(self, epoch, logs=None):
             acc, loss = float(logs["val_accuracy"]), float(logs["val_loss"])
-            log.info("epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f", epoch + 1,
-                     spec["epochs"], logs["loss"], logs["accuracy"], loss, acc)
+            log.info(
+                "epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f",
+                epoch + 1,
+                spec["epochs"],
+                logs["loss"],
+                logs["accuracy"],
+                loss,
+                acc,
+            )
             # a small validation split ties often (every image right): the lower loss breaks the tie
             if (acc, -loss) > (self.best, -self.best_loss):
                 self.best, self.best_loss, self.best_epoch = acc, loss, epoch + 1
                 self.weights = self.model.get_weights()
 
     keep = KeepBest()
-    hist = model.fit(**train_data, validation_data=(prepare(x[va]), y[va]), epochs=spec["epochs"],
-                     verbose=0, callbacks=[keep, *(callbacks or [])])
+    hist = model.fit(
+        **train_data,
+        validation_data=(prepare(x[va]), y[va]),
+        epochs=spec["epochs"],
+        verbose=0,
+        callbacks=[keep, *(callbacks or [])],
+    )
     model.set_weights(keep.weights)
-    history = [{"epoch": i + 1, **{k: float(v[i]) for k, v in hist.history.items()}}
-               for i in range(len(hist.history["loss"]))]
+    history = [
+        {"epoch": i + 1, **{k: float(v[i]) for k, v in hist.history.items()}} for i in range(len(hist.history["loss"]))
+    ]
     probs = model.predict(prepare(dataset.x_test.astype("float32") / 255.0), batch_size=256, verbose=0)
     pred = probs.argmax(axis=1)
     cm = confusion_matrix(dataset.y_test, pred, n_classes)
-    metrics = {"test_accuracy": float((pred == dataset.y_test).mean()), "n_test": int(len(pred)),
-               "best_epoch": keep.best_epoch, "best_val_accuracy": keep.best,
-               "confusion_matrix": cm.tolist(), "class_names": dataset.class_names}
+    metrics = {
+        "test_accuracy": float((pred == dataset.y_test).mean()),
+        "n_test": int(len(pred)),
+        "best_epoch": keep.best_epoch,
+        "best_val_accuracy": keep.best,
+        "confusion_matrix": cm.tolist(),
+        "class_names": dataset.class_names,
+    }
     return model, history, metrics
 
 
@@ -273,10 +320,14 @@ def load(spec: dict):
         return ctor(**kwargs)
     except Exception as exc:
         if weights == "imagenet":
-            raise InputError(f"cannot get imagenet weights for {name}: {exc}. Without network access, put the "
-                             "weights file in ~/.keras/models/ or give its path as weights") from exc
-        raise InputError(f"cannot build keras.applications.{name} with input_size {size}, weights {weights!r}, "
-                         f"classes {kwargs.get('classes')}: {exc}") from exc
+            raise InputError(
+                f"cannot get imagenet weights for {name}: {exc}. Without network access, put the "
+                "weights file in ~/.keras/models/ or give its path as weights"
+            ) from exc
+        raise InputError(
+            f"cannot build keras.applications.{name} with input_size {size}, weights {weights!r}, "
+            f"classes {kwargs.get('classes')}: {exc}"
+        ) from exc
 
 
 def check_loaded(model, source: str) -> None:
@@ -286,11 +337,15 @@ def check_loaded(model, source: str) -> None:
     # one float64 sum per tensor: NaN and infinity carry through it, and it needs no copy of VGG16's 400 MB
     bad = [w.path for w in model.weights if not np.isfinite(np.sum(np.asarray(w), dtype=np.float64))]
     if bad:
-        raise InputError(f"model {source}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
-                         "retrain or re-export the model")
+        raise InputError(
+            f"model {source}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
+            "retrain or re-export the model"
+        )
     if not conv_layers(model):
-        raise InputError(f"model {source} has no convolution layer (Conv2D, DepthwiseConv2D or SeparableConv2D); "
-                         "convlens analyses convolutional networks: feature maps, filters and Grad-CAM all need one")
+        raise InputError(
+            f"model {source} has no convolution layer (Conv2D, DepthwiseConv2D or SeparableConv2D); "
+            "convlens analyses convolutional networks: feature maps, filters and Grad-CAM all need one"
+        )
 
 
 def resolve_preprocess(spec: dict) -> str:
@@ -312,7 +367,12 @@ def describe(model) -> list[dict]:
             shape = tuple(layer.output.shape)
         except (AttributeError, ValueError):
             shape = ()
-        rows.append({"layer": path, "type": layer.__class__.__name__,
-                     "output_shape": "x".join("?" if d is None else str(d) for d in shape[1:]),
-                     "params": int(layer.count_params()) if layer.built else 0})
+        rows.append(
+            {
+                "layer": path,
+                "type": layer.__class__.__name__,
+                "output_shape": "x".join("?" if d is None else str(d) for d in shape[1:]),
+                "params": int(layer.count_params()) if layer.built else 0,
+            }
+        )
     return rows

@@ -93,6 +93,9 @@ class QuietTensorFlowImport(importlib.abc.MetaPathFinder):
 def install() -> None:
     """Filter TensorFlow's import-time C++ lines (when TF_CPP_MIN_LOG_LEVEL asks for it and
     TensorFlow is not imported yet)."""
-    if min_level() > 0 and "tensorflow" not in sys.modules and not any(
-            isinstance(f, QuietTensorFlowImport) for f in sys.meta_path):
+    if (
+        min_level() > 0
+        and "tensorflow" not in sys.modules
+        and not any(isinstance(f, QuietTensorFlowImport) for f in sys.meta_path)
+    ):
         sys.meta_path.insert(0, QuietTensorFlowImport())

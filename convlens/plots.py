@@ -51,7 +51,10 @@ def save_figure(fig, png_path, dpi: int = FIGURE_DPI) -> list[Path]:
     svg = vector_path(png)
     with replacing(png, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "convlens"}), replacing(svg, "." + VECTOR_FORMAT) as tmp:
+    with (
+        matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "convlens"}),
+        replacing(svg, "." + VECTOR_FORMAT) as tmp,
+    ):
         fig.savefig(tmp, format=VECTOR_FORMAT, metadata={"Date": None})
     pyplot().close(fig)  # a Figure made without pyplot (embedding) is simply not registered there
     return [png, svg]
@@ -116,8 +119,12 @@ def depth_ticks(ax, positions, labels, chosen: set | None = None, axis: str = "x
     positions, labels = list(positions), list(labels)
     keep = [i for i, label in enumerate(labels) if chosen is None or label in chosen]
     set_ticks = ax.set_xticks if axis == "x" else ax.set_yticks
-    set_ticks([positions[i] for i in keep], [labels[i] for i in keep], fontsize=fontsize,
-              **({"rotation": 45, "ha": "right"} if axis == "x" else {}))
+    set_ticks(
+        [positions[i] for i in keep],
+        [labels[i] for i in keep],
+        fontsize=fontsize,
+        **({"rotation": 45, "ha": "right"} if axis == "x" else {}),
+    )
     set_ticks(positions, minor=True)
 
 
@@ -160,8 +167,15 @@ def confusion_matrix_figure(metrics_json: str, out_png: str) -> None:
     ax.set_ylabel("true", fontsize=8)
     if n <= 20:  # numbers only where they fit at the floor size
         for (i, j), value in np.ndenumerate(cm):
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=max(MIN_FONT_PT, 8 - 0.1 * n),
-                    color=text_colour(im.cmap(im.norm(value))))
+            ax.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=max(MIN_FONT_PT, 8 - 0.1 * n),
+                color=text_colour(im.cmap(im.norm(value))),
+            )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
     ax.set_title(f"test accuracy {metrics['test_accuracy']:.1%}", fontsize=9)
     fig.tight_layout()

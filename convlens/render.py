@@ -20,7 +20,7 @@ def grid(tiles: np.ndarray, cols: int | None = None, pad: int = 1, pad_value: in
     out = np.full(shape, pad_value, dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = tiles[i]
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = tiles[i]
     return out
 
 
@@ -165,7 +165,7 @@ def colour_bar(width: int, scale: np.ndarray, labels: tuple[str, ...]) -> np.nda
         labels = (labels[0], labels[2])  # no room for the middle label
     anchors = ("la", "ma", "ra") if len(labels) == 3 else ("la", "ra")
     xs = (0, width // 2, width - 1) if len(labels) == 3 else (0, width - 1)
-    for label, x, anchor in zip(labels, xs, anchors):
+    for label, x, anchor in zip(labels, xs, anchors, strict=False):
         draw.text((x, 1), label, fill="black", font=font, anchor=anchor)
     gap = np.full((BAR_GAP_PX, width, 3), 255, dtype=np.uint8)
     return np.concatenate([gap, np.repeat(gradient[None], rows, axis=0), np.asarray(text)], axis=0)

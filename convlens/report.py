@@ -23,8 +23,20 @@ from convlens.sensitivity.metrics import METRICS
 
 log = logging.getLogger("convlens")
 
-PACKAGES = ("convlens", "tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "snakemake", "jinja2",
-            "weasyprint", "matplotlib", "pillow", "jsonschema")
+PACKAGES = (
+    "convlens",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "numpy",
+    "pandas",
+    "snakemake",
+    "jinja2",
+    "weasyprint",
+    "matplotlib",
+    "pillow",
+    "jsonschema",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -98,27 +110,42 @@ def collect(config: dict, models: list[str], results: Path) -> dict:
             folder = base / "exemplars" / image
             summary = _read_json(folder / "summary.json")
             devices = devices or summary.get("devices")
-            section["images"].append({"summary": summary, "sheet": _read_json(folder / "sheet.json"),
-                                      "figures": f"{name}/exemplars/{image}/figures", "chosen": chosen})
+            section["images"].append(
+                {
+                    "summary": summary,
+                    "sheet": _read_json(folder / "sheet.json"),
+                    "figures": f"{name}/exemplars/{image}/figures",
+                    "chosen": chosen,
+                }
+            )
         drawn = {c["image"] for c in section["exemplars"]["exemplars"]}
         for sentence in section["study"]["findings"]:  # link only the images that have a sheet
             for part in sentence:
                 if part.get("image") not in drawn:
                     part.pop("image", None)
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
-        section["classes"] = class_summary(section["info"]["class_names"],
-                                           predicted_classes(base / "sensitivity" / "images.csv", section["images"]))
+        section["classes"] = class_summary(
+            section["info"]["class_names"], predicted_classes(base / "sensitivity" / "images.csv", section["images"])
+        )
         model_sections.append(section)
-    return {"models": model_sections, "devices": devices, "warnings": run_warnings(model_sections),
-            "resize": resize_modes(config), "comparison": comparison(results, len(models)),
-            "metric_help": {name: text for name, (_, _, text) in METRICS.items()}}
+    return {
+        "models": model_sections,
+        "devices": devices,
+        "warnings": run_warnings(model_sections),
+        "resize": resize_modes(config),
+        "comparison": comparison(results, len(models)),
+        "metric_help": {name: text for name, (_, _, text) in METRICS.items()},
+    }
 
 
 def run_warnings(model_sections: list[dict]) -> list[dict]:
     """Every suspicious-setup warning of the run (``convlens.suspicious``), with its model: those
     found when the model was loaded (info.json) and over the measured images (study.json)."""
-    return [{"model": m["name"], **w} for m in model_sections
-            for w in m["info"].get("warnings", []) + m["study"].get("warnings", [])]
+    return [
+        {"model": m["name"], **w}
+        for m in model_sections
+        for w in m["info"].get("warnings", []) + m["study"].get("warnings", [])
+    ]
 
 
 def resize_modes(config: dict) -> str:
@@ -134,6 +161,8 @@ def comparison(results: Path, n_models: int) -> dict | None:
     if n_models < 2 or not path.exists():
         return None
     return {**_read_json(path), "dir": "comparison"}
+
+
 CLASSES_IN_FULL = 12  # a longer class list is summarized: its first and last few, and the classes seen
 CLASSES_HEAD, CLASSES_TAIL, CLASSES_SEEN = 5, 2, 20
 
@@ -161,8 +190,14 @@ def class_summary(names: list[str], seen: dict[str, int] | None = None) -> dict:
     if len(names) <= CLASSES_IN_FULL:
         return {"count": len(names), "all": names, "head": [], "tail": [], "seen": [], "more_seen": 0}
     shown = list(seen)[:CLASSES_SEEN]
-    return {"count": len(names), "all": None, "head": names[:CLASSES_HEAD], "tail": names[-CLASSES_TAIL:],
-            "seen": [{"name": k, "count": seen[k]} for k in shown], "more_seen": len(seen) - len(shown)}
+    return {
+        "count": len(names),
+        "all": None,
+        "head": names[:CLASSES_HEAD],
+        "tail": names[-CLASSES_TAIL:],
+        "seen": [{"name": k, "count": seen[k]} for k in shown],
+        "more_seen": len(seen) - len(shown),
+    }
 
 
 class RunFolderFetcher(URLFetcher):
@@ -183,8 +218,14 @@ class RunFolderFetcher(URLFetcher):
         return super().fetch(url, headers)
 
 
-IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-               ".gif": "image/gif", ".webp": "image/webp"}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 _LINKED = re.compile(r'(<(?:img|source)\b[^>]*?\bsrc=")([^"#][^"]*)(")|(<a\b[^>]*?\bhref=")([^"#][^"]*)(")')
 
 
@@ -233,9 +274,9 @@ def png_idat(pillow_image, level: int = PDF_PNG_LEVEL) -> bytes:
     pillow_image.save(buffer, format="PNG", compress_level=level)
     data, pos, parts = buffer.getvalue(), 8, []  # after the 8-byte signature: length, type, data, CRC
     while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        if data[pos + 4:pos + 8] == b"IDAT":
-            parts.append(data[pos + 8:pos + 8 + length])
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            parts.append(data[pos + 8 : pos + 8 + length])
         pos += 12 + length
     return b"".join(parts)
 
@@ -295,26 +336,46 @@ class Section:
 # The report, in order: the table of contents and the body both come from this list.
 SECTIONS = (
     Section("comparison.html.j2", "Comparison of models", "comparison", wrapper="chapter", when="comparison"),
-    Section("sensitivity.html.j2", "Sensitivity to transforms", "sensitivity", wrapper="chapter", children=(
-        Section("sensitivity_model.html.j2", "{model}", "sens-{model}", each="model"),
-    )),
-    Section("run_summary.html.j2", "Run summary", "run-summary", wrapper="chapter", children=(
-        Section("transforms.html.j2", "Transforms", "transforms", toc=False),
-    )),
-    Section("model.html.j2", "Model {model}", "model-{model}", each="model", wrapper="chapter", children=(
-        Section("architecture.html.j2", "Architecture", "arch-{model}"),
-        Section("training.html.j2", "Training and test accuracy", "train-{model}", when="metrics"),
-        Section("filters.html.j2", "Filters", "filters-{model}"),
-        Section("evolution.html.j2", "Training evolution", "evolution-{model}", when="evolution"),
-        Section("embedding.html.j2", "Embedding of the test set", "embedding-{model}", when="evolution"),
-        Section("methods.html.j2", "Heatmap methods: sanity and faithfulness", "methods-{model}"),
-        Section("image_sheet.html.j2", "Image {image}", "sheet-{model}-{image}", each="image", wrapper="sheet"),
-    )),
+    Section(
+        "sensitivity.html.j2",
+        "Sensitivity to transforms",
+        "sensitivity",
+        wrapper="chapter",
+        children=(Section("sensitivity_model.html.j2", "{model}", "sens-{model}", each="model"),),
+    ),
+    Section(
+        "run_summary.html.j2",
+        "Run summary",
+        "run-summary",
+        wrapper="chapter",
+        children=(Section("transforms.html.j2", "Transforms", "transforms", toc=False),),
+    ),
+    Section(
+        "model.html.j2",
+        "Model {model}",
+        "model-{model}",
+        each="model",
+        wrapper="chapter",
+        children=(
+            Section("architecture.html.j2", "Architecture", "arch-{model}"),
+            Section("training.html.j2", "Training and test accuracy", "train-{model}", when="metrics"),
+            Section("filters.html.j2", "Filters", "filters-{model}"),
+            Section("evolution.html.j2", "Training evolution", "evolution-{model}", when="evolution"),
+            Section("embedding.html.j2", "Embedding of the test set", "embedding-{model}", when="evolution"),
+            Section("methods.html.j2", "Heatmap methods: sanity and faithfulness", "methods-{model}"),
+            Section("image_sheet.html.j2", "Image {image}", "sheet-{model}-{image}", each="image", wrapper="sheet"),
+        ),
+    ),
 )
 
 
-def outline(models: list[dict], sections: tuple[Section, ...] = SECTIONS, model: dict | None = None,
-            level: int = 1, run: dict | None = None) -> list[dict]:
+def outline(
+    models: list[dict],
+    sections: tuple[Section, ...] = SECTIONS,
+    model: dict | None = None,
+    level: int = 1,
+    run: dict | None = None,
+) -> list[dict]:
     """``sections`` expanded for this run's models and images: what the main template loops over, once
     for the table of contents and once for the body. Titles stay plain text (escaped when rendered)."""
     nodes = []
@@ -329,26 +390,33 @@ def outline(models: list[dict], sections: tuple[Section, ...] = SECTIONS, model:
             if sec.when and not (m[sec.when] if m is not None else (run or {}).get(sec.when)):
                 continue
             names = {"model": m["name"] if m else "", "image": im["summary"]["image"] if im else ""}
-            nodes.append({
-                "partial": f"sections/{sec.partial}",
-                "title": sec.title.format(**names),
-                "anchor": sec.anchor.format(**{k: anchor(v) for k, v in names.items()}),
-                "level": level,
-                "wrapper": sec.wrapper,
-                "toc": sec.toc,
-                "toc_children": any(child.toc for child in sec.children),
-                "model": m,
-                "image": im,
-                "children": outline(models, sec.children, m, level + 1, run),
-            })
+            nodes.append(
+                {
+                    "partial": f"sections/{sec.partial}",
+                    "title": sec.title.format(**names),
+                    "anchor": sec.anchor.format(**{k: anchor(v) for k, v in names.items()}),
+                    "level": level,
+                    "wrapper": sec.wrapper,
+                    "toc": sec.toc,
+                    "toc_children": any(child.toc for child in sec.children),
+                    "model": m,
+                    "image": im,
+                    "children": outline(models, sec.children, m, level + 1, run),
+                }
+            )
     return nodes
 
 
 def render_html(context: dict, templates_dir: str | Path) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["pct"] = lambda v: "–" if _missing(v) else f"{100 * float(v):.1f} %"
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = anchor

@@ -49,14 +49,15 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, sigma: float = 1
     ma, mb = smooth(a), smooth(b)
     va, vb, cov = smooth(a * a) - ma * ma, smooth(b * b) - mb * mb, smooth(a * b) - ma * mb
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+    s = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
     pad = int(3.5 * sigma + 0.5)
     inner = s[pad:-pad, pad:-pad] if min(s.shape) > 2 * pad else s
     return float(inner.mean())
 
 
-def gaussian_blur(a: np.ndarray, sigma: float, axes=(0, 1), truncate: float = 4.0, radius: int | None = None,
-                  mode: str = "symmetric") -> np.ndarray:
+def gaussian_blur(
+    a: np.ndarray, sigma: float, axes=(0, 1), truncate: float = 4.0, radius: int | None = None, mode: str = "symmetric"
+) -> np.ndarray:
     """Separable Gaussian filter over ``axes``. Taps out to ``radius`` (default ``truncate`` sigmas);
     edges padded by ``np.pad`` ``mode`` ("symmetric" is scipy.ndimage's "reflect")."""
     out = np.asarray(a, dtype=np.float64)
@@ -125,7 +126,7 @@ def bootstrap_means(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np
         if partial.any():
             drawn[:, partial] = counts @ finite[:, partial].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[row:row + len(counts)] = np.where(drawn > 0, sums / np.maximum(drawn, 1), np.nan)
+            out[row : row + len(counts)] = np.where(drawn > 0, sums / np.maximum(drawn, 1), np.nan)
         row += len(counts)
     return out
 
@@ -185,8 +186,10 @@ def betainc(a, b, x) -> np.ndarray:
     d = 1 / np.where(np.abs(d) < tiny, tiny, d)
     f = d.copy()
     for m in range(1, 300):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1 + numerator * d
             d = 1 / np.where(np.abs(d) < tiny, tiny, d)
             c = 1 + numerator / c
@@ -219,7 +222,7 @@ def paired_t(differences: np.ndarray) -> dict[str, np.ndarray]:
     finite = np.isfinite(d)
     centred = np.where(finite, d - mean, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sd = np.sqrt((centred ** 2).sum(axis=0) / (n - 1))
+        sd = np.sqrt((centred**2).sum(axis=0) / (n - 1))
         t = mean / (sd / np.sqrt(n))
     t = np.where((sd == 0) & (mean == 0), 0.0, t)
     t = np.where(n < 2, np.nan, t)
@@ -258,13 +261,13 @@ def wilcoxon_signed_rank(differences: np.ndarray) -> dict[str, np.ndarray]:
             counts = _signed_rank_counts(n)
             p[j] = min(1.0, 2 * counts[: int(stat[j]) + 1].sum() / counts.sum())
         elif tied and n <= EXACT_TIED_MAX:
-            signs = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1
+            signs = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
             plus_all = signs @ r
             low = np.minimum(plus_all, total - plus_all)
             p[j] = min(1.0, float(np.mean(low <= stat[j] + 1e-9)))
         else:
             _, tie_counts = np.unique(r, return_counts=True)
-            var = n * (n + 1) * (2 * n + 1) / 24 - (tie_counts ** 3 - tie_counts).sum() / 48
+            var = n * (n + 1) * (2 * n + 1) / 24 - (tie_counts**3 - tie_counts).sum() / 48
             z = (stat[j] - total / 2) / np.sqrt(var)
             p[j] = min(1.0, erfc(abs(z) / np.sqrt(2)))
     return {"statistic": stat, "p": p}

@@ -65,8 +65,9 @@ def kernel_grid(kernels: np.ndarray) -> np.ndarray:
 
 def feature_map_grid(maps: np.ndarray, max_maps: int = 64) -> np.ndarray:
     """Feature maps (h, w, c) -> one uint8 grid, the first ``max_maps`` channels each min-max scaled."""
-    tiles = np.stack([render.upscale(render.minmax_uint8(maps[..., i]), MAP_TILE_PX)
-                      for i in range(min(max_maps, maps.shape[-1]))])
+    tiles = np.stack(
+        [render.upscale(render.minmax_uint8(maps[..., i]), MAP_TILE_PX) for i in range(min(max_maps, maps.shape[-1]))]
+    )
     return render.grid(tiles, cols=min(16, len(tiles)), pad=2)
 
 
@@ -77,8 +78,14 @@ class TensorBoardLogger(keras.callbacks.Callback):
     ``preprocess_mode``. ``image_epochs``: 1-based epochs that get images; None = every epoch.
     """
 
-    def __init__(self, log_dir: str | Path, image: np.ndarray, preprocess_mode: str = "unit",
-                 image_epochs: list[int] | None = None, max_maps: int = 64):
+    def __init__(
+        self,
+        log_dir: str | Path,
+        image: np.ndarray,
+        preprocess_mode: str = "unit",
+        image_epochs: list[int] | None = None,
+        max_maps: int = 64,
+    ):
         super().__init__()
         self.log_dir = str(log_dir)
         self.image = np.asarray(image, dtype="float32")[None]

@@ -204,12 +204,25 @@ def _identity(p: dict) -> np.ndarray:
     return np.eye(3)
 
 
-def _photometric(name: str, param: Param, curve: Curve, unit: str, words: str, cmap: str, operation: str,
-                 **extra) -> Kind:
+def _photometric(
+    name: str, param: Param, curve: Curve, unit: str, words: str, cmap: str, operation: str, **extra
+) -> Kind:
     """A pixel operation with one swept parameter: the identity matrix, one curve over the parameter."""
-    return Kind(name, core=_identity, centred=False, params=(param,), sweep=_sweeps(param.name),
-                axis=_along(curve.name, param.name), curves=(curve,), unit=unit, words=words, colour=Family(cmap),
-                photometric=True, operation=operation, **extra)
+    return Kind(
+        name,
+        core=_identity,
+        centred=False,
+        params=(param,),
+        sweep=_sweeps(param.name),
+        axis=_along(curve.name, param.name),
+        curves=(curve,),
+        unit=unit,
+        words=words,
+        colour=Family(cmap),
+        photometric=True,
+        operation=operation,
+        **extra,
+    )
 
 
 def _along(curve: str, param: str) -> Callable[[dict], tuple[str, float]]:
@@ -226,45 +239,105 @@ def _sweeps(param: str) -> Callable[[float, dict], dict]:
 # the registry; its order is the order of KINDS, the schema enum and error messages
 
 
-REGISTRY: dict[str, Kind] = {k.name: k for k in (
-    Kind("identity", core=lambda p: np.eye(3), centred=False),
-    Kind("shift", core=_translation, centred=False,
-         params=(Param("dx", 0), Param("dy", 0)),
-         sweep=_shift_sweep, range_options=("direction",),
-         axis=_shift_axis,
-         curves=(Curve("shift x", 0.0, "shift (pixels)"), Curve("shift y", 0.0, "shift (pixels)"),
-                 Curve("shift diagonal", 0.0, "shift (pixels)")),
-         unit="{:g} px", words="shifts", colour=Family("Blues")),
-    Kind("rotate", core=_rotation,
-         params=(Param("angle_deg"),),
-         sweep=_sweeps("angle_deg"), axis=_along("rotate", "angle_deg"),
-         curves=(Curve("rotate", 0.0, "angle (degrees)"),),
-         unit="{:g}°", words="rotations", colour=Family("Reds")),
-    Kind("hflip", core=lambda p: np.diag([-1.0, 1.0, 1.0]),
-         words="the horizontal flip", colour=Line("black", "--")),
-    Kind("vflip", core=lambda p: np.diag([1.0, -1.0, 1.0]),
-         words="the vertical flip", colour=Line("dimgrey", ":")),
-    Kind("scale", core=_scaling,
-         params=(Param("factor"),),
-         sweep=_sweeps("factor"), axis=_along("scale", "factor"),
-         curves=(Curve("scale", 1.0, "scale factor"),),
-         unit="×{:g}", multiplicative=True, words="scalings", colour=Family("Greens")),
-    # photometric kinds: pixel operations in [0, 1] pixel units (convlens/sensitivity/photometric.py)
-    _photometric("blur", Param("sigma_px", low=0), Curve("blur", 0.0, "Gaussian blur σ (pixels)"),
-                 "σ {:g} px", "Gaussian blurs", "Purples", "Gaussian blur, σ = {sigma_px:g} px, edges mirrored"),
-    _photometric("noise", Param("std", low=0, high=1), Curve("noise", 0.0, "noise standard deviation (pixel units)"),
-                 "std {:g}", "Gaussian noise", "Greys", "clip(x + {std:g} z), z standard normal, seeded per image"),
-    _photometric("brightness", Param("delta", low=-1, high=1),
-                 Curve("brightness", 0.0, "brightness change (pixel units)"), "{:g}", "brightness changes", "RdPu",
-                 "clip(x + δ), δ = {delta:g}"),
-    _photometric("contrast", Param("factor", low=0, above=True), Curve("contrast", 1.0, "contrast factor"), "×{:g}",
-                 "contrast changes", "YlOrBr", "clip(m + {factor:g} (x − m)), m each channel's mean",
-                 multiplicative=True),
-    # JPEG at quality 100 is still lossy: no quality is the identity, so the curve has no neutral point
-    _photometric("jpeg", Param("quality", low=1, high=100, integer=True), Curve("jpeg", None, "JPEG quality"),
-                 "quality {:g}", "JPEG compression", "PuBuGn", "JPEG encode and decode at quality {quality:g}",
-                 strength=lambda q: 100.0 - q),
-)}
+REGISTRY: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("identity", core=lambda p: np.eye(3), centred=False),
+        Kind(
+            "shift",
+            core=_translation,
+            centred=False,
+            params=(Param("dx", 0), Param("dy", 0)),
+            sweep=_shift_sweep,
+            range_options=("direction",),
+            axis=_shift_axis,
+            curves=(
+                Curve("shift x", 0.0, "shift (pixels)"),
+                Curve("shift y", 0.0, "shift (pixels)"),
+                Curve("shift diagonal", 0.0, "shift (pixels)"),
+            ),
+            unit="{:g} px",
+            words="shifts",
+            colour=Family("Blues"),
+        ),
+        Kind(
+            "rotate",
+            core=_rotation,
+            params=(Param("angle_deg"),),
+            sweep=_sweeps("angle_deg"),
+            axis=_along("rotate", "angle_deg"),
+            curves=(Curve("rotate", 0.0, "angle (degrees)"),),
+            unit="{:g}°",
+            words="rotations",
+            colour=Family("Reds"),
+        ),
+        Kind(
+            "hflip", core=lambda p: np.diag([-1.0, 1.0, 1.0]), words="the horizontal flip", colour=Line("black", "--")
+        ),
+        Kind("vflip", core=lambda p: np.diag([1.0, -1.0, 1.0]), words="the vertical flip", colour=Line("dimgrey", ":")),
+        Kind(
+            "scale",
+            core=_scaling,
+            params=(Param("factor"),),
+            sweep=_sweeps("factor"),
+            axis=_along("scale", "factor"),
+            curves=(Curve("scale", 1.0, "scale factor"),),
+            unit="×{:g}",
+            multiplicative=True,
+            words="scalings",
+            colour=Family("Greens"),
+        ),
+        # photometric kinds: pixel operations in [0, 1] pixel units (convlens/sensitivity/photometric.py)
+        _photometric(
+            "blur",
+            Param("sigma_px", low=0),
+            Curve("blur", 0.0, "Gaussian blur σ (pixels)"),
+            "σ {:g} px",
+            "Gaussian blurs",
+            "Purples",
+            "Gaussian blur, σ = {sigma_px:g} px, edges mirrored",
+        ),
+        _photometric(
+            "noise",
+            Param("std", low=0, high=1),
+            Curve("noise", 0.0, "noise standard deviation (pixel units)"),
+            "std {:g}",
+            "Gaussian noise",
+            "Greys",
+            "clip(x + {std:g} z), z standard normal, seeded per image",
+        ),
+        _photometric(
+            "brightness",
+            Param("delta", low=-1, high=1),
+            Curve("brightness", 0.0, "brightness change (pixel units)"),
+            "{:g}",
+            "brightness changes",
+            "RdPu",
+            "clip(x + δ), δ = {delta:g}",
+        ),
+        _photometric(
+            "contrast",
+            Param("factor", low=0, above=True),
+            Curve("contrast", 1.0, "contrast factor"),
+            "×{:g}",
+            "contrast changes",
+            "YlOrBr",
+            "clip(m + {factor:g} (x − m)), m each channel's mean",
+            multiplicative=True,
+        ),
+        # JPEG at quality 100 is still lossy: no quality is the identity, so the curve has no neutral point
+        _photometric(
+            "jpeg",
+            Param("quality", low=1, high=100, integer=True),
+            Curve("jpeg", None, "JPEG quality"),
+            "quality {:g}",
+            "JPEG compression",
+            "PuBuGn",
+            "JPEG encode and decode at quality {quality:g}",
+            strength=lambda q: 100.0 - q,
+        ),
+    )
+}
 
 NAMES = tuple(REGISTRY)  # every kind, in registry order
 RANGED = tuple(k.name for k in REGISTRY.values() if k.sweep is not None)  # kinds a range entry may sweep

@@ -134,8 +134,9 @@ def check_spec(spec: dict, where: str) -> None:
             raise InputError(f"{where}: {kind} needs {names} (or a range)")
     extra = given - allowed
     if extra:
-        raise InputError(f"{where}: {kind} takes {', '.join(sorted(allowed)) or 'no parameters'}, "
-                         f"not {', '.join(sorted(extra))}")
+        raise InputError(
+            f"{where}: {kind} takes {', '.join(sorted(allowed)) or 'no parameters'}, not {', '.join(sorted(extra))}"
+        )
     _check_values(spec, where)
 
 
@@ -144,8 +145,12 @@ def _check_values(spec: dict, where: str) -> None:
     kind = REGISTRY[spec["kind"]]
     bounds = {p.name: p for p in kind.params}
     if "range" in spec:
-        checks = [(f"{where}.range", name, v) for t in expand_spec(spec) for name, v in t.params.items()
-                  if t.kind == kind.name]
+        checks = [
+            (f"{where}.range", name, v)
+            for t in expand_spec(spec)
+            for name, v in t.params.items()
+            if t.kind == kind.name
+        ]
     else:
         checks = [(f"{where}.{name}", name, v) for name, v in spec.items() if name in bounds]
     for key, name, value in checks:
@@ -170,7 +175,9 @@ def build_transforms(specs: list[dict]) -> list[Transform]:
                 seen[t.name] = t
                 result.append(t)
             elif {k: float(v) for k, v in other.params.items()} != {k: float(v) for k, v in t.params.items()}:
-                raise InputError(f"config.transforms[{i}]: {t.params} and {other.params} would both be named {t.name!r}")
+                raise InputError(
+                    f"config.transforms[{i}]: {t.params} and {other.params} would both be named {t.name!r}"
+                )
     return result
 
 
@@ -184,8 +191,9 @@ def sheet_selection(specs: list[dict], chosen: list[str] | None) -> list[str]:
     if chosen is not None:
         unknown = [c for c in chosen if c not in names]
         if unknown:
-            raise InputError(f"config.report.sheet_transforms: {', '.join(unknown)} not in the study; "
-                             f"transforms: {', '.join(names)}")
+            raise InputError(
+                f"config.report.sheet_transforms: {', '.join(unknown)} not in the study; transforms: {', '.join(names)}"
+            )
         wanted = set(chosen) | {"identity"}
     else:
         wanted = {"identity"}
@@ -228,8 +236,14 @@ class Grid:
 
     def then(self, inner: "Grid") -> "Grid":
         """The grid of a map computed from this one by a layer whose own grid is ``inner``."""
-        return Grid(self.ay * inner.ay, self.ay * inner.by + self.by, self.ax * inner.ax, self.ax * inner.bx + self.bx,
-                    inner.height, inner.width)
+        return Grid(
+            self.ay * inner.ay,
+            self.ay * inner.by + self.by,
+            self.ax * inner.ax,
+            self.ax * inner.bx + self.bx,
+            inner.height,
+            inner.width,
+        )
 
     def to_input(self) -> np.ndarray:
         """3x3 matrix taking map coordinates (u, v, 1) to input coordinates (x, y, 1)."""
@@ -244,8 +258,9 @@ def rescale_matrix(forward: np.ndarray, grid: Grid) -> np.ndarray:
     return np.linalg.inv(g) @ forward @ g
 
 
-def warp(images, forward_matrices, fill_mode: str = "constant", fill_value: float = 0.0,
-         interpolation: str = "bilinear"):
+def warp(
+    images, forward_matrices, fill_mode: str = "constant", fill_value: float = 0.0, interpolation: str = "bilinear"
+):
     """Warp a batch with one matrix per image.
 
     images: (B, H, W, C) float array or tensor, any channel count.
@@ -258,7 +273,11 @@ def warp(images, forward_matrices, fill_mode: str = "constant", fill_value: floa
         raise ValueError(f"fill_mode {fill_mode!r} is not allowed; allowed: {', '.join(FILL_MODES)}")
     vectors = keras_transform_vector(np.asarray(forward_matrices)).astype("float32")
     return keras.ops.image.affine_transform(
-        images, vectors, interpolation=interpolation, fill_mode=fill_mode, fill_value=fill_value,
+        images,
+        vectors,
+        interpolation=interpolation,
+        fill_mode=fill_mode,
+        fill_value=fill_value,
         data_format="channels_last",
     )
 
@@ -317,8 +336,13 @@ def sampler(forward: np.ndarray, valid: np.ndarray) -> Sampler:
         value = np.clip(np.where(np.abs(value - nearest) < SNAP, nearest, value), 0, size - 1)
         low = np.floor(value)
         # (index, weight) of the lower and upper neighbour; on the last pixel the upper one has weight 0
-        axes.append(((low.astype(np.int64), 1 - (value - low)), (np.minimum(low + 1, size - 1).astype(np.int64), value - low)))
+        axes.append(
+            ((low.astype(np.int64), 1 - (value - low)), (np.minimum(low + 1, size - 1).astype(np.int64), value - low))
+        )
     corners = [(y * w + x, wy * wx) for y, wy in axes[1] for x, wx in axes[0]]
     kept = [(i, wt) for i, wt in corners if np.any(wt != 0)] or corners[:1]
-    return Sampler(positions.astype(np.int32), np.stack([i for i, _ in kept]).astype(np.int32),
-                   np.stack([wt for _, wt in kept]).astype(np.float32))
+    return Sampler(
+        positions.astype(np.int32),
+        np.stack([i for i, _ in kept]).astype(np.int32),
+        np.stack([wt for _, wt in kept]).astype(np.float32),
+    )

@@ -1,4 +1,5 @@
 """Snakemake entry for rule load_model."""
+
 from convlens.stages.load_model import load_model
 from convlens.stages.run import run_stage
 

@@ -1,4 +1,5 @@
 """Snakemake entry for rule dataset: build or read a dataset into one .npz."""
+
 from convlens.stages.make_dataset import make_dataset
 from convlens.stages.run import run_stage
 

@@ -1,7 +1,18 @@
 """Snakemake entry for rule report: HTML (Jinja2) and PDF (WeasyPrint)."""
+
 from convlens.stages.report import build_report
 from convlens.stages.run import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-run_stage(sm.log[0], build_report, sm.params.config, sm.params.digest, sm.params.models,
-          sm.params.templates, sm.params.results, sm.output.html, sm.output.pdf, sm.output.run)
+run_stage(
+    sm.log[0],
+    build_report,
+    sm.params.config,
+    sm.params.digest,
+    sm.params.models,
+    sm.params.templates,
+    sm.params.results,
+    sm.output.html,
+    sm.output.pdf,
+    sm.output.run,
+)

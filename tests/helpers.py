@@ -2,6 +2,7 @@
 
 Import it after ``pytest.importorskip("keras")``: it imports Keras itself.
 """
+
 import importlib
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def tiny_gap_model(seed=0):
 def linear_model(shape=(4, 4, 2), classes=3, seed=0, activation=None):
     """Flatten -> Dense (logits, or the given activation); returns the model, kernel and bias."""
     n = int(np.prod(shape))
-    model = keras.Sequential([keras.Input(shape), keras.layers.Flatten(),
-                              keras.layers.Dense(classes, activation=activation, name="out")])
+    model = keras.Sequential(
+        [keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(classes, activation=activation, name="out")]
+    )
     w = rng(seed).normal(size=(n, classes)).astype("float32")
     b = rng(seed + 1).normal(size=(classes,)).astype("float32")
     model.get_layer("out").set_weights([w, b])
@@ -83,8 +85,14 @@ def nested_classifier():
     y = keras.layers.MaxPooling2D(name="p1")(y)
     y = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(y)
     base = keras.Model(base_in, y, name="base")
-    return keras.Sequential([keras.Input((16, 16, 3)), base, keras.layers.GlobalAveragePooling2D(),
-                             keras.layers.Dense(3, activation="softmax", name="head")])
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            base,
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax", name="head"),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,8 +135,14 @@ def gap_logits(model, x):
 
 def tiny_trainable(seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
     r = rng(seed)
     x = r.random((32, 8, 8, 1)).astype("float32")
@@ -143,11 +157,16 @@ def tiny_trainable(seed=0):
 def analysis_config(**overrides):
     from convlens.config import validate
 
-    cfg = validate({"datasets": {"d": {"kind": "shapes"}},
-                    "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
-                    "images": [{"dataset": "d", "count": 1}],
-                    "transforms": [{"kind": "rotate", "angle_deg": 90}, {"kind": "vflip"}],
-                    "filters": {"n_filters": 2, "steps": 2}, **overrides})
+    cfg = validate(
+        {
+            "datasets": {"d": {"kind": "shapes"}},
+            "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+            "images": [{"dataset": "d", "count": 1}],
+            "transforms": [{"kind": "rotate", "angle_deg": 90}, {"kind": "vflip"}],
+            "filters": {"n_filters": 2, "steps": 2},
+            **overrides,
+        }
+    )
     cfg["sheet_transforms"] = cfg["report"]["sheet_transforms"]  # as workflow/rules/common.smk passes it
     return cfg
 
@@ -162,18 +181,36 @@ def analyze(model_path, info_json, sources, cfg, folder, sheet_layers=()) -> dic
     from convlens.stages.measure import measure_shard
 
     folder = Path(folder)
-    shard = {k: str(folder / "shard" / name) for k, name in
-             (("metrics", "metrics.csv.gz"), ("images", "images.csv"), ("pooled", "pooled.npz"))}
+    shard = {
+        k: str(folder / "shard" / name)
+        for k, name in (("metrics", "metrics.csv.gz"), ("images", "images.csv"), ("pooled", "pooled.npz"))
+    }
     measure_shard(str(model_path), str(info_json), sources, cfg, 2, shard)
     table = pd.read_csv(shard["metrics"], keep_default_na=False, na_values=[""])
     table.to_csv(folder / "metrics.csv", index=False)
     ids = [s["id"] for s in sources]
     choice = {"sensitive": 0, "flipped": 0, "random": 0, "images": ids}
-    draw_exemplars(str(model_path), str(info_json), str(folder / "metrics.csv"), sources, cfg, choice, 0, 2,
-                   list(sheet_layers), str(folder / "exemplars"), str(folder / "exemplars.json"))
+    draw_exemplars(
+        str(model_path),
+        str(info_json),
+        str(folder / "metrics.csv"),
+        sources,
+        cfg,
+        choice,
+        0,
+        2,
+        list(sheet_layers),
+        str(folder / "exemplars"),
+        str(folder / "exemplars.json"),
+    )
     out = {}
     for i in ids:
         drawn = folder / "exemplars" / i
-        out[i] = {"metrics": table[table["image"] == i].reset_index(drop=True), "raw": drawn / "raw.npz",
-                  "summary": drawn / "summary.json", "sheet": drawn / "sheet.json", "figures": drawn / "figures"}
+        out[i] = {
+            "metrics": table[table["image"] == i].reset_index(drop=True),
+            "raw": drawn / "raw.npz",
+            "summary": drawn / "summary.json",
+            "sheet": drawn / "sheet.json",
+            "figures": drawn / "figures",
+        }
     return out

@@ -1,9 +1,11 @@
 """Anti-aliased downsampling (Zhang 2019's BlurPool) built from standard Keras layers."""
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from convlens import models, transforms as tr
+from convlens import models
+from convlens import transforms as tr
 from convlens.core.grids import layer_grids
 from convlens.core.layers import conv_layers, feature_layers
 from convlens.sensitivity.metrics import Study, error_from_sums, layer_stats
@@ -48,7 +50,7 @@ def test_a_constant_image_stays_constant_except_at_the_zero_padded_edge():
 def test_antialiased_architectures_and_safe_mode_round_trip(tmp_path):
     model = models.build_shapes_cnn((28, 28, 3), 3, antialias=3)
     names = [layer.name for layer in model.layers]
-    assert names[names.index("block1_pool"):names.index("block1_pool") + 2] == ["block1_pool", "block1_pool_blur"]
+    assert names[names.index("block1_pool") : names.index("block1_pool") + 2] == ["block1_pool", "block1_pool_blur"]
     assert model.get_layer("block1_pool").strides == (1, 1) and model.get_layer("block1_pool_blur").strides == (2, 2)
     assert model.output_shape == (None, 3) and model.get_layer("block2_pool_blur").output.shape[1:3] == (7, 7)
     assert "block1_pool_blur" not in conv_layers(model) and "block1_pool_blur" in feature_layers(model)
@@ -67,14 +69,21 @@ def test_antialiased_architectures_and_safe_mode_round_trip(tmp_path):
 
 def shift_errors(model, images, layers, dx):
     """Mean equivariance error per layer for a dx-pixel shift (the study's own metric code)."""
-    study = Study.build([tr.Transform("identity"), tr.Transform("shift", {"dx": dx, "dy": 0})], 28, 28, layers,
-                        layer_grids(model, layers), "constant", 0.0)
+    study = Study.build(
+        [tr.Transform("identity"), tr.Transform("shift", {"dx": dx, "dy": 0})],
+        28,
+        28,
+        layers,
+        layer_grids(model, layers),
+        "constant",
+        0.0,
+    )
     probe = keras.Model(model.inputs[0], [model.get_layer(name).output for name in layers])
     errors = []
     for image in images:
         batch = np.asarray(tr.warp(np.stack([image, image]), study.matrices))
         stats = layer_stats(study, [np.asarray(a) for a in probe(batch)])
-        errors.append([error_from_sums(n, d, np.ones(2, bool))[1] for n, d in zip(stats.num, stats.den)])
+        errors.append([error_from_sums(n, d, np.ones(2, bool))[1] for n, d in zip(stats.num, stats.den, strict=False)])
     return np.mean(errors, axis=0)
 
 

@@ -1,4 +1,5 @@
 """Training augmentation: the random warps' matrices, the warped batches, the per-epoch batches."""
+
 import numpy as np
 import pytest
 
@@ -28,7 +29,9 @@ def shifted(image, dx, dy):
     """``image`` moved dx right and dy down on a black canvas (numpy, the known answer)."""
     out = np.zeros_like(image)
     h, w = image.shape[:2]
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -53,10 +56,10 @@ def test_batches_cover_each_image_once_per_epoch_deterministically():
     assert len(one) == 3
     first = [one[i] for i in range(3)]
     assert sorted(np.concatenate([b[1] for b in first]).tolist()) == list(range(10))
-    for (xb, yb), i in zip(first, range(3)):
+    for (xb, yb), i in zip(first, range(3), strict=False):
         np.testing.assert_allclose(xb, 2 * two[i][0])  # the same draw for the same (seed, epoch, batch)
         assert np.array_equal(yb, two[i][1])
     one.on_epoch_end()
     again = [one[i] for i in range(3)]
     assert sorted(np.concatenate([b[1] for b in again]).tolist()) == list(range(10))
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, again))  # a new order each epoch
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(first, again, strict=False))  # a new order each epoch

@@ -1,4 +1,5 @@
 """The benchmark harness's own logic on known answers (no TensorFlow, no timings asserted)."""
+
 import zipfile
 
 import numpy as np
@@ -14,8 +15,9 @@ HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load
 def tsv(path, *rows):
     """rows: (s, max_rss, cpu_time); None writes NA."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [HEADER] + [f"{s}\t0:00:00\t{'NA' if rss is None else rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n"
-                        for s, rss, cpu in rows]
+    lines = [HEADER] + [
+        f"{s}\t0:00:00\t{'NA' if rss is None else rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n" for s, rss, cpu in rows
+    ]
     path.write_text("".join(lines))
 
 
@@ -111,9 +113,11 @@ def test_unknown_rules_are_kept_as_other(bench_tree):
 
 
 def test_shard_log_split_is_summed_over_jobs():
-    logs = ["... INFO shard done in 20.0 s (model step 5.5 s, metrics and files 9.0 s)\n",
-            "x\n... INFO shard done in 10.0 s (model step 2.5 s, heatmap methods 1.0 s, metrics and files 4.0 s)\n",
-            "a log without the line"]
+    logs = [
+        "... INFO shard done in 20.0 s (model step 5.5 s, metrics and files 9.0 s)\n",
+        "x\n... INFO shard done in 10.0 s (model step 2.5 s, heatmap methods 1.0 s, metrics and files 4.0 s)\n",
+        "a log without the line",
+    ]
     split = harness.parse_shard_logs(logs)
     assert split["logs"] == 2 and split["in_job_s"] == pytest.approx(30.0)
     assert split["parts"] == pytest.approx({"model step": 8.0, "metrics and files": 13.0, "heatmap methods": 1.0})
@@ -121,9 +125,11 @@ def test_shard_log_split_is_summed_over_jobs():
 
 
 def test_measure_log_split_has_the_four_parts():
-    logs = ["INFO images measured: 256 of 256 (80.0/s)\n"
-            "INFO shard done in 40.0 s (read 1.5 s, model step 20.0 s, heatmap methods 3.0 s, metrics 10.0 s)\n",
-            "INFO shard done in 30.0 s (read 1.0 s, model step 15.0 s, heatmap methods 2.0 s, metrics 8.0 s)\n"]
+    logs = [
+        "INFO images measured: 256 of 256 (80.0/s)\n"
+        "INFO shard done in 40.0 s (read 1.5 s, model step 20.0 s, heatmap methods 3.0 s, metrics 10.0 s)\n",
+        "INFO shard done in 30.0 s (read 1.0 s, model step 15.0 s, heatmap methods 2.0 s, metrics 8.0 s)\n",
+    ]
     split = harness.parse_shard_logs(logs)
     assert split["logs"] == 2 and split["in_job_s"] == pytest.approx(70.0)
     assert list(split["parts"]) == ["read", "model step", "heatmap methods", "metrics"]
@@ -131,8 +137,10 @@ def test_measure_log_split_has_the_four_parts():
 
 
 def test_plan_parsing():
-    assert harness.parse_plan("shapes:100,1000,10000 vgg16:32,128") == {"shapes": [100, 1000, 10000],
-                                                                         "vgg16": [32, 128]}
+    assert harness.parse_plan("shapes:100,1000,10000 vgg16:32,128") == {
+        "shapes": [100, 1000, 10000],
+        "vgg16": [32, 128],
+    }
     assert harness.parse_plan(" vgg16:128,32;shapes:2 ") == {"vgg16": [32, 128], "shapes": [2]}
     assert list(harness.parse_plan("vgg16:8 shapes:4 vgg16:2")) == ["vgg16", "shapes"]  # order kept, sizes merged
     assert harness.parse_plan("vgg16:8 vgg16:2")["vgg16"] == [2, 8]
@@ -152,8 +160,7 @@ def test_the_default_plan_is_issue_12s():
     assert plan == {"shapes": [100, 1000, 10000], "vgg16": [32, 128]}
     for model, (n, _) in run.RATIO_TARGETS.items():
         assert n in plan[model]
-    assert {run.SCALE_TARGETS["small"], run.SCALE_TARGETS["large"], run.DRY_RUN_TARGET["images"]} <= set(
-        plan["shapes"])
+    assert {run.SCALE_TARGETS["small"], run.SCALE_TARGETS["large"], run.DRY_RUN_TARGET["images"]} <= set(plan["shapes"])
 
 
 DRY_RUN = """Building DAG of jobs...
@@ -178,8 +185,12 @@ def test_dry_run_job_count():
     out = harness.parse_dry_run(DRY_RUN)
     assert out["jobs"] == 69
     assert out["per_rule"] == {"all": 1, "draw": 1, "load_model": 1, "measure": 64, "report": 1, "sensitivity": 1}
-    assert harness.parse_dry_run("Building DAG of jobs...\nNothing to be done (all requested files are present "
-                                 "and up to date).")["jobs"] == 0
+    assert (
+        harness.parse_dry_run(
+            "Building DAG of jobs...\nNothing to be done (all requested files are present and up to date)."
+        )["jobs"]
+        == 0
+    )
     assert harness.parse_dry_run("error")["jobs"] is None
 
 
@@ -207,22 +218,39 @@ def test_results_parts_and_pdf_info(tmp_path):
 
 
 def scale_run(wall, extras, nbytes, pages, pdf_bytes):
-    return {"convlens": {"wall_s": wall, "wall_excl_extras_s": wall - extras, "results_bytes": nbytes,
-                         "pdf": {"pages": pages, "bytes": pdf_bytes}}}
+    return {
+        "convlens": {
+            "wall_s": wall,
+            "wall_excl_extras_s": wall - extras,
+            "results_bytes": nbytes,
+            "pdf": {"pages": pages, "bytes": pdf_bytes},
+        }
+    }
 
 
 def test_scale_checks_and_targets():
-    sizes = {"100": scale_run(50.0, 10.0, 10_000_000, 20, 4 * 2**20),
-             "1000": scale_run(100.0, 10.0, 55_000_000, 21, 5 * 2**20)}
+    sizes = {
+        "100": scale_run(50.0, 10.0, 10_000_000, 20, 4 * 2**20),
+        "1000": scale_run(100.0, 10.0, 55_000_000, 21, 5 * 2**20),
+    }
     sc = harness.scale_checks(sizes, 100, 1000)
     assert sc["time_ratio"] == pytest.approx(2.0) and sc["time_ratio_excl_extras"] == pytest.approx(90 / 40)
     assert sc["bytes_per_added_image"] == pytest.approx(50_000) and sc["bytes_per_image_at_large"] == 55_000
     assert sc["pages"] == [20, 21] and sc["pages_difference"] == 1 and sc["pdf_mb_at_large"] == pytest.approx(5.0)
     assert harness.scale_checks(sizes, 100, 10000) is None
-    results = {"models": {"shapes": {"sizes": {
-        **sizes, "10000": {"limit": {"e2e_s": 20.0},
-                           "convlens": {"wall_s": 50.0, "wall_excl_extras_s": 38.0,
-                                        "dry_run": {"jobs": 70, "s": 12.0}}}}}}}
+    results = {
+        "models": {
+            "shapes": {
+                "sizes": {
+                    **sizes,
+                    "10000": {
+                        "limit": {"e2e_s": 20.0},
+                        "convlens": {"wall_s": 50.0, "wall_excl_extras_s": 38.0, "dry_run": {"jobs": 70, "s": 12.0}},
+                    },
+                }
+            }
+        }
+    }
     targets = {t["target"]: t for t in run.issue_targets(results)}
     ratio = targets["shapes at 10000 images: convlens e2e ≤ 2.0 × bare TensorFlow"]
     assert ratio["holds"] == "**no**" and ratio["ratio"] == pytest.approx(2.5)
@@ -297,16 +325,36 @@ def test_benchmark_images_go_beyond_the_named_variants(tmp_path):
 
 
 def test_tables_render_a_result_file():
-    results = {"meta": {"date": "d", "machine": {"cores": 2, "cpu_model": "cpu"}, "command": "c"},
-               "models": {"m": {"sizes": {
-                   "8": {"limit": {"e2e_s": 10.0, "compute_s": 6.0},
-                         "convlens": {"wall_s": 30.0, "wall_excl_extras_s": 25.0, "rerun_s": 1.0,
-                                      "shards": {"s0": 8}, "rules": {"analyze": {"jobs": 1, "s": 12.0, "s_max": 12.0,
-                                                                                  "max_rss": 900.0, "cpu_time": 20.0}},
-                                      "jobs_s": 12.0, "analyze_jobs": [{"max_rss_mb": 900.0}],  # an older file
-                                      "analyze_split": {"logs": 1, "in_job_s": 10.0, "parts": {"model step": 6.5}}}}},
-                   "gradcam": {"batch": 30, "reps": 3, "convlens_gradcam": {"first_s": 1.0, "median_s": 0.5},
-                               "tf_keras_vis": {"first_s": 2.0, "median_s": 2.0}}}}}
+    results = {
+        "meta": {"date": "d", "machine": {"cores": 2, "cpu_model": "cpu"}, "command": "c"},
+        "models": {
+            "m": {
+                "sizes": {
+                    "8": {
+                        "limit": {"e2e_s": 10.0, "compute_s": 6.0},
+                        "convlens": {
+                            "wall_s": 30.0,
+                            "wall_excl_extras_s": 25.0,
+                            "rerun_s": 1.0,
+                            "shards": {"s0": 8},
+                            "rules": {
+                                "analyze": {"jobs": 1, "s": 12.0, "s_max": 12.0, "max_rss": 900.0, "cpu_time": 20.0}
+                            },
+                            "jobs_s": 12.0,
+                            "analyze_jobs": [{"max_rss_mb": 900.0}],  # an older file
+                            "analyze_split": {"logs": 1, "in_job_s": 10.0, "parts": {"model step": 6.5}},
+                        },
+                    }
+                },
+                "gradcam": {
+                    "batch": 30,
+                    "reps": 3,
+                    "convlens_gradcam": {"first_s": 1.0, "median_s": 0.5},
+                    "tf_keras_vis": {"first_s": 2.0, "median_s": 2.0},
+                },
+            }
+        },
+    }
     text = run.tables(results)
     assert "| 8 | 48 | 6.0 | 10.0 | 30.0 | 25.0 | 3.00 | 2.50 |" in text
     assert "| 4.00 |" in text  # tf-keras-vis takes 4 x convlens's Grad-CAM time
@@ -322,12 +370,13 @@ def test_peers_times_the_explainers_gradcam_for_the_reference_class():
 
     model = gap_model(shape=(12, 12, 3), filters=5, classes=3, head="softmax", seed=6)
     x = images((2 * harness.N_TRANSFORMS, 12, 12, 3), seed=3) * np.repeat([1.0, 4.0], harness.N_TRANSFORMS)[
-        :, None, None, None].astype("float32")
+        :, None, None, None
+    ].astype("float32")
     steps = peers.convlens_steps(model, "unit")
     assert list(steps) == ["convlens_gradcam", "convlens_full_step"]
     assert [n_layers for _, n_layers, _ in steps.values()] == [0, 1]
     logits = np.log(np.asarray(model(x)))
-    reference = np.repeat(logits[::harness.N_TRANSFORMS].argmax(-1), harness.N_TRANSFORMS)
+    reference = np.repeat(logits[:: harness.N_TRANSFORMS].argmax(-1), harness.N_TRANSFORMS)
     want = Explainer(model, ["gradcam"]).explain(x, reference)["gradcam"].raw
     for label, (_, _, step) in steps.items():
         targets, cams = step(x)
@@ -347,12 +396,21 @@ def test_own_cpu_of_a_process():
 
 
 def test_breakdown_splits_the_measure_and_draw_jobs():
-    cl = {"rules": {"measure": {"jobs": 2, "s": 30.0, "s_max": 16.0, "max_rss": 800.0},
-                    "draw": {"jobs": 1, "s": 9.0, "s_max": 9.0, "max_rss": 700.0}},
-          "jobs_s": 39.0, "wall_s": 42.0, "snakemake_own_cpu_s": 5.5,
-          "measure_split": {"logs": 2, "in_job_s": 24.0, "parts": {"read": 1.0, "model step": 12.0,
-                                                                    "heatmap methods": 4.0, "metrics": 3.0}},
-          "draw_split": {"logs": 1, "in_job_s": 7.0, "parts": {"model step": 2.0}}}
+    cl = {
+        "rules": {
+            "measure": {"jobs": 2, "s": 30.0, "s_max": 16.0, "max_rss": 800.0},
+            "draw": {"jobs": 1, "s": 9.0, "s_max": 9.0, "max_rss": 700.0},
+        },
+        "jobs_s": 39.0,
+        "wall_s": 42.0,
+        "snakemake_own_cpu_s": 5.5,
+        "measure_split": {
+            "logs": 2,
+            "in_job_s": 24.0,
+            "parts": {"read": 1.0, "model step": 12.0, "heatmap methods": 4.0, "metrics": 3.0},
+        },
+        "draw_split": {"logs": 1, "in_job_s": 7.0, "parts": {"model step": 2.0}},
+    }
     rows = {r[0]: r[2] for r in run.breakdown_rows(cl, {"compute_s": 10.0})}
     assert rows["↳ measure: before the job's work (interpreter, imports)"] == "6.0"
     assert rows["↳ measure: in-job set-up (TF, model load, probe; unnamed)"] == "4.0"

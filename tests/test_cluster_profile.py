@@ -1,4 +1,5 @@
 """The SLURM profile and its pins hang together (make cluster-test runs it on a real cluster)."""
+
 from pathlib import Path
 
 import yaml

@@ -1,4 +1,5 @@
 """Config validation: defaults, one-line errors naming the key, shards, digest."""
+
 from pathlib import Path
 
 import pytest
@@ -15,65 +16,148 @@ def default_config():
 
 
 def test_default_config_is_valid_and_defaults_are_filled():
-    cfg = cfgmod.validate({"datasets": {"d": {"kind": "shapes"}},
-                           "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
-                           "images": [{"dataset": "d", "count": 2}]})
+    cfg = cfgmod.validate(
+        {
+            "datasets": {"d": {"kind": "shapes"}},
+            "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+            "images": [{"dataset": "d", "count": 2}],
+        }
+    )
     assert cfg["seed"] == 42 and cfg["fill_mode"] == "constant"
     assert cfg["models"]["m"]["epochs"] == 20
     assert cfg["datasets"]["d"]["n_per_class"] == 100
     assert cfg["heatmaps"]["target"] == "reference"
     assert cfg["transforms"][0]["kind"] == "shift"
-    assert cfg["comparison"] == {"reference": "m", "n_boot": 2000, "level": 0.95, "test": "t", "adjust": "bh"}  # the first model
+    assert cfg["comparison"] == {
+        "reference": "m",
+        "n_boot": 2000,
+        "level": 0.95,
+        "test": "t",
+        "adjust": "bh",
+    }  # the first model
     cfgmod.validate(default_config(), base_dir=ROOT)
 
 
-@pytest.mark.parametrize("edit,expected", [
-    (lambda c: c["models"]["shapes_cnn"].update(epochs=0), "config.models.shapes_cnn.epochs: 0 is less than the minimum of 1"),
-    (lambda c: c.update(fill_mode="mirror"), "config.fill_mode: 'mirror' is not allowed; allowed: 'constant', 'nearest', 'reflect', 'wrap'"),
-    (lambda c: c.update(colour="red"), "config: unknown key(s) 'colour'"),
-    (lambda c: c["models"]["shapes_cnn"].update(dataset="nope"), "config.models.shapes_cnn.dataset: 'nope' is not a key of config.datasets"),
-    (lambda c: c["images"].append({"file": "missing.png"}), "config.images[1].file: file 'missing.png' does not exist"),
-    (lambda c: c["images"].append({"file": "a.png", "folder": "b"}), "config.images[1]: give exactly one of dataset, folder, file"),
-    (lambda c: c["transforms"].append({"kind": "hflip", "range": [0, 1, 1]}), "takes no range"),
-    (lambda c: c["transforms"].append({"kind": "twist"}), "config.transforms[7].kind: 'twist' is not allowed"),
-    (lambda c: c["heatmaps"].update(target="best"), "config.heatmaps.target: 'best' is not allowed"),
-    (lambda c: c["images"][0].update(count=1000), "past the end of the test split"),
-    (lambda c: c["transforms"].append({"kind": "rotate"}), "config.transforms[7]: rotate needs angle_deg"),
-    (lambda c: c["report"].update(sheet_transforms=["rotate_50"]), "config.report.sheet_transforms: rotate_50 not in the study"),
-    (lambda c: c["transforms"].append({"kind": "scale", "range": [0, 2, 0.5]}), "must keep scale factors > 0"),
-    (lambda c: c["images"].append({"folder": "tests"}), "config.images[1].folder: no image files in 'tests'"),
-    # method parameters that would give NaN or all-zero maps, and unknown names: the list of what is allowed
-    (lambda c: c["heatmaps"].update(params={"smoothgrad": {"samples": 0}}),
-     "config.heatmaps.params.smoothgrad.samples: 0 is not allowed; allowed: an integer >= 1"),
-    (lambda c: c["heatmaps"].update(params={"integrated_gradients": {"steps": -3}}),
-     "config.heatmaps.params.integrated_gradients.steps: -3 is not allowed; allowed: an integer >= 1"),
-    (lambda c: c["heatmaps"].update(params={"smoothgrad": {"noise": -0.1}}),
-     "config.heatmaps.params.smoothgrad.noise: -0.1 is not allowed; allowed: a number >= 0"),
-    (lambda c: c["heatmaps"].update(params={"integrated_gradients": {"baseline": "grey"}}),
-     "baseline: 'grey' is not allowed; allowed: black, white, blur, noise or a number >= 0 and <= 1"),
-    (lambda c: c["heatmaps"].update(params={"occlusion": {"patch": 0}}),
-     "config.heatmaps.params.occlusion.patch: 0 is not allowed; allowed: an integer >= 1, or null (side // 8)"),
-    (lambda c: c["heatmaps"].update(params={"smoothgrad": {"sample": 4}}),
-     "config.heatmaps.params.smoothgrad: unknown parameter(s) sample; known: reduce, samples, noise, seed"),
-    (lambda c: c["heatmaps"].update(methods=["gradcam", "grad_cam"]),
-     "config.heatmaps.methods[1]: 'grad_cam' is not allowed; allowed: 'saliency', 'smoothgrad', "),
-    (lambda c: c["models"]["shapes_cnn"].update(sheet_layer=["x"]),
-     "config.models.shapes_cnn: unknown key(s) 'sheet_layer'; allowed: "),
-    (lambda c: c.update(resize="fit"), "config.resize: 'fit' is not allowed; allowed: 'stretch', 'crop', 'pad'"),
-    (lambda c: c["images"][0].update(resize="zoom"), "config.images[0].resize: 'zoom' is not allowed"),
-    (lambda c: c["transforms"].append({"kind": "blur", "sigma_px": -1}), "config.transforms[7].sigma_px: -1 is less than the minimum of 0"),
-    (lambda c: c["transforms"].append({"kind": "jpeg", "quality": 101}), "config.transforms[7].quality: 101 is greater than the maximum of 100"),
-    (lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 110, 50]}), "config.transforms[7].range: jpeg quality must be in [1, 100], not 110"),
-    (lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 50, 2.5]}), "config.transforms[7].range: jpeg quality must be a whole number, not 12.5"),
-    (lambda c: c["transforms"].append({"kind": "blur", "range": [-1, 1, 1]}), "config.transforms[7].range: blur sigma_px must be in [0, inf], not -1"),
-    (lambda c: c["transforms"].append({"kind": "noise", "range": [0.5, 1.5, 0.5]}), "config.transforms[7].range: noise std must be in [0, 1], not 1.5"),
-    (lambda c: c["transforms"].append({"kind": "contrast", "range": [0, 1, 0.5]}), "config.transforms[7].range: contrast factor must be in (0, inf], not 0"),
-    (lambda c: c["transforms"].append({"kind": "brightness", "dx": 1}), "config.transforms[7]: brightness needs delta (or a range)"),
-    (lambda c: c.update(comparison={"reference": "other"}), "config.comparison.reference: 'other' is not a key of config.models"),
-    (lambda c: c.update(comparison={"adjust": "bonferroni"}), "config.comparison.adjust: 'bonferroni' is not allowed; allowed: 'bh', 'holm'"),
-    (lambda c: c.update(comparison={"level": 1.5}), "config.comparison.level: 1.5 is greater than or equal to the maximum of 1"),
-    (lambda c: c["models"].update(comparison=c["models"]["shapes_cnn"]), "config.models: name 'comparison' is reserved"),
-])
+@pytest.mark.parametrize(
+    "edit,expected",
+    [
+        (
+            lambda c: c["models"]["shapes_cnn"].update(epochs=0),
+            "config.models.shapes_cnn.epochs: 0 is less than the minimum of 1",
+        ),
+        (
+            lambda c: c.update(fill_mode="mirror"),
+            "config.fill_mode: 'mirror' is not allowed; allowed: 'constant', 'nearest', 'reflect', 'wrap'",
+        ),
+        (lambda c: c.update(colour="red"), "config: unknown key(s) 'colour'"),
+        (
+            lambda c: c["models"]["shapes_cnn"].update(dataset="nope"),
+            "config.models.shapes_cnn.dataset: 'nope' is not a key of config.datasets",
+        ),
+        (
+            lambda c: c["images"].append({"file": "missing.png"}),
+            "config.images[1].file: file 'missing.png' does not exist",
+        ),
+        (
+            lambda c: c["images"].append({"file": "a.png", "folder": "b"}),
+            "config.images[1]: give exactly one of dataset, folder, file",
+        ),
+        (lambda c: c["transforms"].append({"kind": "hflip", "range": [0, 1, 1]}), "takes no range"),
+        (lambda c: c["transforms"].append({"kind": "twist"}), "config.transforms[7].kind: 'twist' is not allowed"),
+        (lambda c: c["heatmaps"].update(target="best"), "config.heatmaps.target: 'best' is not allowed"),
+        (lambda c: c["images"][0].update(count=1000), "past the end of the test split"),
+        (lambda c: c["transforms"].append({"kind": "rotate"}), "config.transforms[7]: rotate needs angle_deg"),
+        (
+            lambda c: c["report"].update(sheet_transforms=["rotate_50"]),
+            "config.report.sheet_transforms: rotate_50 not in the study",
+        ),
+        (lambda c: c["transforms"].append({"kind": "scale", "range": [0, 2, 0.5]}), "must keep scale factors > 0"),
+        (lambda c: c["images"].append({"folder": "tests"}), "config.images[1].folder: no image files in 'tests'"),
+        # method parameters that would give NaN or all-zero maps, and unknown names: the list of what is allowed
+        (
+            lambda c: c["heatmaps"].update(params={"smoothgrad": {"samples": 0}}),
+            "config.heatmaps.params.smoothgrad.samples: 0 is not allowed; allowed: an integer >= 1",
+        ),
+        (
+            lambda c: c["heatmaps"].update(params={"integrated_gradients": {"steps": -3}}),
+            "config.heatmaps.params.integrated_gradients.steps: -3 is not allowed; allowed: an integer >= 1",
+        ),
+        (
+            lambda c: c["heatmaps"].update(params={"smoothgrad": {"noise": -0.1}}),
+            "config.heatmaps.params.smoothgrad.noise: -0.1 is not allowed; allowed: a number >= 0",
+        ),
+        (
+            lambda c: c["heatmaps"].update(params={"integrated_gradients": {"baseline": "grey"}}),
+            "baseline: 'grey' is not allowed; allowed: black, white, blur, noise or a number >= 0 and <= 1",
+        ),
+        (
+            lambda c: c["heatmaps"].update(params={"occlusion": {"patch": 0}}),
+            "config.heatmaps.params.occlusion.patch: 0 is not allowed; allowed: an integer >= 1, or null (side // 8)",
+        ),
+        (
+            lambda c: c["heatmaps"].update(params={"smoothgrad": {"sample": 4}}),
+            "config.heatmaps.params.smoothgrad: unknown parameter(s) sample; known: reduce, samples, noise, seed",
+        ),
+        (
+            lambda c: c["heatmaps"].update(methods=["gradcam", "grad_cam"]),
+            "config.heatmaps.methods[1]: 'grad_cam' is not allowed; allowed: 'saliency', 'smoothgrad', ",
+        ),
+        (
+            lambda c: c["models"]["shapes_cnn"].update(sheet_layer=["x"]),
+            "config.models.shapes_cnn: unknown key(s) 'sheet_layer'; allowed: ",
+        ),
+        (lambda c: c.update(resize="fit"), "config.resize: 'fit' is not allowed; allowed: 'stretch', 'crop', 'pad'"),
+        (lambda c: c["images"][0].update(resize="zoom"), "config.images[0].resize: 'zoom' is not allowed"),
+        (
+            lambda c: c["transforms"].append({"kind": "blur", "sigma_px": -1}),
+            "config.transforms[7].sigma_px: -1 is less than the minimum of 0",
+        ),
+        (
+            lambda c: c["transforms"].append({"kind": "jpeg", "quality": 101}),
+            "config.transforms[7].quality: 101 is greater than the maximum of 100",
+        ),
+        (
+            lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 110, 50]}),
+            "config.transforms[7].range: jpeg quality must be in [1, 100], not 110",
+        ),
+        (
+            lambda c: c["transforms"].append({"kind": "jpeg", "range": [10, 50, 2.5]}),
+            "config.transforms[7].range: jpeg quality must be a whole number, not 12.5",
+        ),
+        (
+            lambda c: c["transforms"].append({"kind": "blur", "range": [-1, 1, 1]}),
+            "config.transforms[7].range: blur sigma_px must be in [0, inf], not -1",
+        ),
+        (
+            lambda c: c["transforms"].append({"kind": "noise", "range": [0.5, 1.5, 0.5]}),
+            "config.transforms[7].range: noise std must be in [0, 1], not 1.5",
+        ),
+        (
+            lambda c: c["transforms"].append({"kind": "contrast", "range": [0, 1, 0.5]}),
+            "config.transforms[7].range: contrast factor must be in (0, inf], not 0",
+        ),
+        (
+            lambda c: c["transforms"].append({"kind": "brightness", "dx": 1}),
+            "config.transforms[7]: brightness needs delta (or a range)",
+        ),
+        (
+            lambda c: c.update(comparison={"reference": "other"}),
+            "config.comparison.reference: 'other' is not a key of config.models",
+        ),
+        (
+            lambda c: c.update(comparison={"adjust": "bonferroni"}),
+            "config.comparison.adjust: 'bonferroni' is not allowed; allowed: 'bh', 'holm'",
+        ),
+        (
+            lambda c: c.update(comparison={"level": 1.5}),
+            "config.comparison.level: 1.5 is greater than or equal to the maximum of 1",
+        ),
+        (
+            lambda c: c["models"].update(comparison=c["models"]["shapes_cnn"]),
+            "config.models: name 'comparison' is reserved",
+        ),
+    ],
+)
 def test_bad_config_fails_with_one_line_naming_the_key(edit, expected):
     cfg = default_config()
     edit(cfg)
@@ -90,15 +174,19 @@ def test_unknown_method_lists_every_allowed_name():
     with pytest.raises(ConfigError) as info:
         cfgmod.validate(cfg, base_dir=ROOT)
     from convlens.attribution.registry import METHODS
+
     assert all(repr(name) in str(info.value) for name in METHODS) and "'all'" in str(info.value)
 
 
-@pytest.mark.parametrize("name,content,expected", [
-    ("model.keras", b"", "'model.keras' is empty (0 bytes)"),
-    ("model.keras", b"PK not really a zip", "'model.keras' is not a Keras archive"),
-    ("model.keras", None, "'model.keras' is a zip archive without config.json"),
-    ("model.h5", b"\x89PNG\r\n\x1a\n", "'model.h5' is not an HDF5 file"),
-])
+@pytest.mark.parametrize(
+    "name,content,expected",
+    [
+        ("model.keras", b"", "'model.keras' is empty (0 bytes)"),
+        ("model.keras", b"PK not really a zip", "'model.keras' is not a Keras archive"),
+        ("model.keras", None, "'model.keras' is a zip archive without config.json"),
+        ("model.h5", b"\x89PNG\r\n\x1a\n", "'model.h5' is not an HDF5 file"),
+    ],
+)
 def test_a_model_file_that_is_not_a_keras_model_is_named_before_any_job(tmp_path, name, content, expected):
     import zipfile
 
@@ -117,15 +205,27 @@ def test_a_model_file_that_is_not_a_keras_model_is_named_before_any_job(tmp_path
 def test_resize_is_per_images_entry_with_a_top_level_default(tmp_path):
     for name in ("a.png", "b.png"):
         (tmp_path / name).write_bytes(b"")
-    cfg = cfgmod.validate({"models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
-                           "datasets": {"d": {"kind": "shapes"}}, "resize": "crop",
-                           "images": [{"file": "a.png"}, {"file": "b.png", "resize": "pad"},
-                                      {"dataset": "d", "count": 1}]}, base_dir=tmp_path)
+    cfg = cfgmod.validate(
+        {
+            "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+            "datasets": {"d": {"kind": "shapes"}},
+            "resize": "crop",
+            "images": [{"file": "a.png"}, {"file": "b.png", "resize": "pad"}, {"dataset": "d", "count": 1}],
+        },
+        base_dir=tmp_path,
+    )
     assert cfg["resize"] == "crop"
     assert [e.resize for e in cfgmod.list_images(cfg, tmp_path)] == ["crop", "pad", "crop"]
-    assert cfgmod.validate({"models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
-                            "datasets": {"d": {"kind": "shapes"}},
-                            "images": [{"dataset": "d", "count": 1}]})["resize"] == "stretch"
+    assert (
+        cfgmod.validate(
+            {
+                "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+                "datasets": {"d": {"kind": "shapes"}},
+                "images": [{"dataset": "d", "count": 1}],
+            }
+        )["resize"]
+        == "stretch"
+    )
 
 
 def test_folder_and_file_images_get_unique_ids(tmp_path):

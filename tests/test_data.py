@@ -1,4 +1,5 @@
 """Datasets and image reading."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -38,7 +39,9 @@ def test_folder_dataset(tmp_path):
         for cls in ("cat", "dog"):
             (tmp_path / split / cls).mkdir(parents=True)
             for i in range(2):
-                Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+                Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(
+                    tmp_path / split / cls / f"{i}.png"
+                )
     ds = data.load_folder(tmp_path / "train", tmp_path / "test")
     assert ds.class_names == ["cat", "dog"] and ds.x_train.shape == (4, 10, 12, 3)
     assert ds.y_test.tolist() == [0, 0, 1, 1]
@@ -114,17 +117,22 @@ def test_decompression_bomb_is_an_input_error_naming_the_file_and_the_limit(tmp_
         data.read_image(tmp_path / "bomb.png", channels=3)
 
 
-@pytest.mark.parametrize("name,content", [
-    ("empty.png", b""),
-    ("truncated.png", None),  # a real PNG cut in half
-    ("text.jpg", b"just some text, not a JPEG"),
-])
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        ("empty.png", b""),
+        ("truncated.png", None),  # a real PNG cut in half
+        ("text.jpg", b"just some text, not a JPEG"),
+    ],
+)
 def test_empty_truncated_or_fake_image_files_name_the_file(tmp_path, name, content, monkeypatch):
     from PIL import ImageFile
 
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # as importing WeasyPrint leaves it
     if content is None:
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "full.png")
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+            tmp_path / "full.png"
+        )
         full = (tmp_path / "full.png").read_bytes()
         content = full[: len(full) // 2]
     (tmp_path / name).write_bytes(content)

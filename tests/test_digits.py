@@ -1,4 +1,5 @@
 """The embedded digits dataset (scikit-learn's load_digits, upscaled to MNIST's layout)."""
+
 import numpy as np
 import pytest
 
@@ -51,13 +52,24 @@ def test_deterministic_in_the_seed(digits):
     other = data.make_digits(seed=5)
     assert np.array_equal(again.x_train, digits.x_train) and np.array_equal(again.y_test, digits.y_test)
     assert not np.array_equal(other.x_train, digits.x_train)
-    assert data.build_dataset({"kind": "digits", "image_size": 28, "test_fraction": 0.3}, 4).x_test.shape == (539, 28, 28, 1)
+    assert data.build_dataset({"kind": "digits", "image_size": 28, "test_fraction": 0.3}, 4).x_test.shape == (
+        539,
+        28,
+        28,
+        1,
+    )
 
 
 def test_mnist_cnn_learns_digits_quickly(digits):
     pytest.importorskip("keras")
-    spec = {"source": "train", "architecture": "mnist_cnn", "epochs": 3, "batch_size": 32, "learning_rate": 0.001,
-            "validation_fraction": 0.15}
+    spec = {
+        "source": "train",
+        "architecture": "mnist_cnn",
+        "epochs": 3,
+        "batch_size": 32,
+        "learning_rate": 0.001,
+        "validation_fraction": 0.15,
+    }
     _, history, metrics = models.train(spec, digits, seed=0)
     assert metrics["test_accuracy"] > 0.8, metrics["test_accuracy"]  # chance is 0.1
     assert len(history) == 3

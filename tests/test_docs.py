@@ -1,4 +1,5 @@
 """The docs move with the code: every config key documented, the README example valid."""
+
 import re
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def test_every_schema_key_has_a_description():
         for nested in ("additionalProperties", "items"):
             if isinstance(schema.get(nested), dict):
                 walk(schema[nested], path + "[]")
+
     walk(load_schema(), "config")
 
 

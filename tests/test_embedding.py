@@ -1,4 +1,5 @@
 """Embeddings of the penultimate features: PCA, t-SNE and the figure marking misclassified points."""
+
 import numpy as np
 import pytest
 

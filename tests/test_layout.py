@@ -1,6 +1,7 @@
 """The library's structure: no import cycles, no imports of convlens inside functions, small modules,
 a light config import, and no private names used across modules. Static checks of convlens/**/*.py
 (parsed with ast, never imported), except the config import, which runs in a fresh interpreter."""
+
 import ast
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def resolve(module: str, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module or ""
     base = module.split(".") if is_package(module) else module.split(".")[:-1]
-    base = base[:len(base) - (node.level - 1)]
+    base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
@@ -60,8 +61,7 @@ def imports(module: str) -> list[Import]:
                 for alias in child.names:
                     if alias.name == "convlens" or alias.name.startswith("convlens."):
                         # ``import a.b.c`` binds ``a``; ``import a.b.c as x`` binds x to a.b.c
-                        found.append(Import(module, alias.name, child.lineno, in_function,
-                                            bound=alias.asname))
+                        found.append(Import(module, alias.name, child.lineno, in_function, bound=alias.asname))
             elif isinstance(child, ast.ImportFrom):
                 source = resolve(module, child)
                 if source != "convlens" and not source.startswith("convlens."):
@@ -69,8 +69,16 @@ def imports(module: str) -> list[Import]:
                 for alias in child.names:
                     sub = f"{source}.{alias.name}"
                     if sub in SOURCES:  # a submodule: the edge goes to it
-                        found.append(Import(module, sub, child.lineno, in_function, bound=alias.asname or alias.name,
-                                            name=alias.name))
+                        found.append(
+                            Import(
+                                module,
+                                sub,
+                                child.lineno,
+                                in_function,
+                                bound=alias.asname or alias.name,
+                                name=alias.name,
+                            )
+                        )
                     else:
                         found.append(Import(module, source, child.lineno, in_function, name=alias.name))
             visit(child, inside)
@@ -85,8 +93,10 @@ IMPORTS = {name: imports(name) for name in SOURCES}
 def graph() -> dict[str, set[str]]:
     """module -> the convlens modules it imports (function-level imports included). An import names
     the module it names: importing ``convlens.a.b`` is an edge to convlens.a.b, not to convlens.a."""
-    return {name: {imp.target for imp in found if imp.target in SOURCES and imp.target != name}
-            for name, found in IMPORTS.items()}
+    return {
+        name: {imp.target for imp in found if imp.target in SOURCES and imp.target != name}
+        for name, found in IMPORTS.items()
+    }
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -151,7 +161,7 @@ def test_no_import_cycles():
 
     def describe(cycle):
         steps = [" -> ".join(cycle)]
-        for a, b in zip(cycle, cycle[1:]):
+        for a, b in zip(cycle, cycle[1:], strict=False):
             lines = sorted({imp.where() for imp in IMPORTS[a] if imp.target == b})
             steps.append(f"  {a} -> {b}: {', '.join(lines)}")
         return "\n    ".join(steps)
@@ -160,8 +170,12 @@ def test_no_import_cycles():
 
 
 def test_no_function_level_imports_of_convlens():
-    inside = [f"{imp.where()}: {imp.target}" + (f" ({imp.name})" if imp.name else "")
-              for found in IMPORTS.values() for imp in found if imp.in_function]
+    inside = [
+        f"{imp.where()}: {imp.target}" + (f" ({imp.name})" if imp.name else "")
+        for found in IMPORTS.values()
+        for imp in found
+        if imp.in_function
+    ]
     assert not inside, "convlens imported inside functions (import at module level):\n  " + "\n  ".join(inside)
 
 
@@ -172,8 +186,10 @@ def test_no_module_is_over_500_lines():
 
 
 def test_importing_the_config_does_not_import_tensorflow_or_keras():
-    code = ("import sys, convlens.config; "
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'})))")
+    code = (
+        "import sys, convlens.config; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'})))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "", f"import convlens.config imports {done.stdout.strip()}"
@@ -202,8 +218,10 @@ def test_no_private_names_across_modules():
                     value = value.value
                 if isinstance(value, ast.Name) and value.id in aliases:
                     dotted = ".".join([value.id] + chain[::-1])
-                    found.append(f"{SOURCES[module].relative_to(ROOT)}:{node.lineno}: {dotted} "
-                                 f"({value.id} is {aliases[value.id]})")
+                    found.append(
+                        f"{SOURCES[module].relative_to(ROOT)}:{node.lineno}: {dotted} "
+                        f"({value.id} is {aliases[value.id]})"
+                    )
     assert not found, "private names used across modules:\n  " + "\n  ".join(sorted(set(found)))
 
 

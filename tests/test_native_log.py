@@ -1,4 +1,5 @@
 """TensorFlow's import-time C++ lines follow TF_CPP_MIN_LOG_LEVEL (convlens.native_log)."""
+
 import os
 import subprocess
 import sys
@@ -7,18 +8,22 @@ from pathlib import Path
 from convlens import native_log
 
 ROOT = Path(__file__).resolve().parent.parent
-CHATTER = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-           b"I0000 00:00:1796272345.513587    2099 port.cc:153] oneDNN custom operations are on.\n"
-           b"W0000 00:00:1796272345.613587    2099 cpu.cc:12] a warning\n"
-           b"E0000 00:00:1796272345.713587    2099 gpu.cc:99] an error\n"
-           b"Traceback (most recent call last): something real\n")
+CHATTER = (
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    b"I0000 00:00:1796272345.513587    2099 port.cc:153] oneDNN custom operations are on.\n"
+    b"W0000 00:00:1796272345.613587    2099 cpu.cc:12] a warning\n"
+    b"E0000 00:00:1796272345.713587    2099 gpu.cc:99] an error\n"
+    b"Traceback (most recent call last): something real\n"
+)
 
 
 def test_filtered_drops_the_absl_lines_below_the_level_and_keeps_the_rest():
     assert native_log.filtered(CHATTER, 0) == CHATTER
     assert native_log.filtered(CHATTER, 1) == CHATTER.split(b"\n", 2)[2]  # INFO and the header gone
-    assert native_log.filtered(CHATTER, 2) == (b"E0000 00:00:1796272345.713587    2099 gpu.cc:99] an error\n"
-                                               b"Traceback (most recent call last): something real\n")
+    assert native_log.filtered(CHATTER, 2) == (
+        b"E0000 00:00:1796272345.713587    2099 gpu.cc:99] an error\n"
+        b"Traceback (most recent call last): something real\n"
+    )
 
 
 def test_the_redirect_gives_back_stderr_and_what_was_written_to_it(capfd):

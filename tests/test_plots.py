@@ -1,4 +1,5 @@
 """convlens.plots: the saved pair of files, the layers a plot names, readable text, the model charts."""
+
 import csv
 import json
 import xml.etree.ElementTree as ET
@@ -33,7 +34,10 @@ def test_save_figure_writes_png_and_parseable_svg_and_nothing_else(tmp_path):
     fig, ax = plt.subplots(figsize=(2, 1))
     ax.plot([0, 1], [0, 1], color=method_colour("gradcam"), label=display_name("gradcam"))
     written = plots.save_figure(fig, tmp_path / "f.png")
-    assert [p.name for p in written] == ["f.png", "f.svg"] and sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.svg"]
+    assert [p.name for p in written] == ["f.png", "f.svg"] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "f.png",
+        "f.svg",
+    ]
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     root = ET.parse(tmp_path / "f.svg").getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
@@ -46,8 +50,12 @@ def test_save_figure_writes_png_and_parseable_svg_and_nothing_else(tmp_path):
 def test_model_charts_fit_the_page_for_many_classes(tmp_path):
     rng = np.random.default_rng(0)
     n = 100
-    metrics = {"confusion_matrix": rng.integers(0, 5, (n, n)).tolist(), "class_names": [f"c{i}" for i in range(n)],
-               "test_accuracy": 0.5, "best_epoch": 2}
+    metrics = {
+        "confusion_matrix": rng.integers(0, 5, (n, n)).tolist(),
+        "class_names": [f"c{i}" for i in range(n)],
+        "test_accuracy": 0.5,
+        "best_epoch": 2,
+    }
     (tmp_path / "m.json").write_text(json.dumps(metrics))
     plots.confusion_matrix_figure(str(tmp_path / "m.json"), str(tmp_path / "cm.png"))
     w, h = Image.open(tmp_path / "cm.png").size

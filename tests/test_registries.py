@@ -1,5 +1,6 @@
 """The registries and what repeats them by hand: the config schema and config/README.md list the same
 transform kinds (convlens/transform_kinds.py) and heatmap methods (convlens.attribution.METHODS)."""
+
 import re
 from pathlib import Path
 
@@ -65,10 +66,18 @@ def test_every_method_parameter_has_its_allowed_values_declared_and_the_defaults
     for name, method in METHODS.items():
         assert set(PARAMS[name]) == set(method.defaults), name
         check_params(name, dict(method.defaults), f"heatmaps.params.{name}")  # no error
-    for name, bad in (("smoothgrad", {"samples": 0}), ("smoothgrad", {"samples": 2.5}), ("smoothgrad", {"noise": -1}),
-                      ("integrated_gradients", {"steps": -1}), ("integrated_gradients", {"baseline": 2}),
-                      ("integrated_gradients", {"blur_sigma": float("nan")}), ("occlusion", {"stride": 0}),
-                      ("occlusion", {"fill": True}), ("scorecam", {"channel_batch": 0}), ("saliency", {"reduce": "max"})):
+    for name, bad in (
+        ("smoothgrad", {"samples": 0}),
+        ("smoothgrad", {"samples": 2.5}),
+        ("smoothgrad", {"noise": -1}),
+        ("integrated_gradients", {"steps": -1}),
+        ("integrated_gradients", {"baseline": 2}),
+        ("integrated_gradients", {"blur_sigma": float("nan")}),
+        ("occlusion", {"stride": 0}),
+        ("occlusion", {"fill": True}),
+        ("scorecam", {"channel_batch": 0}),
+        ("saliency", {"reduce": "max"}),
+    ):
         with pytest.raises(ValueError, match=f"heatmaps.params.{name}.{next(iter(bad))}: .* is not allowed; allowed: "):
             check_params(name, bad, f"heatmaps.params.{name}")
 
@@ -98,8 +107,9 @@ def test_every_kind_has_words_and_a_colour(kind):
 def test_a_sweep_passes_through_the_identity_at_each_curves_neutral_magnitude(kind):
     for curve in kind.curves:
         if curve.neutral is None:  # JPEG: no quality is lossless, so no magnitude is the identity
-            assert kind.photometric and not any(t.kind == "identity" for t in tr.expand_spec(
-                {"kind": kind.name, "range": [10, 100, 10]}))
+            assert kind.photometric and not any(
+                t.kind == "identity" for t in tr.expand_spec({"kind": kind.name, "range": [10, 100, 10]})
+            )
             continue
         params = kind.sweep(curve.neutral, {"kind": kind.name, "range": [0, 1, 1]})
         t = tr.Transform(kind.name, params)

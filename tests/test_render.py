@@ -1,4 +1,5 @@
 """numpy/Pillow rendering and display scaling."""
+
 import numpy as np
 
 from convlens import activations, render
@@ -90,19 +91,21 @@ def bar_rows(picture: np.ndarray, image_height: int) -> np.ndarray:
     """The gradient rows of the colour bar under a picture ``image_height`` pixels tall."""
     rows, _ = render.bar_height(picture.shape[1])
     top = image_height + render.BAR_GAP_PX
-    return picture[top:top + rows]
+    return picture[top : top + rows]
 
 
 def test_colour_bar_under_a_heatmap_runs_through_the_scale_with_labels():
     image = np.full((96, 120, 3), 200, np.uint8)
     out = render.with_colour_bar(image, render.JET_SCALE, ("0", render.value_label(0.0321)))
-    assert np.array_equal(out[:96], image) and (out[96:96 + render.BAR_GAP_PX] == 255).all()
+    assert np.array_equal(out[:96], image) and (out[96 : 96 + render.BAR_GAP_PX] == 255).all()
     bar = bar_rows(out, 96)
     assert (bar == bar[:1]).all()  # every row of the gradient the same
     expected = render.JET_SCALE[np.linspace(0, 255, 120).round().astype(int)]
     assert np.array_equal(bar[0], expected)
-    assert tuple(bar[0, 0]) == tuple(render.jet(np.array(0.0))) and tuple(bar[0, -1]) == tuple(render.jet(np.array(1.0)))
-    labels = out[96 + render.BAR_GAP_PX + len(bar):]
+    assert tuple(bar[0, 0]) == tuple(render.jet(np.array(0.0))) and tuple(bar[0, -1]) == tuple(
+        render.jet(np.array(1.0))
+    )
+    labels = out[96 + render.BAR_GAP_PX + len(bar) :]
     ink = labels.min(axis=-1) < 128
     assert ink[:, :30].any() and ink[:, -40:].any() and not ink[:, 30:60].any()  # "0" left, "0.032" right
     assert render.value_label(0.0321) == "0.032" and render.value_label(-12.5) == "-12"
@@ -116,5 +119,5 @@ def test_grey_feature_map_grid_gets_a_grey_bar_and_three_labels():
     assert out.ndim == 2 and out.shape[1] == 200
     bar = bar_rows(out, 50)[0].astype(int)
     assert bar[0] == 0 and bar[-1] == 255 and (np.diff(bar) >= 0).all()
-    labels = out[50 + render.BAR_GAP_PX + render.bar_height(200)[0]:]
+    labels = out[50 + render.BAR_GAP_PX + render.bar_height(200)[0] :]
     assert (labels[:, 90:110] < 128).any()  # "mean" in the middle

@@ -1,4 +1,5 @@
 """The report: the PDF's embedded images keep every pixel; the contents and the headings come from one list."""
+
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,8 +12,6 @@ from convlens import report
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
-
-
 def test_png_idat_is_the_image_and_the_pdf_holds_the_same_pixels(tmp_path, mode):
     pypdf = pytest.importorskip("pypdf")
     from weasyprint import HTML
@@ -29,8 +28,14 @@ def test_png_idat_is_the_image_and_the_pdf_holds_the_same_pixels(tmp_path, mode)
     import zlib
 
     idat = report.png_idat(source)
-    rebuilt = original[:ihdr_end] + struct.pack("!I", len(idat)) + b"IDAT" + idat + struct.pack(
-        "!I", zlib.crc32(b"IDAT" + idat)) + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    rebuilt = (
+        original[:ihdr_end]
+        + struct.pack("!I", len(idat))
+        + b"IDAT"
+        + idat
+        + struct.pack("!I", zlib.crc32(b"IDAT" + idat))
+        + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
     (tmp_path / "rebuilt.png").write_bytes(rebuilt)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "rebuilt.png")), pixels)
 
@@ -104,9 +109,14 @@ class Outline(HTMLParser):
 
 
 def fake_model(name, images, trained):
-    return {"name": name, "metrics": {"x": 1} if trained else None, "evolution": {"x": 1} if trained else None,
-            "transforms": [{}, {}], "images": [{"summary": {"image": i}} for i in images],
-            "exemplars": {"measured": 10 * len(images)}}
+    return {
+        "name": name,
+        "metrics": {"x": 1} if trained else None,
+        "evolution": {"x": 1} if trained else None,
+        "transforms": [{}, {}],
+        "images": [{"summary": {"image": i}} for i in images],
+        "exemplars": {"measured": 10 * len(images)},
+    }
 
 
 def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
@@ -115,22 +125,36 @@ def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
     (tmp_path / "sections").mkdir()
     for sec, depth in walk_sections():
         (tmp_path / "sections" / sec.partial).write_text(
-            f'<h{depth} id="{{{{ sec.anchor }}}}">{{{{ sec.title }}}}</h{depth}>\n<p>{sec.partial}</p>\n')
-    models = [fake_model("cnn", ["img-0", "img 1"], trained=True),
-              fake_model('pre<b>&"x', ["img-0"], trained=False)]  # loaded: no training, no evolution
-    html = report.render_html({"config": {"report": {"title": "t"}}, "run": {"date": "d"}, "css": "",
-                               "models": models}, tmp_path)
+            f'<h{depth} id="{{{{ sec.anchor }}}}">{{{{ sec.title }}}}</h{depth}>\n<p>{sec.partial}</p>\n'
+        )
+    models = [
+        fake_model("cnn", ["img-0", "img 1"], trained=True),
+        fake_model('pre<b>&"x', ["img-0"], trained=False),
+    ]  # loaded: no training, no evolution
+    html = report.render_html(
+        {"config": {"report": {"title": "t"}}, "run": {"date": "d"}, "css": "", "models": models}, tmp_path
+    )
     parser = Outline()
     parser.feed(html)
     expected = [
-        ("sensitivity", "Sensitivity to transforms"), ("sens-cnn", "cnn"), ("sens-pre-b---x", 'pre<b>&"x'),
-        ("run-summary", "Run summary"), ("transforms", "Transforms"),
-        ("model-cnn", "Model cnn"), ("arch-cnn", "Architecture"), ("train-cnn", "Training and test accuracy"),
-        ("filters-cnn", "Filters"), ("evolution-cnn", "Training evolution"),
-        ("embedding-cnn", "Embedding of the test set"), ("methods-cnn", "Heatmap methods: sanity and faithfulness"),
-        ("sheet-cnn-img-0", "Image img-0"), ("sheet-cnn-img-1", "Image img 1"),
-        ("model-pre-b---x", 'Model pre<b>&"x'), ("arch-pre-b---x", "Architecture"),
-        ("filters-pre-b---x", "Filters"), ("methods-pre-b---x", "Heatmap methods: sanity and faithfulness"),
+        ("sensitivity", "Sensitivity to transforms"),
+        ("sens-cnn", "cnn"),
+        ("sens-pre-b---x", 'pre<b>&"x'),
+        ("run-summary", "Run summary"),
+        ("transforms", "Transforms"),
+        ("model-cnn", "Model cnn"),
+        ("arch-cnn", "Architecture"),
+        ("train-cnn", "Training and test accuracy"),
+        ("filters-cnn", "Filters"),
+        ("evolution-cnn", "Training evolution"),
+        ("embedding-cnn", "Embedding of the test set"),
+        ("methods-cnn", "Heatmap methods: sanity and faithfulness"),
+        ("sheet-cnn-img-0", "Image img-0"),
+        ("sheet-cnn-img-1", "Image img 1"),
+        ("model-pre-b---x", 'Model pre<b>&"x'),
+        ("arch-pre-b---x", "Architecture"),
+        ("filters-pre-b---x", "Filters"),
+        ("methods-pre-b---x", "Heatmap methods: sanity and faithfulness"),
         ("sheet-pre-b---x-img-0", "Image img-0"),
     ]
     assert parser.headings == expected
@@ -143,10 +167,11 @@ def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
         for node in nodes:
             flat.append((node["anchor"], node["title"]))
             flatten(node["children"])
+
     flatten(nodes)
     assert flat == expected
     # user strings escaped (autoescape stays on), the chapters and sheets wrapped as before
-    assert "<b>" not in html and 'pre&lt;b&gt;&amp;&#34;x' in html
+    assert "<b>" not in html and "pre&lt;b&gt;&amp;&#34;x" in html
     assert html.count('<section class="chapter">') == 2 + len(models) and html.count('<section class="sheet">') == 3
     assert html.count("<section") == html.count("</section>")
 
@@ -154,36 +179,61 @@ def test_contents_and_headings_come_from_one_list_in_the_same_order(tmp_path):
 def test_run_summary_shows_the_resize_and_every_warning_in_one_block_escaped():
     import jinja2
 
-    sections = [{"name": "cnn", "info": {"warnings": [{"kind": "preprocess", "message": "file <b>x</b> looks like VGG"}]},
-                 "study": {"warnings": [{"kind": "stretched", "message": "3 of 4 images were stretched"}]}},
-                {"name": "old", "info": {}, "study": {}}]  # results written before warnings existed
+    sections = [
+        {
+            "name": "cnn",
+            "info": {"warnings": [{"kind": "preprocess", "message": "file <b>x</b> looks like VGG"}]},
+            "study": {"warnings": [{"kind": "stretched", "message": "3 of 4 images were stretched"}]},
+        },
+        {"name": "old", "info": {}, "study": {}},
+    ]  # results written before warnings existed
     warnings = report.run_warnings(sections)
-    assert warnings == [{"model": "cnn", "kind": "preprocess", "message": "file <b>x</b> looks like VGG"},
-                        {"model": "cnn", "kind": "stretched", "message": "3 of 4 images were stretched"}]
-    config = {"resize": "stretch", "images": [{"file": "a.png"}, {"folder": "b", "resize": "pad"}],
-              "fill_mode": "constant", "fill_value": 0, "images_per_job": 8}
+    assert warnings == [
+        {"model": "cnn", "kind": "preprocess", "message": "file <b>x</b> looks like VGG"},
+        {"model": "cnn", "kind": "stretched", "message": "3 of 4 images were stretched"},
+    ]
+    config = {
+        "resize": "stretch",
+        "images": [{"file": "a.png"}, {"folder": "b", "resize": "pad"}],
+        "fill_mode": "constant",
+        "fill_value": 0,
+        "images_per_job": 8,
+    }
     assert report.resize_modes(config) == "stretch (some images entries: pad)"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     html = env.get_template("sections/run_summary.html.j2").render(
-        sec={"anchor": "run-summary", "title": "Run summary"}, config=config, resize=report.resize_modes(config),
-        warnings=warnings, run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}})
+        sec={"anchor": "run-summary", "title": "Run summary"},
+        config=config,
+        resize=report.resize_modes(config),
+        warnings=warnings,
+        run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}},
+    )
     assert "<td>stretch (some images entries: pad)</td>" in html
     block = html.split('<h3 id="warnings">Warnings</h3>')[1]
     assert "file &lt;b&gt;x&lt;/b&gt; looks like VGG" in block and "3 of 4 images were stretched" in block
     assert "Warnings" not in env.get_template("sections/run_summary.html.j2").render(
-        sec={"anchor": "a", "title": "t"}, config=config, resize="stretch", warnings=[],
-        run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}})
+        sec={"anchor": "a", "title": "t"},
+        config=config,
+        resize="stretch",
+        warnings=[],
+        run={"date": "d", "config_digest": "x", "seed": 1, "hardware": {}, "devices": [], "versions": {}},
+    )
 
 
 def test_the_comparison_chapter_comes_first_and_only_with_a_comparison():
     models = [fake_model("a", ["img-0"], trained=True), fake_model("b", ["img-0"], trained=True)]
     with_it = report.outline(models, run={"comparison": {"reference": "a"}})
-    assert [(n["anchor"], n["title"]) for n in with_it[:2]] == [("comparison", "Comparison of models"),
-                                                                 ("sensitivity", "Sensitivity to transforms")]
+    assert [(n["anchor"], n["title"]) for n in with_it[:2]] == [
+        ("comparison", "Comparison of models"),
+        ("sensitivity", "Sensitivity to transforms"),
+    ]
     assert report.outline(models, run={"comparison": None})[0]["anchor"] == "sensitivity"
     assert report.outline(models)[0]["anchor"] == "sensitivity"
     assert report.comparison(Path("/nonexistent"), 2) is None
+
+
 def test_headers_wrap_between_name_parts_and_stay_escaped():
     from convlens.report import breakable
 
@@ -194,9 +244,12 @@ def test_headers_wrap_between_name_parts_and_stay_escaped():
 def test_report_filters_give_method_names_and_vector_files(tmp_path):
     from convlens.report import render_html
 
-    (tmp_path / "report.html.j2").write_text("{{ 'guided_backprop' | method_name }}|{{ 'gradcam_pp' | method_name }}|"
-                                             "{{ 'a/b/by_layer.png' | vector }}")
+    (tmp_path / "report.html.j2").write_text(
+        "{{ 'guided_backprop' | method_name }}|{{ 'gradcam_pp' | method_name }}|{{ 'a/b/by_layer.png' | vector }}"
+    )
     assert render_html({"models": []}, tmp_path) == "Guided backprop|Grad-CAM++|a/b/by_layer.svg"
+
+
 def test_a_self_contained_report_holds_every_figure_as_a_data_uri(tmp_path):
     import base64
 
@@ -208,8 +261,10 @@ def test_a_self_contained_report_holds_every_figure_as_a_data_uri(tmp_path):
     svg = results / "m" / "figures" / "plot.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
     (results / "m" / "table.csv").write_text("a\n1\n")
-    html = ('<p><img src="../m/figures/a%20b.png" alt="x"> <img class="c" src="../m/figures/plot.svg">'
-            '<a href="#top">top</a> <a href="../m/figures/plot.svg">svg</a> <a href="../m/table.csv">csv</a></p>')
+    html = (
+        '<p><img src="../m/figures/a%20b.png" alt="x"> <img class="c" src="../m/figures/plot.svg">'
+        '<a href="#top">top</a> <a href="../m/figures/plot.svg">svg</a> <a href="../m/table.csv">csv</a></p>'
+    )
     out = report.embed_figures(html, results / "report", results)
     sources = re.findall(r'src="([^"]*)"', out)
     assert base64.b64decode(sources[0].removeprefix("data:image/png;base64,")) == png.read_bytes()
@@ -258,11 +313,16 @@ def test_a_long_table_with_an_unbreakable_name_breaks_across_pages_within_the_ma
 
     css = (TEMPLATES / "report.css").read_text()
     long_name = "block_16_depthwise_" + "x" * 81
-    rows = "".join(f"<tr><td>{long_name if i == 3 else f'layer_{i:03d}'}</td><td>DepthwiseConv2D</td>"
-                   f"<td>(None, 7, 7, 1280)</td><td class='num'>{i * 1000:,}</td></tr>" for i in range(150))
-    html = (f"<html><head><style>{css}</style></head><body><table class='grid compact'><thead><tr><th>Layer</th>"
-            f"<th>Type</th><th>Output shape</th><th class='num'>Parameters</th></tr></thead><tbody>{rows}</tbody>"
-            "</table></body></html>")
+    rows = "".join(
+        f"<tr><td>{long_name if i == 3 else f'layer_{i:03d}'}</td><td>DepthwiseConv2D</td>"
+        f"<td>(None, 7, 7, 1280)</td><td class='num'>{i * 1000:,}</td></tr>"
+        for i in range(150)
+    )
+    html = (
+        f"<html><head><style>{css}</style></head><body><table class='grid compact'><thead><tr><th>Layer</th>"
+        f"<th>Type</th><th>Output shape</th><th class='num'>Parameters</th></tr></thead><tbody>{rows}</tbody>"
+        "</table></body></html>"
+    )
     reader = pypdf.PdfReader(io.BytesIO(HTML(string=html).write_pdf()))
     assert len(reader.pages) >= 3
     right_margin = float(reader.pages[0].mediabox.width) - 14 * 72 / 25.4

@@ -4,6 +4,7 @@ is bounded, the self-contained HTML needs no other file, and the console stays q
 One workflow run: keras.applications MobileNetV2 (alpha 0.35, random weights, 64 px, 1000 classes),
 saved as .keras and loaded like a user's file, two scikit-image photos, one transform, Grad-CAM only,
 the method check off, a few filter steps; run with ``--directory`` as a study folder of its own."""
+
 import re
 import subprocess
 import sys
@@ -55,19 +56,20 @@ def deep_study(tmp_path_factory):
     Image.fromarray(skdata.astronaut()).save(study / "photos" / "astronaut.png")
     Image.fromarray(skdata.coffee()).save(study / "photos" / "coffee.png")
     cfg = {
-        "seed": 3, "datasets": {},
+        "seed": 3,
+        "datasets": {},
         "models": {"mnv2": {"source": "load", "path": "mobilenet.keras"}},  # class_0 ... class_999
         "images": [{"folder": "photos"}],
         "transforms": [{"kind": "hflip"}],
         "heatmaps": {"methods": ["gradcam"], "quality_images": 0},
         "filters": {"layers": ["Conv1"], "n_filters": 2, "steps": 2, "image_size": 32, "regularized": {"steps": 0}},
-        "report": {"title": "deep", "self_contained": True,
-                   "exemplars": {"sensitive": 1, "flipped": 0, "random": 0}},
+        "report": {"title": "deep", "self_contained": True, "exemplars": {"sensitive": 1, "flipped": 0, "random": 0}},
     }
     (study / "config.yaml").write_text(yaml.safe_dump(cfg))
     # a study folder of its own, run from elsewhere: relative paths in the config and every output live under it
-    result = snakemake(tmp_path_factory.mktemp("elsewhere"), "--directory", str(study),
-                       "--configfile", str(study / "config.yaml"))
+    result = snakemake(
+        tmp_path_factory.mktemp("elsewhere"), "--directory", str(study), "--configfile", str(study / "config.yaml")
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return study, result
 

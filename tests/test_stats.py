@@ -1,4 +1,5 @@
 """Statistics (convlens.stats) against the reference implementations in scipy and scikit-image."""
+
 import numpy as np
 import pytest
 
@@ -20,8 +21,9 @@ def test_ssim_spearman_and_blur_match_the_reference_implementations():
     ndimage = pytest.importorskip("scipy.ndimage")
     a = images((20, 24), seed=20)
     b = np.clip(a + 0.2 * rng(21).normal(size=a.shape), 0, 1)
-    want = metrics.structural_similarity(a, b, data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                         use_sample_covariance=False)
+    want = metrics.structural_similarity(
+        a, b, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert np.isclose(cstats.ssim(a, b), want, atol=1e-7)
     assert np.isclose(cstats.ssim(a, a), 1.0)
     tied = np.round(b * 4)  # many ties
@@ -36,7 +38,7 @@ def test_pearson_spearman_and_blur_on_known_answers():
     assert cstats.pearson(a, 2 * a + 1) == pytest.approx(1.0)
     assert cstats.pearson(a, -a) == pytest.approx(-1.0)
     assert np.isnan(cstats.pearson(a, np.ones(4))) and np.isnan(cstats.spearman(a, np.ones(4)))
-    assert cstats.spearman(a, a ** 3) == pytest.approx(1.0)  # a monotone map keeps the ranks
+    assert cstats.spearman(a, a**3) == pytest.approx(1.0)  # a monotone map keeps the ranks
     blurred = cstats.gaussian_blur(np.eye(9), 1.2)  # constants stay, mass is kept away from the edges
     assert np.allclose(cstats.gaussian_blur(np.full((5, 6), 0.4), 2.0), 0.4)
     assert blurred.sum() == pytest.approx(9.0, rel=1e-2) and blurred[4, 4] < 1
@@ -52,8 +54,14 @@ def test_bootstrap_mean_ci_is_the_percentile_interval_of_resampled_means():
     assert cstats.bootstrap_mean_ci(values, n_boot=2000, seed=5, level=0.9) == (low, high)  # seeded
     # scipy's percentile bootstrap draws differently; with many resamples the intervals agree
     stats = pytest.importorskip("scipy.stats")
-    ref = stats.bootstrap((values,), np.mean, n_resamples=20000, method="percentile", confidence_level=0.9,
-                          random_state=np.random.default_rng(1)).confidence_interval
+    ref = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=20000,
+        method="percentile",
+        confidence_level=0.9,
+        random_state=np.random.default_rng(1),
+    ).confidence_interval
     mine = cstats.bootstrap_mean_ci(values, n_boot=20000, seed=2, level=0.9)
     assert mine == pytest.approx((ref.low, ref.high), abs=0.03)
     assert mine[0] < values.mean() < mine[1]
@@ -65,6 +73,8 @@ def test_bootstrap_mean_ci_edge_cases():
     assert cstats.bootstrap_mean_ci([1.0, np.nan, 1.0]) == (1.0, 1.0)  # NaN dropped; no spread, no width
     low, high = cstats.bootstrap_mean_ci([-1.0, -2.0, -0.5, -3.0], n_boot=500, seed=0)
     assert -3.0 <= low <= high <= -0.5  # every resampled mean lies between the extremes
+
+
 # ---------------------------------------------------------------------------------------------
 # the comparison's statistics: bootstrap intervals, the paired t-test, adjusted p-values
 
@@ -73,8 +83,14 @@ def test_bootstrap_interval_matches_scipy_percentile_within_monte_carlo_error():
     stats = pytest.importorskip("scipy.stats")
     x = rng(30).normal(2.0, 1.0, size=30)
     ours = cstats.mean_ci(x[:, None], n_boot=20000, level=0.95, seed=1)
-    theirs = stats.bootstrap((x,), np.mean, n_resamples=20000, method="percentile", confidence_level=0.95,
-                             random_state=np.random.default_rng(2)).confidence_interval
+    theirs = stats.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=20000,
+        method="percentile",
+        confidence_level=0.95,
+        random_state=np.random.default_rng(2),
+    ).confidence_interval
     # each bound's Monte-Carlo standard error is about 0.0035 here (B = 20,000, n = 30)
     assert abs(ours["ci_low"][0] - theirs.low) < 0.02 and abs(ours["ci_high"][0] - theirs.high) < 0.02
     assert ours["mean"][0] == pytest.approx(x.mean()) and ours["n"][0] == 30
@@ -153,8 +169,9 @@ def test_adjusted_p_values_holm_by_hand_and_bh_against_scipy():
     assert np.allclose(cstats.benjamini_hochberg(with_nan), [0.02, np.nan, 0.04], equal_nan=True)
 
 
-@pytest.mark.parametrize("n,tied", [(6, False), (10, False), (30, False), (80, False), (8, True), (12, True),
-                                    (30, True)])
+@pytest.mark.parametrize(
+    "n,tied", [(6, False), (10, False), (30, False), (80, False), (8, True), (12, True), (30, True)]
+)
 def test_wilcoxon_signed_rank_matches_scipy(n, tied):
     # exact (no ties, up to 50), every sign pattern (ties or zeros, up to 13), else normal with tie correction
     stats = pytest.importorskip("scipy.stats")
@@ -168,8 +185,9 @@ def test_wilcoxon_signed_rank_matches_scipy(n, tied):
 
 def test_wilcoxon_on_known_answers():
     # six positive differences: T- = 0, the one pattern of 64 that extreme on each side, p = 2/64
-    out = cstats.wilcoxon_signed_rank(np.array([[1.0, 0.0, 1.0], [2.0, 0.0, np.nan], [3, 0, np.nan], [4, 0, np.nan],
-                                                [5, 0, np.nan], [6, 0, np.nan]]))
+    out = cstats.wilcoxon_signed_rank(
+        np.array([[1.0, 0.0, 1.0], [2.0, 0.0, np.nan], [3, 0, np.nan], [4, 0, np.nan], [5, 0, np.nan], [6, 0, np.nan]])
+    )
     assert out["statistic"][0] == 0 and out["p"][0] == pytest.approx(2 / 64)
     assert out["p"][1] == 1  # all zero: no difference
     assert out["p"][2] == 1  # one pair: both sign patterns are as extreme

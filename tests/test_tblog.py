@@ -1,4 +1,5 @@
 """TensorBoard logging during training (tblog): the events read back as logged."""
+
 import numpy as np
 import pytest
 
@@ -15,8 +16,9 @@ HAVE_TENSORBOARD = importable("tensorboard.backend.event_processing.event_accumu
 def test_tensorboard_events_read_back(tmp_path, image_epochs):
     model, x, y = tiny_trainable()
     logger = tblog.TensorBoardLogger(tmp_path, x[0], image_epochs=image_epochs)
-    hist = model.fit(x[:24], y[:24], validation_data=(x[24:], y[24:]), epochs=2, batch_size=8, verbose=0,
-                     callbacks=[logger])
+    hist = model.fit(
+        x[:24], y[:24], validation_data=(x[24:], y[24:]), epochs=2, batch_size=8, verbose=0, callbacks=[logger]
+    )
     events = tblog.read_events(tmp_path)
     assert events["reader"] == ("tensorboard" if HAVE_TENSORBOARD else "tensorflow")
     assert set(events["scalars"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -30,5 +32,6 @@ def test_tensorboard_events_read_back(tmp_path, image_epochs):
     kernels = model.get_layer("conv").get_weights()[0]  # the last logged epoch is the final model
     assert np.array_equal(events["images"]["kernels/conv"][-1][1][0][..., 0], tblog.kernel_grid(kernels))
     maps = keras.Model(model.inputs[0], model.get_layer("conv").output)(x[:1])[0]
-    assert np.array_equal(events["images"]["feature_maps/conv"][-1][1][0][..., 0],
-                          tblog.feature_map_grid(np.asarray(maps)))
+    assert np.array_equal(
+        events["images"]["feature_maps/conv"][-1][1][0][..., 0], tblog.feature_map_grid(np.asarray(maps))
+    )

@@ -1,5 +1,6 @@
 """Transfer learning: a keras.applications base (frozen or fine-tuned) with a new head, trained on a
 folder dataset of photo crops."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,8 +11,17 @@ from convlens.errors import InputError
 keras = pytest.importorskip("keras")
 skdata = pytest.importorskip("skimage.data")
 
-SPEC = {"source": "train", "architecture": "transfer", "base": "MobileNetV2", "base_options": {"alpha": 0.35},
-        "base_weights": None, "epochs": 2, "batch_size": 8, "learning_rate": 0.01, "validation_fraction": 0.2}
+SPEC = {
+    "source": "train",
+    "architecture": "transfer",
+    "base": "MobileNetV2",
+    "base_options": {"alpha": 0.35},
+    "base_weights": None,
+    "epochs": 2,
+    "batch_size": 8,
+    "learning_rate": 0.01,
+    "validation_fraction": 0.2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +34,7 @@ def photos(tmp_path_factory):
             (root / split / cls).mkdir(parents=True)
             for i in range(count):
                 top, left = rng.integers(0, photo.shape[0] - 96), rng.integers(0, photo.shape[1] - 96)
-                crop = Image.fromarray(photo[top:top + 96, left:left + 96]).resize((32, 32), Image.Resampling.BOX)
+                crop = Image.fromarray(photo[top : top + 96, left : left + 96]).resize((32, 32), Image.Resampling.BOX)
                 crop.save(root / split / cls / f"{i}.png")
     return data.load_folder(root / "train", root / "test")
 
@@ -34,7 +44,11 @@ def weights_by_layer(model):
 
 
 def changed(before, after):
-    return {name for name in before if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
+    return {
+        name
+        for name in before
+        if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name], strict=False))
+    }
 
 
 def test_preprocess_follows_the_base():
@@ -53,7 +67,9 @@ def test_frozen_base_stays_unchanged_and_the_head_trains(photos, tmp_path):
     assert len(history) == 2 and metrics["n_test"] == 9
     base_before = weights_by_layer(untrained.get_layer(base_name))
     assert changed(base_before, weights_by_layer(model.get_layer(base_name))) == set()  # BN statistics too
-    assert not np.array_equal(untrained.get_layer("predictions").get_weights()[0], model.get_layer("predictions").get_weights()[0])
+    assert not np.array_equal(
+        untrained.get_layer("predictions").get_weights()[0], model.get_layer("predictions").get_weights()[0]
+    )
     model.save(tmp_path / "transfer.keras")
     back = keras.saving.load_model(tmp_path / "transfer.keras", compile=False, safe_mode=True)
     x = photos.x_test[:2].astype("float32") / 127.5 - 1
@@ -81,7 +97,7 @@ def test_base_weights_from_a_file_and_one_line_errors(photos, tmp_path):
     donor = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35)
     donor.save_weights(tmp_path / "base.weights.h5")
     model = models.build({**SPEC, "base_weights": str(tmp_path / "base.weights.h5")}, (32, 32, 3), 3)
-    for a, b in zip(donor.get_weights(), model.layers[1].get_weights()):
+    for a, b in zip(donor.get_weights(), model.layers[1].get_weights(), strict=False):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(InputError, match="is not a keras.applications model; allowed: .*VGG16"):
         models.build({**SPEC, "base": "NoSuchNet"}, (32, 32, 3), 3)

@@ -1,4 +1,5 @@
 """Transforms: matrices and warps against exact answers."""
+
 import numpy as np
 import pytest
 
@@ -57,8 +58,15 @@ def test_scale_about_centre_keeps_centre():
     assert np.allclose(m @ np.array([5.0, 4.0, 1.0]), [6.0, 4.0, 1.0])
 
 
-@pytest.mark.parametrize("kind,params", [("shift", {"dx": 3, "dy": -2}), ("rotate", {"angle_deg": 30}),
-                                         ("scale", {"factor": 0.7}), ("scale", {"factor": 1.4})])
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("shift", {"dx": 3, "dy": -2}),
+        ("rotate", {"angle_deg": 30}),
+        ("scale", {"factor": 0.7}),
+        ("scale", {"factor": 1.4}),
+    ],
+)
 def test_valid_mask_marks_exactly_the_pixels_not_touched_by_fill(kind, params):
     h, w = 16, 16
     ones = np.ones((1, h, w, 1), dtype="float32")
@@ -74,11 +82,15 @@ def test_valid_mask_marks_exactly_the_pixels_not_touched_by_fill(kind, params):
 def test_rescaled_matrix_of_flip_and_rotation_is_the_same_transform_at_layer_resolution():
     for kind, params in (("hflip", {}), ("vflip", {}), ("rotate", {"angle_deg": 90})):
         m_in = tr.forward_matrix(kind, params, 28, 28)
-        assert np.allclose(tr.rescale_matrix(m_in, tr.Grid.even((28, 28), (7, 7))), tr.forward_matrix(kind, params, 7, 7))
+        assert np.allclose(
+            tr.rescale_matrix(m_in, tr.Grid.even((28, 28), (7, 7))), tr.forward_matrix(kind, params, 7, 7)
+        )
     assert np.array_equal(tr.rescale_matrix(np.eye(3), tr.Grid.even((28, 28), (14, 14))), np.eye(3))
     shift = tr.forward_matrix("shift", {"dx": 4, "dy": 2}, 28, 28)
-    assert np.allclose(tr.rescale_matrix(shift, tr.Grid.even((28, 28), (14, 14))),
-                       tr.forward_matrix("shift", {"dx": 2, "dy": 1}, 14, 14))
+    assert np.allclose(
+        tr.rescale_matrix(shift, tr.Grid.even((28, 28), (14, 14))),
+        tr.forward_matrix("shift", {"dx": 2, "dy": 1}, 14, 14),
+    )
     # a 'valid' 3x3 layer on 29 px: map pixel u sits at input u + 1, so a flip is again a flip of 27 px
     flip = tr.forward_matrix("hflip", {}, 29, 29)
     assert np.allclose(tr.rescale_matrix(flip, tr.Grid(1, 1, 1, 1, 27, 27)), tr.forward_matrix("hflip", {}, 27, 27))
@@ -101,8 +113,14 @@ def test_keras_vector_is_the_inverse_map():
 
 
 def test_ranges_expand_to_sweeps_and_identity_comes_first():
-    ts = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 15]}, {"kind": "hflip"},
-                              {"kind": "shift", "range": [0, 4, 2], "direction": "x"}, {"kind": "hflip"}])
+    ts = tr.build_transforms(
+        [
+            {"kind": "rotate", "range": [-30, 30, 15]},
+            {"kind": "hflip"},
+            {"kind": "shift", "range": [0, 4, 2], "direction": "x"},
+            {"kind": "hflip"},
+        ]
+    )
     names = [t.name for t in ts]
     assert names[0] == "identity"
     # angle 0 and shift 0 change nothing: they are the identity, listed once
@@ -116,13 +134,16 @@ def test_ranges_expand_to_sweeps_and_identity_comes_first():
         tr.expand_spec({"kind": "hflip", "range": [0, 1, 1]})
 
 
-@pytest.mark.parametrize("spec,message", [
-    ({"kind": "rotate"}, "rotate needs angle_deg"),
-    ({"kind": "scale", "angle_deg": 3}, "scale needs factor"),
-    ({"kind": "rotate", "angle_deg": 10, "factor": 2}, "rotate takes angle_deg, not factor"),
-    ({"kind": "hflip", "dx": 1}, "hflip takes no parameters, not dx"),
-    ({"kind": "shift"}, "shift needs dx and/or dy"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ({"kind": "rotate"}, "rotate needs angle_deg"),
+        ({"kind": "scale", "angle_deg": 3}, "scale needs factor"),
+        ({"kind": "rotate", "angle_deg": 10, "factor": 2}, "rotate takes angle_deg, not factor"),
+        ({"kind": "hflip", "dx": 1}, "hflip takes no parameters, not dx"),
+        ({"kind": "shift"}, "shift needs dx and/or dy"),
+    ],
+)
 def test_transform_entries_need_their_own_parameters(spec, message):
     with pytest.raises(InputError, match=message):
         tr.build_transforms([spec])
@@ -145,10 +166,20 @@ def test_sheets_draw_single_transforms_and_the_ends_of_ranges_unless_told():
 
 
 @pytest.mark.parametrize("h,w", [(16, 16), (15, 22), (1, 9), (1, 1)])
-@pytest.mark.parametrize("kind,params", [("identity", {}), ("hflip", {}), ("vflip", {}), ("rotate", {"angle_deg": 90}),
-                                         ("shift", {"dx": 3, "dy": -2}), ("shift", {"dx": 0.5, "dy": 1.25}),
-                                         ("rotate", {"angle_deg": 17}), ("scale", {"factor": 0.7}),
-                                         ("scale", {"factor": 1.3})])
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("identity", {}),
+        ("hflip", {}),
+        ("vflip", {}),
+        ("rotate", {"angle_deg": 90}),
+        ("shift", {"dx": 3, "dy": -2}),
+        ("shift", {"dx": 0.5, "dy": 1.25}),
+        ("rotate", {"angle_deg": 17}),
+        ("scale", {"factor": 0.7}),
+        ("scale", {"factor": 1.3}),
+    ],
+)
 def test_sampler_reads_what_the_keras_warp_reads_at_every_valid_pixel(rng, h, w, kind, params):
     image = rng.normal(size=(1, h, w, 5)).astype("float32")
     m = tr.forward_matrix(kind, params, h, w)
@@ -156,12 +187,15 @@ def test_sampler_reads_what_the_keras_warp_reads_at_every_valid_pixel(rng, h, w,
     s = tr.sampler(m, valid)
     assert s.positions.tolist() == np.flatnonzero(valid).tolist()
     flat = image[0].reshape(h * w, 5)
-    gathered = sum(wt[:, None] * flat[idx] for idx, wt in zip(s.index, s.weights))
+    gathered = sum(wt[:, None] * flat[idx] for idx, wt in zip(s.index, s.weights, strict=False))
     warped = np.asarray(tr.warp(image, m[None]))[0].reshape(h * w, 5)[s.positions]
     assert np.allclose(gathered, warped, atol=1e-5)
     # a 90° turn about the centre keeps pixel centres on pixel centres when h - w is even
-    exact = kind in ("identity", "hflip", "vflip") or params == {"dx": 3, "dy": -2} or (
-        params == {"angle_deg": 90} and (h - w) % 2 == 0)
+    exact = (
+        kind in ("identity", "hflip", "vflip")
+        or params == {"dx": 3, "dy": -2}
+        or (params == {"angle_deg": 90} and (h - w) % 2 == 0)
+    )
     if exact and valid.any():  # pixel centres onto pixel centres: one gather, weights exactly 1
         assert len(s.index) == 1 and np.all(s.weights == 1.0)
         assert np.array_equal(gathered, warped) or kind != "identity"

@@ -1,4 +1,5 @@
 """User journeys: the whole workflow on the tiny config, run by Snakemake in a temporary folder."""
+
 import json
 import re
 import subprocess
@@ -45,15 +46,31 @@ def test_report_has_every_stage_for_every_image(tiny_run):
                 yield item.title
 
     bookmarks = list(titles(reader.outline))
-    for expected in ("Run summary", "Transforms", "Model tiny", "Architecture", "Training and test accuracy",
-                     "Filters", "Image shapes-test-0000", "Image shapes-test-0001"):
+    for expected in (
+        "Run summary",
+        "Transforms",
+        "Model tiny",
+        "Architecture",
+        "Training and test accuracy",
+        "Filters",
+        "Image shapes-test-0000",
+        "Image shapes-test-0001",
+    ):
         assert expected in bookmarks
     assert bookmarks[0] == "Sensitivity to transforms" and bookmarks[1].startswith("tiny: 2 images")  # study first
     # cover+contents, study, run summary, model, filters (may share a page), one sheet per image
     assert 7 <= len(reader.pages) <= 20
     text = "".join(page.extract_text() for page in reader.pages)
-    for expected in ("Config digest", "tensorflow", "Test accuracy", "page 1 of", "Grad-CAM", "block1_conv1",
-                     "heatmaps, one column per method", "Every step of the cascade"):
+    for expected in (
+        "Config digest",
+        "tensorflow",
+        "Test accuracy",
+        "page 1 of",
+        "Grad-CAM",
+        "block1_conv1",
+        "heatmaps, one column per method",
+        "Every step of the cascade",
+    ):
         assert expected in text
     # methods by their display names (convlens.attribution.registry), never their code names
     assert re.search(r"Integrated\s+Gradients", text) and re.search(r"Guided\s+backprop", text)
@@ -74,11 +91,20 @@ def test_report_has_every_stage_for_every_image(tiny_run):
         sheet = json.loads((folder / "sheet.json").read_text())
         assert sheet["transforms"] == ["identity", "shift_dx2_dy0", "rotate_-90", "rotate_90", "hflip"]
         for t in sheet["transforms"]:
-            for name in [sheet["inputs"][t], sheet["gradcam"][t]] + [sheet["activations"][la][t] for la in sheet["layers"]]:
+            for name in [sheet["inputs"][t], sheet["gradcam"][t]] + [
+                sheet["activations"][la][t] for la in sheet["layers"]
+            ]:
                 assert (folder / "figures" / name).is_file()
         assert sheet["sheet_layers"] == ["block1_conv1", "block3_conv2"]  # the model's own override
-        methods = ["gradcam", "saliency", "smoothgrad", "integrated_gradients", "occlusion", "guided_backprop",
-                   "gradcam_pp"]
+        methods = [
+            "gradcam",
+            "saliency",
+            "smoothgrad",
+            "integrated_gradients",
+            "occlusion",
+            "guided_backprop",
+            "gradcam_pp",
+        ]
         assert sheet["methods"] == methods  # the heatmap sheet: a column per configured method
         for t in sheet["transforms"]:
             assert all((folder / "figures" / sheet["heatmaps"][m][t]).is_file() for m in methods)
@@ -103,13 +129,19 @@ def test_sensitivity_table_has_a_row_per_image_transform_layer_and_metric(tiny_r
     summary = json.loads((workdir / "results" / "tiny" / "exemplars" / "shapes-test-0000" / "summary.json").read_text())
     transforms = [row["transform"] for row in summary["transforms"]]
     per_layer = [(layer, m) for layer in summary["layers"] for m in ("equivariance_error", "invariance_cosine")]
-    others = [("input", "equivariance_floor")] + [("output", m) for m in
-                                                  ("top1_change", "prob_change", "kl_divergence", "correct")]
-    others += [(method, m) for method in summary["methods"] for m in ("heatmap_pearson", "heatmap_spearman",
-                                                                        "heatmap_iou20")]
-    expected = {(i, t, la, m) for i in ("shapes-test-0000", "shapes-test-0001") for t in transforms
-                for la, m in per_layer + others}
-    keys = list(zip(table["image"], table["transform"], table["layer"], table["metric"]))
+    others = [("input", "equivariance_floor")] + [
+        ("output", m) for m in ("top1_change", "prob_change", "kl_divergence", "correct")
+    ]
+    others += [
+        (method, m) for method in summary["methods"] for m in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20")
+    ]
+    expected = {
+        (i, t, la, m)
+        for i in ("shapes-test-0000", "shapes-test-0001")
+        for t in transforms
+        for la, m in per_layer + others
+    }
+    keys = list(zip(table["image"], table["transform"], table["layer"], table["metric"], strict=False))
     assert len(keys) == len(set(keys)) and set(keys) == expected
     identity = table[table["transform"] == "identity"]
     assert (identity[identity["metric"] == "equivariance_error"]["value"] == 0).all()
@@ -178,8 +210,12 @@ def png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
@@ -205,7 +241,9 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     for good in ("coffee", "camera"):
         assert (workdir / "results" / "tiny" / "exemplars" / good / "sheet.json").is_file()
     assert not (workdir / "results" / "tiny" / "exemplars" / "broken").exists()
-    assert "bomb" in images and "cannot read image photos/bomb.png: more than twice the limit of 89478485 pixels" in images
+    assert (
+        "bomb" in images and "cannot read image photos/bomb.png: more than twice the limit of 89478485 pixels" in images
+    )
     html = (workdir / "results" / "report" / "report.html").read_text()
     assert "could not be read: bomb, broken" in html
     # the 600x400 coffee photo was stretched to the square input: warned in the run summary
@@ -218,7 +256,9 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     # still reruns its shard: its stamp is in the job's params
     Image.fromarray(skdata.coffee()[::-1]).save(folder / "coffee.png")
     plan = snakemake(workdir, "--configfile", "photos.yaml", "-n")
-    jobs = [line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))]
+    jobs = [
+        line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))
+    ]
     assert "measure" in jobs and "train_model" not in jobs, jobs
 
 
@@ -236,8 +276,13 @@ def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
     """The README journey: a .keras file as the model; then one more image reruns one shard only."""
     workdir, _ = tiny_run
     cfg = yaml.safe_load(TINY.read_text())
-    cfg["models"] = {"mine": {"source": "load", "path": "results/tiny/model/model.keras",
-                              "class_names": ["circle", "square", "triangle"]}}
+    cfg["models"] = {
+        "mine": {
+            "source": "load",
+            "path": "results/tiny/model/model.keras",
+            "class_names": ["circle", "square", "triangle"],
+        }
+    }
     cfg["images"] = [{"dataset": "shapes", "count": 3}]  # 3 images, 1 per job: 4 shards
     (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
     result = snakemake(workdir, "--configfile", "mine.yaml")
@@ -249,7 +294,9 @@ def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
     cfg["images"] = [{"dataset": "shapes", "count": 4}]  # still 4 shards: one of them gains the image
     (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
     plan = snakemake(workdir, "--configfile", "mine.yaml", "-n")
-    jobs = [line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))]
+    jobs = [
+        line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))
+    ]
     assert jobs.count("measure") == 1, jobs
     assert "train_model" not in jobs and "load_model" not in jobs and "filters" not in jobs
 
@@ -264,7 +311,8 @@ def test_training_views_come_from_the_saved_checkpoints_and_tensorboard_reads_th
     assert evolution["epochs"] == [1] and evolution["checkpoints"] == ["epoch_001.weights.h5"]
     assert sorted(p.name for p in (model_dir / "checkpoints").glob("*.h5")) == evolution["checkpoints"]
     for name in [evolution["kernels"]["e001"], evolution["embedding"]["file"]] + [
-            files["e001"] for files in evolution["maps"].values()]:
+        files["e001"] for files in evolution["maps"].values()
+    ]:
         assert (model_dir / "evolution" / "figures" / name).is_file()
     assert evolution["embedding"]["method"] == "tsne" and evolution["embedding"]["points"] > 0
     events = read_events(model_dir / "tensorboard")

@@ -77,5 +77,14 @@ from convlens.attribution.explainer import Explainer
 from convlens.attribution.quality import against_random, cascading_randomization, deletion_insertion, is_constant
 from convlens.attribution.registry import METHODS
 
-__all__ = ["METHODS", "Explainer", "Method", "MethodResult", "against_random", "cascading_randomization",
-           "deletion_insertion", "is_constant", "normalize_map"]
+__all__ = [
+    "METHODS",
+    "Explainer",
+    "Method",
+    "MethodResult",
+    "against_random",
+    "cascading_randomization",
+    "deletion_insertion",
+    "is_constant",
+    "normalize_map",
+]

@@ -103,8 +103,12 @@ class ScoreCAM(ClassActivationMap):
         channels = np.flatnonzero(varies.any(axis=0))
         weights = np.zeros(varies.shape, np.float32)
         if channels.size:
-            masked = explainer.scores(ChannelMasks(x, activations[..., channels]), targets, "probability",
-                                      max_rows=context.params(self)["channel_batch"])
+            masked = explainer.scores(
+                ChannelMasks(x, activations[..., channels]),
+                targets,
+                "probability",
+                max_rows=context.params(self)["channel_batch"],
+            )
             black = explainer.scores(Stack([np.zeros_like(x)]), targets, "probability")
             weights[:, channels] = np.where(varies[:, channels], masked - black, 0.0)
         raw = np.asarray(weighted_map(weights[:, None, None, :], activations))
@@ -130,15 +134,23 @@ def cam_dense(model, cam_layer: str):
     import keras
 
     layers = list(iter_layers(model))
-    after = [layer for _, layer in layers[[p for p, _ in layers].index(cam_layer) + 1:]]
+    after = [layer for _, layer in layers[[p for p, _ in layers].index(cam_layer) + 1 :]]
     pools = [layer for layer in after if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
     dense = [layer for layer in after if isinstance(layer, keras.layers.Dense)]
     neutral = (keras.layers.GlobalAveragePooling2D, keras.layers.Dense, keras.layers.Dropout, keras.layers.Softmax)
-    others = [layer for layer in after if not isinstance(layer, neutral) and not (
-        isinstance(layer, keras.layers.Activation) and layer.activation in (keras.activations.softmax,
-                                                                           keras.activations.linear))]
+    others = [
+        layer
+        for layer in after
+        if not isinstance(layer, neutral)
+        and not (
+            isinstance(layer, keras.layers.Activation)
+            and layer.activation in (keras.activations.softmax, keras.activations.linear)
+        )
+    ]
     channels = find_layer(model, cam_layer).output.shape[-1]
     if len(pools) != 1 or len(dense) != 1 or others or dense[0].kernel.shape[0] != channels:
-        raise InputError(f"cam: CAM (Zhou et al. 2016) needs the CAM layer {cam_layer!r} followed only by global "
-                         f"average pooling and one dense layer; set the CAM layer to the pooled one or drop 'cam'")
+        raise InputError(
+            f"cam: CAM (Zhou et al. 2016) needs the CAM layer {cam_layer!r} followed only by global "
+            f"average pooling and one dense layer; set the CAM layer to the pooled one or drop 'cam'"
+        )
     return dense[0]

@@ -7,8 +7,9 @@ import numpy as np
 from convlens.attribution.base import Method, MethodResult
 from convlens.attribution.cams import ClassActivationMap, cam_dense, upsample, weighted_map
 from convlens.attribution.perturbations import Perturbation
-from convlens.attribution.registry import check_params, method as registered
-from convlens.attribution.relu import RULES, relu_linear_copies, is_relu, rectified, replay
+from convlens.attribution.registry import check_params
+from convlens.attribution.registry import method as registered
+from convlens.attribution.relu import RULES, is_relu, rectified, relu_linear_copies, replay
 from convlens.core.head import Head, preprocess, resolve_targets
 from convlens.core.layers import check_spatial, last_conv_layer
 from convlens.errors import InputError
@@ -22,8 +23,16 @@ class Explainer:
     defaults. max_batch: the most images one forward/backward pass gets.
     """
 
-    def __init__(self, model, methods: list, preprocess_mode: str = "unit", cam_layer: str | None = None,
-                 score: str = "logit", params: dict | None = None, max_batch: int = 32):
+    def __init__(
+        self,
+        model,
+        methods: list,
+        preprocess_mode: str = "unit",
+        cam_layer: str | None = None,
+        score: str = "logit",
+        params: dict | None = None,
+        max_batch: int = 32,
+    ):
         import tensorflow as tf
 
         if score not in ("logit", "probability"):
@@ -38,8 +47,9 @@ class Explainer:
         if any(m.uses_cam_layer for m in needed):
             self.cam_layer = cam_layer or last_conv_layer(model)
             check_spatial(model, self.cam_layer, "cam_layer")
-        self._cam_weighting = {m.name: m.weights for m in needed
-                               if isinstance(m, ClassActivationMap) and m.weights is not None}
+        self._cam_weighting = {
+            m.name: m.weights for m in needed if isinstance(m, ClassActivationMap) and m.weights is not None
+        }
         self.cam_dense = cam_dense(model, self.cam_layer) if "cam" in self._cam_weighting else None
         self._linear = None  # linear copies of ReLU-activated layers, made when a rule needs them
         self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
@@ -67,8 +77,9 @@ class Explainer:
             defaults = self.method(name).defaults
             unknown = set(given) - set(defaults)
             if unknown:
-                raise InputError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                                 f"known: {', '.join(defaults) or 'none'}")
+                raise InputError(
+                    f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults) or 'none'}"
+                )
             check_params(name, given, name)  # the values a registered method allows
             out[name] = given
         return out
@@ -169,12 +180,17 @@ class Explainer:
                 index = np.arange(first, min(first + k, perturbation.count))
                 batch = perturbation.inputs(images, index)
                 b, kk = batch.shape[:2]
-                values = np.asarray(fn(batch.reshape((b * kk,) + batch.shape[2:]).astype(np.float32),
-                                       np.repeat(targets[images], kk).astype(np.int64)))
+                values = np.asarray(
+                    fn(
+                        batch.reshape((b * kk,) + batch.shape[2:]).astype(np.float32),
+                        np.repeat(targets[images], kk).astype(np.int64),
+                    )
+                )
                 yield images, index, values.reshape((b, kk) + values.shape[1:])
 
-    def scores(self, perturbation: Perturbation, targets: np.ndarray, kind: str | None = None,
-               max_rows: int | None = None) -> np.ndarray:
+    def scores(
+        self, perturbation: Perturbation, targets: np.ndarray, kind: str | None = None, max_rows: int | None = None
+    ) -> np.ndarray:
         """(B, count): the target's score ("logit" or "probability"; default: the Explainer's)."""
         column = 0 if (kind or self.score) == "logit" else 1
 
@@ -183,7 +199,7 @@ class Explainer:
 
         out = np.zeros((len(perturbation.x), perturbation.count), np.float32)
         for images, index, values in self._evaluate(perturbation, targets, fn, max_rows):
-            out[images, index[0]:index[-1] + 1] = values
+            out[images, index[0] : index[-1] + 1] = values
         return out
 
     def mean_gradient(self, perturbation: Perturbation, targets: np.ndarray, rule: str = "normal") -> np.ndarray:
@@ -205,8 +221,10 @@ class Explainer:
         logits, probs = self.predict(np.asarray(x, np.float32))
         resolved = np.asarray(resolve_targets(logits, targets, group)).astype(np.int64)
         if resolved.shape != (len(x),) or resolved.min() < 0 or resolved.max() >= logits.shape[-1]:
-            raise InputError(f"targets {targets.tolist()}: need one class index (0 to {logits.shape[-1] - 1}) "
-                             f"or TARGET_ code per image")
+            raise InputError(
+                f"targets {targets.tolist()}: need one class index (0 to {logits.shape[-1] - 1}) "
+                f"or TARGET_ code per image"
+            )
         return resolved, probs
 
     def explain(self, x: np.ndarray, targets, group: int = 1, cams: tuple | None = None) -> dict[str, MethodResult]:
@@ -249,12 +267,18 @@ class Context:
         if self._cams is None:
             ex = self.explainer
             parts = [ex._cam_fn(self.x[s], self.targets[s]) for s in ex._chunks(len(self.x), ex.max_batch)]
-            self.set_cams(np.concatenate([np.asarray(p[0]) for p in parts]),
-                          {name: tuple(np.concatenate([np.asarray(p[1][name][i]) for p in parts]) for i in (0, 1))
-                           for name in ex._cam_weighting})
+            self.set_cams(
+                np.concatenate([np.asarray(p[0]) for p in parts]),
+                {
+                    name: tuple(np.concatenate([np.asarray(p[1][name][i]) for p in parts]) for i in (0, 1))
+                    for name in ex._cam_weighting
+                },
+            )
         return self._cams
 
     def set_cams(self, activations, maps: dict) -> None:
         """The CAM family's maps for this batch (``Explainer.cam_maps``'s answer, as numpy)."""
-        self._cams = {"activations": np.asarray(activations),
-                      **{name: tuple(np.asarray(a) for a in maps[name]) for name in self.explainer._cam_weighting}}
+        self._cams = {
+            "activations": np.asarray(activations),
+            **{name: tuple(np.asarray(a) for a in maps[name]) for name in self.explainer._cam_weighting},
+        }

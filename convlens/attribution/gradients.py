@@ -68,8 +68,7 @@ class IntegratedGradients(Gradient):
     defaults = {"steps": 32, "baseline": "black", "blur_sigma": 5.0, "seed": 0, "reduce": "sum"}
 
     def perturbation(self, x, params):
-        return Path(x, baseline_image(x, params["baseline"], params["blur_sigma"], params["seed"]),
-                    params["steps"])
+        return Path(x, baseline_image(x, params["baseline"], params["blur_sigma"], params["seed"]), params["steps"])
 
     def attribution(self, perturbation, mean_gradient):
         return (perturbation.x - perturbation.baseline) * mean_gradient

@@ -27,8 +27,8 @@ class Occlusion(Method):
         total = np.zeros(x.shape[:3])
         covered = np.zeros(x.shape[1:3])
         for j, (r, c) in enumerate(patches.corners):
-            total[:, r:r + patches.size[0], c:c + patches.size[1]] += drops[:, j, None, None]
-            covered[r:r + patches.size[0], c:c + patches.size[1]] += 1
+            total[:, r : r + patches.size[0], c : c + patches.size[1]] += drops[:, j, None, None]
+            covered[r : r + patches.size[0], c : c + patches.size[1]] += 1
         maps = (total / np.maximum(covered, 1)).astype(np.float32)
         raw = drops.reshape(len(x), len(patches.rows), len(patches.cols)).astype(np.float32)
         return MethodResult(maps, raw, signed=True)

@@ -62,7 +62,7 @@ class Patches(Perturbation):
 
     def __init__(self, x, patch: int, stride: int, fill: float):
         self.size = (min(patch, x.shape[1]), min(patch, x.shape[2]))
-        self.rows, self.cols = (starts(n, p, stride) for n, p in zip(x.shape[1:3], self.size))
+        self.rows, self.cols = (starts(n, p, stride) for n, p in zip(x.shape[1:3], self.size, strict=False))
         self.corners = [(r, c) for r in self.rows for c in self.cols]
         super().__init__(x, len(self.corners))
         self.fill = fill
@@ -71,7 +71,7 @@ class Patches(Perturbation):
         out = np.repeat(self.x[images, None], len(index), axis=1)
         for j, i in enumerate(index):
             r, c = self.corners[i]
-            out[:, j, r:r + self.size[0], c:c + self.size[1], :] = self.fill
+            out[:, j, r : r + self.size[0], c : c + self.size[1], :] = self.fill
         return out
 
 
@@ -89,8 +89,12 @@ class ChannelMasks(Perturbation):
         self.activations = activations
 
     def inputs(self, images, index):
-        up = np.asarray(upsample(np.moveaxis(self.activations[images][..., index], -1, 1).reshape(
-            (-1,) + self.activations.shape[1:3]), self.x.shape[1:3]))
+        up = np.asarray(
+            upsample(
+                np.moveaxis(self.activations[images][..., index], -1, 1).reshape((-1,) + self.activations.shape[1:3]),
+                self.x.shape[1:3],
+            )
+        )
         up = up.reshape((-1, len(index)) + up.shape[1:])  # (b, k, H, W)
         low, high = up.min(axis=(2, 3), keepdims=True), up.max(axis=(2, 3), keepdims=True)
         masks = np.where(high > low, (up - low) / np.where(high > low, high - low, 1.0), 0.0)

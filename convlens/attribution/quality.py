@@ -31,10 +31,23 @@ def is_constant(current: np.ndarray, original: np.ndarray, tolerance: float = CO
     return bool(np.ptp(current) <= tolerance * np.ptp(original))
 
 
-def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers_from_top: list[str] | None = None,
-                            *, preprocess_mode: str = "unit", cam_layer: str | None = None, score: str = "logit",
-                            params: dict | None = None, max_batch: int = 32, seed: int = 0,
-                            threshold: float = 0.9, original: dict | None = None, on_step=None) -> dict:
+def cascading_randomization(
+    model,
+    x: np.ndarray,
+    targets,
+    methods: list,
+    layers_from_top: list[str] | None = None,
+    *,
+    preprocess_mode: str = "unit",
+    cam_layer: str | None = None,
+    score: str = "logit",
+    params: dict | None = None,
+    max_batch: int = 32,
+    seed: int = 0,
+    threshold: float = 0.9,
+    original: dict | None = None,
+    on_step=None,
+) -> dict:
     """Model-parameter randomization test (Adebayo et al. 2018, "Sanity checks for saliency maps").
 
     Re-initializes the layers in ``layers_from_top`` (default: every layer with trainable weights,
@@ -97,18 +110,36 @@ def cascading_randomization(model, x: np.ndarray, targets, methods: list, layers
         model.set_weights(saved)
     mean_rho = {n: column_means(rho[n].T)[0] for n in names}
     similar = {n: np.nan_to_num(mean_rho[n], nan=-1.0) > threshold for n in names}
-    return {"layers": list(layers_from_top), "spearman": rho, "ssim": sim, "constant": constant,
-            "n_constant": {n: constant[n].sum(axis=1) for n in names},
-            "n_blank": {n: int(blank[n].sum()) for n in names},
-            "mean_spearman": mean_rho, "mean_ssim": {n: column_means(sim[n].T)[0] for n in names},
-            "similar": similar, "insensitive": {n: bool(similar[n].any()) for n in names}}
+    return {
+        "layers": list(layers_from_top),
+        "spearman": rho,
+        "ssim": sim,
+        "constant": constant,
+        "n_constant": {n: constant[n].sum(axis=1) for n in names},
+        "n_blank": {n: int(blank[n].sum()) for n in names},
+        "mean_spearman": mean_rho,
+        "mean_ssim": {n: column_means(sim[n].T)[0] for n in names},
+        "similar": similar,
+        "insensitive": {n: bool(similar[n].any()) for n in names},
+    }
 
 
-
-def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: int = 20, *,
-                       preprocess_mode: str = "unit", deletion_baseline="black", insertion_baseline="blur",
-                       blur_sigma: float = 5.0, seed: int = 0, max_batch: int = 32,
-                       explainer: "Explainer | None" = None, random_orders: int = 1) -> dict:
+def deletion_insertion(
+    model,
+    x: np.ndarray,
+    targets,
+    maps: np.ndarray,
+    steps: int = 20,
+    *,
+    preprocess_mode: str = "unit",
+    deletion_baseline="black",
+    insertion_baseline="blur",
+    blur_sigma: float = 5.0,
+    seed: int = 0,
+    max_batch: int = 32,
+    explainer: "Explainer | None" = None,
+    random_orders: int = 1,
+) -> dict:
     """Deletion and insertion curves (Petsiuk et al. 2018, RISE) of maps (B, H, W).
 
     Pixels are taken in decreasing order of the map, (H * W) / steps more at each step. Deletion
@@ -138,9 +169,12 @@ def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: i
     def curves(ranks):
         deletion = explainer.scores(Ordered(x, removed, ranks, counts), targets, "probability")
         insertion = explainer.scores(Ordered(start, x, ranks, counts), targets, "probability")
-        return {"deletion": deletion, "insertion": insertion,
-                "deletion_auc": np.trapezoid(deletion, fractions, axis=1),
-                "insertion_auc": np.trapezoid(insertion, fractions, axis=1)}
+        return {
+            "deletion": deletion,
+            "insertion": insertion,
+            "deletion_auc": np.trapezoid(deletion, fractions, axis=1),
+            "insertion_auc": np.trapezoid(insertion, fractions, axis=1),
+        }
 
     def ranks_of(order):  # order: (B, H*W) pixel indices, first taken first
         ranks = np.empty_like(order)
@@ -149,14 +183,20 @@ def deletion_insertion(model, x: np.ndarray, targets, maps: np.ndarray, steps: i
 
     flat = np.asarray(maps, np.float64).reshape(len(x), -1)
     rng = np.random.default_rng(seed)
-    randoms = [curves(ranks_of(np.stack([rng.permutation(n_pixels) for _ in range(len(x))])))
-               for _ in range(max(1, random_orders))]
-    return {"fractions": fractions, **curves(ranks_of(np.argsort(-flat, axis=1, kind="stable"))),
-            "random": {k: np.mean([r[k] for r in randoms], axis=0) for k in randoms[0]}}
+    randoms = [
+        curves(ranks_of(np.stack([rng.permutation(n_pixels) for _ in range(len(x))])))
+        for _ in range(max(1, random_orders))
+    ]
+    return {
+        "fractions": fractions,
+        **curves(ranks_of(np.argsort(-flat, axis=1, kind="stable"))),
+        "random": {k: np.mean([r[k] for r in randoms], axis=0) for k in randoms[0]},
+    }
 
 
-def against_random(result: dict, random: dict | None = None, *, n_boot: int = 10000, seed: int = 0,
-                   level: float = 0.95) -> dict:
+def against_random(
+    result: dict, random: dict | None = None, *, n_boot: int = 10000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Paired comparison of a map's deletion and insertion areas with a random order's.
 
     ``result``: a ``deletion_insertion`` answer; ``random``: the random-order areas to compare with
@@ -174,6 +214,12 @@ def against_random(result: dict, random: dict | None = None, *, n_boot: int = 10
         diff = np.asarray(result[f"{kind}_auc"], np.float64) - np.asarray(random[f"{kind}_auc"], np.float64)
         low, high = bootstrap_mean_ci(diff, n_boot, seed, level)
         good, bad = (high < 0, low > 0) if sign < 0 else (low > 0, high < 0)
-        out[kind] = {"diff": float(diff.mean()), "low": low, "high": high, "beats_random": bool(good),
-                     "worse_than_random": bool(bad), "level": level}
+        out[kind] = {
+            "diff": float(diff.mean()),
+            "low": low,
+            "high": high,
+            "beats_random": bool(good),
+            "worse_than_random": bool(bad),
+            "level": level,
+        }
     return out

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from convlens.attribution.base import CHANNEL_REDUCTIONS, Method
-from convlens.attribution.cams import (ClassActivationMap, GradCAM, GradCAMPlusPlus, GuidedGradCAM, LayerCAM,
-                                       ScoreCAM)
+from convlens.attribution.cams import ClassActivationMap, GradCAM, GradCAMPlusPlus, GuidedGradCAM, LayerCAM, ScoreCAM
 from convlens.attribution.gradients import Deconvnet, Gradient, GuidedBackprop, IntegratedGradients, SmoothGrad
 from convlens.attribution.occlusion import Occlusion
 from convlens.errors import InputError
@@ -93,8 +92,13 @@ SEED = whole(0)
 PARAMS: dict[str, dict[str, Allowed]] = {
     "saliency": {"reduce": REDUCE},
     "smoothgrad": {"reduce": REDUCE, "samples": whole(1), "noise": number(0), "seed": SEED},
-    "integrated_gradients": {"steps": whole(1), "baseline": words("black", "white", "blur", "noise", also=number(0, 1)),
-                             "blur_sigma": number(0, low_open=True), "seed": SEED, "reduce": REDUCE},
+    "integrated_gradients": {
+        "steps": whole(1),
+        "baseline": words("black", "white", "blur", "noise", also=number(0, 1)),
+        "blur_sigma": number(0, low_open=True),
+        "seed": SEED,
+        "reduce": REDUCE,
+    },
     "occlusion": {"patch": whole(1, "side // 8"), "stride": whole(1, "patch // 2"), "fill": number(0, 1)},
     "deconvnet": {"reduce": REDUCE},
     "guided_backprop": {"reduce": REDUCE},

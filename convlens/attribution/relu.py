@@ -10,7 +10,6 @@ from __future__ import annotations
 from convlens.core.graph import linear_copy, trace
 from convlens.core.layers import iter_layers
 
-
 RULES = ("normal", "guided", "deconvnet")  # how a backward pass treats ReLUs
 
 
@@ -52,18 +51,23 @@ def replay(model, x, call):
     return trace(model, x, set(), {}, call=call)
 
 
-
 def relu_linear_copies(model) -> dict:
     """{path: linear copy} of the layers with a ReLU activation (made outside compiled graphs)."""
     import keras
 
-    return {p: linear_copy(layer) for p, layer in iter_layers(model)
-            if not isinstance(layer, keras.layers.Activation) and getattr(layer, "activation", None) in relu_family()}
+    return {
+        p: linear_copy(layer)
+        for p, layer in iter_layers(model)
+        if not isinstance(layer, keras.layers.Activation) and getattr(layer, "activation", None) in relu_family()
+    }
 
 
 def is_relu(path: str, layer, linear_copies: dict) -> bool:
     """True for a ReLU layer, an Activation("relu"/"relu6") layer or a layer with a ReLU activation."""
     import keras
 
-    return path in linear_copies or isinstance(layer, keras.layers.ReLU) or (
-        isinstance(layer, keras.layers.Activation) and layer.activation in relu_family())
+    return (
+        path in linear_copies
+        or isinstance(layer, keras.layers.ReLU)
+        or (isinstance(layer, keras.layers.Activation) and layer.activation in relu_family())
+    )

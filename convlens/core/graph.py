@@ -10,7 +10,6 @@ from __future__ import annotations
 from convlens.core.layers import find_layer, output_operation
 from convlens.errors import InputError
 
-
 INPUT_SUFFIX = "#input"  # a wanted path with this suffix asks for the tensor going into that layer
 
 
@@ -18,8 +17,9 @@ class AllFound(Exception):
     """Stops a trace once every wanted tensor is found (the rest of the model is never called)."""
 
 
-def trace(model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_found: bool = False,
-           on_call=None, call=None):
+def trace(
+    model, x, wanted: set[str], found: dict, prefix: str = "", stop_when_found: bool = False, on_call=None, call=None
+):
     """Run ``model`` on symbolic ``x``, filling ``found`` with the wanted tensors.
 
     Returns (final output, input of the last layer). A wanted path ``layer`` asks for the layer's
@@ -86,8 +86,13 @@ def linear_copy(layer):
     return copy
 
 
-def build_probe(model, layer_paths: list[str], cam_layer: str | None, inputs_of: tuple[str, ...] = (),
-                input_shape: tuple[int, int, int] | None = None):
+def build_probe(
+    model,
+    layer_paths: list[str],
+    cam_layer: str | None,
+    inputs_of: tuple[str, ...] = (),
+    input_shape: tuple[int, int, int] | None = None,
+):
     """A Keras model: input -> [outputs of layer_paths..., cam layer output, head input, final output,
     inputs of the ``inputs_of`` layers...].
 
@@ -130,6 +135,7 @@ def pre_activation_probe(model, layer_path: str, input_shape: tuple[int, int, in
     except InputError:
         raise
     except ValueError as exc:
-        raise InputError(f"the layers before {layer_path!r} do not accept {input_shape[0]}x{input_shape[1]} "
-                         f"input ({exc}); {fix}") from exc
+        raise InputError(
+            f"the layers before {layer_path!r} do not accept {input_shape[0]}x{input_shape[1]} input ({exc}); {fix}"
+        ) from exc
     return probe, linear_copy(layer) if getattr(layer, "activation", None) is not None else layer

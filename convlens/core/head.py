@@ -27,7 +27,8 @@ class Head:
         name = getattr(activation, "__name__", "linear" if activation is None else str(activation))
         units = int(model.outputs[0].shape[-1])
         if isinstance(self.layer, keras.layers.Softmax) or (
-                isinstance(self.layer, keras.layers.Activation) and name == "softmax"):
+            isinstance(self.layer, keras.layers.Activation) and name == "softmax"
+        ):
             self.kind = "softmax-layer"
         elif name == "softmax":
             self.kind = "softmax"
@@ -36,8 +37,10 @@ class Head:
         elif name == "sigmoid" and units == 1:
             self.kind = "sigmoid"
         else:
-            raise InputError(f"model {model.name!r}: last layer {self.layer.name!r} has activation {name!r} "
-                             f"with {units} outputs; supported: softmax, linear (logits), or one sigmoid unit")
+            raise InputError(
+                f"model {model.name!r}: last layer {self.layer.name!r} has activation {name!r} "
+                f"with {units} outputs; supported: softmax, linear (logits), or one sigmoid unit"
+            )
         if self.kind in ("softmax", "sigmoid"):
             self.linear = linear_copy(self.layer)
 

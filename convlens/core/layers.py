@@ -41,8 +41,12 @@ def is_blur_pool(layer) -> bool:
     ``*_blur``. It is a pooling step, not a learned convolution."""
     import keras
 
-    return (isinstance(layer, keras.layers.DepthwiseConv2D) and layer.name.endswith("_blur")
-            and not layer.trainable and not layer.use_bias)
+    return (
+        isinstance(layer, keras.layers.DepthwiseConv2D)
+        and layer.name.endswith("_blur")
+        and not layer.trainable
+        and not layer.use_bias
+    )
 
 
 def conv_layers(model) -> list[str]:

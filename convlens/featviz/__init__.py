@@ -45,5 +45,14 @@ from convlens.featviz.objectives import OBJECTIVES, objective_values
 from convlens.featviz.params import PARAMS, Parameterization
 from convlens.featviz.visualize import DEFAULT_SCALES, OPTIMIZERS, PRESETS, start_images, visualize
 
-__all__ = ["DEFAULT_SCALES", "OBJECTIVES", "OPTIMIZERS", "PARAMS", "PRESETS", "Parameterization", "objective_values",
-           "start_images", "visualize"]
+__all__ = [
+    "DEFAULT_SCALES",
+    "OBJECTIVES",
+    "OPTIMIZERS",
+    "PARAMS",
+    "PRESETS",
+    "Parameterization",
+    "objective_values",
+    "start_images",
+    "visualize",
+]

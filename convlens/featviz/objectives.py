@@ -8,7 +8,6 @@ from convlens.core.graph import build_probe, pre_activation_probe
 from convlens.core.head import Head, preprocess
 from convlens.errors import InputError
 
-
 OBJECTIVES = ("channel", "neuron", "class")
 
 
@@ -18,8 +17,9 @@ _BORDER = 2  # border left out of the channel mean, for maps larger than _BORDER
 _BORDER_MIN = 8
 
 
-def objective_fn(model, layer_path: str | None, input_shape: tuple[int, int, int], preprocess_mode: str,
-                  objective: str):
+def objective_fn(
+    model, layer_path: str | None, input_shape: tuple[int, int, int], preprocess_mode: str, objective: str
+):
     """A function (images (N, H, W, C) in [0, 1], index (N,) int) -> (N,) objective values."""
     import keras
     import tensorflow as tf
@@ -56,8 +56,9 @@ def objective_fn(model, layer_path: str | None, input_shape: tuple[int, int, int
         elif len(act.shape) == 4:
             act = act[:, act.shape[1] // 2, act.shape[2] // 2, :]
         elif len(act.shape) != 2:
-            raise InputError(f"layer {layer_path!r} outputs shape {tuple(act.shape)}; "
-                             "objectives need (B, h, w, c) or (B, units)")
+            raise InputError(
+                f"layer {layer_path!r} outputs shape {tuple(act.shape)}; objectives need (B, h, w, c) or (B, units)"
+            )
         return tf.gather(act, index, batch_dims=1)
 
     return unit_value
@@ -66,12 +67,22 @@ def objective_fn(model, layer_path: str | None, input_shape: tuple[int, int, int
 def evaluate(fn, images: np.ndarray, channels, batch_size: int = 64) -> np.ndarray:
     index = np.asarray(channels, dtype="int32")
     images = np.asarray(images, dtype="float32")
-    return np.concatenate([np.asarray(fn(images[i:i + batch_size], index[i:i + batch_size]))
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [
+            np.asarray(fn(images[i : i + batch_size], index[i : i + batch_size]))
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
-def objective_values(model, layer_path: str | None, channels: list[int], images: np.ndarray,
-                     preprocess_mode: str, objective: str = "channel") -> np.ndarray:
+def objective_values(
+    model,
+    layer_path: str | None,
+    channels: list[int],
+    images: np.ndarray,
+    preprocess_mode: str,
+    objective: str = "channel",
+) -> np.ndarray:
     """The objective of ``channels[i]`` on ``images[i]`` (N, H, W, C) in [0, 1], as visualize defines it."""
     fn = objective_fn(model, layer_path, tuple(np.shape(images)[1:]), preprocess_mode, objective)
     return evaluate(fn, images, channels)

@@ -6,15 +6,12 @@ import numpy as np
 
 from convlens.stats import gaussian_blur as blur
 
-
 PARAMS = ("pixel", "fourier", "raw")
 
 
 # Lucid's ImageNet colour correlation (square root via SVD), columns scaled to unit max norm:
 # a decorrelated image d becomes colours d @ COLOR_CORRELATION.T
-_COLOR_SVD_SQRT = np.array([[0.26, 0.09, 0.02],
-                            [0.27, 0.00, -0.05],
-                            [0.27, -0.09, 0.03]])
+_COLOR_SVD_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 
 
 COLOR_CORRELATION = _COLOR_SVD_SQRT / np.max(np.linalg.norm(_COLOR_SVD_SQRT, axis=0))
@@ -86,8 +83,7 @@ class Parameterization:
 
 def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Separable Gaussian blur of (N, H, W, C) images over H and W, reflecting at the edges."""
-    return blur(images, sigma, axes=(1, 2), radius=max(1, int(np.ceil(3.0 * sigma))),
-                                     mode="reflect")
+    return blur(images, sigma, axes=(1, 2), radius=max(1, int(np.ceil(3.0 * sigma))), mode="reflect")
 
 
 def total_variation(images):

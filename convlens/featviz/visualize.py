@@ -9,7 +9,6 @@ from convlens.featviz.objectives import evaluate, objective_fn
 from convlens.featviz.params import Parameterization, gaussian_blur, total_variation
 from convlens.transforms import forward_matrix, keras_transform_vector
 
-
 OPTIMIZERS = ("adam", "normalized")
 
 
@@ -17,22 +16,45 @@ DEFAULT_SCALES = (1.0, 0.975, 1.025, 0.95, 1.05)
 # named settings of visualize(); "plain" is the report's filter patterns: gradient ascent on the raw
 # pixels, each step normalized to unit RMS, no transformations or penalties
 PRESETS = {
-    "plain": {"param": "raw", "optimizer": "normalized", "jitter": 0, "scales": (1.0,), "rotate_deg": 0.0,
-              "tv_weight": 0.0, "blur_every": 0},
+    "plain": {
+        "param": "raw",
+        "optimizer": "normalized",
+        "jitter": 0,
+        "scales": (1.0,),
+        "rotate_deg": 0.0,
+        "tv_weight": 0.0,
+        "blur_every": 0,
+    },
 }
 
 
 def start_images(channels: list[int], image_shape, seed: int) -> np.ndarray:
     """Seeded grey noise 0.5 + 0.05 N(0, 1), one image per channel, drawn from (seed, channel) so an
     image does not depend on the rest of the batch."""
-    return np.stack([0.5 + 0.05 * np.random.default_rng([seed, int(c)]).standard_normal(tuple(image_shape))
-                     for c in channels]).astype("float32")
+    return np.stack(
+        [0.5 + 0.05 * np.random.default_rng([seed, int(c)]).standard_normal(tuple(image_shape)) for c in channels]
+    ).astype("float32")
 
 
-def visualize(model, layer_path: str | None, channels: list[int], input_shape=None, preprocess_mode: str = "unit",
-              objective: str = "channel", param: str = "fourier", steps: int = 256, lr: float = 0.05,
-              optimizer: str = "adam", jitter: int = 4, scales=DEFAULT_SCALES, rotate_deg: float = 5.0,
-              tv_weight: float = 0.0, blur_every: int = 0, blur_sigma: float = 0.5, seed: int = 0) -> dict:
+def visualize(
+    model,
+    layer_path: str | None,
+    channels: list[int],
+    input_shape=None,
+    preprocess_mode: str = "unit",
+    objective: str = "channel",
+    param: str = "fourier",
+    steps: int = 256,
+    lr: float = 0.05,
+    optimizer: str = "adam",
+    jitter: int = 4,
+    scales=DEFAULT_SCALES,
+    rotate_deg: float = 5.0,
+    tv_weight: float = 0.0,
+    blur_every: int = 0,
+    blur_sigma: float = 0.5,
+    seed: int = 0,
+) -> dict:
     """Maximize the objective of every channel in ``channels`` (class indices for ``class``), one batch.
 
     ``input_shape`` (H, W, C) defaults to the model's own. ``optimizer``: ``adam``
@@ -68,8 +90,13 @@ def visualize(model, layer_path: str | None, channels: list[int], input_shape=No
             image = tf.slice(padded, tf.stack([0, offset[0], offset[1], 0]), [-1, h, w, shape[2]])
         if affine_on:
             image = tf.raw_ops.ImageProjectiveTransformV3(
-                images=image, transforms=affine, output_shape=[h, w], fill_value=0.0,
-                interpolation="BILINEAR", fill_mode="REFLECT")
+                images=image,
+                transforms=affine,
+                output_shape=[h, w],
+                fill_value=0.0,
+                interpolation="BILINEAR",
+                fill_mode="REFLECT",
+            )
         return image
 
     def step(offset, affine):
@@ -94,12 +121,16 @@ def visualize(model, layer_path: str | None, channels: list[int], input_shape=No
         offset = rng.integers(0, 2 * jitter + 1, size=2).astype("int32")
         angle_deg = rng.uniform(-rotate_deg, rotate_deg)
         forward = forward_matrix("rotate", {"angle_deg": angle_deg}, h, w) @ forward_matrix(
-            "scale", {"factor": float(rng.choice(scales))}, h, w)
+            "scale", {"factor": float(rng.choice(scales))}, h, w
+        )
         affine = keras_transform_vector(forward)[None].astype("float32")
         compiled(tf.constant(offset), tf.constant(affine))
         if blur_every and i % blur_every == 0:
             image = np.asarray(parameterization.params_to_image(params.value))
             params.assign(parameterization.image_to_params(gaussian_blur(image, blur_sigma)))
     images = np.asarray(parameterization.params_to_image(params.value))
-    return {"images": images, "objective": evaluate(fn, images, channels),
-            "objective_start": evaluate(fn, start, channels)}
+    return {
+        "images": images,
+        "objective": evaluate(fn, images, channels),
+        "objective_start": evaluate(fn, start, channels),
+    }

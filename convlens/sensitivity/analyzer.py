@@ -31,13 +31,15 @@ def equivariance_sums(acts, samplers, group: int):
         return values if np.all(weights == 1) else values * weights[None, :, None]
 
     nums, dens, pools = [], [], []
-    for a, layer_samplers in zip(acts, samplers):
+    for a, layer_samplers in zip(acts, samplers, strict=False):
         h, w, c = a.shape[1], a.shape[2], a.shape[3]
         flat = tf.reshape(tf.cast(a, tf.float32), (-1, group, h * w, c))
         reference = flat[:, 0]
         num, den = [], []
         for t, s in enumerate(layer_samplers):
-            expected = tf.add_n([weighted(read(reference, index), weights) for index, weights in zip(s.index, s.weights)])
+            expected = tf.add_n(
+                [weighted(read(reference, index), weights) for index, weights in zip(s.index, s.weights, strict=False)]
+            )
             got = read(flat[:, t], s.positions)
             num.append(tf.reduce_sum(tf.square(got - expected), axis=[1, 2]))
             den.append(tf.reduce_sum(tf.square(expected), axis=[1, 2]))
@@ -58,8 +60,17 @@ class Analyzer:
     ``reference_too`` it makes them for each image's reference class as well.
     """
 
-    def __init__(self, model, layer_paths: list[str], preprocess_mode: str, samplers: list | None = None,
-                 warps=None, maps: bool = True, explainer=None, reference_too: bool = False):
+    def __init__(
+        self,
+        model,
+        layer_paths: list[str],
+        preprocess_mode: str,
+        samplers: list | None = None,
+        warps=None,
+        maps: bool = True,
+        explainer=None,
+        reference_too: bool = False,
+    ):
         import tensorflow as tf
 
         self.layer_paths = list(layer_paths)
@@ -74,7 +85,7 @@ class Analyzer:
             forward = [keras_transform_vector(m) for m in warps.matrices]
             inverse = [keras_transform_vector(m) for m in warps.back_matrices]
             vectors = tf.constant(np.stack(forward), tf.float32), tf.constant(np.stack(inverse), tf.float32)
-            geometric = [f for f, op in zip(forward, self.pixel_ops) if op is None]
+            geometric = [f for f, op in zip(forward, self.pixel_ops, strict=False) if op is None]
             geometric_vectors = tf.constant(np.stack(geometric), tf.float32)
 
         def warp(images, vectors_per_image):
@@ -82,8 +93,13 @@ class Analyzer:
 
             n = tf.shape(images)[0] // vectors_per_image.shape[0]
             return keras.ops.image.affine_transform(
-                images, tf.tile(vectors_per_image, [n, 1]), interpolation="bilinear", fill_mode=warps.fill_mode,
-                fill_value=warps.fill_value, data_format="channels_last")
+                images,
+                tf.tile(vectors_per_image, [n, 1]),
+                interpolation="bilinear",
+                fill_mode=warps.fill_mode,
+                fill_value=warps.fill_value,
+                data_format="channels_last",
+            )
 
         def transform(images, seeds):
             """Every transform of each image, image-major (n * T rows): warps in one call, then each
@@ -117,13 +133,16 @@ class Analyzer:
                 if explainer is not None:
                     wanted = {"": resolve_targets(logits, codes, group)}
                     if reference_too:
-                        wanted["_reference"] = resolve_targets(logits, tf.fill(tf.shape(codes), TARGET_REFERENCE), group)
+                        wanted["_reference"] = resolve_targets(
+                            logits, tf.fill(tf.shape(codes), TARGET_REFERENCE), group
+                        )
                     chosen = {k: explainer.chosen(logits, probs, t) for k, t in wanted.items()}
             if explainer is not None:
                 for k, t in wanted.items():
                     result["target" + k] = t
                     result["cam_activations"], result["cams" + k] = explainer.cam_maps(
-                        cam_act, tape.gradient(chosen[k], cam_act), t, keras.ops.shape(x)[1:3])
+                        cam_act, tape.gradient(chosen[k], cam_act), t, keras.ops.shape(x)[1:3]
+                    )
             result.update({"logits": logits, "probs": tf.cast(probs, tf.float32)})
             if maps:  # the full maps leave the device only when asked for (drawing, not measuring)
                 result["activations"] = [tf.cast(a, tf.float32) for a in acts]
@@ -131,7 +150,9 @@ class Analyzer:
                 result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
             return result
 
-        self._step = tf.function(step, reduce_retracing=True, autograph=False)  # plain Python control flow: no conversion needed
+        self._step = tf.function(
+            step, reduce_retracing=True, autograph=False
+        )  # plain Python control flow: no conversion needed
 
     def run(self, x: np.ndarray, group: int, target_code: int = TARGET_REFERENCE, seeds=None) -> dict:
         """x: (B, H, W, C) float32 pixels in [0, 1], B a multiple of ``group``; with ``warps`` (a
@@ -156,6 +177,7 @@ class Analyzer:
                 raise ValueError("the noise transform needs a seed per image (photometric.image_seeds)")
             seeds = np.zeros(len(x), np.int64)
         rows = len(x) * (len(self.warps.matrices) if self.warps is not None else 1)
-        out = self._step(np.asarray(x, "float32"), int(group), np.full(rows, target_code, np.int64),
-                         np.asarray(seeds, np.int64))
+        out = self._step(
+            np.asarray(x, "float32"), int(group), np.full(rows, target_code, np.int64), np.asarray(seeds, np.int64)
+        )
         return tf.nest.map_structure(np.asarray, out)

@@ -23,8 +23,7 @@ from convlens.transforms import Transform
 KEYS = ["transform", "param", "layer", "metric"]
 GROUP_KEYS = ["group", "layer", "metric"]
 SUMMARY_STATS = ["mean", "ci_low", "ci_high", "n"]
-DIFF_STATS = ["mean_model", "mean_reference", "difference", "ci_low", "ci_high", "n", "statistic", "p_value",
-              "p_adj"]
+DIFF_STATS = ["mean_model", "mean_reference", "difference", "ci_low", "ci_high", "n", "statistic", "p_value", "p_adj"]
 
 
 @dataclass
@@ -69,8 +68,11 @@ def combine(parts: dict[str, Wide]) -> Wide:
     """The models' matrices (``widen_one``) on the union of their images (sorted) and groups (the
     first model's first): images matched by id, NaN where a model lacks an image or a group."""
     images = sorted(set().union(*(p.images for p in parts.values())))
-    keys = (pd.concat([p.keys for p in parts.values()], ignore_index=True).drop_duplicates(ignore_index=True)
-            if parts else pd.DataFrame(columns=KEYS))
+    keys = (
+        pd.concat([p.keys for p in parts.values()], ignore_index=True).drop_duplicates(ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=KEYS)
+    )
     key_index, image_index = pd.MultiIndex.from_frame(keys), pd.Index(images)
     values = {}
     for model, part in parts.items():
@@ -121,8 +123,15 @@ def group_transforms(wide: Wide, transforms: list[Transform]) -> Wide:
     return Wide(wide.images, grouped, values)
 
 
-def compare(wide: Wide, reference: str | None, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-            adjust: str = "bh", test: str = "t") -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare(
+    wide: Wide,
+    reference: str | None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    adjust: str = "bh",
+    test: str = "t",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The summary (per model and group: mean, percentile bootstrap interval, n images) and the
     differences from ``reference`` (per other model and group, over the images both measured: the
     two means, their difference, its bootstrap interval, the paired ``test``'s statistic and
@@ -137,7 +146,7 @@ def compare(wide: Wide, reference: str | None, n_boot: int = 2000, level: float 
         lo, hi = stats.percentile_interval(boots[model], level)
         frame = wide.keys.assign(mean=mean, ci_low=lo, ci_high=hi, n=count)
         summaries.append(frame[count > 0].assign(model=model))
-    summary = (pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame())
+    summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
     summary = summary.reindex(columns=["model"] + columns + SUMMARY_STATS)
     differences = []
     for model, matrix in wide.values.items():
@@ -158,8 +167,13 @@ def compare(wide: Wide, reference: str | None, n_boot: int = 2000, level: float 
         frame = wide.keys.assign(
             mean_model=stats.column_means(np.where(paired, matrix, np.nan))[0],
             mean_reference=stats.column_means(np.where(paired, base, np.nan))[0],
-            difference=mean_diff, ci_low=lo, ci_high=hi, n=count, statistic=tested["statistic"],
-            p_value=tested["p"])
+            difference=mean_diff,
+            ci_low=lo,
+            ci_high=hi,
+            n=count,
+            statistic=tested["statistic"],
+            p_value=tested["p"],
+        )
         differences.append(frame[count > 0].assign(model=model, reference=reference))
     diffs = pd.concat(differences, ignore_index=True) if differences else pd.DataFrame()
     diffs = diffs.reindex(columns=["model", "reference"] + columns + DIFF_STATS)
@@ -204,9 +218,15 @@ def deepest_common(orders: list[list[str]]) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # the sentences and the key table that read the per-group differences
 
-METRIC_WORDS = {"top1_change": "flip rate", "prob_change": "MAC (probability change)", "kl_divergence": "KL divergence",
-                "correct": "accuracy", "equivariance_error": "equivariance error", "invariance_cosine": "pooled-feature cosine",
-                "heatmap_pearson": "heatmap agreement (Pearson)"}
+METRIC_WORDS = {
+    "top1_change": "flip rate",
+    "prob_change": "MAC (probability change)",
+    "kl_divergence": "KL divergence",
+    "correct": "accuracy",
+    "equivariance_error": "equivariance error",
+    "invariance_cosine": "pooled-feature cosine",
+    "heatmap_pearson": "heatmap agreement (Pearson)",
+}
 SMALL_N = 30  # fewer images than this: the findings say the intervals are wide
 
 
@@ -262,13 +282,22 @@ def prediction_before_layers(rows: pd.DataFrame, first: str | None, level: float
     m, e = mac.iloc[0], early.iloc[0]
     if not abs(relative(m)) > abs(relative(e)):
         return None
-    return (f"the prediction became more invariant before the first layer became more equivariant: MAC "
-            f"{m['mean_reference']:.3g} → {m['mean_model']:.3g} ({100 * relative(m):+.0f} %), equivariance error at "
-            f"{first} {e['mean_reference']:.3g} → {e['mean_model']:.3g} ({100 * relative(e):+.0f} %)")
+    return (
+        f"the prediction became more invariant before the first layer became more equivariant: MAC "
+        f"{m['mean_reference']:.3g} → {m['mean_model']:.3g} ({100 * relative(m):+.0f} %), equivariance error at "
+        f"{first} {e['mean_reference']:.3g} → {e['mean_model']:.3g} ({100 * relative(e):+.0f} %)"
+    )
 
 
-def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boot: int, adjust: str,
-             test: str = "t", first: str | None = None) -> list[str]:
+def findings(
+    group_diffs: pd.DataFrame,
+    deepest: str | None,
+    level: float,
+    n_boot: int,
+    adjust: str,
+    test: str = "t",
+    first: str | None = None,
+) -> list[str]:
     """Sentences that claim only what the intervals and adjusted p-values support: per compared model
     and transform group, the key metrics, and the layer whose equivariance error changes most where
     that is a supported difference at another layer than the deepest."""
@@ -276,14 +305,18 @@ def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boo
         return []
     n = int(group_diffs["n"].max())
     method = {"bh": "Benjamini–Hochberg", "holm": "Holm"}[adjust]
-    out = [f"Differences are model minus reference over the images both measured (paired by image, up to n = {n}), "
-           f"with {100 * level:g} % percentile bootstrap intervals ({n_boot} resamples of the images) and "
-           f"{stats.TEST_NAMES[test]} p-values adjusted by {method} over the {int(group_diffs['p_value'].notna().sum())} comparisons of "
-           f"the per-group table; a difference is claimed only where its interval excludes 0 and p_adj < "
-           f"{1 - level:.2g}."]
+    out = [
+        f"Differences are model minus reference over the images both measured (paired by image, up to n = {n}), "
+        f"with {100 * level:g} % percentile bootstrap intervals ({n_boot} resamples of the images) and "
+        f"{stats.TEST_NAMES[test]} p-values adjusted by {method} over the {int(group_diffs['p_value'].notna().sum())} comparisons of "
+        f"the per-group table; a difference is claimed only where its interval excludes 0 and p_adj < "
+        f"{1 - level:.2g}."
+    ]
     if n < SMALL_N:
-        out.append(f"Only {n} images: the intervals are wide and only large differences can be detected; "
-                   f"'no detectable difference' is not evidence of no difference.")
+        out.append(
+            f"Only {n} images: the intervals are wide and only large differences can be detected; "
+            f"'no detectable difference' is not evidence of no difference."
+        )
     for (model, reference), per_model in group_diffs.groupby(["model", "reference"], sort=False):
         for group, rows in per_model.groupby("group", sort=False):
             clauses = []
@@ -296,8 +329,9 @@ def findings(group_diffs: pd.DataFrame, deepest: str | None, level: float, n_boo
             claimed = errors[[supported(r, level) for _, r in errors.iterrows()]]
             if len(claimed):
                 top = claimed.loc[claimed["difference"].abs().idxmax()]
-                clauses.append("largest supported change of the equivariance error: "
-                               + describe(top, level, f"at {top['layer']}"))
+                clauses.append(
+                    "largest supported change of the equivariance error: " + describe(top, level, f"at {top['layer']}")
+                )
             order = prediction_before_layers(rows, first, level)
             if order:
                 clauses.append(order)

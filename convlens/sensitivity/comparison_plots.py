@@ -12,8 +12,12 @@ from convlens import transform_kinds
 from convlens.plots import pyplot, save_figure
 from convlens.sensitivity.plots import not_applicable, short
 
-SWEEP_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"),
-                ("top1_change", "flip rate"), ("prob_change", "MAC (probability change)"))
+SWEEP_PANELS = (
+    ("equivariance_error", "equivariance error"),
+    ("invariance_cosine", "pooled-feature cosine"),
+    ("top1_change", "flip rate"),
+    ("prob_change", "MAC (probability change)"),
+)
 LAYER_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"))
 
 
@@ -27,12 +31,18 @@ def model_colours(models: list[str]) -> dict[str, tuple]:
 def band(ax, x, rows: pd.DataFrame, colour, label: str) -> None:
     """The mean as a line with markers and the interval as a shaded band."""
     ax.plot(x, rows["mean"], color=colour, lw=1.4, marker="o", ms=2.5, label=label)
-    ax.fill_between(x, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float), color=colour, alpha=0.2,
-                    lw=0)
+    ax.fill_between(x, rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float), color=colour, alpha=0.2, lw=0)
 
 
-def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], layer: str | None, models: list[str],
-               level: float, path: Path) -> None:
+def plot_sweep(
+    summary: pd.DataFrame,
+    curve: str,
+    members: dict[str, float],
+    layer: str | None,
+    models: list[str],
+    level: float,
+    path: Path,
+) -> None:
     """Every model's mean against the magnitude of one sweep with its interval: equivariance error
     and pooled-feature cosine at ``layer``, flip rate and MAC of the prediction."""
     plt = pyplot()
@@ -40,7 +50,7 @@ def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], lay
     colours = model_colours(models)
     fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(13, 3.4))
     sub = summary[summary["transform"].isin(members)].assign(magnitude=lambda f: f["transform"].map(members))
-    for ax, (metric, title) in zip(axes, SWEEP_PANELS):
+    for ax, (metric, title) in zip(axes, SWEEP_PANELS, strict=False):
         where = "output" if metric in ("top1_change", "prob_change") else layer
         measured = sub[(sub["metric"] == metric) & (sub["layer"] == where) & (sub["transform"] != "identity")]
         if measured.empty:  # equivariance of a photometric sweep: only the identity's point
@@ -60,8 +70,9 @@ def plot_sweep(summary: pd.DataFrame, curve: str, members: dict[str, float], lay
     save_figure(fig, path)
 
 
-def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[str], models: list[str],
-                  level: float, path: Path) -> None:
+def plot_by_layer(
+    group_summary: pd.DataFrame, groups: list[str], layers: list[str], models: list[str], level: float, path: Path
+) -> None:
     """Equivariance error and pooled-feature cosine against layer depth, a row per transform group,
     a line per model with its interval (each model at the positions of its own layers)."""
     plt = pyplot()
@@ -70,23 +81,35 @@ def plot_by_layer(group_summary: pd.DataFrame, groups: list[str], layers: list[s
     position = {layer: i for i, layer in enumerate(layers)}
     fig, axes = plt.subplots(len(groups), len(LAYER_PANELS), figsize=(10, 0.6 + 2.4 * len(groups)), squeeze=False)
     for r, group in enumerate(groups):
-        for ax, (metric, title) in zip(axes[r], LAYER_PANELS):
+        for ax, (metric, title) in zip(axes[r], LAYER_PANELS, strict=False):
             if group_summary[(group_summary["group"] == group) & (group_summary["metric"] == metric)].empty:
                 not_applicable(ax, f"{group}: {title}")
                 continue
             for model in models:
-                rows = group_summary[(group_summary["model"] == model) & (group_summary["group"] == group)
-                                     & (group_summary["metric"] == metric)]
+                rows = group_summary[
+                    (group_summary["model"] == model)
+                    & (group_summary["group"] == group)
+                    & (group_summary["metric"] == metric)
+                ]
                 rows = rows[rows["layer"].isin(position)].assign(x=lambda f: f["layer"].map(position)).sort_values("x")
                 if len(rows):
                     band(ax, rows["x"].to_numpy(float), rows, colours[model], model)
             ax.set_title(f"{group}: {title}", fontsize=9)
-            ax.set_xticks(np.arange(len(layers)), [short(la) for la in layers] if r == len(groups) - 1 else
-                          [""] * len(layers), rotation=60, ha="right", fontsize=7)
+            ax.set_xticks(
+                np.arange(len(layers)),
+                [short(la) for la in layers] if r == len(groups) - 1 else [""] * len(layers),
+                rotation=60,
+                ha="right",
+                fontsize=7,
+            )
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"Against layer depth: means over images and over each group's transforms, "
-                 f"bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.998)
+    fig.suptitle(
+        f"Against layer depth: means over images and over each group's transforms, "
+        f"bands {100 * level:g} % bootstrap intervals",
+        fontsize=10,
+        y=0.998,
+    )
     legend_above(fig, axes[0][-1], len(models), top=1 - 0.7 / fig.get_figheight())
     save_figure(fig, path)
 
@@ -96,5 +119,6 @@ def legend_above(fig, ax, n_models: int, top: float) -> None:
     the data); the panels laid out below ``top`` (a fraction of the figure's height)."""
     handles, labels = ax.get_legend_handles_labels()
     fig.tight_layout(rect=(0, 0, 1, top))
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, top), ncol=max(1, n_models),
-               fontsize=8, frameon=False)
+    fig.legend(
+        handles, labels, loc="lower center", bbox_to_anchor=(0.5, top), ncol=max(1, n_models), fontsize=8, frameon=False
+    )

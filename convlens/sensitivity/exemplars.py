@@ -31,13 +31,18 @@ def image_scores(table: pd.DataFrame) -> pd.DataFrame:
     mac = out[out["metric"] == "prob_change"].groupby("image")["value"].mean()
     flips = out[out["metric"] == "top1_change"].groupby("image")["value"].sum()
     images = sorted(set(table["image"]))
-    return pd.DataFrame({"image": images,
-                         "prob_change": mac.reindex(images).to_numpy(dtype=float),
-                         "flips": flips.reindex(images).fillna(0).to_numpy(dtype=float).round().astype(int)})
+    return pd.DataFrame(
+        {
+            "image": images,
+            "prob_change": mac.reindex(images).to_numpy(dtype=float),
+            "flips": flips.reindex(images).fillna(0).to_numpy(dtype=float).round().astype(int),
+        }
+    )
 
 
-def choose(table: pd.DataFrame, sensitive: int, flipped: int, random: int, named: list[str] | None = None,
-           seed: int = 0) -> list[dict]:
+def choose(
+    table: pd.DataFrame, sensitive: int, flipped: int, random: int, named: list[str] | None = None, seed: int = 0
+) -> list[dict]:
     """The exemplars: a list of {"image", "reason", "prob_change", "flips"} in the order above.
 
     Asking for more than there are gives what there is. A named image that was not measured is
@@ -50,23 +55,32 @@ def choose(table: pd.DataFrame, sensitive: int, flipped: int, random: int, named
         for image in ids:
             if image not in {c["image"] for c in chosen}:
                 row = scores.loc[image]
-                chosen.append({"image": image, "reason": reason,
-                               "prob_change": None if np.isnan(row["prob_change"]) else float(row["prob_change"]),
-                               "flips": int(row["flips"])})
+                chosen.append(
+                    {
+                        "image": image,
+                        "reason": reason,
+                        "prob_change": None if np.isnan(row["prob_change"]) else float(row["prob_change"]),
+                        "flips": int(row["flips"]),
+                    }
+                )
 
     missing = [i for i in (named or []) if i not in scores.index]
     if missing:
-        raise InputError(f"config.report.exemplars.images: {', '.join(missing)} not among the measured images "
-                         f"(ids look like {', '.join(list(scores.index[:3]))})")
+        raise InputError(
+            f"config.report.exemplars.images: {', '.join(missing)} not among the measured images "
+            f"(ids look like {', '.join(list(scores.index[:3]))})"
+        )
     take(named or [], "named")
     rest = scores.drop(index=[c["image"] for c in chosen]).reset_index()
     by_change = rest.assign(key=rest["prob_change"].fillna(-np.inf)).sort_values(
-        ["key", "flips", "image"], ascending=[False, False, True])
+        ["key", "flips", "image"], ascending=[False, False, True]
+    )
     take(list(by_change["image"][:sensitive]), "most sensitive")
     rest = scores.drop(index=[c["image"] for c in chosen]).reset_index()
     flipping = rest[rest["flips"] > 0]
     flipping = flipping.assign(key=flipping["prob_change"].fillna(-np.inf)).sort_values(
-        ["flips", "key", "image"], ascending=[False, False, True])
+        ["flips", "key", "image"], ascending=[False, False, True]
+    )
     take(list(flipping["image"][:flipped]), "prediction flips")
     rest = sorted(set(scores.index) - {c["image"] for c in chosen})
     # slots the other kinds left empty (no image flips, say) are filled at random: the report keeps its size

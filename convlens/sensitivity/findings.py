@@ -21,8 +21,14 @@ def fmt(v: float, digits: int = 2) -> str:
     return "undefined" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
-def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str], baseline: pd.DataFrame,
-             predictions: pd.DataFrame, heat: pd.DataFrame) -> list[list[dict]]:
+def findings(
+    table: pd.DataFrame,
+    transforms: list[Transform],
+    layers: list[str],
+    baseline: pd.DataFrame,
+    predictions: pd.DataFrame,
+    heat: pd.DataFrame,
+) -> list[list[dict]]:
     """A few sentences, each a list of parts: ``{"text": ...}`` or ``{"text": ..., "image": id}`` (a
     link to that image's sheet). The template escapes every part."""
     kinds_by_name = kind_of(transforms)
@@ -42,9 +48,15 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
     worst = predictions[predictions["transform"] == "worst case over all"]
     if len(worst) and np.isfinite(worst["accuracy"].iloc[0]):
         w = worst.iloc[0]
-        sentences.append([{"text": f"Clean accuracy is {100 * w['clean_accuracy']:.0f} % on the {w['n_images']} "
-                                   f"labelled images; over all {len(transforms) - 1} transforms together (an image "
-                                   f"counts only if every transform keeps it right) it is {100 * w['accuracy']:.0f} %."}])
+        sentences.append(
+            [
+                {
+                    "text": f"Clean accuracy is {100 * w['clean_accuracy']:.0f} % on the {w['n_images']} "
+                    f"labelled images; over all {len(transforms) - 1} transforms together (an image "
+                    f"counts only if every transform keeps it right) it is {100 * w['accuracy']:.0f} %."
+                }
+            ]
+        )
     flips = out[out["metric"] == "top1_change"]
     for kind in kinds:
         names = [n for n, k in kinds_by_name.items() if k == kind]
@@ -54,18 +66,31 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
         n_flip = int(sub["value"].sum())
         if n_flip == 0:
             biggest = largest(kind, [t for t in transforms if t.name in names])
-            sentences.append([{"text": f"The prediction never changes under {KIND_WORDS[kind]} "
-                                       f"({len(names)} transform{'s' if len(names) > 1 else ''}"
-                                       f"{', up to ' + biggest if biggest else ''}) on any of the "
-                                       f"{sub['image'].nunique()} images."}])
+            sentences.append(
+                [
+                    {
+                        "text": f"The prediction never changes under {KIND_WORDS[kind]} "
+                        f"({len(names)} transform{'s' if len(names) > 1 else ''}"
+                        f"{', up to ' + biggest if biggest else ''}) on any of the "
+                        f"{sub['image'].nunique()} images."
+                    }
+                ]
+            )
             continue
         per_t = sub.groupby("transform")["value"].sum()
         top_t = per_t.idxmax()
         flipped_images = sub[(sub["transform"] == top_t) & (sub["value"] > 0)]["image"].tolist()
-        sentences.append([{"text": f"Under {KIND_WORDS[kind]} the top-1 class changes in {n_flip} of {len(sub)} "
-                                   f"image–transform pairs; most often under {top_t} "
-                                   f"({int(per_t.max())} of {sub['image'].nunique()} images: "}]
-                         + image_links(flipped_images) + [{"text": ")."}])
+        sentences.append(
+            [
+                {
+                    "text": f"Under {KIND_WORDS[kind]} the top-1 class changes in {n_flip} of {len(sub)} "
+                    f"image–transform pairs; most often under {top_t} "
+                    f"({int(per_t.max())} of {sub['image'].nunique()} images: "
+                }
+            ]
+            + image_links(flipped_images)
+            + [{"text": ")."}]
+        )
 
     # layers: least and most sensitive per kind; invariance against depth and the baseline
     err = table[table["metric"] == "equivariance_error"]
@@ -83,11 +108,15 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
             continue
         lo, hi = by_layer.idxmin(), by_layer.idxmax()
         worst_row = e[e["layer"] == hi].sort_values("value", ascending=False).iloc[0]
-        parts = [{"text": f"Under {KIND_WORDS[kind]}, the maps of {lo} follow the input most faithfully (mean "
-                          f"equivariance error {fmt(by_layer[lo])}) and those of {hi} least ({fmt(by_layer[hi])}; "
-                          f"largest on "},
-                 {"text": str(worst_row["image"]), "image": str(worst_row["image"])},
-                 {"text": f" under {worst_row['transform']}, {fmt(worst_row['value'])})."}]
+        parts = [
+            {
+                "text": f"Under {KIND_WORDS[kind]}, the maps of {lo} follow the input most faithfully (mean "
+                f"equivariance error {fmt(by_layer[lo])}) and those of {hi} least ({fmt(by_layer[hi])}; "
+                f"largest on "
+            },
+            {"text": str(worst_row["image"]), "image": str(worst_row["image"])},
+            {"text": f" under {worst_row['transform']}, {fmt(worst_row['value'])})."},
+        ]
         c = cos[cos["transform"].isin(names)].groupby("layer", sort=False)["value"].mean().reindex(layers).dropna()
         if len(c) >= 2:
             first, last = c.index[0], c.index[-1]
@@ -102,16 +131,25 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
     held = pearson[~pearson["flipped"]].dropna(subset=["mean"]).set_index("method") if len(pearson) else pearson
     if len(held):
         best, worst = held["mean"].idxmax(), held["mean"].idxmin()
-        text = (f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {display_name(best)} "
-                f"(Pearson {fmt(held.loc[best, 'mean'])} where the prediction holds, n = {int(held.loc[best, 'n'])})")
+        text = (
+            f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {display_name(best)} "
+            f"(Pearson {fmt(held.loc[best, 'mean'])} where the prediction holds, n = {int(held.loc[best, 'n'])})"
+        )
         text += f" and least for {display_name(worst)} ({fmt(held.loc[worst, 'mean'])})." if worst != best else "."
         flipped = pearson[pearson["flipped"]].dropna(subset=["mean"]).set_index("method")
-        drops = [(m, held.loc[m, "mean"], flipped.loc[m, "mean"]) for m in flipped.index
-                 if m in held.index and held.loc[m, "mean"] - flipped.loc[m, "mean"] > 0.1]
+        drops = [
+            (m, held.loc[m, "mean"], flipped.loc[m, "mean"])
+            for m in flipped.index
+            if m in held.index and held.loc[m, "mean"] - flipped.loc[m, "mean"] > 0.1
+        ]
         if drops:
-            listed = ", ".join(f"{display_name(m)} {fmt(a)} → {fmt(b)}" for m, a, b in sorted(drops, key=lambda d: d[2] - d[1]))
-            text += (f" Where the prediction flips, agreement drops for {listed}: these maps follow the decision, "
-                     f"not only the image.")
+            listed = ", ".join(
+                f"{display_name(m)} {fmt(a)} → {fmt(b)}" for m, a, b in sorted(drops, key=lambda d: d[2] - d[1])
+            )
+            text += (
+                f" Where the prediction flips, agreement drops for {listed}: these maps follow the decision, "
+                f"not only the image."
+            )
         elif len(flipped):
             text += " No method's agreement drops by more than 0.1 where the prediction flips."
         sentences.append([{"text": text}])
@@ -121,9 +159,15 @@ def findings(table: pd.DataFrame, transforms: list[Transform], layers: list[str]
         f = floor.groupby("transform")["value"].mean().dropna()
         exact = [n for n, v in f.items() if v < 1e-6]
         top = f.idxmax()
-        sentences.append([{"text": f"Interpolation alone (input warped by T then back) costs a mean relative error "
-                                   f"of up to {fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
-                                   f"the pixel grid (flips, 90° turns, whole-pixel shifts)."}])
+        sentences.append(
+            [
+                {
+                    "text": f"Interpolation alone (input warped by T then back) costs a mean relative error "
+                    f"of up to {fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
+                    f"the pixel grid (flips, 90° turns, whole-pixel shifts)."
+                }
+            ]
+        )
     return sentences
 
 
@@ -134,8 +178,10 @@ def invariance_sentence(kind: str, cos: pd.DataFrame, layers: list[str], base: p
     if len(c) < 2:
         return []
     first, last = c.index[0], c.index[-1]
-    text = (f"Under {KIND_WORDS[kind]} (pixel changes, so equivariance does not apply) pooled features keep a "
-            f"cosine of {fmt(c[first], 3)} at {first} and {fmt(c[last], 3)} at {last}")
+    text = (
+        f"Under {KIND_WORDS[kind]} (pixel changes, so equivariance does not apply) pooled features keep a "
+        f"cosine of {fmt(c[first], 3)} at {first} and {fmt(c[last], 3)} at {last}"
+    )
     if np.isfinite(base.get(first, np.nan)) and np.isfinite(base.get(last, np.nan)):
         text += f", against {fmt(base[first], 3)} and {fmt(base[last], 3)} between different images"
     return [[{"text": text + "."}]]

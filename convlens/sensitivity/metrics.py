@@ -24,10 +24,17 @@ from convlens.stats import pearson, spearman
 
 # name -> (what the layer column holds, True if larger is worse, meaning)
 METRICS = {
-    "equivariance_error": ("layer", True, "‖V⊙(φ(Tx) − T_l φ(x))‖ / ‖V⊙T_l φ(x)‖: the map of the transformed image against "
-                                          "the original map moved by the same transform (geometric transforms only)"),
-    "equivariance_floor": ("input", True, "the same error for the input warped by T then T⁻¹: what interpolation alone "
-                                          "costs (geometric transforms only)"),
+    "equivariance_error": (
+        "layer",
+        True,
+        "‖V⊙(φ(Tx) − T_l φ(x))‖ / ‖V⊙T_l φ(x)‖: the map of the transformed image against "
+        "the original map moved by the same transform (geometric transforms only)",
+    ),
+    "equivariance_floor": (
+        "input",
+        True,
+        "the same error for the input warped by T then T⁻¹: what interpolation alone costs (geometric transforms only)",
+    ),
     "invariance_cosine": ("layer", False, "cosine similarity of the globally average-pooled maps of x and Tx"),
     "top1_change": ("output", True, "1 if the top-1 class of Tx differs from that of x"),
     "prob_change": ("output", True, "|p(c₀ | Tx) − p(c₀ | x)| for the class c₀ predicted on x (its mean is MAC)"),
@@ -63,8 +70,9 @@ class Study:
         return np.array([not t.photometric for t in self.transforms])
 
     @classmethod
-    def build(cls, transforms, height: int, width: int, layers: list[str], grids: dict, fill_mode: str,
-              fill_value: float) -> "Study":
+    def build(
+        cls, transforms, height: int, width: int, layers: list[str], grids: dict, fill_mode: str, fill_value: float
+    ) -> "Study":
         matrices = np.stack([t.matrix(height, width) for t in transforms])
         layer_matrices, layer_valid, samplers = [], [], []
         for layer in layers:
@@ -72,11 +80,22 @@ class Study:
             m = np.stack([tr.rescale_matrix(mi, g) for mi in matrices])
             layer_matrices.append(m)
             layer_valid.append(tr.valid_mask(m, g.height, g.width))
-            samplers.append([tr.sampler(mi, v) for mi, v in zip(m, layer_valid[-1])])
+            samplers.append([tr.sampler(mi, v) for mi, v in zip(m, layer_valid[-1], strict=False)])
         back = np.stack([np.linalg.inv(m) for m in matrices])
         back[0] = np.eye(3)
-        return cls(list(transforms), matrices, tr.valid_mask(matrices, height, width), list(layers), layer_matrices,
-                   layer_valid, samplers, back, tr.valid_mask(back, height, width), fill_mode, float(fill_value))
+        return cls(
+            list(transforms),
+            matrices,
+            tr.valid_mask(matrices, height, width),
+            list(layers),
+            layer_matrices,
+            layer_valid,
+            samplers,
+            back,
+            tr.valid_mask(back, height, width),
+            fill_mode,
+            float(fill_value),
+        )
 
 
 def _warp_one(image: np.ndarray, matrices: np.ndarray, fill_mode: str = "constant", fill_value: float = 0.0):
@@ -130,8 +149,10 @@ class LayerStats:
 def layer_stats(study: Study, activations: list[np.ndarray]) -> LayerStats:
     """LayerStats from maps in numpy, with a full warp per layer (the reference computation;
     ``backend.Analyzer`` computes the same inside its compiled step)."""
-    sums = [masked_sums(act, _warp_one(act[0], m), valid)
-            for act, m, valid in zip(activations, study.layer_matrices, study.layer_valid)]
+    sums = [
+        masked_sums(act, _warp_one(act[0], m), valid)
+        for act, m, valid in zip(activations, study.layer_matrices, study.layer_valid, strict=False)
+    ]
     return LayerStats([n for n, _ in sums], [d for _, d in sums], [pooled(act) for act in activations])
 
 
@@ -165,13 +186,24 @@ def map_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, f
         nan = float("nan")
         return {"heatmap_pearson": nan, "heatmap_spearman": nan, "heatmap_iou20": nan}
     ta, tb = _top_region(x, TOP_FRACTION), _top_region(y, TOP_FRACTION)
-    return {"heatmap_pearson": pearson(x, y), "heatmap_spearman": spearman(x, y),
-            "heatmap_iou20": float((ta & tb).sum() / (ta | tb).sum())}
+    return {
+        "heatmap_pearson": pearson(x, y),
+        "heatmap_spearman": spearman(x, y),
+        "heatmap_iou20": float((ta & tb).sum() / (ta | tb).sum()),
+    }
 
 
-def image_metrics(study: Study, image: str, inputs: np.ndarray, stats: LayerStats, probs: np.ndarray,
-                  label: int | None, heatmaps: dict[str, np.ndarray], back: np.ndarray | None = None,
-                  heatmaps_back: dict[str, np.ndarray] | None = None) -> list[dict]:
+def image_metrics(
+    study: Study,
+    image: str,
+    inputs: np.ndarray,
+    stats: LayerStats,
+    probs: np.ndarray,
+    label: int | None,
+    heatmaps: dict[str, np.ndarray],
+    back: np.ndarray | None = None,
+    heatmaps_back: dict[str, np.ndarray] | None = None,
+) -> list[dict]:
     """Every measurement of one image.
 
     inputs: (T, H, W, C) the warped images, row 0 the original; stats: the layers' squared sums
@@ -185,14 +217,26 @@ def image_metrics(study: Study, image: str, inputs: np.ndarray, stats: LayerStat
     geometric = study.geometric
 
     def add(layer: str, metric: str, values, only=None) -> None:
-        for k, (t, v) in enumerate(zip(study.transforms, values)):
+        for k, (t, v) in enumerate(zip(study.transforms, values, strict=False)):
             if only is not None and not only[k]:
                 continue
-            rows.append({"image": image, "transform": t.name, "param": t.param, "layer": layer, "metric": metric,
-                         "value": float(v)})
+            rows.append(
+                {
+                    "image": image,
+                    "transform": t.name,
+                    "param": t.param,
+                    "layer": layer,
+                    "metric": metric,
+                    "value": float(v),
+                }
+            )
 
-    for layer, num, den, pool, valid in zip(study.layers, stats.num, stats.den, stats.pooled, study.layer_valid):
-        add(layer, "equivariance_error", error_from_sums(num, den, valid.reshape(len(valid), -1).any(axis=1)), geometric)
+    for layer, num, den, pool, valid in zip(
+        study.layers, stats.num, stats.den, stats.pooled, study.layer_valid, strict=False
+    ):
+        add(
+            layer, "equivariance_error", error_from_sums(num, den, valid.reshape(len(valid), -1).any(axis=1)), geometric
+        )
         add(layer, "invariance_cosine", cosine_to_first(pool))
     if back is None:
         back = np.asarray(tr.warp(inputs.astype(np.float32), study.back_matrices, study.fill_mode, study.fill_value))

@@ -33,8 +33,13 @@ TRUNCATE = 4.0  # kernel radius in standard deviations, as scipy.ndimage.gaussia
 def image_seeds(seed: int, image_ids: list[str]) -> np.ndarray:
     """One noise seed per image, (n,) int64 in [0, 2**31): a hash of the run's seed and the image id,
     so an image gets the same noise whatever batch, chunk or shard it is measured in."""
-    return np.array([int.from_bytes(hashlib.sha256(f"{int(seed)}/{i}".encode()).digest()[:4], "little") & 0x7FFFFFFF
-                     for i in image_ids], dtype=np.int64)
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(f"{int(seed)}/{i}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+            for i in image_ids
+        ],
+        dtype=np.int64,
+    )
 
 
 def gaussian_kernel(sigma_px: float) -> np.ndarray:
@@ -57,8 +62,10 @@ def blur(images, params: dict, noise=None):
         return images
     h, w, c = images.shape[1], images.shape[2], images.shape[3]
     if r >= min(h, w):
-        raise ValueError(f"blur sigma_px {params['sigma_px']:g} needs a kernel radius of {r} px, more than the "
-                         f"{h}x{w} image allows (at most {min(h, w) - 1}); use a smaller sigma_px")
+        raise ValueError(
+            f"blur sigma_px {params['sigma_px']:g} needs a kernel radius of {r} px, more than the "
+            f"{h}x{w} image allows (at most {min(h, w) - 1}); use a smaller sigma_px"
+        )
     x = keras.ops.pad(images, [[0, 0], [r, r], [r, r], [0, 0]], mode="symmetric")
     column = np.tile(k.astype("float32")[:, None, None, None], (1, 1, c, 1))  # (2r+1, 1, C, 1)
     x = keras.ops.depthwise_conv(x, column, padding="valid")
@@ -70,8 +77,11 @@ def noise_field(images, seeds):
     import tensorflow as tf
 
     shape = tf.shape(images)[1:]
-    return tf.map_fn(lambda s: tf.random.stateless_normal(shape, tf.stack([s, tf.constant(0, tf.int64)])),
-                     tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
+    return tf.map_fn(
+        lambda s: tf.random.stateless_normal(shape, tf.stack([s, tf.constant(0, tf.int64)])),
+        tf.cast(seeds, tf.int64),
+        fn_output_signature=tf.float32,
+    )
 
 
 def noise(images, params: dict, noise=None):
@@ -120,8 +130,10 @@ def problem(kind: str, params: dict, shape: tuple) -> str | None:
     if kind == "blur":
         r = len(gaussian_kernel(params["sigma_px"])) // 2
         if r >= min(h, w):
-            return (f"blur sigma_px {params['sigma_px']:g} needs a kernel radius of {r} px; the model's {h}x{w} "
-                    f"input allows at most {min(h, w) - 1} (sigma_px up to about {(min(h, w) - 1.5) / TRUNCATE:.2g})")
+            return (
+                f"blur sigma_px {params['sigma_px']:g} needs a kernel radius of {r} px; the model's {h}x{w} "
+                f"input allows at most {min(h, w) - 1} (sigma_px up to about {(min(h, w) - 1.5) / TRUNCATE:.2g})"
+            )
     if kind == "jpeg" and c not in (1, 3):
         return f"jpeg needs images with 1 or 3 channels; the model's input has {c}"
     return None

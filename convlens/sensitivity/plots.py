@@ -15,18 +15,32 @@ import pandas as pd
 
 from convlens import transform_kinds
 from convlens.attribution.registry import METHODS, display_name, method_colour
-from convlens.plots import (FIGURE_WIDTH_IN, MAX_HEIGHT_IN, MIN_FONT_PT, depth_ticks, legend_beside, pick_layers,
-                            pyplot, save_figure, text_colour)
+from convlens.plots import (
+    FIGURE_WIDTH_IN,
+    MAX_HEIGHT_IN,
+    MIN_FONT_PT,
+    depth_ticks,
+    legend_beside,
+    pick_layers,
+    pyplot,
+    save_figure,
+    text_colour,
+)
 from convlens.transforms import Transform
 
-
 # each kind's colour, from convlens/transform_kinds.py: a colour-map family, or a fixed colour and line style
-FAMILY_CMAP = {name: kind.colour.cmap for name, kind in transform_kinds.REGISTRY.items()
-               if isinstance(kind.colour, transform_kinds.Family)}
+FAMILY_CMAP = {
+    name: kind.colour.cmap
+    for name, kind in transform_kinds.REGISTRY.items()
+    if isinstance(kind.colour, transform_kinds.Family)
+}
 
 
-FLIP_STYLE = {name: (kind.colour.colour, kind.colour.style) for name, kind in transform_kinds.REGISTRY.items()
-              if isinstance(kind.colour, transform_kinds.Line)}
+FLIP_STYLE = {
+    name: (kind.colour.colour, kind.colour.style)
+    for name, kind in transform_kinds.REGISTRY.items()
+    if isinstance(kind.colour, transform_kinds.Line)
+}
 
 
 def transform_colours(transforms: list[Transform]) -> dict[str, tuple]:
@@ -41,7 +55,7 @@ def transform_colours(transforms: list[Transform]) -> dict[str, tuple]:
         cmap = matplotlib.colormaps[cmap_name]
         size = [transform_kinds.REGISTRY[kind].size(t.axis[1]) if t.axis else 1.0 for t in members]
         top = max(size) or 1.0
-        for t, s in zip(members, size):
+        for t, s in zip(members, size, strict=False):
             colours[t.name] = cmap(0.35 + 0.6 * s / top)
     return colours
 
@@ -50,8 +64,14 @@ def short(layer: str) -> str:
     return layer.rsplit("/", 1)[-1]
 
 
-def plot_by_layer(table: pd.DataFrame, transforms: list[Transform], layers: list[str], baseline: pd.DataFrame,
-                  path: Path, shown: list[str] | None = None) -> None:
+def plot_by_layer(
+    table: pd.DataFrame,
+    transforms: list[Transform],
+    layers: list[str],
+    baseline: pd.DataFrame,
+    path: Path,
+    shown: list[str] | None = None,
+) -> None:
     """Equivariance error and invariance cosine against layer depth, one line per transform. Every
     layer is a point; only the ``shown`` layers (default: pick_layers) carry a tick label."""
     plt = pyplot()
@@ -62,8 +82,10 @@ def plot_by_layer(table: pd.DataFrame, transforms: list[Transform], layers: list
     fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH_IN, 3.6))
     x = np.arange(len(layers))
     marker = 2.5 if len(layers) <= 20 else 0
-    for ax, metric, title in ((axes[0], "equivariance_error", "equivariance error (lower: more equivariant)"),
-                              (axes[1], "invariance_cosine", "cosine of pooled features (higher: more invariant)")):
+    for ax, metric, title in (
+        (axes[0], "equivariance_error", "equivariance error (lower: more equivariant)"),
+        (axes[1], "invariance_cosine", "cosine of pooled features (higher: more invariant)"),
+    ):
         means = table[table["metric"] == metric].groupby(["transform", "layer"])["value"].mean()
         for t in transforms[1:]:
             if t.name not in means.index.get_level_values(0):
@@ -80,9 +102,16 @@ def plot_by_layer(table: pd.DataFrame, transforms: list[Transform], layers: list
     if len(layers) > len(shown):
         for ax in axes:
             ax.set_xlabel(f"layer ({len(shown)} of {len(layers)} named)", fontsize=7)
-    handles = [Line2D([], [], color=plt.get_cmap(c)(0.8), label=k) for k, c in FAMILY_CMAP.items()
-               if any(t.kind == k for t in transforms)]
-    handles += [Line2D([], [], color=c, ls=s, label=k) for k, (c, s) in FLIP_STYLE.items() if any(t.kind == k for t in transforms)]
+    handles = [
+        Line2D([], [], color=plt.get_cmap(c)(0.8), label=k)
+        for k, c in FAMILY_CMAP.items()
+        if any(t.kind == k for t in transforms)
+    ]
+    handles += [
+        Line2D([], [], color=c, ls=s, label=k)
+        for k, (c, s) in FLIP_STYLE.items()
+        if any(t.kind == k for t in transforms)
+    ]
     handles.append(Line2D([], [], color="orange", ls="-.", lw=2, label="different images"))
     rows = -(-len(handles) // 5)
     legend_beside(fig, handles, title="darker = larger magnitude", ncol=min(5, len(handles)))
@@ -90,8 +119,12 @@ def plot_by_layer(table: pd.DataFrame, transforms: list[Transform], layers: list
     save_figure(fig, path)
 
 
-CURVE_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "cosine of pooled features"),
-                ("top1_change", "flip rate / MAC"), ("heatmap_pearson", "heatmap agreement (Pearson)"))
+CURVE_PANELS = (
+    ("equivariance_error", "equivariance error"),
+    ("invariance_cosine", "cosine of pooled features"),
+    ("top1_change", "flip rate / MAC"),
+    ("heatmap_pearson", "heatmap agreement (Pearson)"),
+)
 
 
 def depth_colour(layers: list[str]):
@@ -104,8 +137,16 @@ def depth_colour(layers: list[str]):
 
 def not_applicable(ax, title: str) -> None:
     """A panel without data because the metric does not apply (equivariance of a photometric kind)."""
-    ax.text(0.5, 0.5, "does not apply:\nphotometric transforms\nmove no pixel", ha="center", va="center",
-            transform=ax.transAxes, fontsize=8, color="grey")
+    ax.text(
+        0.5,
+        0.5,
+        "does not apply:\nphotometric transforms\nmove no pixel",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=8,
+        color="grey",
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -121,7 +162,7 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
     fig, grid = plt.subplots(2, 2, figsize=(FIGURE_WIDTH_IN, 5.4))
     axes = grid.ravel()
     unit = transform_kinds.CURVES[curve].label
-    for ax, (metric, title) in zip(axes, CURVE_PANELS):
+    for ax, (metric, title) in zip(axes, CURVE_PANELS, strict=False):
         sub = data[data["metric"] == metric]
         if metric == "equivariance_error" and sub.empty:  # a photometric sweep: nothing moves
             not_applicable(ax, title)
@@ -140,8 +181,15 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
             ax.set_ylim(-0.03, 1.03)
         else:
             for method, s in sorted(sub.groupby("layer"), key=lambda item: registry_order(item[0])):
-                ax.plot(s["magnitude"], s["value"], marker="o", ms=2.5, lw=1.1, color=method_colour(method),
-                        label=display_name(method))
+                ax.plot(
+                    s["magnitude"],
+                    s["value"],
+                    marker="o",
+                    ms=2.5,
+                    lw=1.1,
+                    color=method_colour(method),
+                    label=display_name(method),
+                )
         ax.set_title(title, fontsize=8)
         ax.set_xlabel(unit, fontsize=7)
         ax.grid(alpha=0.3)
@@ -178,8 +226,10 @@ def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
-HEAT_METRICS = (("equivariance_error", "magma_r", "mean equivariance error"),
-                ("invariance_cosine", "viridis", "mean cosine of pooled features"))
+HEAT_METRICS = (
+    ("equivariance_error", "magma_r", "mean equivariance error"),
+    ("invariance_cosine", "viridis", "mean cosine of pooled features"),
+)
 HEAT_FONT_PT = 6.5  # cell numbers and labels, at print size (the figure is as wide as the printed figure)
 HEAT_ROW_IN = 0.17  # a row of the table: the number's height and some air
 DIGIT_EM, POINT_EM = 0.64, 0.32  # DejaVu Sans digit and point widths (a minus sign is about a digit)
@@ -193,8 +243,9 @@ def cell_width_in(digits: int) -> float:
     return (digits * DIGIT_EM + POINT_EM + 0.5) * HEAT_FONT_PT / 72
 
 
-def heat_pages(n_layers: int, n_transforms: int, label_chars: int = 20, digits: int = 3
-               ) -> tuple[list[slice], list[slice], list[list[tuple[int, int, int]]]]:
+def heat_pages(
+    n_layers: int, n_transforms: int, label_chars: int = 20, digits: int = 3
+) -> tuple[list[slice], list[slice], list[list[tuple[int, int, int]]]]:
     """How the layer × transform tables split so every cell holds its number (``digits`` digits and a
     point) at HEAT_FONT_PT and every page fits the printable page: (row chunks, column chunks, pages of
     (metric, row chunk, column chunk)). ``label_chars``: the longest layer name. Of the row splits that
@@ -248,12 +299,18 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
     names = [t.name for t in transforms[1:]]
     grids = []
     for metric, cmap, title in HEAT_METRICS:
-        grid = (table[table["metric"] == metric].groupby(["layer", "transform"])["value"].mean().unstack()
-                .reindex(index=layers, columns=names)).to_numpy(dtype=float)
+        grid = (
+            table[table["metric"] == metric]
+            .groupby(["layer", "transform"])["value"]
+            .mean()
+            .unstack()
+            .reindex(index=layers, columns=names)
+        ).to_numpy(dtype=float)
         finite = grid[np.isfinite(grid)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        grids.append((grid, matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9), cmap, title,
-                      decimals_for(grid)))
+        grids.append(
+            (grid, matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9), cmap, title, decimals_for(grid))
+        )
     digits = max(1 + g[4] + int(bool((g[0] < 0).any())) for g in grids)  # "0.96", "0.996", "-0.12"
     rows, cols, pages = heat_pages(len(layers), len(names), max(len(short(layer)) for layer in layers), digits)
     for stale in path.parent.glob(f"{path.stem}_*"):  # the pages of an earlier, longer table
@@ -261,9 +318,14 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
     files = []
     for number, page in enumerate(pages, start=1):
         heights = [HEAT_COLUMN_LABELS_IN + HEAT_ROW_IN * (rows[r].stop - rows[r].start) for _, r, _ in page]
-        fig, axes = plt.subplots(len(page), 1, figsize=(FIGURE_WIDTH_IN, sum(heights) + 0.2), squeeze=False,
-                                 gridspec_kw={"height_ratios": [h - HEAT_COLUMN_LABELS_IN + 0.3 for h in heights]})
-        for ax, (m, r, c) in zip(axes[:, 0], page):
+        fig, axes = plt.subplots(
+            len(page),
+            1,
+            figsize=(FIGURE_WIDTH_IN, sum(heights) + 0.2),
+            squeeze=False,
+            gridspec_kw={"height_ratios": [h - HEAT_COLUMN_LABELS_IN + 0.3 for h in heights]},
+        )
+        for ax, (m, r, c) in zip(axes[:, 0], page, strict=False):
             grid, norm, cmap, title, decimals = grids[m]
             values = grid[rows[r], cols[c]]
             im = ax.imshow(values, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
@@ -271,8 +333,15 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
             ax.set_xticks(range(values.shape[1]), names[cols[c]], rotation=60, ha="right", fontsize=HEAT_FONT_PT)
             for (i, j), v in np.ndenumerate(values):
                 if np.isfinite(v):
-                    ax.text(j, i, cell_text(v, decimals), ha="center", va="center", fontsize=HEAT_FONT_PT,
-                            color=text_colour(im.cmap(norm(v))))
+                    ax.text(
+                        j,
+                        i,
+                        cell_text(v, decimals),
+                        ha="center",
+                        va="center",
+                        fontsize=HEAT_FONT_PT,
+                        color=text_colour(im.cmap(norm(v))),
+                    )
             part = []
             if len(rows) > 1:
                 part.append(f"layers {rows[r].start + 1}–{rows[r].stop} of {len(layers)}")

@@ -15,9 +15,15 @@ from convlens.transforms import NEUTRAL, Transform
 
 
 def load_metrics(paths: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(p, dtype={"image": str, "transform": str, "param": str, "layer": str, "metric": str,
-                                    "value": float}, keep_default_na=False, na_values={"value": ["", "nan"]})
-              for p in paths]
+    frames = [
+        pd.read_csv(
+            p,
+            dtype={"image": str, "transform": str, "param": str, "layer": str, "metric": str, "value": float},
+            keep_default_na=False,
+            na_values={"value": ["", "nan"]},
+        )
+        for p in paths
+    ]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     table["param"] = table["param"].fillna("")
     # a few distinct values repeated over millions of rows: categories keep a large study in memory
@@ -64,45 +70,76 @@ def between_images_cosine(pooled: dict[str, dict[str, np.ndarray]], layers: list
         unit = vectors[norms > 0] / norms[norms > 0, None]
         upper = np.triu_indices(len(unit), k=1)
         cos = (unit @ unit.T)[upper]
-        rows.append({"layer": layer, "mean": float(np.mean(cos)) if cos.size else np.nan,
-                     "std": float(np.std(cos)) if cos.size else np.nan, "n_pairs": int(cos.size)})
+        rows.append(
+            {
+                "layer": layer,
+                "mean": float(np.mean(cos)) if cos.size else np.nan,
+                "std": float(np.std(cos)) if cos.size else np.nan,
+                "n_pairs": int(cos.size),
+            }
+        )
     return pd.DataFrame(rows, columns=["layer", "mean", "std", "n_pairs"])
 
 
 def prediction_table(table: pd.DataFrame, transforms: list[Transform]) -> pd.DataFrame:
     """Per transform: flip rate, MAC, mean KL, accuracy under it and clean accuracy; then the worst
     case over the whole set (an image counts as right only if every transform keeps it right)."""
-    out = table[table["layer"] == "output"].pivot_table(index=["image", "transform"], columns="metric",
-                                                         values="value", aggfunc="first")
+    out = table[table["layer"] == "output"].pivot_table(
+        index=["image", "transform"], columns="metric", values="value", aggfunc="first"
+    )
     clean = out.xs("identity", level="transform")["correct"].mean() if "correct" in out else np.nan
     rows = []
     for t in transforms:
         if t.name not in out.index.get_level_values("transform"):
             continue
         sub = out.xs(t.name, level="transform")
-        rows.append({"transform": t.name, "kind": t.kind, "param": t.param, "n_images": len(sub),
-                     "flips": int(sub["top1_change"].sum()), "flip_rate": sub["top1_change"].mean(),
-                     "mac": sub["prob_change"].mean(), "kl": sub["kl_divergence"].mean(),
-                     "accuracy": sub["correct"].mean() if "correct" in sub else np.nan, "clean_accuracy": clean})
+        rows.append(
+            {
+                "transform": t.name,
+                "kind": t.kind,
+                "param": t.param,
+                "n_images": len(sub),
+                "flips": int(sub["top1_change"].sum()),
+                "flip_rate": sub["top1_change"].mean(),
+                "mac": sub["prob_change"].mean(),
+                "kl": sub["kl_divergence"].mean(),
+                "accuracy": sub["correct"].mean() if "correct" in sub else np.nan,
+                "clean_accuracy": clean,
+            }
+        )
     if "correct" in out:
         per_image = out["correct"].groupby(level="image").min().dropna()  # labelled images only
-        rows.append({"transform": "worst case over all", "kind": "", "param": "", "n_images": len(per_image),
-                     "flips": int(out["top1_change"].groupby(level="image").max().sum()),
-                     "flip_rate": out["top1_change"].groupby(level="image").max().mean(),
-                     "mac": out["prob_change"].groupby(level="image").max().mean(),
-                     "kl": out["kl_divergence"].groupby(level="image").max().mean(),
-                     "accuracy": per_image.mean(), "clean_accuracy": clean})
+        rows.append(
+            {
+                "transform": "worst case over all",
+                "kind": "",
+                "param": "",
+                "n_images": len(per_image),
+                "flips": int(out["top1_change"].groupby(level="image").max().sum()),
+                "flip_rate": out["top1_change"].groupby(level="image").max().mean(),
+                "mac": out["prob_change"].groupby(level="image").max().mean(),
+                "kl": out["kl_divergence"].groupby(level="image").max().mean(),
+                "accuracy": per_image.mean(),
+                "clean_accuracy": clean,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def heatmap_by_flip(table: pd.DataFrame) -> pd.DataFrame:
     """Heatmap agreement split by whether the prediction flipped: per method × metric × flipped."""
-    flips = table[(table["metric"] == "top1_change")][["image", "transform", "value"]].rename(columns={"value": "flipped"})
+    flips = table[(table["metric"] == "top1_change")][["image", "transform", "value"]].rename(
+        columns={"value": "flipped"}
+    )
     heat = table[table["metric"].str.startswith("heatmap_") & (table["transform"] != "identity")]
     merged = heat.merge(flips, on=["image", "transform"])
     merged["flipped"] = merged["flipped"].astype(bool)
-    return (merged.groupby(["layer", "metric", "flipped"])["value"].agg(mean="mean", std="std", n="count")
-            .reset_index().rename(columns={"layer": "method"}))
+    return (
+        merged.groupby(["layer", "metric", "flipped"])["value"]
+        .agg(mean="mean", std="std", n="count")
+        .reset_index()
+        .rename(columns={"layer": "method"})
+    )
 
 
 def curves(table: pd.DataFrame, transforms: list[Transform]) -> dict[str, pd.DataFrame]:

@@ -56,8 +56,11 @@ class Analysis:
         self.model, self.devices = open_model(model_path, threads)
         if cfg.get("mixed_precision"):
             changed = use_mixed_precision(self.model)
-            log.info("mixed precision: %d layers compute in float16%s", changed,
-                     "" if any(":GPU" in d for d in self.devices) else " (no GPU: on CPU this is slower, not faster)")
+            log.info(
+                "mixed precision: %d layers compute in float16%s",
+                changed,
+                "" if any(":GPU" in d for d in self.devices) else " (no GPU: on CPU this is slower, not faster)",
+            )
         model = self.model
         self.cfg, self.shown_only = cfg, shown_only
         self.info = info = ModelInfo.load(info_json)
@@ -68,8 +71,9 @@ class Analysis:
         check_spatial(model, self.cam_layer, f"config.heatmaps.layer (or config.models.{info.name}.heatmap_layer)")
         target_cfg = cfg["heatmaps"]["target"]
         if isinstance(target_cfg, int) and target_cfg >= len(info.class_names):
-            raise InputError(f"config.heatmaps.target: class {target_cfg} does not exist "
-                             f"({len(info.class_names)} classes)")
+            raise InputError(
+                f"config.heatmaps.target: class {target_cfg} does not exist ({len(info.class_names)} classes)"
+            )
         self.target_code = {"reference": TARGET_REFERENCE, "predicted": TARGET_PREDICTED}.get(target_cfg, target_cfg)
         self.shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
         self.transforms = [t for t in tr.build_transforms(cfg["transforms"]) if not shown_only or t.name in self.shown]
@@ -78,27 +82,48 @@ class Analysis:
             if problem:
                 raise InputError(f"config.transforms: {t.name}: {problem}")
         self.seed = int(cfg["seed"])  # the noise transform's seed, with each image's id
-        self.study = sensitivity.Study.build(self.transforms, h, w, self.layers, layer_grids(model, self.layers),
-                                             cfg["fill_mode"], cfg["fill_value"])
+        self.study = sensitivity.Study.build(
+            self.transforms, h, w, self.layers, layer_grids(model, self.layers), cfg["fill_mode"], cfg["fill_value"]
+        )
         self.methods, self.method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], self.cam_layer)
         for note in self.method_notes:
             log.info("%s", note)
         # Grad-CAM always: the sheets overlay it on every transformed input
-        self.explainer = Explainer(model, list(dict.fromkeys(["gradcam", *self.methods])), info.preprocess,
-                                   self.cam_layer, cfg["heatmaps"]["score"], cfg["heatmaps"]["params"],
-                                   cfg["batch_size"])
+        self.explainer = Explainer(
+            model,
+            list(dict.fromkeys(["gradcam", *self.methods])),
+            info.preprocess,
+            self.cam_layer,
+            cfg["heatmaps"]["score"],
+            cfg["heatmaps"]["params"],
+            cfg["batch_size"],
+        )
         # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
-        self.analyzer = Analyzer(model, self.layers, info.preprocess, samplers=self.study.samplers,
-                                 warps=self.study, maps=shown_only, explainer=self.explainer,
-                                 reference_too=self.target_code != TARGET_REFERENCE)
+        self.analyzer = Analyzer(
+            model,
+            self.layers,
+            info.preprocess,
+            samplers=self.study.samplers,
+            warps=self.study,
+            maps=shown_only,
+            explainer=self.explainer,
+            reference_too=self.target_code != TARGET_REFERENCE,
+        )
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
         self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}
 
     def describe(self, n_images: int) -> None:
-        log.info("model %s: %d layers probed, Grad-CAM at %s, %d transforms (%d drawn), %d images, devices %s",
-                 self.info.name, len(self.layers), self.cam_layer, self.n_t, len(self.shown), n_images,
-                 ", ".join(self.devices))
+        log.info(
+            "model %s: %d layers probed, Grad-CAM at %s, %d transforms (%d drawn), %d images, devices %s",
+            self.info.name,
+            len(self.layers),
+            self.cam_layer,
+            self.n_t,
+            len(self.shown),
+            n_images,
+            ", ".join(self.devices),
+        )
 
     def _read(self, entries: list[dict], cache: dict) -> tuple[list[Loaded], np.ndarray, list[tuple[dict, str]]]:
         """Decode a chunk: (readable images, their pixels (n, H, W, C) float32 in [0, 1], failures)."""
@@ -119,7 +144,7 @@ class Analysis:
 
     def chunks(self, entries: list[dict]):
         """Yield (loaded, failed, out) per chunk; ``out`` as ``run`` returns it."""
-        groups = [entries[i:i + self.per_call] for i in range(0, len(entries), self.per_call)]
+        groups = [entries[i : i + self.per_call] for i in range(0, len(entries), self.per_call)]
         cache: dict = {}
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convlens-read") as pool:
             pending = deque(pool.submit(self._read, g, cache) for g in groups[:READ_AHEAD])
@@ -149,19 +174,24 @@ class Analysis:
             out.pop(key, None)
         if not self.shown_only:  # the reference maps moved back for the heatmap agreement: one warp per method
             back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
-            out["heatmaps_back"] = {m: np.asarray(tr.warp(out["heatmaps_reference"][m][..., None], back))[..., 0]
-                                    for m in self.methods}
+            out["heatmaps_back"] = {
+                m: np.asarray(tr.warp(out["heatmaps_reference"][m][..., None], back))[..., 0] for m in self.methods
+            }
         self.seconds["heatmap methods"] += time.time() - t0
         return out
 
     def done(self, extra: dict[str, float] | None = None) -> None:
         parts = {**self.seconds, **(extra or {})}
-        log.info("shard done in %.1f s (%s)", time.time() - self.t_start,
-                 ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()))
+        log.info(
+            "shard done in %.1f s (%s)",
+            time.time() - self.t_start,
+            ", ".join(f"{k} {v:.1f} s" for k, v in parts.items()),
+        )
 
 
-def explain(explainer: Explainer, x: np.ndarray, logits: np.ndarray, target_code: int, group: int,
-            step: dict | None = None) -> dict:
+def explain(
+    explainer: Explainer, x: np.ndarray, logits: np.ndarray, target_code: int, group: int, step: dict | None = None
+) -> dict:
     """Every method's maps (B, H, W) for the sheets' target and for each image's reference class (the
     study's heatmap agreement; one pass when the sheets explain the reference class too).
 
@@ -170,6 +200,7 @@ def explain(explainer: Explainer, x: np.ndarray, logits: np.ndarray, target_code
     Returns target (B,), cam and cam_up (Grad-CAM for the sheets' target, at the CAM layer and at
     input resolution), heatmaps and heatmaps_reference ({method: (B, H, W)}).
     """
+
     def run(code, suffix):
         if step is not None:
             targets = step["target" + suffix].astype(np.int64)
@@ -181,9 +212,13 @@ def explain(explainer: Explainer, x: np.ndarray, logits: np.ndarray, target_code
     reference = sheets
     if target_code != TARGET_REFERENCE:
         reference = run(TARGET_REFERENCE, "_reference")[1]
-    return {"target": targets, "cam": sheets["gradcam"].raw, "cam_up": sheets["gradcam"].maps,
-            "heatmaps": {m: r.maps for m, r in sheets.items()},
-            "heatmaps_reference": {m: r.maps for m, r in reference.items()}}
+    return {
+        "target": targets,
+        "cam": sheets["gradcam"].raw,
+        "cam_up": sheets["gradcam"].maps,
+        "heatmaps": {m: r.maps for m, r in sheets.items()},
+        "heatmaps_reference": {m: r.maps for m, r in reference.items()},
+    }
 
 
 def rows_of(value, rows: slice):
@@ -205,8 +240,17 @@ def image_metrics(analysis: Analysis, image_id: str, out: dict, label: str | Non
     label_index = info.class_names.index(label) if label in info.class_names else None
     reference_maps = {m: out["heatmaps_reference"][m] for m in analysis.methods}
     stats = sensitivity.LayerStats(out["num"], out["den"], out["pooled"])
-    return sensitivity.image_metrics(analysis.study, image_id, out["inputs"], stats, out["probs"], label_index,
-                                     reference_maps, back=out["back"], heatmaps_back=out["heatmaps_back"])
+    return sensitivity.image_metrics(
+        analysis.study,
+        image_id,
+        out["inputs"],
+        stats,
+        out["probs"],
+        label_index,
+        reference_maps,
+        back=out["back"],
+        heatmaps_back=out["heatmaps_back"],
+    )
 
 
 def predictions(analysis: Analysis, out: dict) -> list[dict]:
@@ -217,8 +261,19 @@ def predictions(analysis: Analysis, out: dict) -> list[dict]:
     rows = []
     for k, t in enumerate(analysis.transforms):
         pred, target = int(probs[k].argmax()), int(targets[k])
-        rows.append({"transform": t.name, "kind": t.kind, "param": t.param, "shown": t.name in analysis.shown,
-                     "predicted": pred, "predicted_name": names[pred], "confidence": float(probs[k, pred]),
-                     "target": target, "target_name": names[target], "target_probability": float(probs[k, target]),
-                     "flipped": pred != ref_class})
+        rows.append(
+            {
+                "transform": t.name,
+                "kind": t.kind,
+                "param": t.param,
+                "shown": t.name in analysis.shown,
+                "predicted": pred,
+                "predicted_name": names[pred],
+                "confidence": float(probs[k, pred]),
+                "target": target,
+                "target_name": names[target],
+                "target_probability": float(probs[k, target]),
+                "flipped": pred != ref_class,
+            }
+        )
     return rows

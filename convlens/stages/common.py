@@ -32,7 +32,9 @@ def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarra
             datasets_cache[npz] = Dataset.load(npz)
         ds = datasets_cache[npz]
         if entry["index"] >= len(ds.x_test):
-            raise InputError(f"{entry['dataset']} test[{entry['index']}]: the test split has only {len(ds.x_test)} images")
+            raise InputError(
+                f"{entry['dataset']} test[{entry['index']}]: the test split has only {len(ds.x_test)} images"
+            )
         image = ds.x_test[entry["index"]]
         label = ds.class_names[int(ds.y_test[entry["index"]])]
         if image.shape[2] != c:

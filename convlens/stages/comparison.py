@@ -6,17 +6,18 @@ import json
 from pathlib import Path
 
 from convlens.sensitivity import comparison as cmp
-from convlens.stats import TEST_NAMES
 from convlens.sensitivity.comparison_plots import plot_by_layer, plot_sweep
 from convlens.sensitivity.tables import load_metrics, records
 from convlens.stages.files import replacing, write_json
 from convlens.stages.measure import FLOAT_FORMAT
 from convlens.stages.run import log
+from convlens.stats import TEST_NAMES
 from convlens.transforms import NEUTRAL, Transform, build_transforms
 
 
-def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_specs: list[dict], options: dict,
-                   seed: int, out: dict) -> None:
+def compare_models(
+    metrics: dict[str, str], studies: dict[str, str], transform_specs: list[dict], options: dict, seed: int, out: dict
+) -> None:
     """Read each model's tidy table (``metrics``: model -> metrics.csv) and study manifest (for its
     layer order), write the summary and differences tables per transform and per transform group,
     the plots and the manifest the report reads (``out``: summary, differences, group_summary,
@@ -31,14 +32,23 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
     transforms = build_transforms(transform_specs)
     orders = [json.loads(Path(studies[m]).read_text())["layers"] for m in models]
     wide = cmp.combine({m: cmp.widen_one(load_metrics([metrics[m]])) for m in models})  # one table in memory at once
-    log.info("comparison: %d models, %d images, %d groups; %d bootstrap resamples", len(models), len(wide.images),
-             len(wide.keys), n_boot)
+    log.info(
+        "comparison: %d models, %d images, %d groups; %d bootstrap resamples",
+        len(models),
+        len(wide.images),
+        len(wide.keys),
+        n_boot,
+    )
     ref = reference if len(models) > 1 else None
     summary, differences = cmp.compare(wide, ref, n_boot, level, seed, adjust, test)
     grouped = cmp.group_transforms(wide, transforms)
     group_summary, group_differences = cmp.compare(grouped, ref, n_boot, level, seed, adjust, test)
-    for frame, key in ((summary, "summary"), (differences, "differences"), (group_summary, "group_summary"),
-                       (group_differences, "group_differences")):
+    for frame, key in (
+        (summary, "summary"),
+        (differences, "differences"),
+        (group_summary, "group_summary"),
+        (group_differences, "group_differences"),
+    ):
         with replacing(out[key]) as tmp:
             frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
     figures = Path(out["figures"])
@@ -53,16 +63,34 @@ def compare_models(metrics: dict[str, str], studies: dict[str, str], transform_s
         plot_sweep(summary, curve, members, deepest, models, level, figures / name)
         sweeps[curve] = name
     key = cmp.key_table(group_differences, deepest, level)
-    write_json(out["manifest"], {
-        "models": models, "reference": reference, "images": len(wide.images), "n_boot": n_boot, "level": level,
-        "adjust": adjust, "test": TEST_NAMES[test], "layers": layers, "deepest_common_layer": deepest,
-        "groups": groups, "by_layer": "by_layer.png", "sweeps": sweeps,
-        "summary_rows": len(summary), "difference_rows": len(differences),
-        "note": "" if ref else f"one model ({reference}): intervals only, nothing to compare with",
-        "key_table": records(key), "findings": cmp.findings(group_differences, deepest, level, n_boot, adjust, test,
-                                                  cmp.first_common(orders))})
-    log.info("comparison: %d summary rows, %d differences (%d supported in the per-group table)", len(summary),
-             len(differences), int(sum(cmp.supported(r, level) for _, r in group_differences.iterrows())))
+    write_json(
+        out["manifest"],
+        {
+            "models": models,
+            "reference": reference,
+            "images": len(wide.images),
+            "n_boot": n_boot,
+            "level": level,
+            "adjust": adjust,
+            "test": TEST_NAMES[test],
+            "layers": layers,
+            "deepest_common_layer": deepest,
+            "groups": groups,
+            "by_layer": "by_layer.png",
+            "sweeps": sweeps,
+            "summary_rows": len(summary),
+            "difference_rows": len(differences),
+            "note": "" if ref else f"one model ({reference}): intervals only, nothing to compare with",
+            "key_table": records(key),
+            "findings": cmp.findings(group_differences, deepest, level, n_boot, adjust, test, cmp.first_common(orders)),
+        },
+    )
+    log.info(
+        "comparison: %d summary rows, %d differences (%d supported in the per-group table)",
+        len(summary),
+        len(differences),
+        int(sum(cmp.supported(r, level) for _, r in group_differences.iterrows())),
+    )
 
 
 def sweep_members(transforms: list[Transform]) -> dict[str, dict[str, float]]:

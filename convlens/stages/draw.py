@@ -24,9 +24,19 @@ from convlens.stages.measure import source_of
 from convlens.stages.run import Progress, log
 
 
-def draw_exemplars(model_path: str, info_json: str, metrics_csv: str, images: list[dict], cfg: dict,
-                   choice: dict, seed: int, threads: int, sheet_layers: list[str], out_dir: str,
-                   manifest: str) -> None:
+def draw_exemplars(
+    model_path: str,
+    info_json: str,
+    metrics_csv: str,
+    images: list[dict],
+    cfg: dict,
+    choice: dict,
+    seed: int,
+    threads: int,
+    sheet_layers: list[str],
+    out_dir: str,
+    manifest: str,
+) -> None:
     """Choose the exemplars (config ``report.exemplars``) from metrics_csv, then analyse and draw them.
 
     images: every image's entry (``id``, ``path`` or ``dataset_npz`` + ``index``).
@@ -34,8 +44,7 @@ def draw_exemplars(model_path: str, info_json: str, metrics_csv: str, images: li
     table = pd.read_csv(metrics_csv)
     if table.empty:
         raise InputError(f"{metrics_csv}: no image was measured; see the measure logs")
-    chosen = exemplars.choose(table, choice["sensitive"], choice["flipped"], choice["random"], choice["images"],
-                              seed)
+    chosen = exemplars.choose(table, choice["sensitive"], choice["flipped"], choice["random"], choice["images"], seed)
     by_id = {e["id"]: e for e in images}
     out = Path(out_dir)
     entries = [dict(by_id[c["image"]], folder=out / c["image"]) for c in chosen]
@@ -48,13 +57,22 @@ def draw_exemplars(model_path: str, info_json: str, metrics_csv: str, images: li
         for i, item in enumerate(loaded):
             folder = item.entry["folder"]
             save_image_result(analysis, item, image_outputs(result, i, analysis.n_t), folder)
-            render_image(str(folder / "raw.npz"), str(folder / "summary.json"), str(folder / "figures"),
-                         str(folder / "sheet.json"), sheet_layers)
+            render_image(
+                str(folder / "raw.npz"),
+                str(folder / "summary.json"),
+                str(folder / "figures"),
+                str(folder / "sheet.json"),
+                sheet_layers,
+            )
         progress.advance(len(loaded))
     measured = int(table["image"].nunique())
     write_json(manifest, {"measured": measured, "exemplars": chosen, "choice": choice, "seed": seed})
-    log.info("%d exemplars of %d measured images: %s", len(chosen), measured,
-             ", ".join(f"{c['image']} ({c['reason']})" for c in chosen))
+    log.info(
+        "%d exemplars of %d measured images: %s",
+        len(chosen),
+        measured,
+        ", ".join(f"{c['image']} ({c['reason']})" for c in chosen),
+    )
     analysis.done()
 
 
@@ -66,14 +84,22 @@ def save_image_result(analysis: Analysis, item, out: dict, folder: Path) -> None
     reference features.
     """
     study = analysis.study  # the draw job's Analysis holds only the shown transforms: every row is kept
-    arrays = {"inputs": out["inputs"].astype(np.float16), "matrices": study.matrices, "valid": study.valid,
-              "probs": out["probs"], "target": out["target"], "cam": out["cam"], "cam_up": out["cam_up"],
-              "transforms": np.array([t.name for t in analysis.transforms]),
-              "layers": np.array(analysis.layers), "methods": np.array(analysis.methods, dtype=str)}
+    arrays = {
+        "inputs": out["inputs"].astype(np.float16),
+        "matrices": study.matrices,
+        "valid": study.valid,
+        "probs": out["probs"],
+        "target": out["target"],
+        "cam": out["cam"],
+        "cam_up": out["cam_up"],
+        "transforms": np.array([t.name for t in analysis.transforms]),
+        "layers": np.array(analysis.layers),
+        "methods": np.array(analysis.methods, dtype=str),
+    }
     for j, method in enumerate(analysis.methods):
         arrays[f"heat_{j}"] = out["heatmaps"][method].astype(np.float32)
     cfg = analysis.cfg["activations"]
-    for j, (layer, act) in enumerate(zip(analysis.layers, out["activations"])):
+    for j, (layer, act) in enumerate(zip(analysis.layers, out["activations"], strict=False)):
         # the drawn channels and their display scaling are chosen on the untransformed image
         everything = np.arange(act.shape[-1])
         drawn = everything if layer == analysis.conv_layers[0] else acts_mod.top_channels(act[0], cfg["top_k"])
@@ -87,8 +113,20 @@ def save_image_result(analysis: Analysis, item, out: dict, folder: Path) -> None
     rows = predictions(analysis, out)
     for k, row in enumerate(rows):
         row["cam_all_zero"] = normalize_map(out["cam_up"][k])[1]
-    write_json(folder / "summary.json", {
-        "image": item.entry["id"], "source": source_of(item.entry), "label_name": item.label,
-        "class_names": analysis.info.class_names, "cam_layer": analysis.cam_layer, "layers": analysis.layers,
-        "conv_layers": analysis.conv_layers, "notes": item.notes + analysis.method_notes,
-        "devices": analysis.devices, "methods": analysis.methods, "transforms": rows, "error": None})
+    write_json(
+        folder / "summary.json",
+        {
+            "image": item.entry["id"],
+            "source": source_of(item.entry),
+            "label_name": item.label,
+            "class_names": analysis.info.class_names,
+            "cam_layer": analysis.cam_layer,
+            "layers": analysis.layers,
+            "conv_layers": analysis.conv_layers,
+            "notes": item.notes + analysis.method_notes,
+            "devices": analysis.devices,
+            "methods": analysis.methods,
+            "transforms": rows,
+            "error": None,
+        },
+    )

@@ -28,8 +28,10 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
     first = summary["conv_layers"][0]
     unknown = [name for name in sheet_layers if name not in summary["layers"]]
     if unknown:
-        raise InputError(f"config.report.sheet_layers (or models.*.sheet_layers): {', '.join(unknown)} not among the model's conv and "
-                         f"pooling layers ({', '.join(summary['layers'])})")
+        raise InputError(
+            f"config.report.sheet_layers (or models.*.sheet_layers): {', '.join(unknown)} not among the model's conv and "
+            f"pooling layers ({', '.join(summary['layers'])})"
+        )
     sheet_layers = sheet_layers or acts_mod.default_sheet_layers(summary["conv_layers"])
     out_dir = Path(figures_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -43,11 +45,14 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
             rgb = render.to_rgb_uint8(inputs[k])
             write_png(render.upscale(rgb, display_px), out_dir / f"input_{t}.png")
             heat, _ = normalize_map(cam_up[k])
-            write_png(heat_bar(render.upscale(render.overlay(rgb, heat), display_px), float(np.max(cam_up[k])), False),
-                      out_dir / f"gradcam_{t}.png")
+            write_png(
+                heat_bar(render.upscale(render.overlay(rgb, heat), display_px), float(np.max(cam_up[k])), False),
+                out_dir / f"gradcam_{t}.png",
+            )
         methods = [str(m) for m in raw["methods"]] if "methods" in raw else []
-        heat_files = {m: draw_heatmaps(raw[f"heat_{j}"], inputs, names, m, display_px, out_dir)
-                      for j, m in enumerate(methods)}
+        heat_files = {
+            m: draw_heatmaps(raw[f"heat_{j}"], inputs, names, m, display_px, out_dir) for j, m in enumerate(methods)
+        }
         layer_files: dict[str, dict[str, str]] = {}
         shown_channels: dict[str, list[int]] = {}
         for j, layer in enumerate(layers):
@@ -61,19 +66,31 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
                 tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
                 cols = 16 if len(channels) > 32 else 8 if len(channels) > 8 else min(4, len(channels))
                 fname = f"act_{layer_file(layer)}_{t}.png"
-                write_png(render.with_colour_bar(render.grid(tiles, cols=cols), render.GREY_SCALE,
-                                                 render.ACTIVATION_LABELS), out_dir / fname)
+                write_png(
+                    render.with_colour_bar(render.grid(tiles, cols=cols), render.GREY_SCALE, render.ACTIVATION_LABELS),
+                    out_dir / fname,
+                )
                 layer_files[layer][t] = fname
             shown_channels[layer] = [int(ch) for ch in channels]
-    sheet = {"image": summary["image"], "transforms": names, "sheet_layers": sheet_layers,
-             "layers": layers, "first_conv": first,
-             "inputs": {t: f"input_{t}.png" for t in names}, "gradcam": {t: f"gradcam_{t}.png" for t in names},
-             "activations": layer_files, "channels": shown_channels, "methods": methods, "heatmaps": heat_files}
+    sheet = {
+        "image": summary["image"],
+        "transforms": names,
+        "sheet_layers": sheet_layers,
+        "layers": layers,
+        "first_conv": first,
+        "inputs": {t: f"input_{t}.png" for t in names},
+        "gradcam": {t: f"gradcam_{t}.png" for t in names},
+        "activations": layer_files,
+        "channels": shown_channels,
+        "methods": methods,
+        "heatmaps": heat_files,
+    }
     write_json(sheet_json, sheet)
 
 
-def draw_heatmaps(maps: np.ndarray, inputs: np.ndarray, names: list[str], method: str, display_px: int,
-                   out_dir: Path) -> dict[str, str]:
+def draw_heatmaps(
+    maps: np.ndarray, inputs: np.ndarray, names: list[str], method: str, display_px: int, out_dir: Path
+) -> dict[str, str]:
     """One method's map over each transformed input: jet for maps >= 0, blue-red for signed maps
     (when any row has a negative part); each row scaled by its own largest magnitude, which its colour
     bar names."""
@@ -94,6 +111,7 @@ def draw_heatmaps(maps: np.ndarray, inputs: np.ndarray, names: list[str], method
 def heat_bar(picture: np.ndarray, peak: float, signed: bool) -> np.ndarray:
     """A heatmap picture with its colour bar: 0 to the map's peak (jet), or -peak, 0, +peak (blue-red)."""
     if signed:
-        return render.with_colour_bar(picture, render.DIVERGING_SCALE,
-                                      (render.value_label(-peak), "0", render.value_label(peak)))
+        return render.with_colour_bar(
+            picture, render.DIVERGING_SCALE, (render.value_label(-peak), "0", render.value_label(peak))
+        )
     return render.with_colour_bar(picture, render.JET_SCALE, ("0", render.value_label(peak)))

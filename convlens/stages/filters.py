@@ -17,7 +17,6 @@ from convlens.stages.common import layer_file
 from convlens.stages.files import write_json, write_png
 from convlens.stages.run import Progress, log
 
-
 FILTER_IMAGE_PX = 128  # default side of filter-pattern images: larger inputs cost time, add little
 
 
@@ -40,59 +39,121 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
     h, w, c = info.input_shape
     side = fcfg["image_size"] or min(h, FILTER_IMAGE_PX)
     shape = (side, side if h == w else max(1, round(w * side / h)), c)
-    result = {"kernels": "kernels.png", "kernel_layer": convs[0], "kernel_shape": list(kernels.shape),
-              "image_shape": list(shape), "layers": []}
-    progress = Progress("filter patterns: layer passes (plain, regularized)",
-                        len(layers) * (2 if fcfg["regularized"]["steps"] else 1))
+    result = {
+        "kernels": "kernels.png",
+        "kernel_layer": convs[0],
+        "kernel_shape": list(kernels.shape),
+        "image_shape": list(shape),
+        "layers": [],
+    }
+    progress = Progress(
+        "filter patterns: layer passes (plain, regularized)", len(layers) * (2 if fcfg["regularized"]["steps"] else 1)
+    )
     for i, layer in enumerate(layers):
         n_channels = int(find_layer(model, layer).output.shape[-1])
         chosen = list(range(min(fcfg["n_filters"], n_channels)))
         t0 = time.time()
         try:
-            res = featviz.visualize(model, layer, chosen, shape, info.preprocess, steps=fcfg["steps"],
-                                    lr=fcfg["step_size"], seed=seed + i, **featviz.PRESETS["plain"])
+            res = featviz.visualize(
+                model,
+                layer,
+                chosen,
+                shape,
+                info.preprocess,
+                steps=fcfg["steps"],
+                lr=fcfg["step_size"],
+                seed=seed + i,
+                **featviz.PRESETS["plain"],
+            )
         except InputError as exc:
             raise InputError(f"config.filters.image_size: {exc}") from None
         gain = res["objective"] - res["objective_start"]
-        log.info("%s: %d filters in %.1f s; mean pre-activation %.3f -> %.3f", layer, len(chosen), time.time() - t0,
-                 float(res["objective_start"].mean()), float(res["objective"].mean()))
+        log.info(
+            "%s: %d filters in %.1f s; mean pre-activation %.3f -> %.3f",
+            layer,
+            len(chosen),
+            time.time() - t0,
+            float(res["objective_start"].mean()),
+            float(res["objective"].mean()),
+        )
         pats = np.stack([render.upscale(render.pattern_to_uint8(p), 64) for p in res["images"]])
         fname = f"patterns_{layer_file(layer)}.png"
         write_png(render.grid(pats, cols=min(8, len(pats)), pad=2), out / fname)
         progress.advance()
-        entry = {"layer": layer, "file": fname, "filters": chosen, "objective_start": res["objective_start"],
-                 "objective_end": res["objective"], "improved": int((gain > 0).sum())}
+        entry = {
+            "layer": layer,
+            "file": fname,
+            "filters": chosen,
+            "objective_start": res["objective_start"],
+            "objective_end": res["objective"],
+            "improved": int((gain > 0).sum()),
+        }
         if fcfg["regularized"]["steps"]:
-            entry["regularized"] = regularized_patterns(model, layer, chosen, shape, info.preprocess,
-                                                         fcfg["regularized"], seed + i, res["images"], out)
+            entry["regularized"] = regularized_patterns(
+                model, layer, chosen, shape, info.preprocess, fcfg["regularized"], seed + i, res["images"], out
+            )
             progress.advance()
         result["layers"].append(entry)
     write_json(out_json, result)
 
 
-def regularized_patterns(model, layer: str, channels: list[int], shape, preprocess_mode: str, reg: dict, seed: int,
-                          plain: np.ndarray, out: Path) -> dict:
+def regularized_patterns(
+    model,
+    layer: str,
+    channels: list[int],
+    shape,
+    preprocess_mode: str,
+    reg: dict,
+    seed: int,
+    plain: np.ndarray,
+    out: Path,
+) -> dict:
     """Regularized feature visualization of the same filters (featviz.visualize) and the filters'
     mean pre-activation on four kinds of image: uniform noise, the plain pattern clipped to the
     valid pixel range, the plain pattern as drawn (min-max scaled), the regularized pattern."""
     t0 = time.time()
-    res = featviz.visualize(model, layer, channels, shape, preprocess_mode, objective="channel", param=reg["param"],
-                            steps=reg["steps"], lr=reg["lr"], jitter=min(reg["jitter"], min(shape[:2]) - 1),
-                            scales=tuple(reg["scales"]), rotate_deg=reg["rotate_deg"], tv_weight=reg["tv_weight"],
-                            blur_every=reg["blur_every"], seed=seed)
+    res = featviz.visualize(
+        model,
+        layer,
+        channels,
+        shape,
+        preprocess_mode,
+        objective="channel",
+        param=reg["param"],
+        steps=reg["steps"],
+        lr=reg["lr"],
+        jitter=min(reg["jitter"], min(shape[:2]) - 1),
+        scales=tuple(reg["scales"]),
+        rotate_deg=reg["rotate_deg"],
+        tv_weight=reg["tv_weight"],
+        blur_every=reg["blur_every"],
+        seed=seed,
+    )
     noise = np.random.default_rng(seed).random((len(channels),) + tuple(shape)).astype(np.float32)
-    drawn = np.stack([render.pattern_to_uint8(p)[..., :shape[2]] for p in plain]).astype(np.float32) / 255.0
+    drawn = np.stack([render.pattern_to_uint8(p)[..., : shape[2]] for p in plain]).astype(np.float32) / 255.0
 
     def measured(images):
         return featviz.objective_values(model, layer, channels, images, preprocess_mode)
 
-    values = {"noise": measured(noise), "plain_clipped": measured(np.clip(plain, 0.0, 1.0)),
-              "plain_drawn": measured(drawn), "regularized": res["objective"]}
+    values = {
+        "noise": measured(noise),
+        "plain_clipped": measured(np.clip(plain, 0.0, 1.0)),
+        "plain_drawn": measured(drawn),
+        "regularized": res["objective"],
+    }
     fname = f"regularized_{layer_file(layer)}.png"
     pats = np.stack([render.upscale(render.to_rgb_uint8(p), 64) for p in res["images"]])
     write_png(render.grid(pats, cols=min(8, len(pats)), pad=2), out / fname)
     means = {k: float(np.mean(v)) for k, v in values.items()}
-    log.info("%s: regularized patterns in %.1f s; mean pre-activation noise %.3f, plain clipped %.3f, "
-             "plain drawn %.3f, regularized %.3f", layer, time.time() - t0, *means.values())
-    return {"file": fname, "mean": means, "beats": {k: int((values["regularized"] > v).sum())
-                                                   for k, v in values.items() if k != "regularized"}}
+    log.info(
+        "%s: regularized patterns in %.1f s; mean pre-activation noise %.3f, plain clipped %.3f, "
+        "plain drawn %.3f, regularized %.3f",
+        layer,
+        time.time() - t0,
+        *means.values(),
+    )
+    return {
+        "file": fname,
+        "mean": means,
+        "beats": {k: int((values["regularized"] > v).sum()) for k, v in values.items() if k != "regularized"},
+    }

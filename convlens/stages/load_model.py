@@ -25,8 +25,14 @@ def load_model(name: str, spec: dict, threads: int, out: dict) -> None:
     if len(names) != n_classes:
         raise InputError(f"config.models.{name}.class_names: {len(names)} names for a model with {n_classes} outputs")
     preprocess = models.resolve_preprocess(spec)
-    suspicious = application_preprocess(source, f"config.models.{name}.preprocess", model.name,
-                                        [p for p, _ in iter_layers(model)], preprocess, spec.get("preprocess", "auto"))
+    suspicious = application_preprocess(
+        source,
+        f"config.models.{name}.preprocess",
+        model.name,
+        [p for p, _ in iter_layers(model)],
+        preprocess,
+        spec.get("preprocess", "auto"),
+    )
     warnings = [suspicious] if suspicious else []
     for w in warnings:
         log.warning("%s", w["message"])

@@ -17,8 +17,18 @@ from convlens.stages.analysis import Analysis, image_metrics, image_outputs
 from convlens.stages.files import replacing, savez, write_csv
 from convlens.stages.run import Progress, log
 
-IMAGE_COLUMNS = ["image", "source", "label", "predicted", "confidence", "flips", "notes", "resize", "aspect_change",
-                 "error"]
+IMAGE_COLUMNS = [
+    "image",
+    "source",
+    "label",
+    "predicted",
+    "confidence",
+    "flips",
+    "notes",
+    "resize",
+    "aspect_change",
+    "error",
+]
 FLOAT_FORMAT = "%.7g"  # float32 precision: the values are computed in float32
 
 
@@ -49,11 +59,20 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
             rows = image_outputs(result, i, analysis.n_t)
             frames.append(pd.DataFrame(image_metrics(analysis, item.entry["id"], rows, item.label), columns=COLUMNS))
             top = rows["probs"].argmax(axis=1)
-            image_rows.append({"image": item.entry["id"], "source": source_of(item.entry), "label": item.label,
-                               "predicted": names[int(top[0])], "confidence": float(rows["probs"][0, top[0]]),
-                               "flips": int((top != top[0]).sum()), "notes": "; ".join(item.notes),
-                               "resize": item.entry.get("resize") or "stretch", "aspect_change": round(item.aspect, 4),
-                               "error": ""})
+            image_rows.append(
+                {
+                    "image": item.entry["id"],
+                    "source": source_of(item.entry),
+                    "label": item.label,
+                    "predicted": names[int(top[0])],
+                    "confidence": float(rows["probs"][0, top[0]]),
+                    "flips": int((top != top[0]).sum()),
+                    "notes": "; ".join(item.notes),
+                    "resize": item.entry.get("resize") or "stretch",
+                    "aspect_change": round(item.aspect, 4),
+                    "error": "",
+                }
+            )
             pooled_ids.append(item.entry["id"])
             for j, p in enumerate(rows["pooled"]):
                 pooled[j].append(p[0])
@@ -61,8 +80,12 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
         progress.advance(len(loaded) + len(failed))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     with replacing(out["metrics"], ".csv.gz") as tmp:
-        table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,  # no time stamp: the same rows, the same bytes
-                     compression={"method": "gzip", "mtime": 0})
+        table.to_csv(
+            tmp,
+            index=False,
+            float_format=FLOAT_FORMAT,  # no time stamp: the same rows, the same bytes
+            compression={"method": "gzip", "mtime": 0},
+        )
     order = {entry["id"]: k for k, entry in enumerate(images)}
     write_csv(out["images"], sorted(image_rows, key=lambda row: order[row["image"]]), IMAGE_COLUMNS)
     arrays = {"ids": np.array(pooled_ids, dtype=str), "layers": np.array(analysis.layers, dtype=str)}

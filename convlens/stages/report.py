@@ -7,14 +7,29 @@ import os
 import time
 from pathlib import Path
 
-from convlens.report import (RunFolderFetcher, collect, embed_figures, fast_pdf_images, hardware, package_versions,
-                             render_html)
+from convlens.report import (
+    RunFolderFetcher,
+    collect,
+    embed_figures,
+    fast_pdf_images,
+    hardware,
+    package_versions,
+    render_html,
+)
 from convlens.stages.files import replacing, write_json, write_text
 from convlens.stages.run import log
 
 
-def build_report(config: dict, config_digest: str, models: list[str], templates_dir: str,
-                 results_dir: str, out_html: str, out_pdf: str, out_run_json: str) -> None:
+def build_report(
+    config: dict,
+    config_digest: str,
+    models: list[str],
+    templates_dir: str,
+    results_dir: str,
+    out_html: str,
+    out_pdf: str,
+    out_run_json: str,
+) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/."""
     from weasyprint import CSS, HTML
 
@@ -33,14 +48,18 @@ def build_report(config: dict, config_digest: str, models: list[str], templates_
         "warnings": data["warnings"],
     }
     css = (Path(templates_dir) / "report.css").read_text()
-    html = render_html({"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir),
-                        **data}, templates_dir)
+    html = render_html(
+        {"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir), **data}, templates_dir
+    )
     t0 = time.time()
     # the PDF is laid out from the linked HTML (its fetcher reads only files under results/)
     write_text(out_html, embed_figures(html, report_dir, results) if config["report"]["self_contained"] else html)
-    log.info("report: %s written (%s, %.0f KB); laying out the PDF", out_html,
-             "self-contained" if config["report"]["self_contained"] else "figures linked",
-             Path(out_html).stat().st_size / 1024)
+    log.info(
+        "report: %s written (%s, %.0f KB); laying out the PDF",
+        out_html,
+        "self-contained" if config["report"]["self_contained"] else "figures linked",
+        Path(out_html).stat().st_size / 1024,
+    )
     document = HTML(string=html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
     with fast_pdf_images(), replacing(out_pdf) as tmp:
         laid_out = document.render(stylesheets=[CSS(string="@media print { .html-only { display: none } }")])

@@ -38,8 +38,9 @@ def setup_logging(log_path: str | None) -> None:
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True, format="%(asctime)s %(levelname)s %(message)s"
+    )
     logging.captureWarnings(True)  # Python warnings (Keras, numpy) into the log too, once each
     for name in THIRD_PARTY_LOGGERS:  # loggers that set their own level or handler: back to the root's
         other = logging.getLogger(name)
@@ -49,8 +50,16 @@ def setup_logging(log_path: str | None) -> None:
 
 
 # libraries whose loggers would otherwise print INFO (or print through their own handler)
-THIRD_PARTY_LOGGERS = ("weasyprint", "weasyprint.progress", "fontTools", "matplotlib", "PIL", "absl", "tensorflow",
-                       "h5py")
+THIRD_PARTY_LOGGERS = (
+    "weasyprint",
+    "weasyprint.progress",
+    "fontTools",
+    "matplotlib",
+    "PIL",
+    "absl",
+    "tensorflow",
+    "h5py",
+)
 
 
 def run_stage(log_path: str | None, stage, *args, **kwargs) -> None:

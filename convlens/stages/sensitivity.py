@@ -12,8 +12,15 @@ from convlens.models import ModelInfo
 from convlens.plots import DEFAULT_PLOT_LAYERS, pick_layers
 from convlens.sensitivity.findings import findings
 from convlens.sensitivity.plots import PLOTS, plot_by_layer, plot_curve, plot_heat_table, plot_predictions
-from convlens.sensitivity.tables import (between_images_cosine, curves, heatmap_by_flip, load_metrics,
-                                         prediction_table, records, summarize)
+from convlens.sensitivity.tables import (
+    between_images_cosine,
+    curves,
+    heatmap_by_flip,
+    load_metrics,
+    prediction_table,
+    records,
+    summarize,
+)
 from convlens.stages.files import replacing, write_json
 from convlens.stages.measure import FLOAT_FORMAT, IMAGE_COLUMNS
 from convlens.stages.run import log
@@ -21,9 +28,15 @@ from convlens.suspicious import dead_layers, near_uniform, stretched_images
 from convlens.transforms import Transform, build_transforms
 
 
-def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int, out: dict,
-                      info_json: str | None = None, plot_layers="auto",
-                      plot_max_layers: int = DEFAULT_PLOT_LAYERS) -> None:
+def sensitivity_study(
+    shards: list[dict],
+    transform_specs: list[dict],
+    seed: int,
+    out: dict,
+    info_json: str | None = None,
+    plot_layers="auto",
+    plot_max_layers: int = DEFAULT_PLOT_LAYERS,
+) -> None:
     """The model's study from its shards' tables: the gathered tidy table (out["metrics"]), one row
     per image (out["images"]), summaries, plots and findings (``convlens.sensitivity``).
 
@@ -33,8 +46,11 @@ def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int
     photos, near-uniform outputs (given the model's ``info_json``), dead layers. plot_layers,
     plot_max_layers: config report.plot_layers (or models.*.plot_layers) and report.plot_max_layers.
     """
-    images = pd.concat([pd.read_csv(s["images"], dtype=str, keep_default_na=False) for s in shards],
-                       ignore_index=True).reindex(columns=IMAGE_COLUMNS).sort_values("image")
+    images = (
+        pd.concat([pd.read_csv(s["images"], dtype=str, keep_default_na=False) for s in shards], ignore_index=True)
+        .reindex(columns=IMAGE_COLUMNS)
+        .sort_values("image")
+    )
     failed = images[images["error"] != ""]
     for _, row in failed.iterrows():
         log.warning("%s left out of the study: %s", row["image"], row["error"])
@@ -50,31 +66,52 @@ def sensitivity_study(shards: list[dict], transform_specs: list[dict], seed: int
     with replacing(out["images"]) as tmp:
         images.to_csv(tmp, index=False)
     folder = Path(out["manifest"]).parent
-    manifest = run_study([s["metrics"] for s in shards], pooled, build_transforms(transform_specs), layers, folder,
-                         out["figures"], seed, plot_layers, plot_max_layers)
+    manifest = run_study(
+        [s["metrics"] for s in shards],
+        pooled,
+        build_transforms(transform_specs),
+        layers,
+        folder,
+        out["figures"],
+        seed,
+        plot_layers,
+        plot_max_layers,
+    )
     manifest["unreadable"] = records(failed[["image", "source", "error"]])
     n_classes = len(ModelInfo.load(info_json).class_names) if info_json else None
     manifest["warnings"] = study_warnings(images[images["error"] == ""], pooled, layers, n_classes)
     write_json(out["manifest"], manifest)
 
 
-def study_warnings(images: pd.DataFrame, pooled: dict[str, dict[str, np.ndarray]], layers: list[str],
-                   n_classes: int | None) -> list[dict]:
+def study_warnings(
+    images: pd.DataFrame, pooled: dict[str, dict[str, np.ndarray]], layers: list[str], n_classes: int | None
+) -> list[dict]:
     """The suspicious-setup warnings over the measured images (their images.csv rows), logged."""
     modes = images["resize"].fillna("").astype(str).tolist()
     changes = pd.to_numeric(images["aspect_change"], errors="coerce").fillna(1.0).tolist()
     confidences = pd.to_numeric(images["confidence"], errors="coerce").dropna().tolist()
-    found = [stretched_images(modes, changes), dead_layers(pooled, layers),
-             near_uniform(confidences, n_classes) if n_classes else None]
+    found = [
+        stretched_images(modes, changes),
+        dead_layers(pooled, layers),
+        near_uniform(confidences, n_classes) if n_classes else None,
+    ]
     for w in found:
         if w:
             log.warning("%s", w["message"])
     return [w for w in found if w]
 
 
-def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]], transforms: list[Transform],
-              layers: list[str], out_dir: str | Path, figures_dir: str | Path, seed: int = 0,
-              plot_layers="auto", plot_max_layers: int = DEFAULT_PLOT_LAYERS) -> dict:
+def run_study(
+    metrics_paths: list[str],
+    pooled: dict[str, dict[str, np.ndarray]],
+    transforms: list[Transform],
+    layers: list[str],
+    out_dir: str | Path,
+    figures_dir: str | Path,
+    seed: int = 0,
+    plot_layers="auto",
+    plot_max_layers: int = DEFAULT_PLOT_LAYERS,
+) -> dict:
     """Write metrics.csv, summary.csv, predictions.csv, heatmap_agreement.csv and baseline.csv into
     ``out_dir`` and the plots (PNG and SVG) into ``figures_dir``; return the manifest the report reads.
 
@@ -86,8 +123,10 @@ def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]]
     named = [] if plot_layers in (None, "auto") else list(plot_layers)
     unknown = [name for name in named if name not in layers]
     if unknown:
-        raise InputError(f"config.report.plot_layers (or models.*.plot_layers): {', '.join(unknown)} not among the "
-                         f"model's conv and pooling layers ({', '.join(layers)})")
+        raise InputError(
+            f"config.report.plot_layers (or models.*.plot_layers): {', '.join(unknown)} not among the "
+            f"model's conv and pooling layers ({', '.join(layers)})"
+        )
     shown = pick_layers(layers, named, plot_max_layers)
     out, figures = Path(out_dir), Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
@@ -96,8 +135,13 @@ def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]]
     baseline = between_images_cosine(pooled, layers, seed)
     predictions = prediction_table(table, transforms)
     heat = heatmap_by_flip(table)
-    for frame, name in ((table, "metrics.csv"), (summary, "summary.csv"), (predictions, "predictions.csv"),
-                        (heat, "heatmap_agreement.csv"), (baseline, "baseline.csv")):
+    for frame, name in (
+        (table, "metrics.csv"),
+        (summary, "summary.csv"),
+        (predictions, "predictions.csv"),
+        (heat, "heatmap_agreement.csv"),
+        (baseline, "baseline.csv"),
+    ):
         with replacing(out / name) as tmp:
             frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
     plot_by_layer(table, transforms, layers, baseline, figures / "by_layer.png", shown)
@@ -108,10 +152,23 @@ def run_study(metrics_paths: list[str], pooled: dict[str, dict[str, np.ndarray]]
         name = "sweep_" + curve.replace(" ", "_") + ".png"
         plot_curve(curve, data, layers, figures / name, shown)
         curve_files[curve] = name
-    log.info("study: %d rows (%d images × %d transforms), %d sweeps", len(table), table["image"].nunique(),
-             table["transform"].nunique(), len(curve_files))
-    return {"rows": len(table), "images": int(table["image"].nunique()), "transforms": len(transforms),
-            "layers": layers, "curves": curve_files, "plots": list(PLOTS),
-            "heat_tables": heat_tables, "plot_layers": shown,
-            "predictions": records(predictions), "heatmap_agreement": records(heat),
-            "findings": findings(table, transforms, layers, baseline, predictions, heat)}
+    log.info(
+        "study: %d rows (%d images × %d transforms), %d sweeps",
+        len(table),
+        table["image"].nunique(),
+        table["transform"].nunique(),
+        len(curve_files),
+    )
+    return {
+        "rows": len(table),
+        "images": int(table["image"].nunique()),
+        "transforms": len(transforms),
+        "layers": layers,
+        "curves": curve_files,
+        "plots": list(PLOTS),
+        "heat_tables": heat_tables,
+        "plot_layers": shown,
+        "predictions": records(predictions),
+        "heatmap_agreement": records(heat),
+        "findings": findings(table, transforms, layers, baseline, predictions, heat),
+    }

@@ -19,8 +19,17 @@ from convlens.stages.files import write_json, write_png
 from convlens.stages.run import Progress, log
 
 
-def training_views(model_path: str, info_json: str, checkpoints_dir: str, dataset_npz: str, evolution: dict,
-                   top_k: int, seed: int, threads: int, out: dict) -> None:
+def training_views(
+    model_path: str,
+    info_json: str,
+    checkpoints_dir: str,
+    dataset_npz: str,
+    evolution: dict,
+    top_k: int,
+    seed: int,
+    threads: int,
+    out: dict,
+) -> None:
     """Per saved checkpoint: the first-layer kernels and chosen layers' feature maps of one test image
     (Zeiler & Fergus 2014, Fig. 4); the penultimate layer's features of the test set in 2-D."""
     model, _ = open_model(model_path, threads)
@@ -28,8 +37,9 @@ def training_views(model_path: str, info_json: str, checkpoints_dir: str, datase
     ds = Dataset.load(dataset_npz)
     figures = Path(out["figures"])
     figures.mkdir(parents=True, exist_ok=True)
-    files = sorted((p for p in Path(checkpoints_dir).glob("epoch_*.weights.h5") if checkpoint_epoch(p)),
-                   key=checkpoint_epoch)
+    files = sorted(
+        (p for p in Path(checkpoints_dir).glob("epoch_*.weights.h5") if checkpoint_epoch(p)), key=checkpoint_epoch
+    )
     if not files:
         raise InputError(f"{checkpoints_dir}: no checkpoints (epoch_NNN.weights.h5); retrain the model")
     convs = conv_layers(model)
@@ -55,21 +65,52 @@ def training_views(model_path: str, info_json: str, checkpoints_dir: str, datase
             shown = acts_mod.to_display(act[..., channels], mean[channels], std[channels])
             tiles = np.stack([render.fit_tile(shown[..., i], TILE_PX) for i in range(len(channels))])
             maps[layer][tag] = f"act_{layer_file(layer)}_{tag}.png"
-            write_png(render.with_colour_bar(render.grid(tiles, cols=min(8, len(tiles))), render.GREY_SCALE,
-                                             render.ACTIVATION_LABELS), figures / maps[layer][tag])
+            write_png(
+                render.with_colour_bar(
+                    render.grid(tiles, cols=min(8, len(tiles))), render.GREY_SCALE, render.ACTIVATION_LABELS
+                ),
+                figures / maps[layer][tag],
+            )
         progress.advance()
     n = min(evolution["embedding_points"], len(ds.x_test))
-    features, predicted = embedding.penultimate_features(model, ds.x_test[:n].astype("float32") / 255.0,
-                                                         info.preprocess)
+    features, predicted = embedding.penultimate_features(
+        model, ds.x_test[:n].astype("float32") / 255.0, info.preprocess
+    )
     coords, method = embedding.project_2d(features, seed=seed)
     labels = ds.y_test[:n]
-    embedding.write_embedding_png(coords, labels, predicted, str(figures / "embedding.png"), ds.class_names,
-                                  f"{embedding.last_dense_layer(model)} input, {method.upper()}")
-    log.info("evolution strips for %d checkpoints (epochs %s), layers %s; embedding of %d images by %s",
-             len(files), epochs, ", ".join(layers), n, method)
-    write_json(out["manifest"], {
-        "epochs": epochs, "checkpoints": [f.name for f in files], "layers": layers, "image": evolution["image"],
-        "image_label": ds.class_names[int(ds.y_test[evolution["image"]])], "kernels": kernels, "maps": maps,
-        "embedding": {"file": "embedding.png", "method": method, "points": n,
-                      "feature_layer": embedding.last_dense_layer(model), "features": int(features.shape[1]),
-                      "misclassified": int((predicted != labels).sum())}})
+    embedding.write_embedding_png(
+        coords,
+        labels,
+        predicted,
+        str(figures / "embedding.png"),
+        ds.class_names,
+        f"{embedding.last_dense_layer(model)} input, {method.upper()}",
+    )
+    log.info(
+        "evolution strips for %d checkpoints (epochs %s), layers %s; embedding of %d images by %s",
+        len(files),
+        epochs,
+        ", ".join(layers),
+        n,
+        method,
+    )
+    write_json(
+        out["manifest"],
+        {
+            "epochs": epochs,
+            "checkpoints": [f.name for f in files],
+            "layers": layers,
+            "image": evolution["image"],
+            "image_label": ds.class_names[int(ds.y_test[evolution["image"]])],
+            "kernels": kernels,
+            "maps": maps,
+            "embedding": {
+                "file": "embedding.png",
+                "method": method,
+                "points": n,
+                "feature_layer": embedding.last_dense_layer(model),
+                "features": int(features.shape[1]),
+                "misclassified": int((predicted != labels).sum()),
+            },
+        },
+    )

@@ -15,7 +15,13 @@ def transform_table(transform_specs: list[dict], info_json: str, out_csv: str) -
     rows = []
     for t in build_transforms(transform_specs):
         m = t.matrix(h, w)
-        rows.append({"transform": t.name, "kind": t.kind, "param": t.param,
-                     "matrix": ";".join(" ".join(f"{v:.6g}" for v in row) for row in m),
-                     "operation": REGISTRY[t.kind].operation.format(**t.params) if t.photometric else ""})
+        rows.append(
+            {
+                "transform": t.name,
+                "kind": t.kind,
+                "param": t.param,
+                "matrix": ";".join(" ".join(f"{v:.6g}" for v in row) for row in m),
+                "operation": REGISTRY[t.kind].operation.format(**t.params) if t.photometric else "",
+            }
+        )
     write_csv(out_csv, rows)

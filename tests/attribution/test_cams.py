@@ -1,4 +1,5 @@
 """The CAM family (attribution.cams) against closed forms on conv -> global average pooling -> dense."""
+
 import numpy as np
 import pytest
 
@@ -62,8 +63,11 @@ def test_cam_equals_gradcam_on_conv_gap_dense():
     assert np.allclose(out["cam"].raw, cam, atol=1e-5)
     assert np.allclose(out["gradcam"].raw * 36, cam, atol=1e-5)  # gradient through GAP: w / (h * w)
     for b in range(2):
-        assert np.allclose(attribution.normalize_map(out["cam"].maps[b])[0],
-                           attribution.normalize_map(out["gradcam"].maps[b])[0], atol=1e-5)
+        assert np.allclose(
+            attribution.normalize_map(out["cam"].maps[b])[0],
+            attribution.normalize_map(out["gradcam"].maps[b])[0],
+            atol=1e-5,
+        )
 
 
 def test_gradcam_pp_and_layercam_closed_forms_on_a_linear_score():

@@ -1,5 +1,6 @@
 """The Explainer (attribution.explainer): every method on a nested keras.applications model, batching
 that does not change the answer, and named errors."""
+
 import numpy as np
 import pytest
 
@@ -16,11 +17,20 @@ from tests.helpers import gap_model, images  # noqa: E402
 def test_every_method_runs_on_a_keras_application_inside_a_sequential():
     keras.utils.set_random_seed(10)
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
-    model = keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            base,
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     x = images((2, 32, 32, 3), seed=11)
-    params = {"smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 2},
-              "occlusion": {"patch": 16, "stride": 16}}
+    params = {
+        "smoothgrad": {"samples": 2},
+        "integrated_gradients": {"steps": 2},
+        "occlusion": {"patch": 16, "stride": 16},
+    }
     others = [m for m in attribution.METHODS if m != "cam"]
     assert last_conv_layer(model) == "vgg16/block5_conv3"
     # an 8x8 CAM layer of the base: 256 Score-CAM channels (block5 has 512 at 2x2)

@@ -1,4 +1,5 @@
 """Gradient methods (attribution.gradients) against hand-computed gradients (TensorFlow, CPU, tiny models)."""
+
 import numpy as np
 import pytest
 
@@ -13,7 +14,8 @@ def test_saliency_and_smoothgrad_of_a_linear_model_are_the_class_weights():
     model, w, _ = linear_model()
     x = images((2, 4, 4, 2))
     out = Explainer(model, ["saliency", "smoothgrad"], params={"smoothgrad": {"samples": 4}}).explain(
-        x, np.array([0, 2]))
+        x, np.array([0, 2])
+    )
     for b, c in enumerate((0, 2)):
         weight = w[:, c].reshape(4, 4, 2)
         for name in ("saliency", "smoothgrad"):
@@ -24,8 +26,14 @@ def test_saliency_and_smoothgrad_of_a_linear_model_are_the_class_weights():
 
 def test_without_relu_guided_backprop_and_deconvnet_are_the_gradient():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3, 3, 2)), keras.layers.Flatten(),
-                              keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(3)])
+    model = keras.Sequential(
+        [
+            keras.Input((3, 3, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5, activation="tanh"),
+            keras.layers.Dense(3),
+        ]
+    )
     x = images((2, 3, 3, 2), seed=1)
     targets = np.array([1, 2])
     import tensorflow as tf
@@ -64,9 +72,11 @@ def test_guided_backprop_and_deconvnet_of_one_hidden_relu_layer_by_hand(relu_as)
     out = Explainer(model, ["saliency", "guided_backprop", "deconvnet"]).explain(x, targets)
     z = x.reshape(4, 9) @ w1 + b1
     signal = w2[:, targets].T  # (B, 6)
-    expected = {"saliency": (signal * (z > 0)) @ w1.T,
-                "guided_backprop": (signal * (z > 0) * (signal > 0)) @ w1.T,
-                "deconvnet": np.maximum(signal, 0) @ w1.T}
+    expected = {
+        "saliency": (signal * (z > 0)) @ w1.T,
+        "guided_backprop": (signal * (z > 0) * (signal > 0)) @ w1.T,
+        "deconvnet": np.maximum(signal, 0) @ w1.T,
+    }
     assert not np.allclose(expected["guided_backprop"], expected["saliency"])  # the case is not trivial
     for name, want in expected.items():
         assert np.allclose(out[name].raw.reshape(4, 9), want, atol=1e-5), name

@@ -1,4 +1,5 @@
 """Occlusion (attribution.occlusion) against the hand-computed drop of a linear model's score."""
+
 import numpy as np
 import pytest
 
@@ -18,10 +19,10 @@ def test_occlusion_of_a_linear_model_is_the_hand_computed_drop():
     total, covered = np.zeros((2, 6, 6)), np.zeros((6, 6))
     for j, (r, c) in enumerate(corners):
         occluded = x.copy()
-        occluded[:, r:r + 3, c:c + 3] = 0.25
+        occluded[:, r : r + 3, c : c + 3] = 0.25
         drop = np.einsum("bn,bn->b", (x - occluded).reshape(2, -1), w[:, targets].T)
         assert np.allclose(res.raw[:, j // 3, j % 3], drop, atol=1e-5)
-        total[:, r:r + 3, c:c + 3] += drop[:, None, None]
-        covered[r:r + 3, c:c + 3] += 1
+        total[:, r : r + 3, c : c + 3] += drop[:, None, None]
+        covered[r : r + 3, c : c + 3] += 1
     assert np.allclose(res.maps, total / covered, atol=1e-5)
     assert res.signed

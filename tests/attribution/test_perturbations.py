@@ -1,4 +1,5 @@
 """Perturbations (attribution.perturbations): the copies the batched passes feed the model."""
+
 import numpy as np
 import pytest
 
@@ -27,12 +28,18 @@ def test_baseline_kinds():
 def test_copies_made_in_chunks_equal_all_at_once():
     x = np.random.default_rng(1).random((3, 6, 6, 2)).astype("float32")
     ranks = np.random.default_rng(2).permutation(36).reshape(1, 6, 6).repeat(3, 0)
-    for p in (Stack([x, 1 - x]), Noise(x, 0.1, 5, seed=3), Path(x, np.zeros_like(x), 4),
-              Patches(x, 3, 2, 0.5), Ordered(x, np.zeros_like(x), ranks, np.array([0, 10, 36]))):
+    for p in (
+        Stack([x, 1 - x]),
+        Noise(x, 0.1, 5, seed=3),
+        Path(x, np.zeros_like(x), 4),
+        Patches(x, 3, 2, 0.5),
+        Ordered(x, np.zeros_like(x), ranks, np.array([0, 10, 36])),
+    ):
         whole = p.inputs(slice(0, 3), np.arange(p.count))
         assert whole.shape == (3, p.count, 6, 6, 2)
-        parts = np.concatenate([np.concatenate([p.inputs(slice(b, b + 1), np.array([i])) for i in range(p.count)], 1)
-                                for b in range(3)])
+        parts = np.concatenate(
+            [np.concatenate([p.inputs(slice(b, b + 1), np.array([i])) for i in range(p.count)], 1) for b in range(3)]
+        )
         assert np.array_equal(parts, whole), type(p).__name__
     path = Path(x, np.zeros_like(x), 4).inputs(slice(0, 3), np.arange(4))
     assert np.allclose(path, x[:, None] * np.array([0.125, 0.375, 0.625, 0.875])[None, :, None, None, None])

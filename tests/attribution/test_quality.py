@@ -1,4 +1,5 @@
 """Checks of the methods (attribution.quality): cascading randomization and deletion/insertion curves."""
+
 import numpy as np
 import pytest
 
@@ -31,15 +32,16 @@ def test_cascading_randomization_flags_a_model_independent_method():
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(y))
     before = [w.copy() for w in model.get_weights()]
     x = images((2, 12, 12, 3), seed=17)
-    res = attribution.cascading_randomization(model, x, np.full(2, TARGET_PREDICTED),
-                                              ["saliency", EdgeDetector()], seed=1)
+    res = attribution.cascading_randomization(
+        model, x, np.full(2, TARGET_PREDICTED), ["saliency", EdgeDetector()], seed=1
+    )
     assert res["layers"] == ["head", "c2", "c1"]
     assert res["spearman"]["saliency"].shape == (3, 2)
     assert np.allclose(res["spearman"]["edges"], 1.0) and np.allclose(res["ssim"]["edges"], 1.0)
     assert res["insensitive"] == {"saliency": False, "edges": True}
     assert res["spearman"]["saliency"][-1].mean() < 0.5
     assert res["ssim"]["saliency"][-1].mean() < 0.9
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # restored
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=False))  # restored
 
 
 def test_deletion_is_faster_in_the_order_of_the_true_saliency():
@@ -48,8 +50,9 @@ def test_deletion_is_faster_in_the_order_of_the_true_saliency():
     and p(black) = sigmoid(b)."""
     w = (np.exp(rng(18).normal(0, 1.0, size=(256, 1))) / 20).astype("float32")
     x = images((2, 16, 16, 1), seed=19)
-    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(1, activation="sigmoid", name="out")])
+    model = keras.Sequential(
+        [keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid", name="out")]
+    )
     b = -0.5 * float((x.reshape(2, -1) @ w).mean())  # p(x) near 0.99, p(black) near 0.01
     model.get_layer("out").set_weights([w, np.array([b], "float32")])
     maps = Explainer(model, ["saliency"]).explain(x, np.array([1, 1]))["saliency"].maps
@@ -61,8 +64,7 @@ def test_deletion_is_faster_in_the_order_of_the_true_saliency():
 
     assert np.allclose(res["deletion"][:, 0], p(x), atol=1e-5)
     assert np.allclose(res["deletion"][:, -1], 1 / (1 + np.exp(-b)), atol=1e-5)
-    assert np.allclose(res["insertion"][:, [0, -1]], np.stack([1 / (1 + np.exp(-np.full(2, b))), p(x)], 1),
-                       atol=1e-5)
+    assert np.allclose(res["insertion"][:, [0, -1]], np.stack([1 / (1 + np.exp(-np.full(2, b))), p(x)], 1), atol=1e-5)
     order = np.argsort(-w[:, 0], kind="stable")[:128]  # step 4 of 8: half the pixels gone
     half = x.reshape(2, -1).copy()
     half[:, order] = 0
@@ -112,8 +114,9 @@ class FirstLayerEnergy(attribution.Method):
 def test_a_map_that_becomes_constant_counts_as_changed_not_dropped():
     model = conv_gap_model()
     x = images((2, 12, 12, 3), seed=17)
-    res = attribution.cascading_randomization(model, x, np.full(2, TARGET_PREDICTED),
-                                              [CollapsesOnce(model.get_layer("head").get_weights()[0])], seed=1)
+    res = attribution.cascading_randomization(
+        model, x, np.full(2, TARGET_PREDICTED), [CollapsesOnce(model.get_layer("head").get_weights()[0])], seed=1
+    )
     n = "collapses"
     assert res["constant"][n][:, 0].all() and not res["constant"][n][:, 1].any()
     assert res["n_constant"][n].tolist() == [1, 1, 1] and res["n_blank"][n] == 0
@@ -137,8 +140,9 @@ def test_every_step_is_judged_a_method_that_survives_the_top_layers_is_flagged()
     changes only with c1, the last step: judged on the last step alone it would pass."""
     model = conv_gap_model()
     x = images((3, 12, 12, 3), seed=17)
-    res = attribution.cascading_randomization(model, x, np.full(3, TARGET_PREDICTED),
-                                              [FirstLayerEnergy(), "saliency"], seed=1)
+    res = attribution.cascading_randomization(
+        model, x, np.full(3, TARGET_PREDICTED), [FirstLayerEnergy(), "saliency"], seed=1
+    )
     assert res["layers"] == ["head", "c2", "c1"]
     assert np.allclose(res["spearman"]["first_layer"][:2], 1.0)
     assert res["mean_spearman"]["first_layer"][2] < 0.9  # the last step alone would pass it
@@ -146,16 +150,18 @@ def test_every_step_is_judged_a_method_that_survives_the_top_layers_is_flagged()
     assert res["insensitive"]["first_layer"] is True
     assert not res["similar"]["saliency"].any() and res["insensitive"]["saliency"] is False
     # the threshold is the rule: above the top step's similarity, nothing is flagged
-    again = attribution.cascading_randomization(model, x, np.full(3, TARGET_PREDICTED), [FirstLayerEnergy()],
-                                                seed=1, threshold=1.0)
+    again = attribution.cascading_randomization(
+        model, x, np.full(3, TARGET_PREDICTED), [FirstLayerEnergy()], seed=1, threshold=1.0
+    )
     assert again["insensitive"]["first_layer"] is False
 
 
 def linear_sigmoid(n_images=8):
     w = (np.exp(rng(18).normal(0, 1.0, size=(256, 1))) / 20).astype("float32")
     x = images((n_images, 16, 16, 1), seed=19)
-    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(1, activation="sigmoid", name="out")])
+    model = keras.Sequential(
+        [keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid", name="out")]
+    )
     b = -0.5 * float((x.reshape(n_images, -1) @ w).mean())
     model.get_layer("out").set_weights([w, np.array([b], "float32")])
     return model, x, w
@@ -167,10 +173,12 @@ def test_the_true_importance_beats_a_random_order_and_its_reverse_loses():
     model, x, w = linear_sigmoid()
     truth = np.broadcast_to(w.reshape(1, 16, 16), x.shape[:3])
     targets = np.ones(len(x), int)
-    good = attribution.deletion_insertion(model, x, targets, truth, steps=8, insertion_baseline="black",
-                                          random_orders=3)
-    bad = attribution.deletion_insertion(model, x, targets, -truth, steps=8, insertion_baseline="black",
-                                         random_orders=3)
+    good = attribution.deletion_insertion(
+        model, x, targets, truth, steps=8, insertion_baseline="black", random_orders=3
+    )
+    bad = attribution.deletion_insertion(
+        model, x, targets, -truth, steps=8, insertion_baseline="black", random_orders=3
+    )
     assert np.array_equal(good["random"]["deletion_auc"], bad["random"]["deletion_auc"])  # same seeded orders
     better, worse = attribution.against_random(good, n_boot=2000), attribution.against_random(bad, n_boot=2000)
     for kind in ("deletion", "insertion"):
@@ -204,16 +212,18 @@ def test_several_random_orders_average_the_curves_of_independent_orders():
                 v[order[i][:k]] = 0.0
                 expected[i, s] += 1 / (1 + np.exp(-(v @ w[:, 0] + b))) / 3
     assert np.allclose(res["random"]["deletion"], expected, atol=1e-5)
-    assert np.allclose(res["random"]["deletion_auc"], np.trapezoid(expected, np.linspace(0, 1, 5), axis=1),
-                       atol=1e-5)
+    assert np.allclose(res["random"]["deletion_auc"], np.trapezoid(expected, np.linspace(0, 1, 5), axis=1), atol=1e-5)
 
 
 def test_a_map_that_ties_with_random_does_not_beat_it():
     """Areas equal to the random order's up to symmetric noise: the interval straddles 0, so the
     method is flagged (does not beat random) but not called worse."""
     noise = np.array([-0.02, 0.02, -0.01, 0.01, -0.03, 0.03])
-    result = {"deletion_auc": 0.5 + noise, "insertion_auc": 0.5 - noise,
-              "random": {"deletion_auc": np.full(6, 0.5), "insertion_auc": np.full(6, 0.5)}}
+    result = {
+        "deletion_auc": 0.5 + noise,
+        "insertion_auc": 0.5 - noise,
+        "random": {"deletion_auc": np.full(6, 0.5), "insertion_auc": np.full(6, 0.5)},
+    }
     out = attribution.against_random(result, n_boot=4000, seed=1)
     for kind in ("deletion", "insertion"):
         assert out[kind]["diff"] == pytest.approx(0.0, abs=1e-12)

@@ -1,4 +1,5 @@
 """How every method appears: a human display name and one fixed colour, distinct from every other."""
+
 import itertools
 
 import numpy as np
@@ -8,14 +9,14 @@ from convlens.attribution.registry import LOOKS, METHODS, UNREGISTERED_COLOUR, d
 
 
 def rgb(hex_colour: str) -> np.ndarray:
-    return np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    return np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
 
 
 def test_every_method_has_a_human_name_and_a_colour():
     assert list(LOOKS) == list(METHODS) and len(METHODS) >= 12
     names = [display_name(m) for m in METHODS]
     assert len(set(names)) == len(names)
-    for code, name in zip(METHODS, names):
+    for code, name in zip(METHODS, names, strict=False):
         assert name != code and "_" not in name and name[0].isupper()
     assert display_name("guided_backprop") == "Guided backprop" and display_name("gradcam_pp") == "Grad-CAM++"
     assert display_name("integrated_gradients") == "Integrated Gradients"
@@ -25,8 +26,10 @@ def test_every_method_has_a_human_name_and_a_colour():
 def test_method_colours_are_far_apart_in_cielab_and_from_the_unregistered_grey():
     colours = [method_colour(m) for m in METHODS] + [UNREGISTERED_COLOUR]
     lab = rgb2lab(np.array([[rgb(c) for c in colours]]))[0]
-    distances = {(a, b): float(np.linalg.norm(lab[i] - lab[j]))
-                 for (i, a), (j, b) in itertools.combinations(enumerate(colours), 2)}
+    distances = {
+        (a, b): float(np.linalg.norm(lab[i] - lab[j]))
+        for (i, a), (j, b) in itertools.combinations(enumerate(colours), 2)
+    }
     assert min(distances.values()) > 20, min(distances.items(), key=lambda kv: kv[1])
     white = rgb2lab(np.ones((1, 1, 3)))[0, 0]
     assert all(np.linalg.norm(point - white) > 25 for point in lab)  # visible as lines on white paper

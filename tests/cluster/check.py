@@ -9,6 +9,7 @@ the two runs write byte-identical tables, arrays, figures and weights. Only what
 an object address differs, and is compared without it (see FILTERED). Files that differ anyway
 are accepted if every number in them agrees to REL_TOL, and reported.
 """
+
 import json
 import math
 import re
@@ -70,7 +71,7 @@ def numbers_close(a, b) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(numbers_close(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(numbers_close(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(numbers_close(x, y) for x, y in zip(a, b, strict=False))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
     return a == b
@@ -132,13 +133,19 @@ FILTERED = {
     "report.html": lambda p: DATE.sub(b"<date>", p.read_bytes()),
     "report.pdf": pdf_text,
 }
-CLOSE = {".csv": csv_close, ".npz": npz_close,
-         ".json": lambda a, b: numbers_close(json.loads(a.read_text()), json.loads(b.read_text()))}
+CLOSE = {
+    ".csv": csv_close,
+    ".npz": npz_close,
+    ".json": lambda a, b: numbers_close(json.loads(a.read_text()), json.loads(b.read_text())),
+}
 
 
 def result_files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")
-            if p.is_file() and not set(p.relative_to(root).parts) & set(SKIP_DIRS)}
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and not set(p.relative_to(root).parts) & set(SKIP_DIRS)
+    }
 
 
 def compare(slurm: Path, local: Path) -> tuple[int, int, list[str]]:
@@ -168,12 +175,16 @@ def main() -> None:
     rules = slurm_jobs(slurm_log, work / "slurm", node_cpus)
     if rules != local_jobs(local_log):
         fail(f"SLURM ran {dict(rules)}, the local run {dict(local_jobs(local_log))}")
-    print(f"cluster-test: {sum(rules.values())} jobs of {len(rules)} rules ran as SLURM jobs, all COMPLETED; "
-          "model rules on partition gpu with gres:gpu:1, the rest on cpu")
+    print(
+        f"cluster-test: {sum(rules.values())} jobs of {len(rules)} rules ran as SLURM jobs, all COMPLETED; "
+        "model rules on partition gpu with gres:gpu:1, the rest on cpu"
+    )
     identical, filtered, close = compare(work / "slurm" / "results", work / "local" / "results")
-    print(f"cluster-test: results equal to the local run's: {identical} files byte-identical, "
-          f"{filtered} equal but for their date ({', '.join(FILTERED)}), {len(close)} within rel. {REL_TOL}"
-          + (f": {', '.join(close)}" if close else ""))
+    print(
+        f"cluster-test: results equal to the local run's: {identical} files byte-identical, "
+        f"{filtered} equal but for their date ({', '.join(FILTERED)}), {len(close)} within rel. {REL_TOL}"
+        + (f": {', '.join(close)}" if close else "")
+    )
 
 
 if __name__ == "__main__":

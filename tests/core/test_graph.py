@@ -1,4 +1,5 @@
 """Probes (core.graph): one forward pass gives the chosen layers' maps and the head, nested models included."""
+
 import numpy as np
 import pytest
 
@@ -17,12 +18,20 @@ def test_activations_equal_a_keras_submodel_and_targets_follow_the_reference():
     keras.utils.set_random_seed(0)
     model = models.build_shapes_cnn((28, 28, 3), 3)
     layers = feature_layers(model)
-    assert layers == ["block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2",
-                      "block2_pool", "block3_conv1", "block3_conv2"]
+    assert layers == [
+        "block1_conv1",
+        "block1_conv2",
+        "block1_pool",
+        "block2_conv1",
+        "block2_conv2",
+        "block2_pool",
+        "block3_conv1",
+        "block3_conv2",
+    ]
     x = np.random.default_rng(0).random((6, 28, 28, 3)).astype("float32")
     out = Analyzer(model, layers, "unit").run(x, group=3)
     sub = keras.Model(model.inputs, [model.get_layer(n).output for n in layers])
-    for got, want in zip(out["activations"], sub.predict(x, verbose=0)):
+    for got, want in zip(out["activations"], sub.predict(x, verbose=0), strict=False):
         assert np.allclose(got, want, atol=1e-5)
     assert np.allclose(out["probs"], model.predict(x, verbose=0), atol=1e-5)
     codes = np.full(6, TARGET_REFERENCE)
@@ -45,7 +54,7 @@ def test_nested_model_is_probed_through_the_base():
     out = Analyzer(model, layers, "unit").run(x, 1)
     base = model.layers[0]
     inner = keras.Model(base.inputs, [base.get_layer(n).output for n in ("c1", "p1", "c2")])
-    for got, want in zip(out["activations"], inner.predict(x, verbose=0)):
+    for got, want in zip(out["activations"], inner.predict(x, verbose=0), strict=False):
         assert np.allclose(got, want, atol=1e-5)
     assert np.allclose(out["probs"], model.predict(x, verbose=0), atol=1e-5)
     cam = Explainer(model, ["gradcam"], "unit", "base/c2").explain(x, np.array([0, 1]))["gradcam"].raw
@@ -53,8 +62,14 @@ def test_nested_model_is_probed_through_the_base():
 
 
 def test_keras_application_without_weights_runs_the_large_model_path():
-    spec = {"source": "load", "application": "MobileNetV2", "weights": None, "input_size": 64, "classes": 4,
-            "preprocess": "auto"}
+    spec = {
+        "source": "load",
+        "application": "MobileNetV2",
+        "weights": None,
+        "input_size": 64,
+        "classes": 4,
+        "preprocess": "auto",
+    }
     model = models.load(spec)
     assert models.resolve_preprocess(spec) == "tf"
     layers = feature_layers(model)
@@ -62,8 +77,11 @@ def test_keras_application_without_weights_runs_the_large_model_path():
     x = np.random.default_rng(0).random((2, 64, 64, 3)).astype("float32")
     out = Analyzer(model, layers[:3], "tf").run(x, group=1)
     assert out["probs"].shape == (2, 4) and np.allclose(out["probs"].sum(-1), 1, atol=1e-5)
-    cam_up = Explainer(model, ["gradcam"], "tf", last_conv_layer(model)).explain(
-        x, np.full(2, TARGET_PREDICTED))["gradcam"].maps
+    cam_up = (
+        Explainer(model, ["gradcam"], "tf", last_conv_layer(model))
+        .explain(x, np.full(2, TARGET_PREDICTED))["gradcam"]
+        .maps
+    )
     assert cam_up.shape == (2, 64, 64)
     with pytest.raises(InputError, match="not a keras.applications model"):
         models.load({**spec, "application": "NoSuchNet"})
@@ -81,7 +99,7 @@ def test_functional_classifier_around_a_nested_base():
     x = np.random.default_rng(5).random((2, 16, 16, 3)).astype("float32")
     out = Analyzer(model, layers, "unit").run(x, 1)
     inner = keras.Model(base.inputs, [base.get_layer(n).output for n in ("c1", "p1", "c2")])
-    for got, want in zip(out["activations"], inner.predict(x, verbose=0)):
+    for got, want in zip(out["activations"], inner.predict(x, verbose=0), strict=False):
         assert np.allclose(got, want, atol=1e-5)
     assert np.allclose(out["probs"], model.predict(x, verbose=0), atol=1e-5)
 
@@ -94,8 +112,9 @@ def test_probe_returns_the_layers_the_head_input_and_the_output():
     keras.utils.set_random_seed(2)
     model = nested_classifier()
     x = np.random.default_rng(6).random((3, 16, 16, 3)).astype("float32")
-    c1, c2, pre, out, head_in = (np.asarray(t) for t in build_probe(model, ["base/c1"], "base/c2",
-                                                                    inputs_of=("head",))(x))
+    c1, c2, pre, out, head_in = (
+        np.asarray(t) for t in build_probe(model, ["base/c1"], "base/c2", inputs_of=("head",))(x)
+    )
     base = model.layers[0]
     want_c1, want_c2 = keras.Model(base.inputs[0], [base.get_layer("c1").output, base.get_layer("c2").output])(x)
     assert np.allclose(c1, want_c1, atol=1e-5) and np.allclose(c2, want_c2, atol=1e-5)

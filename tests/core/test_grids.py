@@ -1,4 +1,5 @@
 """Where each layer's pixels sit in the input (core.grids), against the receptive fields themselves."""
+
 import numpy as np
 import pytest
 
@@ -28,11 +29,11 @@ def test_layer_grids_place_each_map_pixel_at_its_receptive_field_centre():
     for ramp, axis in ((xs, "x"), (ys, "y")):
         # shift the ramp away from 0 so zero padding shows as a mismatch, then undo it
         outs = build_probe(model, ["c1", "p1", "c2", "c3"], None)((ramp + 100.0)[None, ..., None])
-        for name, out in zip(["c1", "p1", "c2", "c3"], outs[:4]):
+        for name, out in zip(["c1", "p1", "c2", "c3"], outs[:4], strict=False):
             g = grids[name]
             m = np.asarray(out)[0, ..., 0] - 100.0
             assert m.shape == (g.height, g.width)
-            v, u = np.mgrid[0:g.height, 0:g.width]
+            v, u = np.mgrid[0 : g.height, 0 : g.width]
             expected = g.ax * u + g.bx if axis == "x" else g.ay * v + g.by
             inner = (slice(4, -4), slice(4, -4))  # clear of zero padding
             assert np.allclose(m[inner], expected[inner], atol=1e-3), (name, axis)

@@ -1,12 +1,21 @@
 """The model head (logits and probabilities whatever the last layer does), preprocessing, and the
 classes each row explains (core.head)."""
+
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
 
-from convlens.core.head import (IMAGENET_MEAN, IMAGENET_MEAN_BGR, IMAGENET_STD, TARGET_PREDICTED,  # noqa: E402
-                                TARGET_REFERENCE, Head, preprocess, resolve_targets)
+from convlens.core.head import (
+    IMAGENET_MEAN,
+    IMAGENET_MEAN_BGR,
+    IMAGENET_STD,
+    TARGET_PREDICTED,  # noqa: E402
+    TARGET_REFERENCE,
+    Head,
+    preprocess,
+    resolve_targets,
+)
 from convlens.errors import InputError  # noqa: E402
 from convlens.sensitivity.analyzer import Analyzer  # noqa: E402
 
@@ -41,11 +50,11 @@ def test_resolve_targets_matches_numpy(group):
     """TARGET_PREDICTED: the row's own top class; TARGET_REFERENCE: the top class of the first row of
     the row's group; a class index: itself. On numpy arrays, as on tensors."""
     logits = np.random.default_rng(7).normal(size=(8, 5)).astype("float32")
-    codes = np.array([TARGET_REFERENCE, TARGET_PREDICTED, 3, TARGET_REFERENCE, 0, TARGET_PREDICTED, 4,
-                      TARGET_REFERENCE])
+    codes = np.array(
+        [TARGET_REFERENCE, TARGET_PREDICTED, 3, TARGET_REFERENCE, 0, TARGET_PREDICTED, 4, TARGET_REFERENCE]
+    )
     reference = np.repeat(logits[::group].argmax(-1), group)
-    want = np.where(codes == TARGET_REFERENCE, reference, np.where(codes == TARGET_PREDICTED, logits.argmax(-1),
-                                                                   codes))
+    want = np.where(codes == TARGET_REFERENCE, reference, np.where(codes == TARGET_PREDICTED, logits.argmax(-1), codes))
     assert np.asarray(resolve_targets(logits, codes, group)).tolist() == want.tolist()
     for code, expected in ((TARGET_REFERENCE, reference), (TARGET_PREDICTED, logits.argmax(-1)), (2, np.full(8, 2))):
         assert np.asarray(resolve_targets(logits, np.full(8, code), group)).tolist() == expected.tolist()

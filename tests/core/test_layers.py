@@ -1,10 +1,19 @@
 """Finding layers by path (core.layers): nested models descended into, the layer making the output."""
+
 import pytest
 
 keras = pytest.importorskip("keras")
 
-from convlens.core.layers import (check_spatial, conv_layers, feature_layers, final_layer, find_layer,  # noqa: E402
-                                  iter_layers, last_conv_layer, output_operation)
+from convlens.core.layers import (
+    check_spatial,
+    conv_layers,
+    feature_layers,
+    final_layer,
+    find_layer,  # noqa: E402
+    iter_layers,
+    last_conv_layer,
+    output_operation,
+)
 from convlens.errors import InputError  # noqa: E402
 from tests.helpers import nested_classifier  # noqa: E402
 

@@ -1,4 +1,5 @@
 """TensorFlow set-up (core.setup): loading in safe mode, and mixed precision against float32."""
+
 import numpy as np
 import pytest
 
@@ -44,7 +45,11 @@ def test_mixed_precision_gives_the_float32_answers_within_float16_rounding(neste
     full = Analyzer(model, layers, "unit").run(x, 2)
     # Grad-CAM always (the sheets' map); every method on the plain CNN
     methods = ["gradcam"] if nested else list(attribution.METHODS)
-    params = {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}, "occlusion": {"patch": 4, "stride": 4}}
+    params = {
+        "smoothgrad": {"samples": 3},
+        "integrated_gradients": {"steps": 4},
+        "occlusion": {"patch": 4, "stride": 4},
+    }
 
     def explained():
         return attribution.Explainer(model, methods, "unit", cam_layer, "logit", params, 32).explain(x, targets, 2)
@@ -55,14 +60,18 @@ def test_mixed_precision_gives_the_float32_answers_within_float16_rounding(neste
     assert changed == len(computing) - 1  # all but the output layer
     assert model.layers[-1].dtype_policy.name == "float32" and model.layers[-1].compute_dtype == "float32"
     mixed = Analyzer(model, layers, "unit").run(x, 2)
-    for got, want in zip(mixed["activations"], full["activations"]):
+    for got, want in zip(mixed["activations"], full["activations"], strict=False):
         assert got.dtype == np.float32
         assert np.abs(got - want).max() <= 1e-2 * max(1.0, np.abs(want).max())
     assert mixed["probs"].dtype == np.float32 and np.allclose(mixed["probs"], full["probs"], atol=1e-2)
-    assert (np.asarray(resolve_targets(mixed["logits"], targets, 2)).tolist()
-            == np.asarray(resolve_targets(full["logits"], targets, 2)).tolist())
+    assert (
+        np.asarray(resolve_targets(mixed["logits"], targets, 2)).tolist()
+        == np.asarray(resolve_targets(full["logits"], targets, 2)).tolist()
+    )
     mixed_maps = explained()
-    for a, b in zip(mixed_maps["gradcam"].maps, full_maps["gradcam"].maps):  # Grad-CAM: the same map up to rounding
+    for a, b in zip(
+        mixed_maps["gradcam"].maps, full_maps["gradcam"].maps, strict=False
+    ):  # Grad-CAM: the same map up to rounding
         assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
     for name, result in mixed_maps.items():  # every heatmap method runs, in float32, near its float32 map
         assert result.maps.dtype == np.float32

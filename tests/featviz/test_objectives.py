@@ -1,4 +1,5 @@
 """Feature-visualization objectives (featviz.objectives) against hand-computed pre-activations and logits."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Image parameterizations and image-space penalties of feature visualization (featviz.params)."""
+
 import numpy as np
 import pytest
 
@@ -43,7 +44,7 @@ def test_gaussian_blur_keeps_constants_and_matches_its_kernel():
     impulse = np.zeros((1, 9, 9, 1))
     impulse[0, 4, 4, 0] = 1.0
     out = gaussian_blur(impulse, 1.0)[0, :, :, 0]
-    g = np.exp(-np.arange(-3, 4) ** 2 / 2.0)
+    g = np.exp(-(np.arange(-3, 4) ** 2) / 2.0)
     g /= g.sum()
     assert np.allclose(out[1:8, 1:8], np.outer(g, g)) and np.isclose(out.sum(), 1.0)
 

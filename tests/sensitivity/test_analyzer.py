@@ -1,4 +1,5 @@
 """The study's batched model step (sensitivity.analyzer): maps, scores and equivariance sums in one call."""
+
 import numpy as np
 import pytest
 
@@ -18,8 +19,9 @@ def test_the_step_gives_the_numpy_layer_stats_of_image_major_batches():
     keras.utils.set_random_seed(8)
     model = models.build_shapes_cnn((28, 28, 3), 3)
     layers = feature_layers(model)
-    transforms = tr.build_transforms([{"kind": "rotate", "angle_deg": 90}, {"kind": "shift", "dx": 3, "dy": -1},
-                                      {"kind": "rotate", "angle_deg": 20}])
+    transforms = tr.build_transforms(
+        [{"kind": "rotate", "angle_deg": 90}, {"kind": "shift", "dx": 3, "dy": -1}, {"kind": "rotate", "angle_deg": 20}]
+    )
     st = sensitivity.Study.build(transforms, 28, 28, layers, layer_grids(model, layers), "constant", 0.0)
     pixels = np.random.default_rng(9).random((2, 28, 28, 3)).astype("float32")
     n_t = len(transforms)
@@ -27,13 +29,13 @@ def test_the_step_gives_the_numpy_layer_stats_of_image_major_batches():
     out = Analyzer(model, layers, "unit", samplers=st.samplers).run(x, n_t)
     assert sorted(out) == ["activations", "den", "logits", "num", "pooled", "probs"]
     sub = keras.Model(model.inputs[0], [model.get_layer(n).output for n in layers])
-    for got, want in zip(out["activations"], sub.predict(x, verbose=0)):
+    for got, want in zip(out["activations"], sub.predict(x, verbose=0), strict=False):
         assert np.allclose(got, want, atol=1e-5)
     for i in range(2):
         rows = slice(i * n_t, (i + 1) * n_t)
         reference = sensitivity.layer_stats(st, [a[rows] for a in out["activations"]])
         for part in ("num", "den", "pooled"):
-            for got, want in zip(out[part], getattr(reference, part)):
+            for got, want in zip(out[part], getattr(reference, part), strict=False):
                 assert np.allclose(got[rows], want, rtol=1e-4, atol=1e-6 * max(1.0, float(np.abs(want).max()))), part
         assert all(num[rows][0] == 0 for num in out["num"])  # the identity row: exactly no error
     plain = Analyzer(model, layers[:2], "unit").run(x, n_t)

@@ -1,4 +1,5 @@
 """The comparison's tables on hand-made tidy tables of two or three models with known differences."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ IMAGES = [f"img{i}" for i in range(6)]
 
 def tidy(values: dict[tuple, list[float]], images=IMAGES) -> pd.DataFrame:
     """A model's tidy table from (transform, param, layer, metric) -> one value per image."""
-    rows = [(im, *key, v) for key, vs in values.items() for im, v in zip(images, vs)]
+    rows = [(im, *key, v) for key, vs in values.items() for im, v in zip(images, vs, strict=False)]
     frame = pd.DataFrame(rows, columns=["image", "transform", "param", "layer", "metric", "value"])
     for c in frame.columns[:-1]:
         frame[c] = frame[c].astype("category")
@@ -60,7 +61,9 @@ def test_the_differences_interval_is_the_bootstrap_of_the_paired_differences():
     _, diffs = cmp.compare(wide, "baseline", n_boot=500, level=0.9, seed=4)
     direct = stats.mean_ci(wide.values["antialiased"] - wide.values["baseline"], n_boot=500, level=0.9, seed=4)
     order = [list(map(tuple, wide.keys.to_numpy())).index(tuple(r)) for r in diffs[cmp.KEYS].to_numpy()]
-    assert np.allclose(diffs["ci_low"], direct["ci_low"][order]) and np.allclose(diffs["ci_high"], direct["ci_high"][order])
+    assert np.allclose(diffs["ci_low"], direct["ci_low"][order]) and np.allclose(
+        diffs["ci_high"], direct["ci_high"][order]
+    )
     assert list(diffs["n"]) == list(direct["n"][order])
     assert diffs.set_index("layer").loc["pool2", "n"] == 5
 
@@ -85,19 +88,40 @@ def test_one_model_gives_the_summary_and_no_differences():
 
 
 def test_transform_groups_split_shifts_by_parity_and_average_per_image():
-    groups = [cmp.transform_group(Transform(k, p)) for k, p in (
-        ("identity", {}), ("shift", {"dx": 1, "dy": 0}), ("shift", {"dx": 2, "dy": 4}), ("shift", {"dx": 2, "dy": 1}),
-        ("shift", {"dx": 0.5, "dy": 0}), ("rotate", {"angle_deg": 15}), ("hflip", {}))]
-    assert groups == [None, "shift (odd px)", "shift (even px)", "shift (odd px)", "shift (sub-pixel)", "rotate",
-                      "hflip"]
+    groups = [
+        cmp.transform_group(Transform(k, p))
+        for k, p in (
+            ("identity", {}),
+            ("shift", {"dx": 1, "dy": 0}),
+            ("shift", {"dx": 2, "dy": 4}),
+            ("shift", {"dx": 2, "dy": 1}),
+            ("shift", {"dx": 0.5, "dy": 0}),
+            ("rotate", {"angle_deg": 15}),
+            ("hflip", {}),
+        )
+    ]
+    assert groups == [
+        None,
+        "shift (odd px)",
+        "shift (even px)",
+        "shift (odd px)",
+        "shift (sub-pixel)",
+        "rotate",
+        "hflip",
+    ]
     transforms = [Transform("identity"), Transform("shift", {"dx": 1, "dy": 0}), Transform("shift", {"dx": 3, "dy": 0})]
     names = [t.name for t in transforms]
-    a = tidy({(names[0], "", "pool2", "equivariance_error"): [0.0] * 6,
-              (names[1], "dx=1,dy=0", "pool2", "equivariance_error"): [1, 2, 3, 4, 5, 6],
-              (names[2], "dx=3,dy=0", "pool2", "equivariance_error"): [3, 2, np.nan, 0, 1, 2]})
+    a = tidy(
+        {
+            (names[0], "", "pool2", "equivariance_error"): [0.0] * 6,
+            (names[1], "dx=1,dy=0", "pool2", "equivariance_error"): [1, 2, 3, 4, 5, 6],
+            (names[2], "dx=3,dy=0", "pool2", "equivariance_error"): [3, 2, np.nan, 0, 1, 2],
+        }
+    )
     grouped = cmp.group_transforms(cmp.widen({"a": a}), transforms)
-    assert grouped.keys.to_dict("records") == [{"group": "shift (odd px)", "layer": "pool2",
-                                                "metric": "equivariance_error"}]
+    assert grouped.keys.to_dict("records") == [
+        {"group": "shift (odd px)", "layer": "pool2", "metric": "equivariance_error"}
+    ]
     assert np.allclose(grouped.values["a"][:, 0], [2, 2, 3, 2, 3, 4])  # NaN left out of img2's mean
 
 
@@ -137,11 +161,34 @@ def test_the_wilcoxon_test_gives_its_exact_p_value_for_six_consistent_difference
 
 def test_the_prediction_before_the_first_layer_is_said_only_when_it_moved_more():
     base = {"model": "aug", "reference": "base", "group": "rotate", "n": 60, "statistic": 0.0}
-    rows = pd.DataFrame([
-        {**base, "layer": "output", "metric": "prob_change", "mean_reference": 0.04, "mean_model": 0.004,
-         "difference": -0.036, "ci_low": -0.05, "ci_high": -0.02, "p_value": 1e-4, "p_adj": 1e-3},
-        {**base, "layer": "c1", "metric": "equivariance_error", "mean_reference": 0.6, "mean_model": 0.58,
-         "difference": -0.02, "ci_low": -0.03, "ci_high": -0.01, "p_value": 1e-4, "p_adj": 1e-3}])
+    rows = pd.DataFrame(
+        [
+            {
+                **base,
+                "layer": "output",
+                "metric": "prob_change",
+                "mean_reference": 0.04,
+                "mean_model": 0.004,
+                "difference": -0.036,
+                "ci_low": -0.05,
+                "ci_high": -0.02,
+                "p_value": 1e-4,
+                "p_adj": 1e-3,
+            },
+            {
+                **base,
+                "layer": "c1",
+                "metric": "equivariance_error",
+                "mean_reference": 0.6,
+                "mean_model": 0.58,
+                "difference": -0.02,
+                "ci_low": -0.03,
+                "ci_high": -0.01,
+                "p_value": 1e-4,
+                "p_adj": 1e-3,
+            },
+        ]
+    )
     said = cmp.prediction_before_layers(rows, "c1", 0.95)
     assert said.startswith("the prediction became more invariant before the first layer") and "(-90 %)" in said
     assert "c1 0.6 → 0.58 (-3 %)" in said

@@ -1,4 +1,5 @@
 """Exemplar choice from the measured table (sensitivity.exemplars) against hand-made tables."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,23 +14,45 @@ def table(per_image: dict[str, list[tuple[float, int]]]) -> pd.DataFrame:
     for image, values in per_image.items():
         for k, (change, flip) in enumerate([(0.0, 0)] + values):
             t = "identity" if k == 0 else f"rotate_{k}"
-            rows += [{"image": image, "transform": t, "param": "", "layer": "output", "metric": "prob_change",
-                      "value": change},
-                     {"image": image, "transform": t, "param": "", "layer": "output", "metric": "top1_change",
-                      "value": float(flip)},
-                     {"image": image, "transform": t, "param": "", "layer": "conv", "metric": "equivariance_error",
-                      "value": 9.0}]  # other rows do not count
+            rows += [
+                {
+                    "image": image,
+                    "transform": t,
+                    "param": "",
+                    "layer": "output",
+                    "metric": "prob_change",
+                    "value": change,
+                },
+                {
+                    "image": image,
+                    "transform": t,
+                    "param": "",
+                    "layer": "output",
+                    "metric": "top1_change",
+                    "value": float(flip),
+                },
+                {
+                    "image": image,
+                    "transform": t,
+                    "param": "",
+                    "layer": "conv",
+                    "metric": "equivariance_error",
+                    "value": 9.0,
+                },
+            ]  # other rows do not count
     return pd.DataFrame(rows)
 
 
-MEASURED = table({
-    "a": [(0.10, 0), (0.10, 0)],   # mean change 0.10, no flip
-    "b": [(0.50, 1), (0.30, 0)],   # 0.40, 1 flip
-    "c": [(0.05, 1), (0.05, 1)],   # 0.05, 2 flips
-    "d": [(0.20, 0), (0.00, 0)],   # 0.10, no flip (ties with a on change: a first by id)
-    "e": [(0.01, 0), (0.01, 0)],
-    "f": [(0.02, 1), (0.00, 0)],   # 0.01, 1 flip
-})
+MEASURED = table(
+    {
+        "a": [(0.10, 0), (0.10, 0)],  # mean change 0.10, no flip
+        "b": [(0.50, 1), (0.30, 0)],  # 0.40, 1 flip
+        "c": [(0.05, 1), (0.05, 1)],  # 0.05, 2 flips
+        "d": [(0.20, 0), (0.00, 0)],  # 0.10, no flip (ties with a on change: a first by id)
+        "e": [(0.01, 0), (0.01, 0)],
+        "f": [(0.02, 1), (0.00, 0)],  # 0.01, 1 flip
+    }
+)
 
 
 def test_scores_are_the_mean_change_and_the_flip_count_over_non_identity_transforms():
@@ -41,8 +64,12 @@ def test_scores_are_the_mean_change_and_the_flip_count_over_non_identity_transfo
 def test_choice_order_reasons_and_no_image_twice():
     chosen = choose(MEASURED, sensitive=2, flipped=2, random=1, named=["e"], seed=3)
     assert [(c["image"], c["reason"]) for c in chosen][:5] == [
-        ("e", "named"), ("b", "most sensitive"), ("a", "most sensitive"),  # a before d: tie broken by id
-        ("c", "prediction flips"), ("f", "prediction flips")]  # b flips too but is already chosen
+        ("e", "named"),
+        ("b", "most sensitive"),
+        ("a", "most sensitive"),  # a before d: tie broken by id
+        ("c", "prediction flips"),
+        ("f", "prediction flips"),
+    ]  # b flips too but is already chosen
     assert chosen[-1]["reason"] == "random" and chosen[-1]["image"] == "d"  # the only one left
     assert len({c["image"] for c in chosen}) == len(chosen) == 6
     assert chosen[1]["prob_change"] == pytest.approx(0.40) and chosen[3]["flips"] == 2

@@ -1,4 +1,5 @@
 """Sensitivity metrics of one image (sensitivity.metrics) against known answers."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +23,7 @@ def run_metrics(model, image, specs, fill_mode="constant", label=None):
     x = np.asarray(tr.warp(np.repeat(image[None], len(transforms), 0), st.matrices, fill_mode))
     probe = build_probe(model, layers, None)
     outs = [np.asarray(o) for o in probe(x)]
-    acts, probs = outs[:len(layers)], outs[-1]
+    acts, probs = outs[: len(layers)], outs[-1]
     heat = {"mean_map": acts[0].mean(axis=-1) if acts[0].shape[1:3] == (h, w) else np.ones((len(x), h, w))}
     stats = compiled_stats(st, acts)
     rows = sensitivity.image_metrics(st, "img", x, stats, probs, label, heat)
@@ -38,7 +39,7 @@ def compiled_stats(st, acts):
     stats = sensitivity.LayerStats(*([np.asarray(v) for v in part] for part in step(*acts)))
     reference = sensitivity.layer_stats(st, acts)
     for part in ("num", "den", "pooled"):
-        for got, want in zip(getattr(stats, part), getattr(reference, part)):
+        for got, want in zip(getattr(stats, part), getattr(reference, part), strict=False):
             assert np.allclose(got, want, rtol=1e-4, atol=1e-6 * max(1.0, float(np.abs(want).max())))
     return stats
 

@@ -1,6 +1,7 @@
 """The study's figures for a deep model (keras.applications.MobileNetV2, 52 conv layers, 1000 classes)
 driven with a synthetic metrics table: a readable set of layers, pages that fit the printed page,
 legends beside the data, readable numbers, every figure also as SVG."""
+
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -46,16 +47,29 @@ def deep_study(tmp_path_factory):
             "axes": [ax.get_window_extent(renderer) for ax in data_axes],
             "legends": [(lg.get_window_extent(renderer), [t.get_text() for t in lg.get_texts()]) for lg in legends],
             "font_sizes": [t.get_fontsize() for t in texts],
-            "cells": [(t.get_text(), matplotlib.colors.to_rgb(t.get_color()), ax.images[0])
-                      for ax in data_axes for t in ax.texts if ax.images],
+            "cells": [
+                (t.get_text(), matplotlib.colors.to_rgb(t.get_color()), ax.images[0])
+                for ax in data_axes
+                for t in ax.texts
+                if ax.images
+            ],
             "xticks": [[t.get_text() for t in ax.get_xticklabels()] for ax in data_axes],
         }
         return original(fig, path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(study_plots, "save_figure", recording)
-        manifest = run_study([str(p) for p in paths], pooled, transforms, layers, tmp / "out", tmp / "out" / "figures",
-                             0, [NAMED], MAX_LAYERS)
+        manifest = run_study(
+            [str(p) for p in paths],
+            pooled,
+            transforms,
+            layers,
+            tmp / "out",
+            tmp / "out" / "figures",
+            0,
+            [NAMED],
+            MAX_LAYERS,
+        )
     return {"layers": layers, "manifest": manifest, "figures": tmp / "out" / "figures", "seen": seen}
 
 
@@ -84,8 +98,14 @@ def test_every_figure_fits_the_printed_page_and_has_an_svg(deep_study):
     assert len(deep_study["manifest"]["heat_tables"]) > 1  # 52 layers: the heat table is split
     # the report's CSS: A4 pages, their margins, figure.wide's width
     css = (ROOT / "reports" / "templates" / "report.css").read_text()
-    top, right, bottom, left = (float(v) for v in re.search(r"@page \{\s*size: A4;\s*margin: ([\d.]+)mm ([\d.]+)mm "
-                                                            r"([\d.]+)mm ([\d.]+)mm", css).groups())
+    top, right, bottom, left = (
+        float(v)
+        for v in re.search(
+            r"@page \{\s*size: A4;\s*margin: ([\d.]+)mm ([\d.]+)mm "
+            r"([\d.]+)mm ([\d.]+)mm",
+            css,
+        ).groups()
+    )
     width_mm = float(re.search(r"figure\.wide img \{ width: ([\d.]+)mm", css).group(1))
     printable_w, printable_h = 210 - left - right, 297 - top - bottom
     assert width_mm <= printable_w and plots.FIGURE_WIDTH_MM == width_mm

@@ -1,14 +1,15 @@
 """The study's tables, findings and plots over all images (convlens.sensitivity; run_study is the stage),
 against an independent recomputation."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from convlens import transforms as tr
 from convlens.sensitivity import findings as findings_mod
+from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity import tables
 from convlens.stages.sensitivity import run_study
-from convlens import transforms as tr
-from convlens.sensitivity import metrics as sensitivity
 
 
 def test_findings_survive_undefined_heatmaps_and_unlabelled_images():
@@ -18,8 +19,9 @@ def test_findings_survive_undefined_heatmaps_and_unlabelled_images():
     transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "hflip"}])
     pred = tables.prediction_table(table, transforms)
     assert pred.iloc[-1]["n_images"] == 2  # the worst case counts labelled images only
-    sentences = findings_mod.findings(table, transforms, ["l1", "l2"], pd.DataFrame(columns=["layer", "mean"]), pred,
-                               tables.heatmap_by_flip(table))
+    sentences = findings_mod.findings(
+        table, transforms, ["l1", "l2"], pd.DataFrame(columns=["layer", "mean"]), pred, tables.heatmap_by_flip(table)
+    )
     text = " ".join(part["text"] for sentence in sentences for part in sentence)
     assert "undefined" not in text and "2 labelled images" in text
 
@@ -77,8 +79,9 @@ def test_study_writes_tables_plots_and_sentences_that_link_images(tmp_path):
         frame.to_csv(paths[-1], index=False, na_rep="nan")  # as csv.DictWriter writes an undefined value
     pooled = {i: {"l1": np.array([1.0, float(k)]), "l2": np.array([float(k), 1.0])} for k, i in enumerate("abc")}
     transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "hflip"}])
-    manifest = run_study([str(p) for p in paths], pooled, transforms, ["l1", "l2"], tmp_path / "out",
-                               tmp_path / "out" / "figures")
+    manifest = run_study(
+        [str(p) for p in paths], pooled, transforms, ["l1", "l2"], tmp_path / "out", tmp_path / "out" / "figures"
+    )
     written = pd.read_csv(tmp_path / "out" / "metrics.csv", keep_default_na=False, na_values=[""])
     assert list(written.columns) == sensitivity.COLUMNS and len(written) == len(table)
     assert manifest["curves"] == {"rotate": "sweep_rotate.png"}
@@ -86,7 +89,7 @@ def test_study_writes_tables_plots_and_sentences_that_link_images(tmp_path):
         assert (tmp_path / "out" / "figures" / name).stat().st_size > 5000
     base = pd.read_csv(tmp_path / "out" / "baseline.csv").set_index("layer")
     vecs = [np.array([1.0, k]) for k in range(3)]
-    cos = [v @ w / np.linalg.norm(v) / np.linalg.norm(w) for i, v in enumerate(vecs) for w in vecs[i + 1:]]
+    cos = [v @ w / np.linalg.norm(v) / np.linalg.norm(w) for i, v in enumerate(vecs) for w in vecs[i + 1 :]]
     assert base.loc["l1", "mean"] == pytest.approx(np.mean(cos)) and base.loc["l1", "n_pairs"] == 3
     linked = [part["image"] for sentence in manifest["findings"] for part in sentence if "image" in part]
     assert linked and set(linked) <= {"a", "b", "c"}
@@ -96,26 +99,43 @@ def test_photometric_sweeps_have_curves_and_sentences_without_equivariance(tmp_p
     """blur and JPEG sweeps beside a rotation: the blur curve passes through the identity at σ 0, the JPEG
     curve has only its own qualities, and the sentences give their cosine, not an equivariance error."""
     rng = np.random.default_rng(3)
-    transforms = tr.build_transforms([{"kind": "rotate", "range": [-30, 30, 60]}, {"kind": "blur", "range": [0, 2, 1]},
-                                      {"kind": "jpeg", "range": [10, 50, 40]}])
-    assert [t.name for t in transforms] == ["identity", "rotate_-30", "rotate_30", "blur_1", "blur_2", "jpeg_10",
-                                            "jpeg_50"]
+    transforms = tr.build_transforms(
+        [
+            {"kind": "rotate", "range": [-30, 30, 60]},
+            {"kind": "blur", "range": [0, 2, 1]},
+            {"kind": "jpeg", "range": [10, 50, 40]},
+        ]
+    )
+    assert [t.name for t in transforms] == [
+        "identity",
+        "rotate_-30",
+        "rotate_30",
+        "blur_1",
+        "blur_2",
+        "jpeg_10",
+        "jpeg_50",
+    ]
     rows = []
     for image in "ab":
         for t in transforms:
             for layer, depth in (("l1", 1), ("l2", 2)):
                 if not t.photometric:
-                    rows.append((image, t.name, t.param, layer, "equivariance_error", 0.0 if t.kind == "identity" else 0.5))
+                    rows.append(
+                        (image, t.name, t.param, layer, "equivariance_error", 0.0 if t.kind == "identity" else 0.5)
+                    )
                 cosine = 1.0 if t.kind == "identity" else 1 - 0.1 * depth * (1 + (t.kind == "jpeg"))
                 rows.append((image, t.name, t.param, layer, "invariance_cosine", cosine))
-            rows += [(image, t.name, t.param, "output", m, v) for m, v in
-                     (("top1_change", float(t.name == "jpeg_10")), ("prob_change", 0.1), ("kl_divergence", 0.01))]
+            rows += [
+                (image, t.name, t.param, "output", m, v)
+                for m, v in (("top1_change", float(t.name == "jpeg_10")), ("prob_change", 0.1), ("kl_divergence", 0.01))
+            ]
             rows.append((image, t.name, t.param, "gradcam", "heatmap_pearson", rng.random()))
     table = pd.DataFrame(rows, columns=sensitivity.COLUMNS)
     table.to_csv(tmp_path / "m.csv", index=False)
     pooled = {i: {"l1": np.array([1.0, k]), "l2": np.array([k, 1.0])} for k, i in enumerate("ab")}
-    manifest = run_study([str(tmp_path / "m.csv")], pooled, transforms, ["l1", "l2"], tmp_path / "out",
-                         tmp_path / "out" / "figures")
+    manifest = run_study(
+        [str(tmp_path / "m.csv")], pooled, transforms, ["l1", "l2"], tmp_path / "out", tmp_path / "out" / "figures"
+    )
     assert manifest["curves"] == {"rotate": "sweep_rotate.png", "blur": "sweep_blur.png", "jpeg": "sweep_jpeg.png"}
     curves = tables.curves(tables.load_metrics([str(tmp_path / "m.csv")]), transforms)
     blur = curves["blur"][curves["blur"]["metric"] == "invariance_cosine"]

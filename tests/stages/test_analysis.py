@@ -1,10 +1,10 @@
 """The measure and draw stages without Snakemake (stages.measure, stages.draw, stages.analysis): a
 grayscale MNIST model through every stage, every heatmap method on a nested keras.applications model,
 and the maps the sheets get."""
+
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
@@ -33,7 +33,7 @@ def fake_mnist(path):
         y = rng.integers(0, 10, n)
         x = np.zeros((n, 28, 28), np.uint8)
         for i, label in enumerate(y):
-            x[i, 4:24, 2 + 2 * label: 4 + 2 * label] = 255
+            x[i, 4:24, 2 + 2 * label : 4 + 2 * label] = 255
         return x, y.astype(np.uint8)
 
     (xtr, ytr), (xte, yte) = make(60), make(20)
@@ -45,10 +45,24 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
     ds = load_mnist(tmp_path / "mnist.npz")
     assert ds.x_train.shape == (60, 28, 28, 1) and ds.class_names[3] == "3"
     ds.save(tmp_path / "data.npz")
-    spec = {"architecture": "mnist_cnn", "epochs": 1, "batch_size": 16, "learning_rate": 1e-3,
-            "validation_fraction": 0.2, "source": "train"}
-    out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in
-           (("model", "keras"), ("info", "json"), ("architecture", "csv"), ("history", "csv"), ("metrics", "json"))}
+    spec = {
+        "architecture": "mnist_cnn",
+        "epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "validation_fraction": 0.2,
+        "source": "train",
+    }
+    out = {
+        k: str(tmp_path / f"{k}.{ext}")
+        for k, ext in (
+            ("model", "keras"),
+            ("info", "json"),
+            ("architecture", "csv"),
+            ("history", "csv"),
+            ("metrics", "json"),
+        )
+    }
     out.update(checkpoints=str(tmp_path / "ckpt"), tensorboard=str(tmp_path / "tb"))
     train_model("mnist", spec, str(tmp_path / "data.npz"), 1, 2, {"epochs": [1, 5], "image": 0}, out)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch_001.weights.h5"]
@@ -73,8 +87,13 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
     assert Image.open(got["figures"] / sheet["activations"]["conv1"]["identity"]).size[0] > 28 * 4
     # raw.npz keeps the drawn channels (conv1 in full, top_k = 4 of conv2); with raw_channels: all,
     # every channel, and the same pictures
-    full = analyze(out["model"], out["info"], sources,
-                   {**cfg, "activations": {**cfg["activations"], "raw_channels": "all"}}, tmp_path / "full")["digit"]
+    full = analyze(
+        out["model"],
+        out["info"],
+        sources,
+        {**cfg, "activations": {**cfg["activations"], "raw_channels": "all"}},
+        tmp_path / "full",
+    )["digit"]
     with np.load(got["raw"]) as slim, np.load(full["raw"]) as every:
         assert slim["act_0"].shape == every["act_0"].shape == (3, 28, 28, 16)
         assert slim["act_2"].shape[-1] == 4 and every["act_2"].shape[-1] == 32
@@ -84,7 +103,9 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
         reference = every["act_2"][0].astype(np.float32)
         assert drawn.tolist() == np.argsort(-reference.mean(axis=(0, 1)), kind="stable")[:4].tolist()
     for name in sorted(p.name for p in got["figures"].iterdir()):
-        assert np.array_equal(np.asarray(Image.open(got["figures"] / name)), np.asarray(Image.open(full["figures"] / name)))
+        assert np.array_equal(
+            np.asarray(Image.open(got["figures"] / name)), np.asarray(Image.open(full["figures"] / name))
+        )
     # mixed precision: the same measurements within float16 rounding
     mixed = analyze(out["model"], out["info"], sources, {**cfg, "mixed_precision": True}, tmp_path / "mixed")["digit"]
     a, b = got["metrics"], mixed["metrics"]
@@ -98,23 +119,44 @@ def nested_classifier(size=64):
     """The transfer-learning case: a keras.applications base inside a Sequential classifier."""
     keras.utils.set_random_seed(0)
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
-    return keras.Sequential([keras.Input((size, size, 3)), base, keras.layers.GlobalAveragePooling2D(),
-                             keras.layers.Dense(3, activation="softmax", name="head")])
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            base,
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax", name="head"),
+        ]
+    )
 
 
 def test_every_heatmap_method_runs_through_the_stages_on_a_nested_application_model(tmp_path):
     from skimage import data as skdata
 
     nested_classifier().save(tmp_path / "nested.keras")
-    out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
-    load_model("nested", {"path": str(tmp_path / "nested.keras"), "preprocess": "caffe",
-                          "class_names": ["a", "b", "c"]}, 2, out)
+    out = {
+        k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))
+    }
+    load_model(
+        "nested",
+        {"path": str(tmp_path / "nested.keras"), "preprocess": "caffe", "class_names": ["a", "b", "c"]},
+        2,
+        out,
+    )
     Image.fromarray(skdata.astronaut()).save(tmp_path / "astronaut.png")
-    cfg = analysis_config(heatmaps={"methods": "all", "layer": "vgg16/block5_pool",
-                                    "params": {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4},
-                                               "occlusion": {"patch": 16, "stride": 16}}})
-    got = analyze(out["model"], out["info"], [{"id": "astronaut", "path": str(tmp_path / "astronaut.png")}], cfg,
-                  tmp_path)["astronaut"]
+    cfg = analysis_config(
+        heatmaps={
+            "methods": "all",
+            "layer": "vgg16/block5_pool",
+            "params": {
+                "smoothgrad": {"samples": 3},
+                "integrated_gradients": {"steps": 4},
+                "occlusion": {"patch": 16, "stride": 16},
+            },
+        }
+    )
+    got = analyze(
+        out["model"], out["info"], [{"id": "astronaut", "path": str(tmp_path / "astronaut.png")}], cfg, tmp_path
+    )["astronaut"]
     summary = json.loads(got["summary"].read_text())
     assert summary["methods"] == list(attribution.METHODS)  # all twelve, cam included (block5_pool -> GAP -> dense)
     with np.load(got["raw"]) as raw:
@@ -172,7 +214,9 @@ def test_the_model_steps_cam_maps_equal_the_explainers_own_pass(code):
     model = gap_model(shape=(12, 12, 3), filters=6, classes=3, head="softmax", seed=6)
     x = images((6, 12, 12, 3), seed=8) * np.array([1, 3, 0.2, 0.5, 4, 1.5], "float32")[:, None, None, None]
     explainer = Explainer(model, ["gradcam", "gradcam_pp", "layercam", "cam", "scorecam"], score="probability")
-    step = Analyzer(model, ["conv"], "unit", explainer=explainer, reference_too=code != TARGET_REFERENCE).run(x, 3, code)
+    step = Analyzer(model, ["conv"], "unit", explainer=explainer, reference_too=code != TARGET_REFERENCE).run(
+        x, 3, code
+    )
     by_step = explain(explainer, x, step["logits"], code, 3, step)
     own = explain(explainer, x, step["logits"], code, 3)
     assert by_step["target"].tolist() == own["target"].tolist()

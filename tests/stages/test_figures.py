@@ -1,4 +1,5 @@
 """An exemplar's pictures: every heatmap carries its colour bar with the map's own range."""
+
 import numpy as np
 from PIL import Image
 
@@ -13,7 +14,7 @@ def test_heatmaps_are_drawn_with_a_colour_bar_for_their_range(tmp_path):
     files = draw_heatmaps(positive, inputs, ["identity", "hflip"], "gradcam", 96, tmp_path)
     picture = np.asarray(Image.open(tmp_path / files["identity"]))
     rows, _ = render.bar_height(96)
-    bar = picture[96 + render.BAR_GAP_PX:96 + render.BAR_GAP_PX + rows]
+    bar = picture[96 + render.BAR_GAP_PX : 96 + render.BAR_GAP_PX + rows]
     assert np.array_equal(bar[0], render.JET_SCALE[np.linspace(0, 255, 96).round().astype(int)])
     signed = positive - 0.002
     files = draw_heatmaps(signed, inputs, ["identity", "hflip"], "integrated_gradients", 96, tmp_path)

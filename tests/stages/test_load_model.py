@@ -1,4 +1,5 @@
 """The load_model stage (stages.load_model): keras.applications models and .h5 files, then analysed."""
+
 import json
 
 import numpy as np
@@ -17,21 +18,35 @@ from tests.helpers import analysis_config, analyze  # noqa: E402
 def test_application_model_with_random_weights_on_a_photo(tmp_path):
     from skimage import data as skdata
 
-    spec = {"source": "load", "application": "MobileNetV2", "weights": None, "input_size": 64, "classes": 5,
-            "preprocess": "auto", "class_names": list("abcde")}
-    out = {k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
+    spec = {
+        "source": "load",
+        "application": "MobileNetV2",
+        "weights": None,
+        "input_size": 64,
+        "classes": 5,
+        "preprocess": "auto",
+        "class_names": list("abcde"),
+    }
+    out = {
+        k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))
+    }
     load_model("mobilenet", spec, 2, out)
     info = json.loads((tmp_path / "info.json").read_text())
     assert info["input_shape"] == [64, 64, 3] and info["preprocess"] == "tf"
     Image.fromarray(skdata.chelsea()).save(tmp_path / "chelsea.png")
-    got = analyze(out["model"], out["info"], [{"id": "chelsea", "path": str(tmp_path / "chelsea.png")}],
-                  analysis_config(), tmp_path)["chelsea"]
+    got = analyze(
+        out["model"],
+        out["info"],
+        [{"id": "chelsea", "path": str(tmp_path / "chelsea.png")}],
+        analysis_config(),
+        tmp_path,
+    )["chelsea"]
     summary = json.loads(got["summary"].read_text())
     assert summary["error"] is None and "resized from 451x300 to 64x64" in summary["notes"][0]
     with np.load(got["raw"]) as raw:
         probs = raw["probs"]
         assert np.allclose(probs.sum(-1), 1, atol=1e-5)
-        for row, p in zip(summary["transforms"], probs):
+        for row, p in zip(summary["transforms"], probs, strict=False):
             assert row["predicted"] == int(p.argmax()) and row["predicted_name"] == "abcde"[int(p.argmax())]
             assert row["confidence"] == pytest.approx(float(p.max()), abs=1e-6)
             assert row["flipped"] == (int(p.argmax()) != int(probs[0].argmax()))
@@ -56,7 +71,9 @@ def small_model(conv=True, conv_name="conv"):
 
 
 def outputs(tmp_path):
-    return {k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
+    return {
+        k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))
+    }
 
 
 def test_a_model_with_nan_weights_fails_at_load_naming_the_file(tmp_path):
@@ -68,7 +85,10 @@ def test_a_model_with_nan_weights_fails_at_load_naming_the_file(tmp_path):
     with pytest.raises(InputError) as info:
         load_model("m", {"source": "load", "path": str(tmp_path / "broken.keras")}, 2, outputs(tmp_path))
     message = str(info.value)
-    assert f"model {tmp_path / 'broken.keras'}: 1 weight tensor(s) hold NaN or infinite values (first: conv/kernel)" in message
+    assert (
+        f"model {tmp_path / 'broken.keras'}: 1 weight tensor(s) hold NaN or infinite values (first: conv/kernel)"
+        in message
+    )
     assert "\n" not in message and not (tmp_path / "info.json").exists()
 
 
@@ -79,13 +99,23 @@ def test_a_model_without_a_conv_layer_fails_at_load_and_in_the_filters_step(tmp_
     from convlens.stages.filters import filters
 
     small_model(conv=False).save(tmp_path / "dense.keras")
-    with pytest.raises(InputError, match=r"dense\.keras has no convolution layer \(Conv2D, DepthwiseConv2D or "
-                                         r"SeparableConv2D\); convlens analyses convolutional networks"):
+    with pytest.raises(
+        InputError,
+        match=r"dense\.keras has no convolution layer \(Conv2D, DepthwiseConv2D or "
+        r"SeparableConv2D\); convlens analyses convolutional networks",
+    ):
         load_model("m", {"source": "load", "path": str(tmp_path / "dense.keras")}, 2, outputs(tmp_path))
     models.ModelInfo("m", "load", [8, 8, 3], list("abc"), "unit").save(tmp_path / "info.json")
     with pytest.raises(InputError, match="model m: no convolution layer, so no kernels or filter patterns to draw"):
-        filters(str(tmp_path / "dense.keras"), str(tmp_path / "info.json"), {"filters": {}}, 0, 2,
-                str(tmp_path / "f"), str(tmp_path / "f.json"))
+        filters(
+            str(tmp_path / "dense.keras"),
+            str(tmp_path / "info.json"),
+            {"filters": {}},
+            0,
+            2,
+            str(tmp_path / "f"),
+            str(tmp_path / "f.json"),
+        )
 
 
 def test_an_application_looking_file_with_unit_pixels_is_loaded_with_a_warning(tmp_path):

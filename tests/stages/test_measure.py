@@ -1,4 +1,5 @@
 """The measure stage (stages.measure): one compact table per shard, every image measured, none drawn."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,13 +12,23 @@ from convlens.stages.load_model import load_model  # noqa: E402
 from convlens.stages.measure import IMAGE_COLUMNS, measure_shard  # noqa: E402
 from tests.helpers import analysis_config  # noqa: E402
 
-LAYERS = ["block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2", "block2_pool",
-          "block3_conv1", "block3_conv2"]
+LAYERS = [
+    "block1_conv1",
+    "block1_conv2",
+    "block1_pool",
+    "block2_conv1",
+    "block2_conv2",
+    "block2_pool",
+    "block3_conv1",
+    "block3_conv2",
+]
 
 
 def shard_paths(folder):
-    return {k: str(folder / name) for k, name in
-            (("metrics", "metrics.csv.gz"), ("images", "images.csv"), ("pooled", "pooled.npz"))}
+    return {
+        k: str(folder / name)
+        for k, name in (("metrics", "metrics.csv.gz"), ("images", "images.csv"), ("pooled", "pooled.npz"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +41,11 @@ def setup(tmp_path_factory):
     out = {k: str(tmp / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
     load_model("shapes", {"source": "load", "path": str(tmp / "shapes.keras"), "class_names": ["a", "b", "c"]}, 2, out)
     sources = []
-    for name, picture in (("coffee", skdata.coffee()), ("astronaut", skdata.astronaut()), ("chelsea", skdata.chelsea())):
+    for name, picture in (
+        ("coffee", skdata.coffee()),
+        ("astronaut", skdata.astronaut()),
+        ("chelsea", skdata.chelsea()),
+    ):
         Image.fromarray(picture).resize((28, 28)).save(tmp / f"{name}.png")
         sources.append({"id": name, "path": str(tmp / f"{name}.png")})
     (tmp / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
@@ -97,12 +112,19 @@ def test_a_decompression_bomb_is_listed_with_its_error_and_the_other_images_comp
     Image.new("RGB", (100, 60)).save(tmp / "bomb.png")  # 6,000 pixels
     Image.new("RGB", (56, 28), (90, 90, 90)).save(tmp / "wide.png")  # 2:1 on the 28x28 input: stretched
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
-    shard = [sources[0], {"id": "bomb", "path": str(tmp / "bomb.png")},
-             {"id": "wide", "path": str(tmp / "wide.png"), "resize": "stretch"}, sources[3]]
+    shard = [
+        sources[0],
+        {"id": "bomb", "path": str(tmp / "bomb.png")},
+        {"id": "wide", "path": str(tmp / "wide.png"), "resize": "stretch"},
+        sources[3],
+    ]
     measure_shard(out["model"], out["info"], shard, cfg, 2, shard_paths(tmp / "bombed"))
     table, images, _ = read(tmp / "bombed")
     rows = images.set_index("image")
-    assert f"cannot read image {tmp / 'bomb.png'}: 100x60 pixels is more than the limit of 5000 pixels" in rows.loc["bomb", "error"]
+    assert (
+        f"cannot read image {tmp / 'bomb.png'}: 100x60 pixels is more than the limit of 5000 pixels"
+        in rows.loc["bomb", "error"]
+    )
     assert sorted(table["image"].unique()) == ["chelsea", "coffee", "wide"]
     assert rows.loc["wide", "resize"] == "stretch" and float(rows.loc["wide", "aspect_change"]) == pytest.approx(0.5)
     assert float(rows.loc["coffee", "aspect_change"]) == 1.0 and "(stretch)" in rows.loc["wide", "notes"]
@@ -112,15 +134,23 @@ def test_geometric_and_photometric_transforms_in_one_run(setup):
     """Warps and pixel operations measured together: photometric rows have no equivariance metrics, and
     an image's rows (noise included) do not depend on its batch, chunk or shard company."""
     tmp, out, sources, cfg = setup
-    specs = [{"kind": "rotate", "angle_deg": 90}, {"kind": "hflip"}, {"kind": "blur", "range": [1, 2, 1]},
-             {"kind": "noise", "std": 0.05}, {"kind": "brightness", "delta": -0.2}, {"kind": "contrast", "factor": 1.5},
-             {"kind": "jpeg", "quality": 30}]
+    specs = [
+        {"kind": "rotate", "angle_deg": 90},
+        {"kind": "hflip"},
+        {"kind": "blur", "range": [1, 2, 1]},
+        {"kind": "noise", "std": 0.05},
+        {"kind": "brightness", "delta": -0.2},
+        {"kind": "contrast", "factor": 1.5},
+        {"kind": "jpeg", "quality": 30},
+    ]
     mixed = {**cfg, "transforms": specs}
     measure_shard(out["model"], out["info"], sources, mixed, 2, shard_paths(tmp / "mixed"))
     table, images, _ = read(tmp / "mixed")
     assert (images.set_index("image").drop(index="broken")["error"] == "").all()
-    geometric, photometric = ["identity", "rotate_90", "hflip"], ["blur_1", "blur_2", "noise_0.05",
-                                                                  "brightness_-0.2", "contrast_1.5", "jpeg_30"]
+    geometric, photometric = (
+        ["identity", "rotate_90", "hflip"],
+        ["blur_1", "blur_2", "noise_0.05", "brightness_-0.2", "contrast_1.5", "jpeg_30"],
+    )
     per_image = len(geometric) * (8 * 2 + 1 + 3 + 2 * 3) + len(photometric) * (8 + 3 + 2 * 3)
     assert table.groupby("image").size().to_dict() == {name: per_image for name in ("astronaut", "chelsea", "coffee")}
     equivariance = table[table["metric"].str.startswith("equivariance")]

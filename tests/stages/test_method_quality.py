@@ -1,4 +1,5 @@
 """The method_quality stage (stages.method_quality): its table holds the library's numbers."""
+
 import json
 from pathlib import Path
 
@@ -19,17 +20,28 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 def test_method_quality_table_matches_the_library(tmp_path):
     """The quality table holds the numbers cascading_randomization gives for the same images and seed."""
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, name="head")])
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, name="head"),
+        ]
+    )
     model.save(tmp_path / "m.keras")
-    (tmp_path / "info.json").write_text(json.dumps({"name": "m", "source": "load", "input_shape": [16, 16, 3],
-                                                    "class_names": ["x", "y"], "preprocess": "unit"}))
+    (tmp_path / "info.json").write_text(
+        json.dumps(
+            {"name": "m", "source": "load", "input_shape": [16, 16, 3], "class_names": ["x", "y"], "preprocess": "unit"}
+        )
+    )
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / f"im{i}.png")
     images = [{"id": f"im{i}", "path": str(tmp_path / f"im{i}.png")} for i in range(2)]
-    cfg = {"heatmaps": {"methods": ["saliency", "cam"], "layer": None, "score": "logit", "params": {},
-                        "quality_steps": 4}, "batch_size": 8}
+    cfg = {
+        "heatmaps": {"methods": ["saliency", "cam"], "layer": None, "score": "logit", "params": {}, "quality_steps": 4},
+        "batch_size": 8,
+    }
     out = {"json": str(tmp_path / "q.json"), "csv": str(tmp_path / "q.csv"), "figures": str(tmp_path / "qf")}
     method_quality(str(tmp_path / "m.keras"), str(tmp_path / "info.json"), images, cfg, 3, 2, out)
     table = pd.read_csv(tmp_path / "q.csv").set_index("method")
@@ -63,65 +75,124 @@ def test_method_quality_table_matches_the_library(tmp_path):
 
 
 def _escaped(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace(
-        "'", "&#39;")
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;").replace("'", "&#39;")
+    )
 
 
 def render_methods_section(tmp_path, quality):
     (tmp_path / "t" / "sections").mkdir(parents=True)
     (tmp_path / "t" / "sections" / "methods.html.j2").write_text(
-        (TEMPLATES / "sections" / "methods.html.j2").read_text())
+        (TEMPLATES / "sections" / "methods.html.j2").read_text()
+    )
     (tmp_path / "t" / "report.html.j2").write_text('{% include "sections/methods.html.j2" %}')
-    sec = {"model": {"name": "m", "quality": quality, "quality_dir": "m/methods/figures"}, "anchor": "a",
-           "title": "Heatmap methods"}
+    sec = {
+        "model": {"name": "m", "quality": quality, "quality_dir": "m/methods/figures"},
+        "anchor": "a",
+        "title": "Heatmap methods",
+    }
     return report.render_html({"models": [], "sec": sec, "base": "."}, tmp_path / "t")
 
 
 def row(method, **kw):
-    base = {"method": method, "insensitive": False, "deletion_beats_random": True, "insertion_beats_random": True,
-            "n_constant_randomized": 0, "n_blank": 0, "deletion_diff": -0.1, "deletion_low": -0.2, "deletion_high": -0.05,
-            "insertion_diff": 0.2, "insertion_low": 0.1, "insertion_high": 0.3, "spearman_top": 0.5,
-            "spearman_randomized": 0.2, "ssim_randomized": 0.1, "similar_steps": "", "deletion_auc": 0.3,
-            "random_deletion_auc": 0.4, "insertion_auc": 0.6, "random_insertion_auc": 0.4}
+    base = {
+        "method": method,
+        "insensitive": False,
+        "deletion_beats_random": True,
+        "insertion_beats_random": True,
+        "n_constant_randomized": 0,
+        "n_blank": 0,
+        "deletion_diff": -0.1,
+        "deletion_low": -0.2,
+        "deletion_high": -0.05,
+        "insertion_diff": 0.2,
+        "insertion_low": 0.1,
+        "insertion_high": 0.3,
+        "spearman_top": 0.5,
+        "spearman_randomized": 0.2,
+        "ssim_randomized": 0.1,
+        "similar_steps": "",
+        "deletion_auc": 0.3,
+        "random_deletion_auc": 0.4,
+        "insertion_auc": 0.6,
+        "random_insertion_auc": 0.4,
+    }
     return {**base, **kw}
 
 
 def steps(*values, threshold=0.9):
     layers = ["head", "conv3", "conv2", "conv1"]
-    return [{"layer": layer, "spearman": v, "ssim": v, "n_constant": 0, "similar": v > threshold}
-            for layer, v in zip(layers, values)]
+    return [
+        {"layer": layer, "spearman": v, "ssim": v, "n_constant": 0, "similar": v > threshold}
+        for layer, v in zip(layers, values, strict=False)
+    ]
 
 
 def test_method_findings_say_what_the_numbers_say(tmp_path):
-    rows = [row("guided_backprop", insensitive=True),
-            row("integrated_gradients", insertion_beats_random=False, insertion_diff=-0.03, insertion_low=-0.05,
-                insertion_high=-0.01),
-            row("gradcam", n_constant_randomized=4), row("saliency")]
-    per_step = {"guided_backprop": steps(0.98, 0.93, 0.7, 0.5), "integrated_gradients": steps(0.5, 0.4, 0.3, 0.2),
-                "gradcam": steps(0.2, 0.1, 0.0, 0.0), "saliency": steps(0.6, 0.5, 0.4, 0.3)}
+    rows = [
+        row("guided_backprop", insensitive=True),
+        row(
+            "integrated_gradients",
+            insertion_beats_random=False,
+            insertion_diff=-0.03,
+            insertion_low=-0.05,
+            insertion_high=-0.01,
+        ),
+        row("gradcam", n_constant_randomized=4),
+        row("saliency"),
+    ]
+    per_step = {
+        "guided_backprop": steps(0.98, 0.93, 0.7, 0.5),
+        "integrated_gradients": steps(0.5, 0.4, 0.3, 0.2),
+        "gradcam": steps(0.2, 0.1, 0.0, 0.0),
+        "saliency": steps(0.6, 0.5, 0.4, 0.3),
+    }
     out = method_findings(rows, per_step, 6, 0.9, 0.95)
-    assert out[0] == ("Guided backprop: maps barely change when the top layer is randomized (Spearman 0.98 after "
-                      "head; above 0.9 at 2 of 4 steps, the deepest after conv3 (0.93)) — it explains the image, not the model.")
-    assert out[1] == ("Integrated Gradients is worse than a random pixel order on insertion (AUC diff -0.030, "
-                      "95% CI [-0.050, -0.010], 6 images).")
-    assert out[2] == ("Maps that became constant count as fully changed (similarity 0), not left out; after every "
-                      "layer was randomized: Grad-CAM 4 of 6.")
+    assert out[0] == (
+        "Guided backprop: maps barely change when the top layer is randomized (Spearman 0.98 after "
+        "head; above 0.9 at 2 of 4 steps, the deepest after conv3 (0.93)) — it explains the image, not the model."
+    )
+    assert out[1] == (
+        "Integrated Gradients is worse than a random pixel order on insertion (AUC diff -0.030, "
+        "95% CI [-0.050, -0.010], 6 images)."
+    )
+    assert out[2] == (
+        "Maps that became constant count as fully changed (similarity 0), not left out; after every "
+        "layer was randomized: Grad-CAM 4 of 6."
+    )
     assert out[3].endswith(": Grad-CAM, Saliency.")  # pass every check
     assert len(out) == 4  # 6 images: no warning about rough intervals
     rows[0]["similar_steps"] = "head conv3"
-    html = render_methods_section(tmp_path, {
-        "rows": rows, "methods": [r["method"] for r in rows], "per_step": per_step, "findings": out,
-        "images": list("abcdef"), "layers": ["head", "conv3", "conv2", "conv1"], "threshold": 0.9, "level": 0.95,
-        "n_boot": 10000, "random_orders": 4, "steps": 20, "notes": []})
+    html = render_methods_section(
+        tmp_path,
+        {
+            "rows": rows,
+            "methods": [r["method"] for r in rows],
+            "per_step": per_step,
+            "findings": out,
+            "images": list("abcdef"),
+            "layers": ["head", "conv3", "conv2", "conv1"],
+            "threshold": 0.9,
+            "level": 0.95,
+            "n_boot": 10000,
+            "random_orders": 4,
+            "steps": 20,
+            "notes": [],
+        },
+    )
     assert "maps stay similar at 2 of 4 steps" in html and html.count("not better than random") == 1
     assert "<strong>0.98</strong>" in html and "<strong>0.93</strong>" in html  # the flagged steps, per step
     assert "-0.030 [-0.050, -0.010]" in html
     blank = method_findings([row("occlusion", n_blank=1)], {"occlusion": per_step["saliency"]}, 6, 0.9, 0.95)
-    assert blank[0] == ("Occlusion: the original map of 1 of 6 images is constant, so there is nothing to compare; "
-                        "those images are left out of its sanity check.")
+    assert blank[0] == (
+        "Occlusion: the original map of 1 of 6 images is constant, so there is nothing to compare; "
+        "those images are left out of its sanity check."
+    )
     few = method_findings(rows[3:], {"saliency": per_step["saliency"]}, 3, 0.9, 0.95)
-    assert few[0] == ("With 3 images the intervals are rough (a bootstrap over 3 values); heatmaps.quality_images "
-                      "sets how many the check uses.")
+    assert few[0] == (
+        "With 3 images the intervals are rough (a bootstrap over 3 values); heatmaps.quality_images "
+        "sets how many the check uses."
+    )
     # a method first similar at a deeper step is named by that step
     late = method_findings([row("x", insensitive=True)], {"x": steps(0.5, 0.95, 0.3, 0.2)}, 6, 0.9, 0.95)
     assert late[0].startswith("x: maps barely change when the layers down to conv3 are randomized (Spearman 0.95")
@@ -133,5 +204,6 @@ def test_method_findings_say_what_the_numbers_say(tmp_path):
     assert "m0, m1, m2, m3; only good does." in out[0]
     assert out[-1].endswith(": good.")
     one = method_findings([row("m", **tie)], {"m": steps(0.1, 0.1, 0.1, 0.1)}, 6, 0.9, 0.95)
-    assert one == ["m does not beat a random pixel order on deletion (AUC diff +0.010, 95% CI [-0.020, +0.040], "
-                   "6 images)."]
+    assert one == [
+        "m does not beat a random pixel order on deletion (AUC diff +0.010, 95% CI [-0.020, +0.040], 6 images)."
+    ]

@@ -1,5 +1,6 @@
 """run_stage's logging: the console gets convlens's progress and every warning, the rule's log gets
 every library's INFO chatter too."""
+
 import logging
 import types
 

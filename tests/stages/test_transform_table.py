@@ -1,4 +1,5 @@
 """The transform table (stages.transform_table): forward matrices, and photometric pixel operations."""
+
 import csv
 
 import numpy as np
