@@ -20,6 +20,7 @@ from convlens.attribution.registry import METHODS, check_params
 from convlens.data import IMAGE_SUFFIXES, split_sizes
 from convlens.errors import InputError
 from convlens.models import APPLICATION_PREPROCESS
+from convlens.transform_kinds import DEFAULT_TRANSFORMS, REGISTRY
 from convlens.transforms import build_transforms, sheet_selection
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -106,8 +107,48 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    """The config schema, with the transform kinds filled in from ``convlens.transform_kinds`` (the file
+    names none): see ``transform_entry_schema``."""
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    transform_entry_schema(schema["properties"]["transforms"])
+    return schema
+
+
+def transform_entry_schema(transforms: dict) -> None:
+    """Fill the registry's facts into the schema of ``transforms``: the default study, the ``kind`` enum
+    (registry order, as error messages list it), every kind's parameters (a number, or an integer;
+    with the bounds its kinds share: a bound only some of them have is left to ``transforms.check_spec``,
+    which checks each kind's own) and range options (their values)."""
+    transforms["default"] = copy.deepcopy(list(DEFAULT_TRANSFORMS))
+    properties = transforms["items"]["properties"]
+    properties["kind"]["enum"] = list(REGISTRY)
+    params: dict[str, list] = {}
+    for kind in REGISTRY.values():
+        for p in kind.params:
+            params.setdefault(p.name, []).append((kind.name, p))
+        for option in kind.range_options:
+            properties[option.name] = {
+                "enum": list(option.values),
+                "description": f"{kind.name} with range: one of {', '.join(option.values)} (default {option.default}).",
+            }
+    for name, uses in params.items():
+        bounds = {_bounds(p) for _, p in uses}
+        properties[name] = {
+            "type": "integer" if all(p.integer for _, p in uses) else "number",
+            **(dict(bounds.pop()) if len(bounds) == 1 else {}),
+            "description": "; ".join(f"{k}: {p.allowed() or 'any number'}" for k, p in uses) + " (config/README.md).",
+        }
+
+
+def _bounds(p) -> tuple:
+    """A parameter's bounds as JSON Schema keywords."""
+    out = []
+    if p.low is not None:
+        out.append(("exclusiveMinimum" if p.above else "minimum", p.low))
+    if p.high is not None:
+        out.append(("maximum", p.high))
+    return tuple(out)
 
 
 def validate(config: dict, schema: dict | None = None, base_dir: Path | str = ".") -> dict:
@@ -136,7 +177,24 @@ def _require(cfg_section: dict, keys: list[str], where: str, why: str):
 
 
 def _check_semantics(cfg: dict, base: Path):
-    for name, ds in cfg["datasets"].items():
+    _check_datasets(cfg["datasets"], base)
+    for name, model in cfg["models"].items():
+        _check_model(name, model, cfg["datasets"], base)
+    _check_comparison(cfg)
+    for i, entry in enumerate(cfg["images"]):
+        _check_image_entry(entry, f"config.images[{i}]", cfg["datasets"], base)
+    for i, spec in enumerate(cfg["transforms"]):
+        _check_range(spec, f"config.transforms[{i}]")
+    _check_method_params(cfg["heatmaps"]["params"])
+    try:
+        build_transforms(cfg["transforms"])
+        sheet_selection(cfg["transforms"], cfg["report"]["sheet_transforms"])
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_datasets(datasets: dict, base: Path) -> None:
+    for name, ds in datasets.items():
         where = f"config.datasets.{name}"
         _check_id(name, f"config.datasets: name {name!r}")
         if ds["kind"] == "folder":
@@ -148,76 +206,81 @@ def _check_semantics(cfg: dict, base: Path):
             _require(ds, ["path"], where, "for kind mnist")
             if not (base / ds["path"]).is_file():
                 raise ConfigError(f"{where}.path: file {ds['path']!r} does not exist (mnist.npz in the Keras layout)")
-    for name, model in cfg["models"].items():
-        where = f"config.models.{name}"
-        _check_id(name, f"config.models: name {name!r}")
-        _check_training_variant(model, where, cfg["datasets"], base)
-        if model["source"] == "train":
-            _require(model, ["architecture", "dataset"], where, "for source train")
-            if model["dataset"] not in cfg["datasets"]:
-                raise ConfigError(
-                    f"{where}.dataset: {model['dataset']!r} is not a key of config.datasets "
-                    f"(defined: {', '.join(cfg['datasets'])})"
-                )
-        else:
-            if ("path" in model) == ("application" in model):
-                raise ConfigError(f"{where}: source load needs exactly one of path or application")
-            if "path" in model:
-                if not str(model["path"]).endswith((".keras", ".h5")):
-                    raise ConfigError(f"{where}.path: {model['path']!r} must end in .keras or .h5")
-                if not (base / model["path"]).is_file():
-                    raise ConfigError(f"{where}.path: file {model['path']!r} does not exist")
-                problem = model_file_problem(base / model["path"])
-                if problem:
-                    raise ConfigError(f"{where}.path: {model['path']!r} {problem}")
-            weights = model.get("weights")
-            if weights not in (None, "imagenet") and not (base / weights).is_file():
-                raise ConfigError(
-                    f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path"
-                )
-    _check_comparison(cfg)
-    for i, entry in enumerate(cfg["images"]):
-        where = f"config.images[{i}]"
-        if "dataset" in entry:
-            if entry["dataset"] not in cfg["datasets"]:
-                raise ConfigError(f"{where}.dataset: {entry['dataset']!r} is not a key of config.datasets")
-            if ("count" in entry) == ("indices" in entry):
-                raise ConfigError(f"{where}: with dataset give exactly one of count or indices")
-            ds = cfg["datasets"][entry["dataset"]]
-            if split_sizes(ds) is not None:
-                n_test = split_sizes(ds)[1]
-                wanted = entry.get("indices") or range(entry["count"])
-                too_big = [j for j in wanted if j >= n_test]
-                if too_big:
-                    raise ConfigError(
-                        f"{where}: index {too_big[0]} is past the end of the test split ({n_test} images)"
-                    )
-        elif "folder" in entry:
-            folder = base / entry["folder"]
-            if not folder.is_dir():
-                raise ConfigError(f"{where}.folder: folder {entry['folder']!r} does not exist")
-            if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-                raise ConfigError(
-                    f"{where}.folder: no image files in {entry['folder']!r} (looked for {', '.join(IMAGE_SUFFIXES)})"
-                )
-        elif not (base / entry["file"]).is_file():
-            raise ConfigError(f"{where}.file: file {entry['file']!r} does not exist")
-    for i, spec in enumerate(cfg["transforms"]):
-        if "range" in spec:
-            where = f"config.transforms[{i}].range"
-            start, stop, step = spec["range"]
-            if step <= 0 or stop < start:
-                raise ConfigError(f"{where}: [{start}, {stop}, {step}] must have start <= stop and step > 0")
-            if spec["kind"] == "scale" and start <= 0:
-                raise ConfigError(f"{where}: [{start}, {stop}, {step}] must keep scale factors > 0")
-            if (stop - start) / step > 200:
-                raise ConfigError(f"{where}: [{start}, {stop}, {step}] gives more than 200 transforms")
-    _check_method_params(cfg["heatmaps"]["params"])
-    try:
-        build_transforms(cfg["transforms"])
-        sheet_selection(cfg["transforms"], cfg["report"]["sheet_transforms"])
-    except InputError as exc:
-        raise ConfigError(str(exc)) from None
+
+
+def _check_model(name: str, model: dict, datasets: dict, base: Path) -> None:
+    where = f"config.models.{name}"
+    _check_id(name, f"config.models: name {name!r}")
+    _check_training_variant(model, where, datasets, base)
+    if model["source"] == "train":
+        _require(model, ["architecture", "dataset"], where, "for source train")
+        if model["dataset"] not in datasets:
+            raise ConfigError(
+                f"{where}.dataset: {model['dataset']!r} is not a key of config.datasets "
+                f"(defined: {', '.join(datasets)})"
+            )
+        return
+    if ("path" in model) == ("application" in model):
+        raise ConfigError(f"{where}: source load needs exactly one of path or application")
+    if "path" in model:
+        if not str(model["path"]).endswith((".keras", ".h5")):
+            raise ConfigError(f"{where}.path: {model['path']!r} must end in .keras or .h5")
+        if not (base / model["path"]).is_file():
+            raise ConfigError(f"{where}.path: file {model['path']!r} does not exist")
+        problem = model_file_problem(base / model["path"])
+        if problem:
+            raise ConfigError(f"{where}.path: {model['path']!r} {problem}")
+    weights = model.get("weights")
+    if weights not in (None, "imagenet") and not (base / weights).is_file():
+        raise ConfigError(f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path")
+
+
+def _check_image_entry(entry: dict, where: str, datasets: dict, base: Path) -> None:
+    if "dataset" in entry:
+        _check_dataset_images(entry, where, datasets)
+    elif "folder" in entry:
+        folder = base / entry["folder"]
+        if not folder.is_dir():
+            raise ConfigError(f"{where}.folder: folder {entry['folder']!r} does not exist")
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+            raise ConfigError(
+                f"{where}.folder: no image files in {entry['folder']!r} (looked for {', '.join(IMAGE_SUFFIXES)})"
+            )
+    elif not (base / entry["file"]).is_file():
+        raise ConfigError(f"{where}.file: file {entry['file']!r} does not exist")
+
+
+def _check_dataset_images(entry: dict, where: str, datasets: dict) -> None:
+    if entry["dataset"] not in datasets:
+        raise ConfigError(f"{where}.dataset: {entry['dataset']!r} is not a key of config.datasets")
+    if ("count" in entry) == ("indices" in entry):
+        raise ConfigError(f"{where}: with dataset give exactly one of count or indices")
+    sizes = split_sizes(datasets[entry["dataset"]])
+    if sizes is not None:
+        n_test = sizes[1]
+        wanted = entry.get("indices") or range(entry["count"])
+        too_big = [j for j in wanted if j >= n_test]
+        if too_big:
+            raise ConfigError(f"{where}: index {too_big[0]} is past the end of the test split ({n_test} images)")
+
+
+MAX_RANGE_STEPS = 200
+
+
+def _check_range(spec: dict, where: str) -> None:
+    """A range's shape: increasing, not too long, and what its kind refuses (``Kind.range_problem``)."""
+    if "range" not in spec:
+        return
+    where += ".range"
+    start, stop, step = spec["range"]
+    if step <= 0 or stop < start:
+        raise ConfigError(f"{where}: [{start}, {stop}, {step}] must have start <= stop and step > 0")
+    kind = REGISTRY[spec["kind"]]
+    problem = kind.range_problem(start, stop, step) if kind.range_problem is not None else None
+    if problem:
+        raise ConfigError(f"{where}: [{start}, {stop}, {step}] {problem}")
+    if (stop - start) / step > MAX_RANGE_STEPS:
+        raise ConfigError(f"{where}: [{start}, {stop}, {step}] gives more than {MAX_RANGE_STEPS} transforms")
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

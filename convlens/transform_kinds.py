@@ -17,8 +17,15 @@ Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
   ``Line`` colour and style;
 - whether it is ``photometric``: a pixel operation (blur, noise, brightness, contrast, JPEG) rather
   than a warp. Its matrix is the identity, so warps, inverse warps and valid masks are identities
-  and heatmaps compare without warping; the operation itself runs in the study's model step
-  (``convlens.sensitivity.photometric``), and equivariance does not apply to it.
+  and heatmaps compare without warping; the operation itself (``pixels``: the name of its function in
+  ``convlens.sensitivity.photometric``, which needs TensorFlow) runs in the study's model step;
+- whether equivariance applies to it (``equivariant``: not to a pixel operation) and whether its
+  operation draws random numbers (``seeded``: a noise field per image from the run's seed);
+- what it refuses that its parameters' bounds cannot say: a model input it cannot run on
+  (``shape_problem``: a blur kernel wider than the image, JPEG on 4 channels) and a range it cannot
+  sweep (``range_problem``: scale factors that reach 0);
+- its group in the comparison of models (``group``: by default the kind; shifts split into whole
+  odd, whole even and sub-pixel offsets).
 
 A parameter may declare the values it allows (``Param.low``/``high``, ``integer``); a config entry
 or range outside them is a one-line error (``transforms.check_spec``).
@@ -28,12 +35,15 @@ Names and parameter texts follow one rule for every kind: no parameters gives th
 (``shift_dx4_dy0``, text ``dx=4,dy=0``).
 
 ``convlens.transforms`` (names, matrices, config entries, sweeps) and ``convlens.sensitivity`` (sentences,
-colours, sweep plots) read this module. ``workflow/schemas/config.schema.yaml`` (the ``kind`` enum and
-the parameters) and ``config/README.md`` must list the same kinds: tests/test_registries.py checks.
+colours, sweep plots, pixel operations, comparison groups) read this module, and so does the config
+check: ``convlens.config.load_schema`` fills the transform entries' ``kind`` enum, parameters and range
+options into ``workflow/schemas/config.schema.yaml``, which names no kind itself. ``config/README.md``
+holds the kinds table ``doc_table`` makes (tests/test_registries.py checks it is current).
 
 Adding a kind: one entry here plus its test (its matrix against an exact answer in
-tests/test_transforms.py), then its name in the schema's enum and its parameters in the schema and
-config/README.md.
+tests/test_transforms.py; a photometric kind's operation in tests/sensitivity/test_photometric.py), then
+the kinds table in config/README.md regenerated (``python -m convlens.transform_kinds``) and its
+parameters described in the keys table there.
 
 Pure numpy: no TensorFlow/Keras, no other convlens module.
 """
@@ -41,6 +51,7 @@ Pure numpy: no TensorFlow/Keras, no other convlens module.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -75,6 +86,26 @@ class Param:
             return f"{self.name} must be in {'(' if self.above else '['}{low}, {high}], not {fmt(value)}"
         return None
 
+    def allowed(self) -> str:
+        """The values allowed, in words for the docs: ``> 0``, ``in [0, 1]``, ``a whole number in [1, 100]``."""
+        whole = "a whole number " if self.integer else ""
+        if self.low is not None and self.high is not None:
+            return f"{whole}in {'(' if self.above else '['}{fmt(self.low)}, {fmt(self.high)}]"
+        if self.low is not None:
+            return f"{whole}{'>' if self.above else '≥'} {fmt(self.low)}"
+        if self.high is not None:
+            return f"{whole}≤ {fmt(self.high)}"
+        return whole.strip()
+
+
+@dataclass(frozen=True)
+class Option:
+    """An extra key a ``range`` entry may have: the values it allows and the one meant when it is absent."""
+
+    name: str
+    values: tuple[str, ...]
+    default: str
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -104,6 +135,10 @@ def _no_axis(params: dict) -> None:
     return None
 
 
+def _no_group(params: dict) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of transform (see the module docstring)."""
@@ -113,7 +148,7 @@ class Kind:
     params: tuple[Param, ...] = ()
     centred: bool = True
     sweep: Callable[[float, dict], dict] | None = None  # (range value, config entry) -> params; None: no range
-    range_options: tuple[str, ...] = ()
+    range_options: tuple[Option, ...] = ()
     axis: Callable[[dict], tuple[str, float] | None] = _no_axis
     curves: tuple[Curve, ...] = ()
     unit: str = ""
@@ -122,7 +157,13 @@ class Kind:
     colour: Family | Line | None = None
     photometric: bool = False
     operation: str = ""  # a photometric kind's pixel operation in words, formatted with its parameters
+    pixels: str = ""  # a photometric kind's operation: the name of its function in convlens.sensitivity.photometric
+    seeded: bool = False  # its operation needs each image's noise field (photometric.noise_field of the image seeds)
+    equivariant: bool = True  # equivariance applies: it moves pixels (a warp), so a feature map can follow it
     strength: Callable[[float], float] | None = None  # how far a magnitude is from neutral, when not |m| or |log m|
+    group: Callable[[dict], str | None] | None = None  # its group in the model comparison; None: the kind's name
+    shape_problem: Callable[[dict, tuple], str | None] | None = None  # (params, model input (H, W, C)) -> why not
+    range_problem: Callable[[float, float, float], str | None] | None = None  # (start, stop, step) -> why not
 
     @property
     def required(self) -> set[str]:
@@ -147,6 +188,14 @@ class Kind:
         if not any(p.default is not None for p in self.params):
             return dict(given)
         return {p.name: given.get(p.name, p.default) for p in self.params}
+
+    def group_of(self, params: dict) -> str | None:
+        """The group a transform of this kind is pooled into when models are compared; None: in none."""
+        return self.group(params) if self.group is not None else self.name
+
+    def problem(self, params: dict, shape: tuple) -> str | None:
+        """Why a transform of this kind cannot run on model inputs of ``shape`` (H, W, C), or None."""
+        return self.shape_problem(params, shape) if self.shape_problem is not None else None
 
     def size(self, magnitude: float):
         """How far a magnitude is from neutral: ``|log m|`` for factors, ``|m|`` otherwise (or the kind's own
@@ -196,8 +245,45 @@ def _shift_axis(p: dict) -> tuple[str, float] | None:
 
 
 def _shift_sweep(v: float, spec: dict) -> dict:
-    direction = spec.get("direction", "xy")
+    direction = spec.get("direction", "xy")  # the Option's default
     return {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0}
+
+
+def _shift_group(p: dict) -> str:
+    """Shifts by whole even, whole odd and sub-pixel offsets apart: a stride-2 layer is exactly
+    equivariant only to shifts by a multiple of 2 (Zhang 2019)."""
+    offsets = [float(p["dx"]), float(p["dy"])]
+    if any(o != round(o) for o in offsets):
+        return "shift (sub-pixel)"
+    return "shift (odd px)" if any(round(o) % 2 for o in offsets) else "shift (even px)"
+
+
+def _scale_range_problem(start: float, stop: float, step: float) -> str | None:
+    return "must keep scale factors > 0" if start <= 0 else None
+
+
+TRUNCATE = 4.0  # a Gaussian blur's kernel radius in standard deviations, as scipy.ndimage.gaussian_filter
+
+
+def blur_radius(sigma_px: float) -> int:
+    """The radius of the blur's kernel, as ``scipy.ndimage.gaussian_filter``: ``int(4 σ + 0.5)``."""
+    return int(TRUNCATE * float(sigma_px) + 0.5)
+
+
+def _blur_problem(p: dict, shape: tuple) -> str | None:
+    h, w, _ = shape
+    r = blur_radius(p["sigma_px"])
+    if r < min(h, w):
+        return None
+    return (
+        f"blur sigma_px {p['sigma_px']:g} needs a kernel radius of {r} px; the model's {h}x{w} "
+        f"input allows at most {min(h, w) - 1} (sigma_px up to about {(min(h, w) - 1.5) / TRUNCATE:.2g})"
+    )
+
+
+def _jpeg_problem(p: dict, shape: tuple) -> str | None:
+    c = shape[2]
+    return None if c in (1, 3) else f"jpeg needs images with 1 or 3 channels; the model's input has {c}"
 
 
 def _identity(p: dict) -> np.ndarray:
@@ -207,7 +293,9 @@ def _identity(p: dict) -> np.ndarray:
 def _photometric(
     name: str, param: Param, curve: Curve, unit: str, words: str, cmap: str, operation: str, **extra
 ) -> Kind:
-    """A pixel operation with one swept parameter: the identity matrix, one curve over the parameter."""
+    """A pixel operation with one swept parameter: the identity matrix, one curve over the parameter,
+    equivariance does not apply; its operation is the function of ``convlens.sensitivity.photometric``
+    named like the kind."""
     return Kind(
         name,
         core=_identity,
@@ -221,6 +309,8 @@ def _photometric(
         colour=Family(cmap),
         photometric=True,
         operation=operation,
+        pixels=name,
+        equivariant=False,
         **extra,
     )
 
@@ -242,14 +332,14 @@ def _sweeps(param: str) -> Callable[[float, dict], dict]:
 REGISTRY: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("identity", core=lambda p: np.eye(3), centred=False),
+        Kind("identity", core=lambda p: np.eye(3), centred=False, group=_no_group),  # the reference: in no group
         Kind(
             "shift",
             core=_translation,
             centred=False,
             params=(Param("dx", 0), Param("dy", 0)),
             sweep=_shift_sweep,
-            range_options=("direction",),
+            range_options=(Option("direction", ("x", "y", "xy"), "xy"),),
             axis=_shift_axis,
             curves=(
                 Curve("shift x", 0.0, "shift (pixels)"),
@@ -259,6 +349,7 @@ REGISTRY: dict[str, Kind] = {
             unit="{:g} px",
             words="shifts",
             colour=Family("Blues"),
+            group=_shift_group,
         ),
         Kind(
             "rotate",
@@ -278,7 +369,7 @@ REGISTRY: dict[str, Kind] = {
         Kind(
             "scale",
             core=_scaling,
-            params=(Param("factor"),),
+            params=(Param("factor", low=0, above=True),),
             sweep=_sweeps("factor"),
             axis=_along("scale", "factor"),
             curves=(Curve("scale", 1.0, "scale factor"),),
@@ -286,6 +377,7 @@ REGISTRY: dict[str, Kind] = {
             multiplicative=True,
             words="scalings",
             colour=Family("Greens"),
+            range_problem=_scale_range_problem,
         ),
         # photometric kinds: pixel operations in [0, 1] pixel units (convlens/sensitivity/photometric.py)
         _photometric(
@@ -296,6 +388,7 @@ REGISTRY: dict[str, Kind] = {
             "Gaussian blurs",
             "Purples",
             "Gaussian blur, σ = {sigma_px:g} px, edges mirrored",
+            shape_problem=_blur_problem,
         ),
         _photometric(
             "noise",
@@ -305,6 +398,7 @@ REGISTRY: dict[str, Kind] = {
             "Gaussian noise",
             "Greys",
             "clip(x + {std:g} z), z standard normal, seeded per image",
+            seeded=True,
         ),
         _photometric(
             "brightness",
@@ -335,6 +429,7 @@ REGISTRY: dict[str, Kind] = {
             "PuBuGn",
             "JPEG encode and decode at quality {quality:g}",
             strength=lambda q: 100.0 - q,
+            shape_problem=_jpeg_problem,
         ),
     )
 }
@@ -346,3 +441,48 @@ PHOTOMETRIC = tuple(k.name for k in REGISTRY.values() if k.photometric)  # pixel
 # the order in which the study's sentences go through the kinds: those with a magnitude first, then the
 # others, each in registry order; identity (no words) is the reference and has none
 FINDINGS_ORDER = tuple(sorted((k.name for k in REGISTRY.values() if k.words), key=lambda n: not REGISTRY[n].curves))
+
+# the study a config without ``transforms`` runs (``convlens.config.load_schema`` makes it the default)
+DEFAULT_TRANSFORMS = (
+    {"kind": "shift", "range": [-6, 6, 2], "direction": "x"},
+    {"kind": "rotate", "range": [-90, 90, 15]},
+    {"kind": "scale", "range": [0.6, 1.4, 0.1]},
+    {"kind": "hflip"},
+    {"kind": "vflip"},
+)
+
+
+def _param_doc(p: Param) -> str:
+    text = f"`{p.name}`"
+    if p.default is not None:
+        text += f" (default {fmt(p.default)})"
+    return text + (f" {p.allowed()}" if p.allowed() else "")
+
+
+def doc_table() -> str:
+    """The kinds table of config/README.md, one row per kind of ``REGISTRY`` (tests/test_registries.py
+    checks that the page holds it; ``python -m convlens.transform_kinds`` prints it)."""
+    rows = [
+        "| kind | what it does | parameters and the values they allow | `range` | equivariance |",
+        "|---|---|---|---|---|",
+    ]
+    for k in REGISTRY.values():
+        if k.photometric:
+            does = "pixels: " + re.sub(r"\{(\w+)(:[^}]*)?\}", r"`\1`", k.operation)
+        else:
+            does = f"warp ({k.words})" if k.words else "nothing: the reference, always added first"
+        params = ", ".join(_param_doc(p) for p in k.params) or "none"
+        if k.params and not k.required:
+            params += " (at least one)"
+        sweep = "no"
+        if k.sweep is not None:
+            sweep = "yes" + "".join(
+                f"; `{o.name}`: {', '.join(f'`{v}`' for v in o.values)} (default `{o.default}`)"
+                for o in k.range_options
+            )
+        rows.append(f"| `{k.name}` | {does} | {params} | {sweep} | {'yes' if k.equivariant else 'no'} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(doc_table(), end="")

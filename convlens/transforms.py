@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convlens.errors import InputError
-from convlens.transform_kinds import CURVES, NAMES, RANGED, REGISTRY
+from convlens.transform_kinds import CURVES, NAMES, REGISTRY
 
 KINDS = NAMES  # every transform kind; each is defined in convlens/transform_kinds.py
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
@@ -48,6 +48,16 @@ class Transform:
         kind = REGISTRY.get(self.kind)
         return bool(kind and kind.photometric)
 
+    @property
+    def equivariant(self) -> bool:
+        """Equivariance applies to it (a warp; not a pixel operation)."""
+        kind = REGISTRY.get(self.kind)
+        return bool(kind and kind.equivariant)
+
+    def problem(self, shape: tuple) -> str | None:
+        """Why the transform cannot run on model inputs of ``shape`` (H, W, C), or None (its kind's check)."""
+        return REGISTRY[self.kind].problem(self.params, shape)
+
     def matrix(self, height: int, width: int) -> np.ndarray:
         """The forward 3x3 matrix for an image of ``height`` x ``width`` pixels."""
         return forward_matrix(self.kind, self.params, height, width)
@@ -74,7 +84,7 @@ def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarr
     The kind's core matrix (``convlens.transform_kinds``) taken about the image centre.
     """
     if kind not in REGISTRY:
-        raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(KINDS)}")
+        raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(REGISTRY)}")
     core = REGISTRY[kind].core(params)
     if not REGISTRY[kind].centred:
         return core
@@ -103,34 +113,40 @@ def expand_spec(spec: dict) -> list[Transform]:
     start, stop, step = spec["range"]
     count = int(math.floor((stop - start) / step + 1e-9)) + 1
     values = [round(start + i * step, 10) for i in range(count)]
+    if registered is None or registered.sweep is None:
+        raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for {', '.join(ranged())}")
+    neutral = {c.name: c.neutral for c in registered.curves}
     out = []
     for v in values:
-        if registered is None or registered.sweep is None:
-            raise InputError(f"config.transforms: kind {kind!r} takes no range; ranges are for {', '.join(RANGED)}")
         t = Transform(kind, registered.sweep(v, spec))
-        out.append(Transform("identity") if t.axis and t.axis[1] == NEUTRAL[t.axis[0]] else t)
+        out.append(Transform("identity") if t.axis and t.axis[1] == neutral[t.axis[0]] else t)
     return out
 
 
-PARAMS = {name: {p.name for p in kind.params} for name, kind in REGISTRY.items()}
-REQUIRED = {name: kind.required for name, kind in REGISTRY.items() if kind.required}
+def ranged() -> tuple[str, ...]:
+    """The kinds a range entry may sweep, in registry order (read when asked, so a kind added to the
+    registry later counts)."""
+    return tuple(k.name for k in REGISTRY.values() if k.sweep is not None)
 
 
 def check_spec(spec: dict, where: str) -> None:
     """Raise InputError unless a transform entry has the parameters its kind needs and no others."""
     kind = spec["kind"]
+    if kind not in REGISTRY:
+        raise InputError(f"{where}.kind: {kind!r} is not allowed; allowed: {', '.join(map(repr, REGISTRY))}")
+    registered = REGISTRY[kind]
     given = set(spec) - {"kind"}
     if "range" in spec:
-        if kind not in RANGED:
-            raise InputError(f"{where}.range: kind {kind!r} takes no range; ranges are for {', '.join(RANGED)}")
-        allowed = {"range", *REGISTRY[kind].range_options}
+        if registered.sweep is None:
+            raise InputError(f"{where}.range: kind {kind!r} takes no range; ranges are for {', '.join(ranged())}")
+        allowed = {"range", *(o.name for o in registered.range_options)}
     else:
-        allowed = PARAMS[kind]
-        missing = REQUIRED.get(kind, set()) - given
+        allowed = {p.name for p in registered.params}
+        missing = registered.required - given
         if missing:
             raise InputError(f"{where}: {kind} needs {', '.join(sorted(missing))} (or a range)")
-        if allowed and kind not in REQUIRED and not given & allowed:  # all optional: at least one
-            names = " and/or ".join(p.name for p in REGISTRY[kind].params)
+        if allowed and not registered.required and not given & allowed:  # all optional: at least one
+            names = " and/or ".join(p.name for p in registered.params)
             raise InputError(f"{where}: {kind} needs {names} (or a range)")
     extra = given - allowed
     if extra:
@@ -157,6 +173,11 @@ def _check_values(spec: dict, where: str) -> None:
         problem = bounds[name].check(value)
         if problem:
             raise InputError(f"{key}: {kind.name} {problem}")
+    for option in kind.range_options if "range" in spec else ():
+        value = spec.get(option.name, option.default)
+        if value not in option.values:
+            allowed = ", ".join(map(repr, option.values))
+            raise InputError(f"{where}.{option.name}: {value!r} is not allowed; allowed: {allowed}")
 
 
 def build_transforms(specs: list[dict]) -> list[Transform]:

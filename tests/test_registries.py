@@ -1,16 +1,18 @@
-"""The registries and what repeats them by hand: the config schema and config/README.md list the same
-transform kinds (convlens/transform_kinds.py) and heatmap methods (convlens.attribution.METHODS)."""
+"""The registries and what repeats them: the config schema takes the transform kinds from
+convlens/transform_kinds.py (and names none itself), config/README.md holds their table and lists the
+heatmap methods (convlens.attribution.METHODS); a throw-away kind shows that a kind is one entry."""
 
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from convlens import transform_kinds as tk
 from convlens import transforms as tr
 from convlens.attribution import METHODS
-from convlens.config import load_schema
+from convlens.config import SCHEMA_PATH, load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "config" / "README.md").read_text()
@@ -27,16 +29,34 @@ def _section(title: str) -> str:
     return match.group(1)
 
 
+def test_the_schema_file_names_no_transform_kind():
+    # the kinds, their parameters and the default study come from the registry (config.load_schema)
+    raw = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]
+    text = yaml.safe_dump([raw["transforms"], raw["report"]["properties"]["sheet_transforms"]])
+    named = [k for k in tk.REGISTRY if re.search(rf"\b{k}\b", text)]
+    assert not named, f"workflow/schemas/config.schema.yaml names transform kinds: {named}"
+    assert set(raw["transforms"]["items"]["properties"]) == {"kind", "range"} and "default" not in raw["transforms"]
+
+
 def test_schema_kind_enum_is_the_registry_in_order():
     # the order shows in error messages ("allowed: identity, shift, ...") and in tr.KINDS
     assert _transform_item_schema()["properties"]["kind"]["enum"] == list(tk.REGISTRY)
     assert tr.KINDS == tuple(tk.REGISTRY)
+    assert load_schema()["properties"]["transforms"]["default"] == list(tk.DEFAULT_TRANSFORMS)
 
 
 def test_schema_transform_keys_are_the_registry_parameters():
     params = {p.name for kind in tk.REGISTRY.values() for p in kind.params}
-    options = {o for kind in tk.REGISTRY.values() for o in kind.range_options}
-    assert set(_transform_item_schema()["properties"]) == {"kind", "range"} | params | options
+    options = {o.name for kind in tk.REGISTRY.values() for o in kind.range_options}
+    properties = _transform_item_schema()["properties"]
+    assert set(properties) == {"kind", "range"} | params | options
+    assert properties["quality"] == {"type": "integer", "minimum": 1, "maximum": 100, **_described(properties)}
+    assert properties["factor"]["exclusiveMinimum"] == 0  # scale and contrast agree
+    assert properties["direction"]["enum"] == ["x", "y", "xy"]
+
+
+def _described(properties: dict) -> dict:
+    return {"description": properties["quality"]["description"]}
 
 
 def test_every_kind_and_parameter_is_in_the_config_reference():
@@ -45,6 +65,97 @@ def test_every_kind_and_parameter_is_in_the_config_reference():
     missing += [p.name for kind in tk.REGISTRY.values() for p in kind.params if f"`{p.name}`" not in section]
     assert not missing, f"config/README.md's transforms section does not name: {missing}"
     assert "convlens/transform_kinds.py" in section
+
+
+def test_the_config_reference_holds_the_registrys_kinds_table():
+    assert tk.doc_table() in _section("transforms"), (
+        "config/README.md's kinds table is not the registry's: replace it with the output of "
+        "`python -m convlens.transform_kinds`"
+    )
+
+
+def _posterize(**changes) -> tk.Kind:
+    """A throw-away photometric kind with a bounded whole-number parameter and a curve."""
+    fields = dict(
+        core=lambda p: np.eye(3),
+        centred=False,
+        params=(tk.Param("levels", low=2, high=256, integer=True),),
+        sweep=lambda v, spec: {"levels": v},
+        axis=lambda p: ("posterize", float(p["levels"])),
+        curves=(tk.Curve("posterize", None, "levels"),),
+        unit="{:g} levels",
+        words="posterizations",
+        colour=tk.Family("Oranges"),
+        photometric=True,
+        equivariant=False,
+        pixels="posterize",
+        operation="round to {levels:g} levels",
+    )
+    return tk.Kind("posterize", **{**fields, **changes})
+
+
+def _config(transforms: list) -> dict:
+    return {
+        "datasets": {"d": {"kind": "shapes"}},
+        "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+        "images": [{"dataset": "d", "count": 2}],
+        "transforms": transforms,
+    }
+
+
+def test_a_new_kind_is_one_registry_entry(monkeypatch):
+    from convlens.config import ConfigError, validate
+
+    monkeypatch.setitem(tk.REGISTRY, "posterize", _posterize())
+    cfg = validate(_config([{"kind": "posterize", "levels": 4}, {"kind": "posterize", "range": [2, 8, 2]}]))
+    assert [t.name for t in tr.build_transforms(cfg["transforms"])] == [
+        "identity",
+        "posterize_4",
+        "posterize_2",
+        "posterize_6",
+        "posterize_8",
+    ]
+    for entry, message in (
+        ({"kind": "posterize", "levels": 1}, r"config.transforms\[0\].levels: 1 is less than the minimum of 2$"),
+        ({"kind": "posterize", "levels": 2.5}, r"config.transforms\[0\].levels: 2.5 is not of type 'integer'$"),
+        (
+            {"kind": "posterize", "range": [100, 300, 100]},
+            r"config.transforms\[0\].range: posterize levels must be in \[2, 256\], not 300$",
+        ),
+        (
+            {"kind": "posterize", "range": [2, 5, 1.5]},
+            r"config.transforms\[0\].range: posterize levels must be a whole number, not 3.5$",
+        ),
+        ({"kind": "posterize", "factor": 2}, r"config.transforms\[0\]: posterize needs levels \(or a range\)$"),
+        (
+            {"kind": "twist"},
+            r"config.transforms\[0\].kind: 'twist' is not allowed; allowed: 'identity', .*'posterize'$",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            validate(_config([entry]))
+    assert (
+        list(tk.REGISTRY)[-1] == "posterize"
+        and "posterize" in load_schema()["properties"]["transforms"]["items"]["properties"]["kind"]["enum"]
+    )
+    assert "| `posterize` | pixels: round to `levels` levels | `levels` a whole number in [2, 256] | yes | no |" in (
+        tk.doc_table()
+    )
+
+
+def test_a_bound_that_kinds_sharing_a_parameter_disagree_on_is_checked_per_kind(monkeypatch):
+    from convlens.config import ConfigError, validate
+
+    # a kind whose factor must be >= 1 next to scale's factor > 0: the schema keeps neither bound,
+    # the kinds' own checks keep both
+    zoom = _posterize(params=(tk.Param("factor", low=1),), axis=lambda p: ("posterize", float(p["factor"])))
+    monkeypatch.setitem(tk.REGISTRY, "posterize", zoom)
+    assert "exclusiveMinimum" not in _transform_item_schema()["properties"]["factor"]
+    validate(_config([{"kind": "scale", "factor": 0.5}, {"kind": "posterize", "factor": 2}]))
+    with pytest.raises(ConfigError, match=r"config.transforms\[0\].factor: posterize factor must be in \[1, inf\]"):
+        validate(_config([{"kind": "posterize", "factor": 0.5}]))
+    with pytest.raises(ConfigError, match=r"config.transforms\[0\].factor: scale factor must be in \(0, inf\]"):
+        validate(_config([{"kind": "scale", "factor": 0}]))
 
 
 def test_schema_method_enum_is_the_method_registry():

@@ -8,6 +8,7 @@ import numpy as np
 from convlens.core.graph import build_probe
 from convlens.core.head import TARGET_REFERENCE, Head, preprocess, resolve_targets
 from convlens.sensitivity import photometric
+from convlens.transform_kinds import REGISTRY
 from convlens.transforms import keras_transform_vector
 
 
@@ -80,7 +81,8 @@ class Analyzer:
         self.warps = warps
         # per transform: None for a warp, (kind, params) for a photometric transform's pixel operation
         self.pixel_ops = [(t.kind, t.params) if t.photometric else None for t in warps.transforms] if warps else []
-        self.needs_seeds = any(op is not None and op[0] == "noise" for op in self.pixel_ops)
+        self.seeded = [op[0] for op in self.pixel_ops if op is not None and REGISTRY[op[0]].seeded]
+        self.needs_seeds = bool(self.seeded)
         if warps is not None:
             forward = [keras_transform_vector(m) for m in warps.matrices]
             inverse = [keras_transform_vector(m) for m in warps.back_matrices]
@@ -160,7 +162,7 @@ class Analyzer:
         the untransformed images, and the step transforms each by every transform first (B = len(x) * T):
         warps, or a photometric transform's pixel operation (``sensitivity.photometric``) in [0, 1]
         pixels before the model's preprocessing. ``seeds`` (len(x),): each image's noise seed
-        (``photometric.image_seeds``), needed when a transform is ``noise``.
+        (``photometric.image_seeds``), needed when a transform's kind is ``seeded`` (noise).
 
         Returns numpy arrays: activations (list of (B, h, w, c); unless ``maps`` is False), logits and
         probs (B, K); with
@@ -174,7 +176,7 @@ class Analyzer:
 
         if seeds is None:
             if self.needs_seeds:
-                raise ValueError("the noise transform needs a seed per image (photometric.image_seeds)")
+                raise ValueError(f"the {self.seeded[0]} transform needs a seed per image (photometric.image_seeds)")
             seeds = np.zeros(len(x), np.int64)
         rows = len(x) * (len(self.warps.matrices) if self.warps is not None else 1)
         out = self._step(

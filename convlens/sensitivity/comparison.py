@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import stats
+from convlens.transform_kinds import REGISTRY
 from convlens.transforms import Transform
 
 KEYS = ["transform", "param", "layer", "metric"]
@@ -89,17 +90,11 @@ def widen(tables: dict[str, pd.DataFrame], columns: list[str] = KEYS) -> Wide:
 
 
 def transform_group(t: Transform) -> str | None:
-    """The group a transform is pooled into for the per-kind comparison: its kind, with shifts split
-    into whole even, whole odd and sub-pixel offsets (a stride-2 layer is exactly equivariant only to
-    shifts by a multiple of 2; Zhang 2019). None for the identity."""
-    if t.kind == "identity":
-        return None
-    if t.kind == "shift":
-        offsets = [float(t.params.get("dx", 0)), float(t.params.get("dy", 0))]
-        if any(o != round(o) for o in offsets):
-            return "shift (sub-pixel)"
-        return "shift (odd px)" if any(round(o) % 2 for o in offsets) else "shift (even px)"
-    return t.kind
+    """The group a transform is pooled into for the per-kind comparison, as its kind says
+    (``Kind.group_of``): its kind, with shifts split into whole even, whole odd and sub-pixel offsets (a
+    stride-2 layer is exactly equivariant only to shifts by a multiple of 2; Zhang 2019). None for the
+    identity."""
+    return REGISTRY[t.kind].group_of(t.params)
 
 
 def group_transforms(wide: Wide, transforms: list[Transform]) -> Wide:
@@ -263,7 +258,10 @@ def describe(row, level: float, what: str) -> str:
         return f"{what} higher by {d:.3g} ({pct} {lo:.3g} to {hi:.3g}, {fmt_p(row['p_adj'])})"
     if lo <= 0 <= hi:
         return f"{what}: no detectable difference ({d:+.3g}, {pct} {lo:.3g} to {hi:.3g} spans 0)"
-    return f"{what}: no detectable difference after adjustment ({d:+.3g}, {pct} {lo:.3g} to {hi:.3g}, {fmt_p(row['p_adj'])})"
+    return (
+        f"{what}: no detectable difference after adjustment ({d:+.3g}, {pct} {lo:.3g} to {hi:.3g}, "
+        f"{fmt_p(row['p_adj'])})"
+    )
 
 
 def relative(row) -> float:
@@ -308,8 +306,9 @@ def findings(
     out = [
         f"Differences are model minus reference over the images both measured (paired by image, up to n = {n}), "
         f"with {100 * level:g} % percentile bootstrap intervals ({n_boot} resamples of the images) and "
-        f"{stats.TEST_NAMES[test]} p-values adjusted by {method} over the {int(group_diffs['p_value'].notna().sum())} comparisons of "
-        f"the per-group table; a difference is claimed only where its interval excludes 0 and p_adj < "
+        f"{stats.TEST_NAMES[test]} p-values adjusted by {method} over the "
+        f"{int(group_diffs['p_value'].notna().sum())} comparisons of the per-group table; a difference is "
+        f"claimed only where its interval excludes 0 and p_adj < "
         f"{1 - level:.2g}."
     ]
     if n < SMALL_N:

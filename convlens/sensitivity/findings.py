@@ -100,7 +100,7 @@ def findings(
         names = [n for n, k in kinds_by_name.items() if k == kind]
         e = err[err["transform"].isin(names)]
         if not len(e):
-            if transform_kinds.REGISTRY[kind].photometric:  # nothing moves: invariance only
+            if not transform_kinds.REGISTRY[kind].equivariant:  # nothing moves: invariance only
                 sentences += invariance_sentence(kind, cos[cos["transform"].isin(names)], layers, base)
             continue
         by_layer = e.groupby("layer", sort=False)["value"].mean().reindex(layers).dropna()
@@ -126,13 +126,34 @@ def findings(
             parts.append({"text": text + "."})
         sentences.append(parts)
 
-    # heatmaps: which method's map moves with the image best, and which follow the decision
+    sentences += heatmap_sentences(heat)
+
+    floor = table[(table["metric"] == "equivariance_floor") & (table["transform"] != "identity")]
+    if len(floor) and floor["value"].notna().any():
+        f = floor.groupby("transform")["value"].mean().dropna()
+        exact = [n for n, v in f.items() if v < 1e-6]
+        top = f.idxmax()
+        sentences.append(
+            [
+                {
+                    "text": f"Interpolation alone (input warped by T then back) costs a mean relative error "
+                    f"of up to {fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
+                    f"the pixel grid (flips, 90° turns, whole-pixel shifts)."
+                }
+            ]
+        )
+    return sentences
+
+
+def heatmap_sentences(heat: pd.DataFrame) -> list[list[dict]]:
+    """Which method's heatmap moves with the image best, and which follow the decision (none: no sentence)."""
     pearson = heat[heat["metric"] == "heatmap_pearson"] if len(heat) else heat
     held = pearson[~pearson["flipped"]].dropna(subset=["mean"]).set_index("method") if len(pearson) else pearson
     if len(held):
         best, worst = held["mean"].idxmax(), held["mean"].idxmin()
         text = (
-            f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {display_name(best)} "
+            f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for "
+            f"{display_name(best)} "
             f"(Pearson {fmt(held.loc[best, 'mean'])} where the prediction holds, n = {int(held.loc[best, 'n'])})"
         )
         text += f" and least for {display_name(worst)} ({fmt(held.loc[worst, 'mean'])})." if worst != best else "."
@@ -152,23 +173,8 @@ def findings(
             )
         elif len(flipped):
             text += " No method's agreement drops by more than 0.1 where the prediction flips."
-        sentences.append([{"text": text}])
-
-    floor = table[(table["metric"] == "equivariance_floor") & (table["transform"] != "identity")]
-    if len(floor) and floor["value"].notna().any():
-        f = floor.groupby("transform")["value"].mean().dropna()
-        exact = [n for n, v in f.items() if v < 1e-6]
-        top = f.idxmax()
-        sentences.append(
-            [
-                {
-                    "text": f"Interpolation alone (input warped by T then back) costs a mean relative error "
-                    f"of up to {fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
-                    f"the pixel grid (flips, 90° turns, whole-pixel shifts)."
-                }
-            ]
-        )
-    return sentences
+        return [[{"text": text}]]
+    return []
 
 
 def invariance_sentence(kind: str, cos: pd.DataFrame, layers: list[str], base: pd.Series) -> list[list[dict]]:

@@ -66,8 +66,8 @@ class Study:
 
     @property
     def geometric(self) -> np.ndarray:
-        """(T,) bool: the transforms equivariance applies to (warps, not photometric pixel operations)."""
-        return np.array([not t.photometric for t in self.transforms])
+        """(T,) bool: the transforms equivariance applies to (their kinds say: warps, not pixel operations)."""
+        return np.array([t.equivariant for t in self.transforms])
 
     @classmethod
     def build(
@@ -209,9 +209,9 @@ def image_metrics(
     inputs: (T, H, W, C) the warped images, row 0 the original; stats: the layers' squared sums
     and pooled maps (``layer_stats``, or the Analyzer's compiled step); probs: (T, K); label: the
     true class index or None; heatmaps: method -> (T, H, W) maps of each row for the class
-    predicted on the original image. Photometric transforms get no equivariance rows (see above). ``back`` (the inputs warped back by the inverses) and
-    ``heatmaps_back`` (the maps warped back), when the caller warped a whole batch at once;
-    computed here otherwise.
+    predicted on the original image. Photometric transforms get no equivariance rows (see above).
+    ``back`` (the inputs warped back by the inverses) and ``heatmaps_back`` (the maps warped back),
+    when the caller warped a whole batch at once; computed here otherwise.
     """
     rows = []
     geometric = study.geometric

@@ -17,8 +17,10 @@ the same shape, in [0, 1]:
   accurate integer DCT), pixels rounded to 8 bits first. ``tf.io.encode_jpeg`` takes one image, so
   this is a ``tf.map_fn`` over the batch, and it runs on the CPU even when the model is on a GPU.
 
-``OPS`` maps each photometric kind of ``convlens.transform_kinds`` to its operation
-(tests/sensitivity/test_photometric.py checks that every photometric kind has one).
+Each photometric kind of ``convlens.transform_kinds`` names its operation here (``Kind.pixels``) and says
+whether it needs the noise field (``Kind.seeded``); ``apply`` dispatches on those, and the kind's own
+``shape_problem`` says which model inputs it cannot run on (tests/sensitivity/test_photometric.py checks
+that every photometric kind's operation is here).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import hashlib
 
 import numpy as np
 
-TRUNCATE = 4.0  # kernel radius in standard deviations, as scipy.ndimage.gaussian_filter
+from convlens.transform_kinds import REGISTRY, blur_radius
 
 
 def image_seeds(seed: int, image_ids: list[str]) -> np.ndarray:
@@ -44,7 +46,7 @@ def image_seeds(seed: int, image_ids: list[str]) -> np.ndarray:
 
 def gaussian_kernel(sigma_px: float) -> np.ndarray:
     """The normalized 1-D Gaussian of ``gaussian_filter``: (2r + 1,) float64, r = int(4 σ + 0.5)."""
-    radius = int(TRUNCATE * float(sigma_px) + 0.5)
+    radius = blur_radius(sigma_px)
     if radius == 0:
         return np.ones(1)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
@@ -124,25 +126,12 @@ def jpeg(images, params: dict, noise=None):
     return tf.ensure_shape(out, images.shape)
 
 
-def problem(kind: str, params: dict, shape: tuple) -> str | None:
-    """Why a photometric transform cannot run on images of ``shape`` (H, W, C), or None."""
-    h, w, c = shape
-    if kind == "blur":
-        r = len(gaussian_kernel(params["sigma_px"])) // 2
-        if r >= min(h, w):
-            return (
-                f"blur sigma_px {params['sigma_px']:g} needs a kernel radius of {r} px; the model's {h}x{w} "
-                f"input allows at most {min(h, w) - 1} (sigma_px up to about {(min(h, w) - 1.5) / TRUNCATE:.2g})"
-            )
-    if kind == "jpeg" and c not in (1, 3):
-        return f"jpeg needs images with 1 or 3 channels; the model's input has {c}"
-    return None
-
-
-OPS = {"blur": blur, "noise": noise, "brightness": brightness, "contrast": contrast, "jpeg": jpeg}
+def operation(kind: str):
+    """The pixel operation of a photometric kind: the function of this module its ``Kind.pixels`` names."""
+    return globals()[REGISTRY[kind].pixels]
 
 
 def apply(kind: str, params: dict, images, noise=None):
     """One photometric transform on a batch (n, H, W, C) in [0, 1]; ``noise``: ``noise_field`` of the
-    batch (needed by ``noise`` only)."""
-    return OPS[kind](images, params, noise)
+    batch (needed by a ``seeded`` kind only)."""
+    return operation(kind)(images, params, noise)

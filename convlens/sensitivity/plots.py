@@ -291,7 +291,8 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
     """Layer × transform tables of the mean equivariance error and the mean invariance cosine, split
     into pages that fit the printed page (``heat_pages``): ``path`` with _1, _2, ... before the
     suffix. Each metric keeps one colour scale over all its pages; every number is printed at
-    HEAT_FONT_PT, rounded to two decimals (three when a metric's values span less than 0.1), black or white by the cell's luminance. Returns the file names."""
+    HEAT_FONT_PT, rounded to two decimals (three when a metric's values span less than 0.1), black or
+    white by the cell's luminance. Returns the file names."""
     plt = pyplot()
     import matplotlib
 
@@ -347,7 +348,7 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
                 part.append(f"layers {rows[r].start + 1}–{rows[r].stop} of {len(layers)}")
             if len(cols) > 1:
                 part.append(f"transforms {cols[c].start + 1}–{cols[c].stop} of {len(names)}")
-            if HEAT_METRICS[m][0] == "equivariance_error" and any(t.photometric for t in transforms):
+            if HEAT_METRICS[m][0] == "equivariance_error" and any(not t.equivariant for t in transforms):
                 part.append("blank: photometric transforms, to which equivariance does not apply")
             ax.set_title(title + (f" ({', '.join(part)})" if part else ""), fontsize=7.5)
             bar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)

@@ -78,7 +78,7 @@ class Analysis:
         self.shown = tr.sheet_selection(cfg["transforms"], cfg["sheet_transforms"])
         self.transforms = [t for t in tr.build_transforms(cfg["transforms"]) if not shown_only or t.name in self.shown]
         for t in self.transforms:
-            problem = photometric.problem(t.kind, t.params, info.input_shape) if t.photometric else None
+            problem = t.problem(info.input_shape)
             if problem:
                 raise InputError(f"config.transforms: {t.name}: {problem}")
         self.seed = int(cfg["seed"])  # the noise transform's seed, with each image's id

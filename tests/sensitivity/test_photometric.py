@@ -36,8 +36,10 @@ def smooth_image(n=2, h=32, w=40, seed=0, texture=0.02):
 
 
 def test_every_photometric_kind_has_its_operation_and_an_identity_matrix():
-    assert set(ph.OPS) == set(tk.PHOTOMETRIC) == {"blur", "noise", "brightness", "contrast", "jpeg"}
+    assert set(tk.PHOTOMETRIC) == {"blur", "noise", "brightness", "contrast", "jpeg"}
+    assert [k for k in tk.PHOTOMETRIC if tk.REGISTRY[k].seeded] == ["noise"]
     for name in tk.PHOTOMETRIC:
+        assert callable(ph.operation(name)) and not tk.REGISTRY[name].equivariant
         params = {p.name: 0.5 if p.name != "quality" else 50 for p in tk.REGISTRY[name].params}
         t = tr.Transform(name, params)
         assert t.photometric and np.array_equal(t.matrix(9, 12), np.eye(3))
@@ -63,11 +65,12 @@ def test_blur_equals_scipy_gaussian_filter_with_reflect_boundaries(sigma):
 
 
 def test_blur_wider_than_the_image_is_refused_in_words():
-    assert ph.problem("blur", {"sigma_px": 2.0}, (28, 28, 3)) is None
-    message = ph.problem("blur", {"sigma_px": 8.0}, (28, 28, 3))
+    assert tr.Transform("blur", {"sigma_px": 2.0}).problem((28, 28, 3)) is None
+    message = tr.Transform("blur", {"sigma_px": 8.0}).problem((28, 28, 3))
     assert "radius of 32 px" in message and "28x28" in message
-    assert "3 channels" not in (ph.problem("jpeg", {"quality": 50}, (8, 8, 3)) or "")
-    assert "4" in ph.problem("jpeg", {"quality": 50}, (8, 8, 4))
+    assert tr.Transform("jpeg", {"quality": 50}).problem((8, 8, 3)) is None
+    assert "4" in tr.Transform("jpeg", {"quality": 50}).problem((8, 8, 4))
+    assert tr.Transform("rotate", {"angle_deg": 90}).problem((2, 2, 4)) is None
 
 
 @pytest.mark.parametrize("delta", [-0.3, 0.15, 0.6])
