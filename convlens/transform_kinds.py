@@ -435,7 +435,6 @@ REGISTRY: dict[str, Kind] = {
 }
 
 NAMES = tuple(REGISTRY)  # every kind, in registry order
-RANGED = tuple(k.name for k in REGISTRY.values() if k.sweep is not None)  # kinds a range entry may sweep
 CURVES: dict[str, Curve] = {c.name: c for k in REGISTRY.values() for c in k.curves}
 PHOTOMETRIC = tuple(k.name for k in REGISTRY.values() if k.photometric)  # pixel operations, not warps
 # the order in which the study's sentences go through the kinds: those with a magnitude first, then the
