@@ -112,7 +112,7 @@ def expand_spec(spec: dict) -> list[Transform]:
     return out
 
 
-PARAMS = {name: {p.name for p in kind.params} for name, kind in REGISTRY.items()}
+KIND_PARAMETERS = {name: {p.name for p in kind.params} for name, kind in REGISTRY.items()}  # parameter names per kind
 REQUIRED = {name: kind.required for name, kind in REGISTRY.items() if kind.required}
 
 
@@ -125,7 +125,7 @@ def check_spec(spec: dict, where: str) -> None:
             raise InputError(f"{where}.range: kind {kind!r} takes no range; ranges are for {', '.join(RANGED)}")
         allowed = {"range", *REGISTRY[kind].range_options}
     else:
-        allowed = PARAMS[kind]
+        allowed = KIND_PARAMETERS[kind]
         missing = REQUIRED.get(kind, set()) - given
         if missing:
             raise InputError(f"{where}: {kind} needs {', '.join(sorted(missing))} (or a range)")
