@@ -149,6 +149,19 @@ def _check_semantics(cfg: dict, base: Path):
             _require(ds, ["path"], where, "for kind mnist")
             if not (base / ds["path"]).is_file():
                 raise ConfigError(f"{where}.path: file {ds['path']!r} does not exist (mnist.npz in the Keras layout)")
+    _check_models(cfg, base)
+    _check_comparison(cfg)
+    _check_images(cfg, base)
+    _check_ranges(cfg)
+    _check_method_params(cfg["heatmaps"]["params"])
+    try:
+        build_transforms(cfg["transforms"])
+        sheet_selection(cfg["transforms"], cfg["report"]["sheet_transforms"])
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_models(cfg: dict, base: Path) -> None:
     for name, model in cfg["models"].items():
         where = f"config.models.{name}"
         _check_id(name, f"config.models: name {name!r}")
@@ -176,7 +189,9 @@ def _check_semantics(cfg: dict, base: Path):
                 raise ConfigError(
                     f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path"
                 )
-    _check_comparison(cfg)
+
+
+def _check_images(cfg: dict, base: Path) -> None:
     for i, entry in enumerate(cfg["images"]):
         where = f"config.images[{i}]"
         if "dataset" in entry:
@@ -203,6 +218,9 @@ def _check_semantics(cfg: dict, base: Path):
                 )
         elif not (base / entry["file"]).is_file():
             raise ConfigError(f"{where}.file: file {entry['file']!r} does not exist")
+
+
+def _check_ranges(cfg: dict) -> None:
     for i, spec in enumerate(cfg["transforms"]):
         if "range" in spec:
             where = f"config.transforms[{i}].range"
@@ -213,12 +231,6 @@ def _check_semantics(cfg: dict, base: Path):
                 raise ConfigError(f"{where}: [{start}, {stop}, {step}] must keep scale factors > 0")
             if (stop - start) / step > 200:
                 raise ConfigError(f"{where}: [{start}, {stop}, {step}] gives more than 200 transforms")
-    _check_method_params(cfg["heatmaps"]["params"])
-    try:
-        build_transforms(cfg["transforms"])
-        sheet_selection(cfg["transforms"], cfg["report"]["sheet_transforms"])
-    except InputError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
