@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from convlens.attribution.registry import METHODS, check_params
+from convlens.attribution.registry import DEFAULT_METHODS, METHODS, check_method_params
 from convlens.data import IMAGE_SUFFIXES, split_sizes
 from convlens.errors import InputError
 from convlens.models import APPLICATION_PREPROCESS
@@ -166,6 +166,7 @@ def validate(config: dict, schema: dict | None = None, base_dir: Path | str = ".
         deepest = max(errors, key=lambda e: len(e.absolute_path))
         raise ConfigError(_describe(deepest))
     _fill_defaults(cfg, schema)
+    _check_methods(cfg["heatmaps"])
     _check_semantics(cfg, Path(base_dir))
     return cfg
 
@@ -381,6 +382,17 @@ def _check_comparison(cfg: dict) -> None:
         )
 
 
+def _check_methods(heatmaps: dict) -> None:
+    """heatmaps.methods against the method registry (the schema names no method), its default from it."""
+    wanted = heatmaps.setdefault("methods", list(DEFAULT_METHODS))
+    for i, name in enumerate([] if wanted == "all" else wanted):
+        if not isinstance(name, str) or name not in METHODS:
+            raise ConfigError(
+                f"config.heatmaps.methods[{i}]: {name!r} is not allowed; allowed: "
+                f"{', '.join(map(repr, METHODS))} (or 'all' in place of the list)"
+            )
+
+
 def _check_method_params(params: dict) -> None:
     for name, given in params.items():
         where = f"config.heatmaps.params.{name}"
@@ -389,7 +401,7 @@ def _check_method_params(params: dict) -> None:
         if not isinstance(given, dict):
             raise ConfigError(f"{where}: needs a mapping of parameter names to values, not {given!r}")
         try:
-            check_params(name, given, where)
+            check_method_params(name, given, where)
         except InputError as exc:
             raise ConfigError(str(exc)) from None
 

@@ -420,7 +420,7 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.filters["pct"] = lambda v: "–" if _missing(v) else f"{100 * float(v):.1f} %"
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = anchor
-    env.filters["method_name"] = display_name  # "guided_backprop" -> "Guided backprop" (attribution.registry)
+    env.filters["method_name"] = display_name  # a method's display name (Method.look, attribution.registry)
     env.filters["breakable"] = breakable
     env.filters["vector"] = lambda png: vector_path(png).as_posix()  # a figure's SVG beside its PNG
     return env.get_template("report.html.j2").render(outline=outline(context["models"], run=context), **context)

@@ -1,6 +1,7 @@
-"""The registries and what repeats them: the config schema takes the transform kinds from
-convlens/transform_kinds.py (and names none itself), config/README.md holds their table and lists the
-heatmap methods (convlens.attribution.METHODS); a throw-away kind shows that a kind is one entry."""
+"""The registries and what repeats them: the config schema names no transform kind and no heatmap
+method (validation fills them from convlens/transform_kinds.py and the method classes), config/README.md
+holds both tables as generated from the registries, and a throw-away kind and method show that each
+is one entry."""
 
 import re
 from pathlib import Path
@@ -158,10 +159,17 @@ def test_a_bound_that_kinds_sharing_a_parameter_disagree_on_is_checked_per_kind(
         validate(_config([{"kind": "scale", "factor": 0}]))
 
 
-def test_schema_method_enum_is_the_method_registry():
-    methods = load_schema()["properties"]["heatmaps"]["properties"]["methods"]
-    listed = [form["items"]["enum"] for form in methods["oneOf"] if form.get("type") == "array"]
-    assert listed == [list(METHODS)]
+def test_the_schema_names_no_method_and_the_docs_table_is_the_registry():
+    from convlens.attribution.registry import with_docs_table
+
+    schema = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    named = [m for m in METHODS if re.search(rf"\b{m}\b", schema)]
+    assert not named, f"the config schema names methods {named}: validation reads them from the registry"
+    assert with_docs_table(README) == README, (
+        "config/README.md's methods table is stale; regenerate it: python -c 'from pathlib import Path; "
+        'from convlens.attribution.registry import with_docs_table as w; p = Path("config/README.md"); '
+        "p.write_text(w(p.read_text()))'"
+    )
 
 
 def test_every_method_is_in_the_config_reference():
@@ -171,12 +179,11 @@ def test_every_method_is_in_the_config_reference():
 
 
 def test_every_method_parameter_has_its_allowed_values_declared_and_the_defaults_pass():
-    from convlens.attribution.registry import PARAMS, check_params
+    from convlens.attribution.registry import check_method_params
 
-    assert list(PARAMS) == list(METHODS)
     for name, method in METHODS.items():
-        assert set(PARAMS[name]) == set(method.defaults), name
-        check_params(name, dict(method.defaults), f"heatmaps.params.{name}")  # no error
+        assert list(method.params) == list(method.defaults), name
+        check_method_params(name, dict(method.defaults), f"heatmaps.params.{name}")  # no error
     for name, bad in (
         ("smoothgrad", {"samples": 0}),
         ("smoothgrad", {"samples": 2.5}),
@@ -190,7 +197,50 @@ def test_every_method_parameter_has_its_allowed_values_declared_and_the_defaults
         ("saliency", {"reduce": "max"}),
     ):
         with pytest.raises(ValueError, match=f"heatmaps.params.{name}.{next(iter(bad))}: .* is not allowed; allowed: "):
-            check_params(name, bad, f"heatmaps.params.{name}")
+            check_method_params(name, bad, f"heatmaps.params.{name}")
+
+
+def test_a_new_method_is_one_class_and_every_list_reads_it():
+    """A throw-away Method subclass, registered: config validation accepts its name and enforces its
+    parameter bounds, the registry, display name, colour and docs table list it; then it is gone."""
+    from convlens import config as cfgmod
+    from convlens.attribution import registry
+    from convlens.attribution.base import Look, Method, Param, whole
+
+    class Throwaway(Method):
+        name = "throwaway_method"
+        params = {"width": Param(3, whole(2))}
+        look = Look("Throw-away", "#DDCC77")
+        reference = "nobody 2024"
+        cost = "nothing"
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["heatmaps"].update(methods=["gradcam", "throwaway_method"], params={"throwaway_method": {"width": 1}})
+    with pytest.raises(cfgmod.ConfigError, match="throwaway_method"):  # before: not a method
+        cfgmod.validate(cfg, base_dir=ROOT)
+    registry.register(Throwaway)
+    try:
+        assert list(METHODS)[-1] == "throwaway_method"
+        assert registry.display_name("throwaway_method") == "Throw-away"
+        assert registry.method_colour("throwaway_method") == "#DDCC77"
+        with pytest.raises(cfgmod.ConfigError) as info:
+            cfgmod.validate(cfg, base_dir=ROOT)
+        assert str(info.value) == (
+            "config.heatmaps.params.throwaway_method.width: 1 is not allowed; allowed: an integer >= 2"
+        )
+        cfg["heatmaps"]["params"] = {"throwaway_method": {"width": 2}}
+        assert cfgmod.validate(cfg, base_dir=ROOT)["heatmaps"]["methods"] == ["gradcam", "throwaway_method"]
+        cfg["heatmaps"]["methods"] = ["nothing"]
+        with pytest.raises(cfgmod.ConfigError, match="'guided_gradcam', 'throwaway_method' \\(or 'all'"):
+            cfgmod.validate(cfg, base_dir=ROOT)
+        row = (
+            "| `throwaway_method` | Throw-away | nobody 2024 | `width` = `3` (an integer >= 2) | any model | nothing |"
+        )
+        assert row in registry.docs_table().splitlines()
+    finally:
+        registry.unregister("throwaway_method")
+    assert "throwaway_method" not in METHODS and "throwaway_method" not in registry.docs_table()
+    assert registry.with_docs_table(README) == README
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Usage::
 
-    explainer = Explainer(model, ["saliency", "gradcam", "scorecam"], preprocess_mode="caffe",
-                          cam_layer=None, score="logit", params={"scorecam": {"channel_batch": 16}},
+    explainer = Explainer(model, ["saliency", "gradcam", "smoothgrad"], preprocess_mode="caffe",
+                          cam_layer=None, score="logit", params={"smoothgrad": {"samples": 16}},
                           max_batch=32)
     results = explainer.explain(x, targets)       # dict: method name -> MethodResult
     results["gradcam"].maps                       # (B, H, W) float32 at input resolution
@@ -15,26 +15,10 @@ indices, or the ``core.head.TARGET_PREDICTED`` / ``TARGET_REFERENCE`` codes (``c
 ``group`` rows per image). ``score`` is what is explained: "logit" (the
 pre-softmax logit, found by ``Head`` whatever the last layer is) or "probability".
 
-Methods (``METHODS``; each class docstring gives the paper), their parameters and defaults:
-
-=====================  ==========================================================  =========
-name                   parameters (defaults)                                        maps
-=====================  ==========================================================  =========
-saliency               reduce="abs_max"                                             >= 0
-smoothgrad             samples=25, noise=0.15, seed=0, reduce="abs_max"             >= 0
-integrated_gradients   steps=32, baseline="black", blur_sigma=5.0, seed=0,          signed
-                       reduce="sum"
-occlusion              patch=None (min(H, W) // 8), stride=None (patch // 2),       signed
-                       fill=0.5
-deconvnet              reduce="abs_max"                                             >= 0
-guided_backprop        reduce="abs_max"                                             >= 0
-cam                    (none; needs CAM layer -> global average pooling -> dense)   >= 0
-gradcam                (none)                                                       >= 0
-gradcam_pp             (none)                                                       >= 0
-scorecam               channel_batch=None (the Explainer's max_batch)               >= 0
-layercam               (none)                                                       >= 0
-guided_gradcam         reduce="abs_max"                                             >= 0
-=====================  ==========================================================  =========
+Methods (``METHODS``, ``registry.CLASSES``): each is one ``Method`` subclass in its family's module
+that declares its name, paper (docstring), parameters with defaults and allowed values, display name,
+colour and which models it applies to; config validation, the Explainer and the table of
+config/README.md (``registry.docs_table``) read them from there.
 
 ``reduce`` turns a (B, H, W, C) pixel attribution into a map: "abs_max" (largest absolute value
 over channels, Simonyan et al.), "abs_sum", or "sum" (signed; for Integrated Gradients the map

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.attribution.base import Method, MethodResult, pixel_result
+from convlens.attribution.base import REDUCE, Look, Method, MethodResult, Param, pixel_result, whole
 from convlens.attribution.perturbations import ChannelMasks, Stack, upsample
 from convlens.core.layers import find_layer, iter_layers
 from convlens.errors import InputError
@@ -22,29 +22,50 @@ def weighted_map(weights, activations):
     return keras.ops.relu(keras.ops.sum(weights * activations, axis=-1))
 
 
-class ClassActivationMap(Method):
-    """CAM (Zhou et al. 2016): the class's weights in the dense layer that follows global average
-    pooling of the CAM layer. Needs CAM layer -> global average pooling -> dense (the CAM layer
-    must be the one that is pooled). Uses the logit whatever ``score`` says."""
+class CamFamily(Method):
+    """A CAM method: ReLU(sum_k w_k A_k) at the CAM layer, its weights from ``weights`` (made in the
+    Explainer's one pass for the whole family) or, when ``weights`` is None, by ``run`` itself."""
 
-    name = "cam"
     uses_cam_layer = True
+    applies_to = "a CAM layer with spatial maps"
 
     @staticmethod
     def weights(activations, gradients, class_weights):
         """(B, 1, 1, c) or (B, h, w, c) weights for ReLU(sum_k w_k A_k)."""
-        return class_weights[:, None, None, :]
+        raise NotImplementedError
 
     def run(self, context):
         raw, maps = context.cams()[self.name]
         return MethodResult(maps, raw)
 
 
-class GradCAM(ClassActivationMap):
+class ClassActivationMap(CamFamily):
+    """CAM (Zhou et al. 2016): the class's weights in the dense layer that follows global average
+    pooling of the CAM layer. Needs CAM layer -> global average pooling -> dense (the CAM layer
+    must be the one that is pooled). Uses the logit whatever ``score`` says."""
+
+    name = "cam"
+    look = Look("CAM", "#CC79A7")
+    reference = "Zhou et al. 2016"
+    cost = "free (dense weights)"
+    applies_to = "CAM layer -> global average pooling -> one dense layer (`all` leaves it out elsewhere, with a note)"
+
+    def prepare(self, model, cam_layer):
+        return cam_dense(model, cam_layer)
+
+    @staticmethod
+    def weights(activations, gradients, class_weights):
+        return class_weights[:, None, None, :]
+
+
+class GradCAM(CamFamily):
     """Grad-CAM (Selvaraju et al. 2017): channel weight = spatial mean of d score / d A_k. The one
     Grad-CAM of convlens: the sheets, the study and the method check all take it from here."""
 
     name = "gradcam"
+    look = Look("Grad-CAM", "#D55E00")
+    reference = "Selvaraju et al. 2017"
+    cost = "computed with the activations in the analysis step"
 
     @staticmethod
     def weights(activations, gradients, class_weights):
@@ -53,13 +74,16 @@ class GradCAM(ClassActivationMap):
         return keras.ops.mean(gradients, axis=(1, 2), keepdims=True)
 
 
-class GradCAMPlusPlus(ClassActivationMap):
+class GradCAMPlusPlus(CamFamily):
     """Grad-CAM++ (Chattopadhay et al. 2018): w_k = sum_ij alpha_kij ReLU(g_kij) with
     alpha = g^2 / (2 g^2 + sum_ab A_kab g^3), g = d score / d A: the paper's closed form for an
     exponential of the score (its positive factor exp(S) is left out; it does not change the map).
     """
 
     name = "gradcam_pp"
+    look = Look("Grad-CAM++", "#E69F00")
+    reference = "Chattopadhay et al. 2018"
+    cost = "1 backward pass, shared by the CAM family"
 
     @staticmethod
     def weights(activations, gradients, class_weights):
@@ -72,10 +96,13 @@ class GradCAMPlusPlus(ClassActivationMap):
         return ops.sum(alpha * ops.relu(gradients), axis=(1, 2), keepdims=True)
 
 
-class LayerCAM(ClassActivationMap):
+class LayerCAM(CamFamily):
     """Layer-CAM (Jiang et al. 2021): a weight per position and channel, ReLU(d score / d A)."""
 
     name = "layercam"
+    look = Look("Layer-CAM", "#AA4499")
+    reference = "Jiang et al. 2021"
+    cost = "shared with the CAM family"
 
     @staticmethod
     def weights(activations, gradients, class_weights):
@@ -84,7 +111,7 @@ class LayerCAM(ClassActivationMap):
         return keras.ops.relu(gradients)
 
 
-class ScoreCAM(ClassActivationMap):
+class ScoreCAM(CamFamily):
     """Score-CAM (Wang et al. 2020): channel weight = p_c(x * H_k) - p_c(black), where H_k is
     channel k upsampled and scaled to [0, 1] and p_c the class probability (the paper's "increase
     of confidence"). One forward pass per channel that is not constant: at most ``channel_batch``
@@ -92,7 +119,10 @@ class ScoreCAM(ClassActivationMap):
     """
 
     name = "scorecam"
-    defaults = {"channel_batch": None}
+    params = {"channel_batch": Param(None, whole(1, "batch_size"))}
+    look = Look("Score-CAM", "#882255")
+    reference = "Wang et al. 2020"
+    cost = "one forward pass per non-constant channel of the CAM layer"
     weights = None  # from forward passes, not from the gradient
 
     def run(self, context):
@@ -120,7 +150,11 @@ class GuidedGradCAM(Method):
     map, pixel by pixel. raw: (B, H, W, C)."""
 
     name = "guided_gradcam"
-    defaults = {"reduce": "abs_max"}
+    params = {"reduce": Param("abs_max", REDUCE)}
+    look = Look("Guided Grad-CAM", "#000000")
+    reference = "Selvaraju et al. 2017"
+    cost = "guided backprop × Grad-CAM"
+    applies_to = CamFamily.applies_to
     requires = ("gradcam", "guided_backprop")
     uses_cam_layer = True
 

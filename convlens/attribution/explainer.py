@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.attribution.base import Method, MethodResult
-from convlens.attribution.cams import ClassActivationMap, cam_dense, upsample, weighted_map
+from convlens.attribution.base import Method, MethodResult, check_params
+from convlens.attribution.cams import CamFamily, upsample, weighted_map
 from convlens.attribution.perturbations import Perturbation
-from convlens.attribution.registry import check_params
 from convlens.attribution.registry import method as registered
 from convlens.attribution.relu import RULES, is_relu, rectified, relu_linear_copies, replay
 from convlens.core.head import Head, preprocess, resolve_targets
@@ -21,6 +20,10 @@ class Explainer:
     methods: registry names (``METHODS``) or Method instances. cam_layer: layer path for the CAM
     family (default: the last convolution). params: {method name: {parameter: value}} over the
     defaults. max_batch: the most images one forward/backward pass gets.
+
+    A method that does not apply to the model (``Method.prepare``) stops the Explainer with an
+    InputError (prefixed ``methods_key``), unless its name is in ``optional``: then it is left out
+    and ``left_out`` says why. ``cam_layer_key`` names the CAM layer in its error message.
     """
 
     def __init__(
@@ -32,6 +35,10 @@ class Explainer:
         score: str = "logit",
         params: dict | None = None,
         max_batch: int = 32,
+        *,
+        optional=(),
+        cam_layer_key: str = "cam_layer",
+        methods_key: str = "",
     ):
         import tensorflow as tf
 
@@ -42,15 +49,15 @@ class Explainer:
         self.methods = [m if isinstance(m, Method) else registered(m) for m in methods]
         self._params = self._check_params(params or {})
         self.head = Head(model)
-        needed = self._with_requirements(self.methods)
         self.cam_layer = None
-        if any(m.uses_cam_layer for m in needed):
+        if any(m.uses_cam_layer for m in self._with_requirements(self.methods)):
             self.cam_layer = cam_layer or last_conv_layer(model)
-            check_spatial(model, self.cam_layer, "cam_layer")
-        self._cam_weighting = {
-            m.name: m.weights for m in needed if isinstance(m, ClassActivationMap) and m.weights is not None
-        }
-        self.cam_dense = cam_dense(model, self.cam_layer) if "cam" in self._cam_weighting else None
+            check_spatial(model, self.cam_layer, cam_layer_key)
+        prepared = self._prepare(set(optional), methods_key)
+        needed = self._with_requirements(self.methods)
+        self._cam_weighting = {m.name: m.weights for m in needed if isinstance(m, CamFamily) and m.weights is not None}
+        # the dense layer holding the class weights, for the method that weighs by them (CAM)
+        self.cam_dense = next((prepared[m.name] for m in needed if prepared[m.name] is not None), None)
         self._linear = None  # linear copies of ReLU-activated layers, made when a rule needs them
         self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
         self._gradient_fn = tf.function(self._gradient_graph, reduce_retracing=True, autograph=False)
@@ -72,17 +79,29 @@ class Explainer:
         return list(out.values())
 
     def _check_params(self, params: dict) -> dict:
-        out = {}
         for name, given in params.items():
-            defaults = self.method(name).defaults
-            unknown = set(given) - set(defaults)
-            if unknown:
-                raise InputError(
-                    f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults) or 'none'}"
-                )
-            check_params(name, given, name)  # the values a registered method allows
-            out[name] = given
-        return out
+            check_params(self.method(name), given, name)
+        return dict(params)
+
+    def _prepare(self, optional: set, methods_key: str) -> dict:
+        """{name: what ``Method.prepare`` took from the model} for every method needed; a method
+        that does not apply (or needs one that does not) is left out when optional, else InputError."""
+        prepared, problems = {}, {}
+        for m in self._with_requirements(self.methods):
+            try:
+                prepared[m.name] = m.prepare(self.model, self.cam_layer)
+            except InputError as exc:
+                problems[m.name] = str(exc)
+        self.left_out: dict[str, str] = {}
+        for m in list(self.methods):
+            why = next((problems[r.name] for r in self._with_requirements([m]) if r.name in problems), None)
+            if why is None:
+                continue
+            if m.name not in optional:
+                raise InputError(f"{methods_key}: {why}" if methods_key else why)
+            self.left_out[m.name] = why
+            self.methods.remove(m)
+        return prepared
 
     def params(self, method: Method) -> dict:
         """The method's parameters: its defaults updated with the Explainer's params."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.attribution.base import Method, pixel_result
+from convlens.attribution.base import REDUCE, SEED, Look, Method, Param, number, pixel_result, whole, words
 from convlens.attribution.perturbations import Noise, Path, Perturbation, Stack, baseline_image
 
 
@@ -18,7 +18,10 @@ class Gradient(Method):
 
     name = "saliency"
     rule = "normal"  # how the backward pass treats ReLUs: normal, guided, deconvnet
-    defaults = {"reduce": "abs_max"}
+    params = {"reduce": Param("abs_max", REDUCE)}
+    look = Look("Saliency", "#56B4E9")
+    reference = "Simonyan et al. 2014"
+    cost = "1 backward pass"
 
     def perturbation(self, x: np.ndarray, params: dict) -> "Perturbation":
         """The copies of x whose gradients are averaged."""
@@ -49,7 +52,15 @@ class SmoothGrad(Gradient):
     """
 
     name = "smoothgrad"
-    defaults = {**Gradient.defaults, "samples": 25, "noise": 0.15, "seed": 0}
+    params = {
+        **Gradient.params,
+        "samples": Param(25, whole(1)),
+        "noise": Param(0.15, number(0)),  # times the image's range; 0: the plain gradient
+        "seed": Param(0, SEED),
+    }
+    look = Look("SmoothGrad", "#0072B2")
+    reference = "Smilkov et al. 2017"
+    cost = "`samples` passes"
 
     def perturbation(self, x, params):
         return Noise(x, params["noise"], params["samples"], params["seed"])
@@ -65,7 +76,16 @@ class IntegratedGradients(Gradient):
     """
 
     name = "integrated_gradients"
-    defaults = {"steps": 32, "baseline": "black", "blur_sigma": 5.0, "seed": 0, "reduce": "sum"}
+    params = {
+        "steps": Param(32, whole(1)),
+        "baseline": Param("black", words("black", "white", "blur", "noise", also=number(0, 1))),
+        "blur_sigma": Param(5.0, number(0, low_open=True)),
+        "seed": Param(0, SEED),
+        "reduce": Param("sum", REDUCE),  # signed: the map sums to f(x) - f(baseline)
+    }
+    look = Look("Integrated Gradients", "#332288")
+    reference = "Sundararajan et al. 2017"
+    cost = "`steps` passes"
 
     def perturbation(self, x, params):
         return Path(x, baseline_image(x, params["baseline"], params["blur_sigma"], params["seed"]), params["steps"])
@@ -84,6 +104,9 @@ class Deconvnet(Gradient):
 
     name = "deconvnet"
     rule = "deconvnet"
+    look = Look("Deconvnet", "#117733")
+    reference = "Zeiler & Fergus 2014"
+    cost = "1 backward pass (ReLU gradient overridden)"
 
 
 class GuidedBackprop(Gradient):
@@ -92,3 +115,6 @@ class GuidedBackprop(Gradient):
 
     name = "guided_backprop"
     rule = "guided"
+    look = Look("Guided backprop", "#009E73")
+    reference = "Springenberg et al. 2015"
+    cost = "1 backward pass (ReLU gradient overridden)"

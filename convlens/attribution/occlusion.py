@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.attribution.base import Method, MethodResult
+from convlens.attribution.base import Look, Method, MethodResult, Param, number, whole
 from convlens.attribution.perturbations import Patches, Stack
 
 
@@ -15,7 +15,14 @@ class Occlusion(Method):
     """
 
     name = "occlusion"
-    defaults = {"patch": None, "stride": None, "fill": 0.5}
+    params = {
+        "patch": Param(None, whole(1, "side // 8")),
+        "stride": Param(None, whole(1, "patch // 2")),
+        "fill": Param(0.5, number(0, 1)),
+    }
+    look = Look("Occlusion", "#999933")
+    reference = "Zeiler & Fergus 2014"
+    cost = "one forward pass per patch position"
 
     def run(self, context):
         params = context.params(self)

@@ -1,114 +1,57 @@
-"""Every attribution method by name: what config ``heatmaps.methods`` and the Explainer accept, and
-what each method's parameters may be (``PARAMS``: config validation and the Explainer both check
-values against it, so a parameter that would give NaN or all-zero maps stops the run naming it), and
-how every figure and table shows it (a display name and one fixed colour per method).
+"""Every attribution method by name, read from the method classes: what config ``heatmaps.methods``
+and the Explainer accept, what each method's parameters may be (``Method.params``: config
+validation and the Explainer check values against them, so a parameter that would give NaN or
+all-zero maps stops the run naming it), how every figure and table shows it (``Method.look``) and
+the docs table of config/README.md (``docs_table``).
 
-A new method is a Method subclass in its family's module plus one entry in ``METHODS`` and one in
-``PARAMS`` (and its test).
+A new method is a Method subclass in its family's module, its class in ``CLASSES`` (and its test).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Callable
-
-from convlens.attribution.base import CHANNEL_REDUCTIONS, Method
+from convlens.attribution.base import Method, check_params
 from convlens.attribution.cams import ClassActivationMap, GradCAM, GradCAMPlusPlus, GuidedGradCAM, LayerCAM, ScoreCAM
 from convlens.attribution.gradients import Deconvnet, Gradient, GuidedBackprop, IntegratedGradients, SmoothGrad
 from convlens.attribution.occlusion import Occlusion
 from convlens.errors import InputError
 
-
-@dataclass(frozen=True)
-class Look:
-    """How a method appears in the report: its human name and its colour in every plot."""
-
-    display: str
-    colour: str  # "#rrggbb"
-
-
-# Each method with its look. The colours come from the Okabe-Ito and Paul Tol (muted) colour-blind-safe
-# palettes, at least 22 CIELAB units apart from each other (tests/attribution/test_registry.py): blues
-# and greens for the gradient family, warm colours and purples for the CAM family.
-ENTRIES: tuple[tuple[Method, Look], ...] = (
-    (Gradient(), Look("Saliency", "#56B4E9")),
-    (SmoothGrad(), Look("SmoothGrad", "#0072B2")),
-    (IntegratedGradients(), Look("Integrated Gradients", "#332288")),
-    (Occlusion(), Look("Occlusion", "#999933")),
-    (Deconvnet(), Look("Deconvnet", "#117733")),
-    (GuidedBackprop(), Look("Guided backprop", "#009E73")),
-    (ClassActivationMap(), Look("CAM", "#CC79A7")),
-    (GradCAM(), Look("Grad-CAM", "#D55E00")),
-    (GradCAMPlusPlus(), Look("Grad-CAM++", "#E69F00")),
-    (ScoreCAM(), Look("Score-CAM", "#882255")),
-    (LayerCAM(), Look("Layer-CAM", "#AA4499")),
-    (GuidedGradCAM(), Look("Guided Grad-CAM", "#000000")),
+# Every method, in the order of every list, table and legend. The colours (``Method.look``) come
+# from the Okabe-Ito and Paul Tol (muted) colour-blind-safe palettes, at least 22 CIELAB units apart
+# from each other (tests/attribution/test_registry.py): blues and greens for the gradient family,
+# warm colours and purples for the CAM family.
+CLASSES: tuple[type[Method], ...] = (
+    Gradient,
+    SmoothGrad,
+    IntegratedGradients,
+    Occlusion,
+    Deconvnet,
+    GuidedBackprop,
+    ClassActivationMap,
+    GradCAM,
+    GradCAMPlusPlus,
+    ScoreCAM,
+    LayerCAM,
+    GuidedGradCAM,
 )
 
-METHODS: dict[str, Method] = {m.name: m for m, _ in ENTRIES}
-LOOKS: dict[str, Look] = {m.name: look for m, look in ENTRIES}
+METHODS: dict[str, Method] = {cls.name: cls() for cls in CLASSES}
+DEFAULT_METHODS = (GradCAM.name,)  # config heatmaps.methods when not given
 UNREGISTERED_COLOUR = "#777777"  # a method of your own (an Explainer takes Method instances)
 
 
-@dataclass(frozen=True)
-class Allowed:
-    """What one parameter may be: ``text`` for the error message, ``test`` for a value."""
-
-    text: str
-    test: Callable[[object], bool]
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def register(cls: type[Method]) -> Method:
+    """Add a method class after the built-in ones (a plug-in, or a test's); returns its instance."""
+    if not cls.name or cls.name in METHODS or cls.name == "all":
+        raise InputError(f"attribution method {cls.name!r}: needs a name that is not taken")
+    METHODS[cls.name] = cls()
+    return METHODS[cls.name]
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def whole(low: int, nullable: str = "") -> Allowed:
-    """An integer >= low; ``nullable``: what null means, when null is allowed."""
-    text = f"an integer >= {low}" + (f", or null ({nullable})" if nullable else "")
-    return Allowed(text, lambda v: (v is None and bool(nullable)) or (_is_int(v) and v >= low))
-
-
-def number(low: float, high: float = math.inf, low_open: bool = False) -> Allowed:
-    """A finite number in [low, high] (or (low, high] with ``low_open``)."""
-    text = f"a number {'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
-    return Allowed(text, lambda v: _is_number(v) and (v > low if low_open else v >= low) and v <= high)
-
-
-def words(*choices: str, also: Allowed | None = None) -> Allowed:
-    """One of ``choices`` (or what ``also`` allows)."""
-    text = ", ".join(choices) + (f" or {also.text}" if also else "")
-    return Allowed(text, lambda v: v in choices or (also is not None and also.test(v)))
-
-
-REDUCE = words(*CHANNEL_REDUCTIONS)
-SEED = whole(0)
-
-# Each method's parameters, next to its name: what values are allowed (every key of its defaults).
-PARAMS: dict[str, dict[str, Allowed]] = {
-    "saliency": {"reduce": REDUCE},
-    "smoothgrad": {"reduce": REDUCE, "samples": whole(1), "noise": number(0), "seed": SEED},
-    "integrated_gradients": {
-        "steps": whole(1),
-        "baseline": words("black", "white", "blur", "noise", also=number(0, 1)),
-        "blur_sigma": number(0, low_open=True),
-        "seed": SEED,
-        "reduce": REDUCE,
-    },
-    "occlusion": {"patch": whole(1, "side // 8"), "stride": whole(1, "patch // 2"), "fill": number(0, 1)},
-    "deconvnet": {"reduce": REDUCE},
-    "guided_backprop": {"reduce": REDUCE},
-    "cam": {},
-    "gradcam": {},
-    "gradcam_pp": {},
-    "scorecam": {"channel_batch": whole(1, "batch_size")},
-    "layercam": {},
-    "guided_gradcam": {"reduce": REDUCE},
-}
+def unregister(name: str) -> None:
+    """Remove a method ``register`` added."""
+    if name in {cls.name for cls in CLASSES}:
+        raise InputError(f"attribution method {name!r} is built in")
+    METHODS.pop(name, None)
 
 
 def method(name: str) -> Method:
@@ -118,28 +61,47 @@ def method(name: str) -> Method:
     return METHODS[name]
 
 
-def check_params(name: str, given: dict, where: str) -> None:
-    """InputError naming ``where.<parameter>`` unless every parameter of ``given`` is one the method
-    has and its value is allowed (``PARAMS``). A method that is not registered is not checked."""
-    if name not in METHODS:
-        return
-    known = METHODS[name].defaults
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise InputError(f"{where}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known) or 'none'}")
-    for key, value in given.items():
-        allowed = PARAMS[name][key]
-        if not allowed.test(value):
-            raise InputError(f"{where}.{key}: {value!r} is not allowed; allowed: {allowed.text}")
+def check_method_params(name: str, given: dict, where: str) -> None:
+    """InputError naming ``where.<parameter>`` unless the registered method ``name`` has every
+    parameter of ``given`` and allows its value (``Method.params``)."""
+    check_params(method(name), given, where)
 
 
 def display_name(name: str) -> str:
-    """The human name of a method ("guided_backprop" -> "Guided backprop"); other names unchanged."""
-    look = LOOKS.get(name)
+    """The human name of a registered method (its ``look``); other names unchanged."""
+    look = METHODS[name].look if name in METHODS else None
     return look.display if look else name
 
 
 def method_colour(name: str) -> str:
     """The method's fixed colour in every figure; grey for a method that is not registered."""
-    look = LOOKS.get(name)
+    look = METHODS[name].look if name in METHODS else None
     return look.colour if look else UNREGISTERED_COLOUR
+
+
+DOCS_BEGIN = "<!-- methods table: generated from convlens/attribution/registry.py (docs_table) -->"
+DOCS_END = "<!-- end of the methods table -->"
+
+
+def _param_text(key: str, param) -> str:
+    default = "null" if param.default is None else param.default
+    return f"`{key}` = `{default}` ({param.allowed.text})"
+
+
+def docs_table() -> str:
+    """The config/README.md table of every registered method: name, display name, paper,
+    parameters with defaults and allowed values, the models it applies to, cost."""
+    lines = [
+        "| method | shown as | reference | parameters: default (allowed) | applies to | cost per image row |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in METHODS.items():
+        params = "; ".join(_param_text(key, p) for key, p in m.params.items()) or "—"
+        lines.append(f"| `{name}` | {display_name(name)} | {m.reference} | {params} | {m.applies_to} | {m.cost} |")
+    return "\n".join(lines)
+
+
+def with_docs_table(text: str) -> str:
+    """``text`` (config/README.md) with the part between DOCS_BEGIN and DOCS_END made ``docs_table()``."""
+    start, end = text.index(DOCS_BEGIN) + len(DOCS_BEGIN), text.index(DOCS_END)
+    return text[:start] + "\n" + docs_table() + "\n" + text[end:]

@@ -42,14 +42,14 @@ convolutional (see core.graph.build_probe); nested models are descended into.
 """
 
 from convlens.featviz.objectives import OBJECTIVES, objective_values
-from convlens.featviz.params import PARAMS, Parameterization
+from convlens.featviz.params import PARAMETERIZATIONS, Parameterization
 from convlens.featviz.visualize import DEFAULT_SCALES, OPTIMIZERS, PRESETS, start_images, visualize
 
 __all__ = [
     "DEFAULT_SCALES",
     "OBJECTIVES",
     "OPTIMIZERS",
-    "PARAMS",
+    "PARAMETERIZATIONS",
     "PRESETS",
     "Parameterization",
     "objective_values",

@@ -6,7 +6,7 @@ import numpy as np
 
 from convlens.stats import gaussian_blur as blur
 
-PARAMS = ("pixel", "fourier", "raw")
+PARAMETERIZATIONS = ("pixel", "fourier", "raw")
 
 
 # Lucid's ImageNet colour correlation (square root via SVD), columns scaled to unit max norm:
@@ -35,8 +35,8 @@ class Parameterization:
     """
 
     def __init__(self, kind: str, image_shape, decay_power: float = 1.0):
-        if kind not in PARAMS:
-            raise ValueError(f"unknown parameterization {kind!r}; known: {', '.join(PARAMS)}")
+        if kind not in PARAMETERIZATIONS:
+            raise ValueError(f"unknown parameterization {kind!r}; known: {', '.join(PARAMETERIZATIONS)}")
         self.kind = kind
         self.h, self.w, self.c = (int(s) for s in image_shape)
         fy = np.fft.fftfreq(self.h)[:, None]

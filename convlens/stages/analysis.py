@@ -21,14 +21,14 @@ from convlens import transforms as tr
 from convlens.attribution.explainer import Explainer
 from convlens.core.grids import layer_grids
 from convlens.core.head import TARGET_PREDICTED, TARGET_REFERENCE, resolve_targets
-from convlens.core.layers import check_spatial, conv_layers, feature_layers, last_conv_layer
+from convlens.core.layers import conv_layers, feature_layers, last_conv_layer
 from convlens.core.setup import open_model, use_mixed_precision
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity import photometric
 from convlens.sensitivity.analyzer import Analyzer
-from convlens.stages.common import heatmap_methods, load_input_image
+from convlens.stages.common import heatmap_explainer, load_input_image
 from convlens.stages.run import log
 
 READ_AHEAD = 2  # chunks decoded ahead of the model step
@@ -68,7 +68,6 @@ class Analysis:
         self.layers = feature_layers(model)
         self.conv_layers = conv_layers(model)
         self.cam_layer = cfg["heatmaps"]["layer"] or last_conv_layer(model)
-        check_spatial(model, self.cam_layer, f"config.heatmaps.layer (or config.models.{info.name}.heatmap_layer)")
         target_cfg = cfg["heatmaps"]["target"]
         if isinstance(target_cfg, int) and target_cfg >= len(info.class_names):
             raise InputError(
@@ -85,19 +84,17 @@ class Analysis:
         self.study = sensitivity.Study.build(
             self.transforms, h, w, self.layers, layer_grids(model, self.layers), cfg["fill_mode"], cfg["fill_value"]
         )
-        self.methods, self.method_notes = heatmap_methods(model, cfg["heatmaps"]["methods"], self.cam_layer)
-        for note in self.method_notes:
-            log.info("%s", note)
         # Grad-CAM always: the sheets overlay it on every transformed input
-        self.explainer = Explainer(
+        self.explainer, self.methods, self.method_notes = heatmap_explainer(
             model,
-            list(dict.fromkeys(["gradcam", *self.methods])),
+            cfg,
             info.preprocess,
             self.cam_layer,
-            cfg["heatmaps"]["score"],
-            cfg["heatmaps"]["params"],
-            cfg["batch_size"],
+            f"config.heatmaps.layer (or config.models.{info.name}.heatmap_layer)",
+            always=("gradcam",),
         )
+        for note in self.method_notes:
+            log.info("%s", note)
         # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
         self.analyzer = Analyzer(
             model,

@@ -1,11 +1,11 @@
-"""What several stages share: reading an image as the model sees it, choosing the heatmap methods
-that apply, and file names for layers."""
+"""What several stages share: reading an image as the model sees it, the Explainer of the heatmap
+methods that apply, and file names for layers."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from convlens.attribution.cams import cam_dense
+from convlens.attribution.explainer import Explainer
 from convlens.attribution.registry import METHODS
 from convlens.config import sanitize_id
 from convlens.data import Dataset, fit, read_image
@@ -52,17 +52,28 @@ def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarra
     return image, label, notes, aspect
 
 
-def heatmap_methods(model, wanted, cam_layer: str) -> tuple[list[str], list[str]]:
-    """The attribution methods to run: config ``heatmaps.methods`` (a list, or ``all``: every method
-    that applies to the model). Returns (names, notes on methods left out)."""
+def heatmap_explainer(
+    model, cfg: dict, preprocess: str, cam_layer: str, cam_layer_key: str = "cam_layer", always: tuple = ()
+) -> tuple[Explainer, list[str], list[str]]:
+    """The Explainer of config ``heatmaps`` for the model: the methods of ``heatmaps.methods`` (a list,
+    or ``all``: every method that applies to the model), with ``always`` run too (first).
+
+    Returns (explainer, the listed methods it runs, notes on methods ``all`` left out). A listed
+    method that does not apply stops the job naming ``config.heatmaps.methods``."""
+    hcfg = cfg["heatmaps"]
+    wanted = hcfg["methods"]
     names = list(METHODS) if wanted == "all" else list(wanted)
-    if "cam" not in names:
-        return names, []
-    try:
-        cam_dense(model, cam_layer)
-    except InputError as exc:
-        if wanted != "all":
-            raise InputError(f"config.heatmaps.methods: {exc}") from None
-        names.remove("cam")
-        return names, [f"heatmaps.methods all: cam left out ({exc})"]
-    return names, []
+    explainer = Explainer(
+        model,
+        list(dict.fromkeys([*always, *names])),
+        preprocess,
+        cam_layer,
+        hcfg["score"],
+        hcfg["params"],
+        cfg["batch_size"],
+        optional=[n for n in names if n not in always] if wanted == "all" else (),
+        cam_layer_key=cam_layer_key,
+        methods_key="config.heatmaps.methods",
+    )
+    kept = [n for n in names if n not in explainer.left_out]
+    return explainer, kept, [f"heatmaps.methods all: {n} left out ({why})" for n, why in explainer.left_out.items()]

@@ -18,7 +18,7 @@ from convlens.data import load_mnist  # noqa: E402
 from convlens.errors import InputError  # noqa: E402
 from convlens.sensitivity.analyzer import Analyzer  # noqa: E402
 from convlens.stages.analysis import explain  # noqa: E402
-from convlens.stages.common import heatmap_methods  # noqa: E402
+from convlens.stages.common import heatmap_explainer  # noqa: E402
 from convlens.stages.filters import filters  # noqa: E402
 from convlens.stages.load_model import load_model  # noqa: E402
 from convlens.stages.train_model import train_model  # noqa: E402
@@ -173,10 +173,16 @@ def test_every_heatmap_method_runs_through_the_stages_on_a_nested_application_mo
             assert (got["figures"] / sheet["heatmaps"][method][t]).is_file()
     # cam at the last conv layer (a max-pool follows it) does not apply: 'all' leaves it out and says why
     model = keras.saving.load_model(out["model"], safe_mode=True)
-    names, notes = heatmap_methods(model, "all", "vgg16/block5_conv3")
+    hcfg = {"score": "logit", "params": {}}
+    explainer, names, notes = heatmap_explainer(
+        model, {"heatmaps": {**hcfg, "methods": "all"}, "batch_size": 8}, "caffe", "vgg16/block5_conv3"
+    )
     assert "cam" not in names and len(names) == 11 and "cam left out" in notes[0]
+    assert [m.name for m in explainer.methods] == names and explainer.cam_dense is None
     with pytest.raises(InputError, match="config.heatmaps.methods: cam"):
-        heatmap_methods(model, ["cam"], "vgg16/block5_conv3")
+        heatmap_explainer(
+            model, {"heatmaps": {**hcfg, "methods": ["cam"]}, "batch_size": 8}, "caffe", "vgg16/block5_conv3"
+        )
 
 
 @pytest.mark.parametrize("score", ["logit", "probability"])

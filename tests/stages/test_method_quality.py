@@ -12,7 +12,8 @@ keras = pytest.importorskip("keras")
 
 from convlens import attribution, report  # noqa: E402
 from convlens.core.head import TARGET_PREDICTED  # noqa: E402
-from convlens.stages.method_quality import method_findings, method_quality  # noqa: E402
+from convlens.sensitivity.method_findings import method_findings  # noqa: E402
+from convlens.stages.method_quality import method_quality  # noqa: E402
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 
