@@ -49,7 +49,8 @@ CONFIG_DIGEST = digest(config)
 
 def note_replaced_report(run_json="results/report/run.json"):
     """One line when results/report/ here came from another config: this run replaces it (every output
-    lives under results/ of the working directory; --directory gives a study a folder of its own)."""
+    lives under results/ of the working directory; --directory gives a study a folder of its own).
+    """
     try:
         earlier = json.loads(Path(run_json).read_text()).get("config_digest")
     except (OSError, ValueError):
@@ -63,7 +64,8 @@ def note_replaced_report(run_json="results/report/run.json"):
         )
 
 
-if workflow.is_main_process:  # not again in every cluster job, which parses this file too
+# not again in every cluster job, which parses this file too
+if workflow.is_main_process:
     note_replaced_report()
 
 
@@ -120,7 +122,7 @@ def dataset_npz(name):
 
 
 def image_inputs(images):
-    """The files a job reads that another rule makes: the datasets its test images come from.
+    """The datasets a job's test images come from (the files of its images made by rule dataset).
 
     Image files are not inputs: a study of 10,000 files would have Snakemake check each one's size
     every scheduling round. Each image's modification time and size are in image_params instead, so
@@ -152,30 +154,10 @@ def image_params(images):
 
 
 def shard_files(model, name):
-    """One file (metrics.csv.gz, images.csv, pooled.npz) of every measure shard of a model."""
-    return [f"results/{model}/measure/{shard}/{name}" for shard in SHARDS]
+    """One output (metrics, images, pooled) of every measure shard of a model."""
+    return expand(getattr(rules.measure.output, name), model=model, shard=SHARDS)
 
 
-def model_report_inputs(wildcards=None):
-    """Everything the report shows per model (its exemplars included)."""
-    files = []
-    for m in MODELS:
-        files += [
-            f"results/{m}/model/info.json",
-            f"results/{m}/model/architecture.csv",
-            f"results/{m}/transforms.csv",
-            f"results/{m}/filters/filters.json",
-            f"results/{m}/sensitivity/study.json",
-            f"results/{m}/sensitivity/images.csv",
-            f"results/{m}/methods/quality.json",
-            f"results/{m}/exemplars.json",
-        ]
-        if m in TRAINED:
-            files += [
-                f"results/{m}/model/metrics.json",
-                f"results/{m}/model/history.csv",
-                f"results/{m}/model/training_curves.png",
-                f"results/{m}/model/confusion_matrix.png",
-                f"results/{m}/evolution/evolution.json",
-            ]
-    return files
+def every_model(pattern, models=MODELS):
+    """A path pattern with {model} (a rule's output, rules.<rule>.output.<name>) for each model."""
+    return expand(pattern, model=models)
