@@ -5,8 +5,15 @@ import re
 import sys
 from pathlib import Path
 
-# the convlens library, importable here and in the jobs' scripts also without an install
-sys.path.insert(0, str(Path(workflow.basedir)))
+from snakemake.exceptions import WorkflowError
+
+# Here the convlens library imports because Snakemake puts the Snakefile's folder (this checkout) on
+# sys.path. The jobs' scripts are Python processes of their own that Snakemake gives only the script's
+# folder: PYTHONPATH (passed on to cluster jobs by envvars) adds this checkout there too. This is the
+# one place that makes the library importable; it is not pip-installed, so that a run always uses the
+# checkout it runs from (the venv is shared by checkouts) and a --use-conda env needs nothing extra.
+from convlens.config import ConfigError, assign_shards, digest, list_images, validate
+
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")) if p
 )
@@ -15,10 +22,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 envvars:
     "PYTHONPATH",
 
-
-from snakemake.exceptions import WorkflowError
-
-from convlens.config import ConfigError, assign_shards, digest, list_images, validate
 
 # --configfile replaces the embedded default instead of being merged into it, so a user's
 # models and images are the only ones in their run.
@@ -37,7 +40,10 @@ config.clear()
 config.update(_validated)
 
 TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
-# threads of a job that runs TensorFlow; Snakemake lowers it to --cores when there are fewer
+# The threads a job that runs TensorFlow asks for. Snakemake gives it min(TF_THREADS, --cores,
+# --max-threads) (--set-threads overrides it per rule) and the scripts hand TensorFlow the job's
+# snakemake.threads. Not workflow.cores: a cluster run (--executor slurm) has no --cores, and a
+# job wanting every core of a large machine would run alone.
 TF_THREADS = 8
 MODELS = sorted(config["models"])
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
