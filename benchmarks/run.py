@@ -549,7 +549,8 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
                 f"\n{model}, {scale['small']} → {scale['large']} images: time × {fmt(scale['time_ratio'], 2)} "
                 f"(× {fmt(scale.get('time_ratio_excl_extras'), 2)} without the extras), "
                 f"{fmt(ratio(scale.get('bytes_per_added_image'), 1e3), 1)} KB of results per added image, "
-                f"PDF pages {' → '.join(map(str, scale['pages'])) if scale.get('pages') else '–'}, PDF {fmt(scale.get('pdf_mb_at_large'), 1)} MB at "
+                f"PDF pages {' → '.join(map(str, scale['pages'])) if scale.get('pages') else '–'}, "
+                f"PDF {fmt(scale.get('pdf_mb_at_large'), 1)} MB at "
                 f"{scale['large']}"
             )
         for n, s in sorted(m.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
@@ -573,7 +574,8 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
         g = m.get("gradcam")
         if g:
             out.append(
-                f"\n### {model}: Grad-CAM on one batch ({g.get('batch')} inputs), median of {g.get('reps')} after a first call\n"
+                f"\n### {model}: Grad-CAM on one batch ({g.get('batch')} inputs), "
+                f"median of {g.get('reps')} after a first call\n"
             )
             base = g.get("convlens_gradcam", {}).get("median_s")
             grow = []
@@ -836,7 +838,8 @@ def main(argv=None) -> int:
                     say(f"{model} × {n} images: convlens (snakemake --cores {a.cores})")
                     sres["convlens"] = run_convlens(model, d, model_file, a)
                     say(
-                        f"  -> {fmt(sres['convlens'].get('wall_s'))} s wall, rerun {fmt(sres['convlens'].get('rerun_s'))} s"
+                        f"  -> {fmt(sres['convlens'].get('wall_s'))} s wall, "
+                        f"rerun {fmt(sres['convlens'].get('rerun_s'))} s"
                         + (f"; {sres['convlens']['error']}" if "error" in sres["convlens"] else "")
                     )
                     save()

@@ -33,18 +33,34 @@ def findings(
     link to that image's sheet). The template escapes every part."""
     kinds_by_name = kind_of(transforms)
     kinds = [k for k in KIND_ORDER if k in set(kinds_by_name.values()) - {"identity"}]
+    return (
+        prediction_sentences(table, transforms, predictions, kinds, kinds_by_name)
+        + layer_sentences(table, layers, baseline, kinds, kinds_by_name)
+        + heatmap_sentences(heat)
+        + floor_sentences(table)
+    )
+
+
+def image_links(images: list[str], limit: int = 4) -> list[dict]:
+    """Parts linking the first ``limit`` images to their sheets, then how many more."""
+    parts = []
+    for i, image in enumerate(images[:limit]):
+        parts += ([{"text": ", "}] if i else []) + [{"text": image, "image": image}]
+    if len(images) > limit:
+        parts.append({"text": f" and {len(images) - limit} more"})
+    return parts
+
+
+def prediction_sentences(
+    table: pd.DataFrame,
+    transforms: list[Transform],
+    predictions: pd.DataFrame,
+    kinds: list[str],
+    kinds_by_name: dict[str, str],
+) -> list[list[dict]]:
+    """Clean and worst-case accuracy, then the flips per kind."""
     sentences: list[list[dict]] = []
     out = table[table["layer"] == "output"]
-
-    def image_links(images: list[str], limit: int = 4) -> list[dict]:
-        parts = []
-        for i, image in enumerate(images[:limit]):
-            parts += ([{"text": ", "}] if i else []) + [{"text": image, "image": image}]
-        if len(images) > limit:
-            parts.append({"text": f" and {len(images) - limit} more"})
-        return parts
-
-    # predictions: clean and worst-case accuracy, then the flips per kind
     worst = predictions[predictions["transform"] == "worst case over all"]
     if len(worst) and np.isfinite(worst["accuracy"].iloc[0]):
         w = worst.iloc[0]
@@ -91,8 +107,14 @@ def findings(
             + image_links(flipped_images)
             + [{"text": ")."}]
         )
+    return sentences
 
-    # layers: least and most sensitive per kind; invariance against depth and the baseline
+
+def layer_sentences(
+    table: pd.DataFrame, layers: list[str], baseline: pd.DataFrame, kinds: list[str], kinds_by_name: dict[str, str]
+) -> list[list[dict]]:
+    """Least and most sensitive layer per kind; invariance against depth and the baseline."""
+    sentences: list[list[dict]] = []
     err = table[table["metric"] == "equivariance_error"]
     cos = table[table["metric"] == "invariance_cosine"]
     base = baseline.set_index("layer")["mean"] if len(baseline) else pd.Series(dtype=float)
@@ -125,14 +147,19 @@ def findings(
                 text += f", against {fmt(base[first], 3)} and {fmt(base[last], 3)} between different images"
             parts.append({"text": text + "."})
         sentences.append(parts)
+    return sentences
 
-    # heatmaps: which method's map moves with the image best, and which follow the decision
+
+def heatmap_sentences(heat: pd.DataFrame) -> list[list[dict]]:
+    """Which method's map moves with the image best, and which follow the decision."""
+    sentences: list[list[dict]] = []
     pearson = heat[heat["metric"] == "heatmap_pearson"] if len(heat) else heat
     held = pearson[~pearson["flipped"]].dropna(subset=["mean"]).set_index("method") if len(pearson) else pearson
     if len(held):
         best, worst = held["mean"].idxmax(), held["mean"].idxmin()
         text = (
-            f"Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best for {display_name(best)} "
+            "Moved back by T⁻¹, the heatmap of a transformed image agrees with the original's best "
+            f"for {display_name(best)} "
             f"(Pearson {fmt(held.loc[best, 'mean'])} where the prediction holds, n = {int(held.loc[best, 'n'])})"
         )
         text += f" and least for {display_name(worst)} ({fmt(held.loc[worst, 'mean'])})." if worst != best else "."
@@ -153,7 +180,12 @@ def findings(
         elif len(flipped):
             text += " No method's agreement drops by more than 0.1 where the prediction flips."
         sentences.append([{"text": text}])
+    return sentences
 
+
+def floor_sentences(table: pd.DataFrame) -> list[list[dict]]:
+    """What interpolation alone costs (the equivariance floor)."""
+    sentences: list[list[dict]] = []
     floor = table[(table["metric"] == "equivariance_floor") & (table["transform"] != "identity")]
     if len(floor) and floor["value"].notna().any():
         f = floor.groupby("transform")["value"].mean().dropna()

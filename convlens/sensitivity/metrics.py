@@ -209,7 +209,8 @@ def image_metrics(
     inputs: (T, H, W, C) the warped images, row 0 the original; stats: the layers' squared sums
     and pooled maps (``layer_stats``, or the Analyzer's compiled step); probs: (T, K); label: the
     true class index or None; heatmaps: method -> (T, H, W) maps of each row for the class
-    predicted on the original image. Photometric transforms get no equivariance rows (see above). ``back`` (the inputs warped back by the inverses) and
+    predicted on the original image. Photometric transforms get no equivariance rows (see above).
+    ``back`` (the inputs warped back by the inverses) and
     ``heatmaps_back`` (the maps warped back), when the caller warped a whole batch at once;
     computed here otherwise.
     """

@@ -291,7 +291,8 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
     """Layer × transform tables of the mean equivariance error and the mean invariance cosine, split
     into pages that fit the printed page (``heat_pages``): ``path`` with _1, _2, ... before the
     suffix. Each metric keeps one colour scale over all its pages; every number is printed at
-    HEAT_FONT_PT, rounded to two decimals (three when a metric's values span less than 0.1), black or white by the cell's luminance. Returns the file names."""
+    HEAT_FONT_PT, rounded to two decimals (three when a metric's values span less than 0.1), black or
+    white by the cell's luminance. Returns the file names."""
     plt = pyplot()
     import matplotlib
 
