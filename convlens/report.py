@@ -171,7 +171,7 @@ def run_warnings(model_sections: list[dict]) -> list[dict]:
 
 def resize_modes(config: dict) -> str:
     """How images reached the model's input size: config ``resize`` and any images entry's own."""
-    default = config.get("resize", "stretch")
+    default = config["resize"]  # the schema fills it
     own = sorted({e["resize"] for e in config["images"] if e.get("resize") and e["resize"] != default})
     return default + (f" (some images entries: {', '.join(own)})" if own else "")
 

@@ -14,10 +14,11 @@ from convlens.attribution.registry import display_name, method_colour
 from convlens.core.head import TARGET_PREDICTED
 from convlens.core.layers import iter_layers, last_conv_layer
 from convlens.core.setup import open_model
+from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.plots import FIGURE_WIDTH_IN, depth_ticks, legend_beside, pick_layers, pyplot, save_figure
-from convlens.stages.common import heatmap_methods, load_input_image
+from convlens.stages.common import heatmap_methods
 from convlens.stages.files import write_csv, write_json
 from convlens.stages.run import Progress, log
 
