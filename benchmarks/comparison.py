@@ -84,7 +84,8 @@ def main():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(
-        f"{args.images} images × {args.models} models × {n_groups} groups ({rows:,} rows), {args.n_boot} resamples, {args.test} test"
+        f"{args.images} images × {args.models} models × {n_groups} groups ({rows:,} rows), "
+        f"{args.n_boot} resamples, {args.test} test"
     )
     print(
         f"widen {widened - start:.1f} s; compare per transform {per_transform - widened:.1f} s "

@@ -306,6 +306,12 @@ def read_benchmark_tsv(path: str | Path) -> list[dict]:
         return [{k: _number(v) for k, v in row.items() if k != "h:m:s"} for row in csv.DictReader(fh, delimiter="\t")]
 
 
+def column_mean(rows: list[dict], key: str) -> float | None:
+    """The mean of a benchmark column over the rows that have it (None: none has)."""
+    values = [r.get(key) for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
 def parse_benchmarks(root: str | Path) -> list[dict]:
     """Every job's timing under ``root`` (results/benchmarks): dicts with file, rule, s, max_rss, cpu_time.
 
@@ -318,18 +324,14 @@ def parse_benchmarks(root: str | Path) -> list[dict]:
         if not rows:
             continue
 
-        def mean(key):
-            values = [r.get(key) for r in rows if r.get(key) is not None]
-            return sum(values) / len(values) if values else None
-
         rel = path.relative_to(root)
         jobs.append(
             {
                 "file": str(rel),
                 "rule": rule_of(rel),
-                "s": mean("s"),
-                "max_rss": mean("max_rss"),
-                "cpu_time": mean("cpu_time"),
+                "s": column_mean(rows, "s"),
+                "max_rss": column_mean(rows, "max_rss"),
+                "cpu_time": column_mean(rows, "cpu_time"),
             }
         )
     return jobs

@@ -78,8 +78,9 @@ def convlens_steps(model, preprocess_mode: str) -> dict:
 
     ``convlens_gradcam``: the study's compiled step with no feature maps (scores and Grad-CAM);
     ``convlens_full_step``: with every conv/pool map too; both then ``stages.analysis.explain`` as the
-    study runs it (the Grad-CAM maps come from the step itself where the tree has that). A tree from before the package split (``run.py --at-commit``) has ``backend.Analyzer``,
-    which computed both in one compiled step.
+    study runs it (the Grad-CAM maps come from the step itself where the tree has that). A tree from before
+    the package split (``run.py --at-commit``) has ``backend.Analyzer``, which computed both in one
+    compiled step.
     """
     group = harness.N_TRANSFORMS
     try:
@@ -150,7 +151,7 @@ def gradcam(model_name: str, images: str, model_file: str | None, batch_size: in
     # convlens: Grad-CAM alone, and with every conv/pool map as the study runs it
     try:
         for label, (setup, n_layers, step) in convlens_steps(model, spec["preprocess"]).items():
-            timing, (target, cam) = _timed(lambda: step(x), reps)
+            timing, (target, cam) = _timed(lambda step=step: step(x), reps)
             res[label] = {"setup_s": setup, **timing, "n_layers": n_layers}
             targets = np.asarray(target)
             cams[label] = np.asarray(cam)

@@ -469,6 +469,85 @@ def issue_targets(results: dict) -> list[dict]:
     return out
 
 
+def size_row(n: str, s: dict, m: dict) -> list:
+    """One row of a model's table: the limit's and convlens's measures at n images."""
+    lim, cl = s.get("limit", {}), s.get("convlens", {})
+    nb = m.get("notebook", {})
+    nb_est = None
+    if nb.get("per_input_s") is not None:
+        nb_est = nb["total_s"] - nb["loop_s"] + nb["per_input_s"] * int(n) * harness.N_TRANSFORMS
+    shard_jobs = cl.get("measure_jobs", cl.get("analyze_jobs", []))
+    peak = max((j["max_rss_mb"] or 0 for j in shard_jobs), default=None)
+    biggest = max(cl.get("shards", {}).values(), default=None)
+    dry = cl.get("dry_run") or {}
+    pdf = cl.get("pdf") or {}
+    return [
+        n,
+        int(n) * harness.N_TRANSFORMS,
+        fmt(lim.get("compute_s")),
+        fmt(lim.get("e2e_s")),
+        fmt(cl.get("wall_s")),
+        fmt(cl.get("wall_excl_extras_s")),
+        fmt(ratio(cl.get("wall_s"), lim.get("e2e_s")), 2),
+        fmt(ratio(cl.get("wall_excl_extras_s"), lim.get("e2e_s")), 2),
+        fmt(cl.get("rerun_s")),
+        f"{len(cl.get('shards', {}))} × ≤{biggest}" if biggest else "–",
+        f"{dry.get('jobs', '–')} in {fmt(dry.get('s'))} s" if dry else "–",
+        fmt(peak, 0),
+        fmt(lim.get("max_rss_mb"), 0),
+        fmt(ratio(cl.get("results_bytes"), int(n) * 1e3), 1),
+        f"{pdf.get('pages', '–')} / {fmt(ratio(pdf.get('bytes'), 2**20), 1)}" if pdf else "–",
+        fmt(nb_est),
+        f"{fmt(lim.get('load1_before'))} / {fmt(cl.get('load1_before'))}",
+    ]
+
+
+def gradcam_lines(model: str, g: dict) -> list[str]:
+    """The Grad-CAM comparison of a model: heading, table and notes."""
+    out = []
+    out.append(
+        f"\n### {model}: Grad-CAM on one batch ({g.get('batch')} inputs), "
+        f"median of {g.get('reps')} after a first call\n"
+    )
+    base = g.get("convlens_gradcam", {}).get("median_s")
+    grow = []
+    for key, label in (
+        ("convlens_gradcam", "convlens, Grad-CAM only"),
+        ("convlens_full_step", "convlens, Grad-CAM + every conv/pool map"),
+        ("tf_keras_vis", " ".join(filter(None, ["tf-keras-vis", g.get("tf_keras_vis_version"), "Gradcam"]))),
+    ):
+        v = g.get(key)
+        if not v:
+            error = g.get("tf_keras_vis_error" if key == "tf_keras_vis" else "convlens_error", "not run")
+            if "No module named 'tf_keras_vis'" in str(error):
+                error = "not installed: pip install -r benchmarks/requirements-bench.txt"
+            grow.append([label, "–", "–", "–", "–", error])
+            continue
+        grow.append(
+            [
+                label,
+                fmt(v["first_s"], 2),
+                fmt(v["median_s"], 3),
+                fmt(g["batch"] / v["median_s"], 1),
+                fmt(ratio(v["median_s"], base), 2),
+                "",
+            ]
+        )
+    out.append(
+        markdown_table(["method", "first call s", "s / batch", "inputs / s", "time ÷ convlens Grad-CAM", "note"], grow)
+    )
+    if g.get("convlens_error"):
+        out.append(f"\nconvlens error: {g['convlens_error']}")
+    if g.get("tf_keras_vis_error"):
+        out.append(f"\ntf-keras-vis error: {g['tf_keras_vis_error']}")
+    if g.get("agreement_max_abs_diff_rel") is not None:
+        out.append(
+            f"\nsame maps: max |convlens − tf-keras-vis| / max = {g['agreement_max_abs_diff_rel']:.1e} "
+            "(raw Grad-CAM at the layer)"
+        )
+    return out
+
+
 def tables(results: dict, predict: list[int] | None = None) -> str:
     out = []
     meta = results.get("meta", {})
@@ -486,39 +565,7 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
         )
     for model, m in results.get("models", {}).items():
         out.append(f"\n## {model}\n")
-        rows = []
-        for n, s in sorted(m.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
-            lim, cl = s.get("limit", {}), s.get("convlens", {})
-            nb = m.get("notebook", {})
-            nb_est = None
-            if nb.get("per_input_s") is not None:
-                nb_est = nb["total_s"] - nb["loop_s"] + nb["per_input_s"] * int(n) * harness.N_TRANSFORMS
-            shard_jobs = cl.get("measure_jobs", cl.get("analyze_jobs", []))
-            peak = max((j["max_rss_mb"] or 0 for j in shard_jobs), default=None)
-            biggest = max(cl.get("shards", {}).values(), default=None)
-            dry = cl.get("dry_run") or {}
-            pdf = cl.get("pdf") or {}
-            rows.append(
-                [
-                    n,
-                    int(n) * harness.N_TRANSFORMS,
-                    fmt(lim.get("compute_s")),
-                    fmt(lim.get("e2e_s")),
-                    fmt(cl.get("wall_s")),
-                    fmt(cl.get("wall_excl_extras_s")),
-                    fmt(ratio(cl.get("wall_s"), lim.get("e2e_s")), 2),
-                    fmt(ratio(cl.get("wall_excl_extras_s"), lim.get("e2e_s")), 2),
-                    fmt(cl.get("rerun_s")),
-                    f"{len(cl.get('shards', {}))} × ≤{biggest}" if biggest else "–",
-                    f"{dry.get('jobs', '–')} in {fmt(dry.get('s'))} s" if dry else "–",
-                    fmt(peak, 0),
-                    fmt(lim.get("max_rss_mb"), 0),
-                    fmt(ratio(cl.get("results_bytes"), int(n) * 1e3), 1),
-                    f"{pdf.get('pages', '–')} / {fmt(ratio(pdf.get('bytes'), 2**20), 1)}" if pdf else "–",
-                    fmt(nb_est),
-                    f"{fmt(lim.get('load1_before'))} / {fmt(cl.get('load1_before'))}",
-                ]
-            )
+        rows = [size_row(n, s, m) for n, s in sorted(m.get("sizes", {}).items(), key=lambda kv: int(kv[0]))]
         out.append(
             markdown_table(
                 [
@@ -549,7 +596,8 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
                 f"\n{model}, {scale['small']} → {scale['large']} images: time × {fmt(scale['time_ratio'], 2)} "
                 f"(× {fmt(scale.get('time_ratio_excl_extras'), 2)} without the extras), "
                 f"{fmt(ratio(scale.get('bytes_per_added_image'), 1e3), 1)} KB of results per added image, "
-                f"PDF pages {' → '.join(map(str, scale['pages'])) if scale.get('pages') else '–'}, PDF {fmt(scale.get('pdf_mb_at_large'), 1)} MB at "
+                f"PDF pages {' → '.join(map(str, scale['pages'])) if scale.get('pages') else '–'}, "
+                f"PDF {fmt(scale.get('pdf_mb_at_large'), 1)} MB at "
                 f"{scale['large']}"
             )
         for n, s in sorted(m.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
@@ -572,47 +620,7 @@ def tables(results: dict, predict: list[int] | None = None) -> str:
             )
         g = m.get("gradcam")
         if g:
-            out.append(
-                f"\n### {model}: Grad-CAM on one batch ({g.get('batch')} inputs), median of {g.get('reps')} after a first call\n"
-            )
-            base = g.get("convlens_gradcam", {}).get("median_s")
-            grow = []
-            for key, label in (
-                ("convlens_gradcam", "convlens, Grad-CAM only"),
-                ("convlens_full_step", "convlens, Grad-CAM + every conv/pool map"),
-                ("tf_keras_vis", " ".join(filter(None, ["tf-keras-vis", g.get("tf_keras_vis_version"), "Gradcam"]))),
-            ):
-                v = g.get(key)
-                if not v:
-                    error = g.get("tf_keras_vis_error" if key == "tf_keras_vis" else "convlens_error", "not run")
-                    if "No module named 'tf_keras_vis'" in str(error):
-                        error = "not installed: pip install -r benchmarks/requirements-bench.txt"
-                    grow.append([label, "–", "–", "–", "–", error])
-                    continue
-                grow.append(
-                    [
-                        label,
-                        fmt(v["first_s"], 2),
-                        fmt(v["median_s"], 3),
-                        fmt(g["batch"] / v["median_s"], 1),
-                        fmt(ratio(v["median_s"], base), 2),
-                        "",
-                    ]
-                )
-            out.append(
-                markdown_table(
-                    ["method", "first call s", "s / batch", "inputs / s", "time ÷ convlens Grad-CAM", "note"], grow
-                )
-            )
-            if g.get("convlens_error"):
-                out.append(f"\nconvlens error: {g['convlens_error']}")
-            if g.get("tf_keras_vis_error"):
-                out.append(f"\ntf-keras-vis error: {g['tf_keras_vis_error']}")
-            if g.get("agreement_max_abs_diff_rel") is not None:
-                out.append(
-                    f"\nsame maps: max |convlens − tf-keras-vis| / max = {g['agreement_max_abs_diff_rel']:.1e} "
-                    "(raw Grad-CAM at the layer)"
-                )
+            out += gradcam_lines(model, g)
         nb = m.get("notebook")
         if nb and nb.get("per_input_s") is not None:
             out.append(f"\n### {model}: one-image-at-a-time Keras style ({nb['n_inputs']} inputs measured)\n")
@@ -672,6 +680,50 @@ def link(src: Path, dest: Path) -> None:
         os.link(src, dest)
     except OSError:
         shutil.copy(src, dest)
+
+
+def prepare_model(model: str, spec: dict, root: Path, mres: dict) -> str | None:
+    """The model's file, made by prep.py when the model has one (its timing in mres["prep"])."""
+    if "file" not in spec:
+        return None
+    model_file = str(root / spec["file"])
+    say(f"{model}: making {spec['file']}")
+    prep, wall, rc = child([sys.executable, str(HERE / "prep.py"), spec["prep"], model_file], root / "prep.log")
+    if prep is None:
+        raise SystemExit(f"prep of {model} failed (exit {rc}); see {root / 'prep.log'}")
+    mres["prep"] = {**prep, "wall_s": wall}
+    return model_file
+
+
+def run_sizes(model: str, sizes: list[int], paths: list, root: Path, mres: dict, model_file, steps: set, a, save):
+    """The limit's and convlens's studies of a model at each size (the first n images of ``paths``)."""
+    for n in sizes:
+        d = root / f"n{n}"
+        (d / "images").mkdir(parents=True, exist_ok=True)
+        for p in paths[:n]:
+            link(p, d / "images" / p.name)
+        sres = mres["sizes"].setdefault(str(n), {})
+        if "limit" in steps:
+            say(f"{model} × {n} images: limit (bare TensorFlow)")
+            sres["limit"] = run_limit(model, d, model_file, a)
+            say(f"  -> {fmt(sres['limit'].get('e2e_s'))} s e2e, {fmt(sres['limit'].get('compute_s'))} s compute")
+            save()
+        if "dryrun" in steps and "convlens" not in steps:
+            say(f"{model} × {n} images: convlens dry run only")
+            sres["convlens"] = run_convlens(model, d, model_file, a, dry_only=True)
+            save()
+        if "convlens" in steps:
+            say(f"{model} × {n} images: convlens (snakemake --cores {a.cores})")
+            sres["convlens"] = run_convlens(model, d, model_file, a)
+            say(
+                f"  -> {fmt(sres['convlens'].get('wall_s'))} s wall, "
+                f"rerun {fmt(sres['convlens'].get('rerun_s'))} s"
+                + (f"; {sres['convlens']['error']}" if "error" in sres["convlens"] else "")
+            )
+            save()
+            if not a.keep:
+                shutil.rmtree(d / "results", ignore_errors=True)
+                shutil.rmtree(d / ".snakemake", ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -805,44 +857,8 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             paths = harness.make_images(pool, max(sizes), spec["input_size"])
             mres["images_s"] = time.perf_counter() - t
-            model_file = None
-            if "file" in spec:
-                model_file = str(root / spec["file"])
-                say(f"{model}: making {spec['file']}")
-                prep, wall, rc = child(
-                    [sys.executable, str(HERE / "prep.py"), spec["prep"], model_file], root / "prep.log"
-                )
-                if prep is None:
-                    raise SystemExit(f"prep of {model} failed (exit {rc}); see {root / 'prep.log'}")
-                mres["prep"] = {**prep, "wall_s": wall}
-            for n in sizes:
-                d = root / f"n{n}"
-                (d / "images").mkdir(parents=True, exist_ok=True)
-                for p in paths[:n]:
-                    link(p, d / "images" / p.name)
-                sres = mres["sizes"].setdefault(str(n), {})
-                if "limit" in steps:
-                    say(f"{model} × {n} images: limit (bare TensorFlow)")
-                    sres["limit"] = run_limit(model, d, model_file, a)
-                    say(
-                        f"  -> {fmt(sres['limit'].get('e2e_s'))} s e2e, {fmt(sres['limit'].get('compute_s'))} s compute"
-                    )
-                    save()
-                if "dryrun" in steps and "convlens" not in steps:
-                    say(f"{model} × {n} images: convlens dry run only")
-                    sres["convlens"] = run_convlens(model, d, model_file, a, dry_only=True)
-                    save()
-                if "convlens" in steps:
-                    say(f"{model} × {n} images: convlens (snakemake --cores {a.cores})")
-                    sres["convlens"] = run_convlens(model, d, model_file, a)
-                    say(
-                        f"  -> {fmt(sres['convlens'].get('wall_s'))} s wall, rerun {fmt(sres['convlens'].get('rerun_s'))} s"
-                        + (f"; {sres['convlens']['error']}" if "error" in sres["convlens"] else "")
-                    )
-                    save()
-                    if not a.keep:
-                        shutil.rmtree(d / "results", ignore_errors=True)
-                        shutil.rmtree(d / ".snakemake", ignore_errors=True)
+            model_file = prepare_model(model, spec, root, mres)
+            run_sizes(model, sizes, paths, root, mres, model_file, steps, a, save)
             first = root / f"n{min(sizes)}" / "images"  # the peers read every image of their folder
             if "gradcam" in steps:
                 say(f"{model}: Grad-CAM, convlens step against tf-keras-vis on one batch")

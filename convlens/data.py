@@ -339,3 +339,36 @@ def split_sizes(ds: dict) -> tuple[int, int] | None:
         n_test = sum(digits_test_counts(ds["test_fraction"]))
         return sum(DIGITS_CLASS_COUNTS) - n_test, n_test
     return None
+
+
+def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarray, str | None, list[str], float]:
+    """An image as the model sees it: (H, W, C) uint8 at the model's input size, its true class name
+    (from its dataset; None for image files), notes on conversions, and how much the resize changed
+    its aspect ratio (``data.fit``; the entry's ``resize`` mode, default ``stretch``)."""
+    h, w, c = info.input_shape
+    notes = []
+    label = None
+    if entry.get("dataset_npz"):
+        npz = entry["dataset_npz"]
+        if npz not in datasets_cache:
+            datasets_cache[npz] = Dataset.load(npz)
+        ds = datasets_cache[npz]
+        if entry["index"] >= len(ds.x_test):
+            raise InputError(
+                f"{entry['dataset']} test[{entry['index']}]: the test split has only {len(ds.x_test)} images"
+            )
+        image = ds.x_test[entry["index"]]
+        label = ds.class_names[int(ds.y_test[entry["index"]])]
+        if image.shape[2] != c:
+            image = np.repeat(image, 3, axis=2) if c == 3 else image.mean(axis=2, keepdims=True).astype(np.uint8)
+            notes.append(f"converted from {ds.x_test.shape[3]} to {c} channels")
+    else:
+        image, note = read_image(entry["path"], channels=c)
+        if note:
+            notes.append(note)
+    aspect = 1.0
+    if image.shape[:2] != (h, w):
+        mode = entry["resize"]
+        notes.append(f"resized from {image.shape[1]}x{image.shape[0]} to {w}x{h} ({mode})")
+        image, aspect = fit(image, (h, w), mode)
+    return image, label, notes, aspect

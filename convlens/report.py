@@ -76,45 +76,66 @@ def _read_json(path: Path):
     return json.loads(path.read_text())
 
 
-def collect(config: dict, models: list[str], results: Path) -> dict:
-    """Everything the template shows, read from the run's result files."""
+# The files the report reads per model (the report rule's named inputs); trained models have TRAINED_FILES too.
+MODEL_FILES = (
+    "info",
+    "architecture",
+    "transforms",
+    "filters",
+    "filter_figures",
+    "study",
+    "study_images",
+    "study_figures",
+    "quality",
+    "quality_figures",
+    "exemplars",
+    "exemplar_folders",
+)
+TRAINED_FILES = ("metrics", "curves", "confusion", "evolution", "evolution_figures")
+
+
+def collect(config: dict, files: dict[str, dict[str, str]], results: Path, comparison_json: str | None = None) -> dict:
+    """Everything the template shows, read from the run's result files: ``files`` maps each model, in
+    the report's order, to its paths by name (MODEL_FILES, and TRAINED_FILES for a trained model);
+    ``comparison_json`` is the models' comparison. Figures are linked relative to ``results``."""
+    results = Path(results).resolve()
+
     model_sections = []
     devices = None
-    for name in models:
-        base = results / name
+    for name, paths in files.items():
         section = {
             "name": name,
             "spec": config["models"][name],
-            "info": _read_json(base / "model" / "info.json"),
-            "architecture": _read_csv(base / "model" / "architecture.csv"),
-            "transforms": _read_csv(base / "transforms.csv"),
-            "filters": _read_json(base / "filters" / "filters.json"),
-            "filters_dir": f"{name}/filters/figures",
-            "study": _read_json(base / "sensitivity" / "study.json"),
-            "study_dir": f"{name}/sensitivity",
-            "quality": _read_json(base / "methods" / "quality.json"),
-            "quality_dir": f"{name}/methods/figures",
+            "info": _read_json(Path(paths["info"])),
+            "info_file": Path(paths["info"]).as_posix(),  # as the workflow names it: results/<model>/...
+            "architecture": _read_csv(Path(paths["architecture"])),
+            "transforms": _read_csv(Path(paths["transforms"])),
+            "filters": _read_json(Path(paths["filters"])),
+            "filters_dir": linked(paths["filter_figures"], results),
+            "study": _read_json(Path(paths["study"])),
+            "study_dir": linked(Path(paths["study_figures"]).parent, results),
+            "quality": _read_json(Path(paths["quality"])),
+            "quality_dir": linked(paths["quality_figures"], results),
             "metrics": None,
             "evolution": None,
             "images": [],
         }
-        if (base / "model" / "metrics.json").exists():
-            section["metrics"] = _read_json(base / "model" / "metrics.json")
-            section["curves"] = f"{name}/model/training_curves.png"
-            section["evolution"] = _read_json(base / "evolution" / "evolution.json")
-            section["evolution_dir"] = f"{name}/evolution/figures"
-            section["confusion"] = f"{name}/model/confusion_matrix.png"
-        section["exemplars"] = _read_json(base / "exemplars.json")
+        if "metrics" in paths:
+            section["metrics"] = _read_json(Path(paths["metrics"]))
+            section["curves"] = linked(paths["curves"], results)
+            section["evolution"] = _read_json(Path(paths["evolution"]))
+            section["evolution_dir"] = linked(paths["evolution_figures"], results)
+            section["confusion"] = linked(paths["confusion"], results)
+        section["exemplars"] = _read_json(Path(paths["exemplars"]))
         for chosen in section["exemplars"]["exemplars"]:
-            image = chosen["image"]
-            folder = base / "exemplars" / image
+            folder = Path(paths["exemplar_folders"]) / chosen["image"]  # rule draw: {image}/figures/{name}.png
             summary = _read_json(folder / "summary.json")
             devices = devices or summary.get("devices")
             section["images"].append(
                 {
                     "summary": summary,
                     "sheet": _read_json(folder / "sheet.json"),
-                    "figures": f"{name}/exemplars/{image}/figures",
+                    "figures": linked(folder / "figures", results),
                     "chosen": chosen,
                 }
             )
@@ -125,7 +146,7 @@ def collect(config: dict, models: list[str], results: Path) -> dict:
                     part.pop("image", None)
         section["params"] = sum(int(r["params"]) for r in section["architecture"])
         section["classes"] = class_summary(
-            section["info"]["class_names"], predicted_classes(base / "sensitivity" / "images.csv", section["images"])
+            section["info"]["class_names"], predicted_classes(Path(paths["study_images"]), section["images"])
         )
         model_sections.append(section)
     return {
@@ -133,7 +154,7 @@ def collect(config: dict, models: list[str], results: Path) -> dict:
         "devices": devices,
         "warnings": run_warnings(model_sections),
         "resize": resize_modes(config),
-        "comparison": comparison(results, len(models)),
+        "comparison": comparison(comparison_json, len(files), results),
         "metric_help": {name: text for name, (_, _, text) in METRICS.items()},
     }
 
@@ -150,17 +171,22 @@ def run_warnings(model_sections: list[dict]) -> list[dict]:
 
 def resize_modes(config: dict) -> str:
     """How images reached the model's input size: config ``resize`` and any images entry's own."""
-    default = config.get("resize", "stretch")
+    default = config["resize"]  # the schema fills it
     own = sorted({e["resize"] for e in config["images"] if e.get("resize") and e["resize"] != default})
     return default + (f" (some images entries: {', '.join(own)})" if own else "")
 
 
-def comparison(results: Path, n_models: int) -> dict | None:
-    """The models' comparison (results/comparison/comparison.json) when the run has two or more."""
-    path = results / "comparison" / "comparison.json"
-    if n_models < 2 or not path.exists():
+def linked(path, results: Path) -> str:
+    """A result file or folder as the report links it: relative to the run's results folder."""
+    return Path(path).resolve().relative_to(Path(results).resolve()).as_posix()
+
+
+def comparison(comparison_json: str | Path | None, n_models: int, results: Path | None = None) -> dict | None:
+    """The models' comparison (results/comparison/comparison.json) when the run has two or more;
+    ``dir``: its folder, linked from ``results``."""
+    if n_models < 2 or comparison_json is None or not Path(comparison_json).exists():
         return None
-    return {**_read_json(path), "dir": "comparison"}
+    return {**_read_json(Path(comparison_json)), "dir": linked(Path(comparison_json).parent, results)}
 
 
 CLASSES_IN_FULL = 12  # a longer class list is summarized: its first and last few, and the classes seen

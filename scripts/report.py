@@ -1,6 +1,6 @@
 """Snakemake entry for rule report: HTML (Jinja2) and PDF (WeasyPrint)."""
 
-from convlens.stages.report import build_report
+from convlens.stages.report import build_report, model_files
 from convlens.stages.run import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -9,7 +9,8 @@ run_stage(
     build_report,
     sm.params.config,
     sm.params.digest,
-    sm.params.models,
+    model_files(sm.input, sm.params.models, sm.params.trained),
+    sm.input.comparison,
     sm.params.templates,
     sm.params.results,
     sm.output.html,

@@ -99,9 +99,9 @@ def graph() -> dict[str, set[str]]:
     }
 
 
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """One shortest cycle through each strongly connected component that has one (Tarjan, then BFS)."""
-    index, low, stack, on_stack, components = {}, {}, [], set(), []
+def components(edges: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of the graph (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
 
     def connect(v):
         index[v] = low[v] = len(index)
@@ -121,28 +121,40 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
                 component.add(w)
                 if w == v:
                     break
-            components.append(component)
+            found.append(component)
 
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(edges) + 100))
     for v in sorted(edges):
         if v not in index:
             connect(v)
+    return found
+
+
+def shortest_cycle(component: set[str], edges: dict[str, set[str]]) -> list[str] | None:
+    """A shortest cycle through the component's first node inside the component (BFS), None if none."""
+    start = min(component)
+    paths, seen = [[start]], {start}
+    while paths:
+        path = paths.pop(0)
+        nxt = sorted(edges[path[-1]] & component)
+        if start in nxt:
+            return path + [start]
+        for w in nxt:
+            if w not in seen:
+                seen.add(w)
+                paths.append(path + [w])
+    return None
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """One shortest cycle through each strongly connected component that has one (Tarjan, then BFS)."""
     found = []
-    for component in components:
+    for component in components(edges):
         if len(component) == 1 and not any(v in edges[v] for v in component):
             continue
-        start = min(component)
-        paths, seen = [[start]], {start}
-        while paths:
-            path = paths.pop(0)
-            nxt = sorted(edges[path[-1]] & component)
-            if start in nxt:
-                found.append(path + [start])
-                break
-            for w in nxt:
-                if w not in seen:
-                    seen.add(w)
-                    paths.append(path + [w])
+        cycle = shortest_cycle(component, edges)
+        if cycle:
+            found.append(cycle)
     return found
 
 

@@ -21,8 +21,6 @@ import pandas as pd
 
 from convlens.errors import InputError
 
-REASONS = ("named", "most sensitive", "prediction flips", "random")
-
 
 def image_scores(table: pd.DataFrame) -> pd.DataFrame:
     """Per image: mean probability change and number of top-1 changes over the non-identity

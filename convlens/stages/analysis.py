@@ -23,12 +23,13 @@ from convlens.core.grids import layer_grids
 from convlens.core.head import TARGET_PREDICTED, TARGET_REFERENCE, resolve_targets
 from convlens.core.layers import conv_layers, feature_layers, last_conv_layer
 from convlens.core.setup import open_model, use_mixed_precision
+from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity import photometric
 from convlens.sensitivity.analyzer import Analyzer
-from convlens.stages.common import heatmap_explainer, load_input_image
+from convlens.stages.common import heatmap_explainer
 from convlens.stages.run import log
 
 READ_AHEAD = 2  # chunks decoded ahead of the model step

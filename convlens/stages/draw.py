@@ -52,7 +52,7 @@ def draw_exemplars(
     analysis.describe(len(entries))
     progress = Progress("exemplars drawn", len(entries))
     for loaded, failed, result in analysis.chunks(entries):
-        for entry, error in failed:  # measured before, unreadable now: the file changed under the run
+        for _entry, error in failed:  # measured before, unreadable now: the file changed under the run
             raise InputError(error)
         for i, item in enumerate(loaded):
             folder = item.entry["folder"]

@@ -29,7 +29,8 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
     unknown = [name for name in sheet_layers if name not in summary["layers"]]
     if unknown:
         raise InputError(
-            f"config.report.sheet_layers (or models.*.sheet_layers): {', '.join(unknown)} not among the model's conv and "
+            f"config.report.sheet_layers (or models.*.sheet_layers): {', '.join(unknown)} "
+            "not among the model's conv and "
             f"pooling layers ({', '.join(summary['layers'])})"
         )
     sheet_layers = sheet_layers or acts_mod.default_sheet_layers(summary["conv_layers"])

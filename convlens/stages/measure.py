@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from convlens.config import ImageEntry
 from convlens.sensitivity.metrics import COLUMNS
 from convlens.stages.analysis import Analysis, image_metrics, image_outputs
 from convlens.stages.files import replacing, savez, write_csv
@@ -33,8 +34,8 @@ FLOAT_FORMAT = "%.7g"  # float32 precision: the values are computed in float32
 
 
 def source_of(entry: dict) -> str:
-    """Where an image comes from, as the report shows it."""
-    return entry.get("path") or f"{entry.get('dataset')} test[{entry.get('index')}]"
+    """Where an image comes from, as the report shows it (config.ImageEntry.source of the entry)."""
+    return ImageEntry(entry["id"], entry.get("dataset"), entry.get("index"), entry.get("path")).source
 
 
 def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict, threads: int, out: dict) -> None:
@@ -68,7 +69,7 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
                     "confidence": float(rows["probs"][0, top[0]]),
                     "flips": int((top != top[0]).sum()),
                     "notes": "; ".join(item.notes),
-                    "resize": item.entry.get("resize") or "stretch",
+                    "resize": item.entry["resize"],
                     "aspect_change": round(item.aspect, 4),
                     "error": "",
                 }

@@ -12,6 +12,7 @@ from convlens.attribution.quality import CONSTANT_TOLERANCE, against_random, cas
 from convlens.core.head import TARGET_PREDICTED
 from convlens.core.layers import iter_layers, last_conv_layer
 from convlens.core.setup import open_model
+from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.sensitivity.method_findings import (
@@ -19,13 +20,12 @@ from convlens.sensitivity.method_findings import (
     N_BOOT,
     QUALITY_COLUMNS,
     RANDOM_ORDERS,
-    SPEARMAN_THRESHOLD,
     method_findings,
     per_step,
     quality_row,
 )
 from convlens.sensitivity.method_plots import plot_quality
-from convlens.stages.common import heatmap_explainer, load_input_image
+from convlens.stages.common import heatmap_explainer
 from convlens.stages.files import write_csv, write_json
 from convlens.stages.run import Progress, log
 
@@ -102,7 +102,7 @@ def method_quality(
     # a fresh Explainer per randomized layer (its compiled functions hold weight copies): TensorFlow's
     # retracing warnings about that are expected here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    threshold = hcfg.get("quality_spearman", SPEARMAN_THRESHOLD)
+    threshold = hcfg["quality_spearman"]
     n_layers = sum(1 for _, layer in iter_layers(model) if layer.trainable_weights)
     progress = Progress("method check, cascading randomization: layers", n_layers)
     sanity = cascading_randomization(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from convlens.report import (
+    MODEL_FILES,
+    TRAINED_FILES,
     RunFolderFetcher,
     collect,
     embed_figures,
@@ -20,23 +23,36 @@ from convlens.stages.files import replacing, write_json, write_text
 from convlens.stages.run import log
 
 
+def model_files(inputs: Mapping[str, Sequence[str]], models: list[str], trained: list[str]) -> dict[str, dict]:
+    """Per model, its report files by name, from the rule's named inputs: each of MODEL_FILES a list in
+    the order of ``models``, each of TRAINED_FILES a list in the order of the trained ones among them."""
+    in_order = [m for m in models if m in set(trained)]
+    files = {m: {key: inputs[key][models.index(m)] for key in MODEL_FILES} for m in models}
+    for key in TRAINED_FILES:
+        for m, path in zip(in_order, inputs[key], strict=True):
+            files[m][key] = path
+    return files
+
+
 def build_report(
     config: dict,
     config_digest: str,
-    models: list[str],
+    files: dict[str, dict],
+    comparison_json: str,
     templates_dir: str,
     results_dir: str,
     out_html: str,
     out_pdf: str,
     out_run_json: str,
 ) -> None:
-    """Write report.html, report.pdf and run.json (the run summary) under results/report/."""
+    """Write report.html, report.pdf and run.json (the run summary) under results/report/: ``files`` as
+    model_files gives them, the figures they link under ``results_dir``."""
     from weasyprint import CSS, HTML
 
     results = Path(results_dir).resolve()
     report_dir = Path(out_html).resolve().parent
     report_dir.mkdir(parents=True, exist_ok=True)
-    data = collect(config, models, results)
+    data = collect(config, files, results, comparison_json)
     run = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "config_digest": config_digest,

@@ -6,11 +6,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from convlens.core.head import (
+from convlens.core.head import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_MEAN_BGR,
     IMAGENET_STD,
-    TARGET_PREDICTED,  # noqa: E402
+    TARGET_PREDICTED,
     TARGET_REFERENCE,
     Head,
     preprocess,

@@ -4,12 +4,12 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from convlens.core.layers import (
+from convlens.core.layers import (  # noqa: E402
     check_spatial,
     conv_layers,
     feature_layers,
     final_layer,
-    find_layer,  # noqa: E402
+    find_layer,
     iter_layers,
     last_conv_layer,
     output_operation,

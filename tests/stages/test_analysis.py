@@ -67,7 +67,7 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
     train_model("mnist", spec, str(tmp_path / "data.npz"), 1, 2, {"epochs": [1, 5], "image": 0}, out)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["epoch_001.weights.h5"]
     cfg = analysis_config(activations={"top_k": 4})
-    sources = [{"id": "digit", "dataset_npz": str(tmp_path / "data.npz"), "index": 0}]
+    sources = [{"id": "digit", "dataset_npz": str(tmp_path / "data.npz"), "index": 0, "resize": "stretch"}]
     got = analyze(out["model"], out["info"], sources, cfg, tmp_path / "slim")["digit"]
     summary = json.loads(got["summary"].read_text())
     assert summary["conv_layers"] == ["conv1", "conv2"] and summary["cam_layer"] == "conv2"
@@ -155,7 +155,11 @@ def test_every_heatmap_method_runs_through_the_stages_on_a_nested_application_mo
         }
     )
     got = analyze(
-        out["model"], out["info"], [{"id": "astronaut", "path": str(tmp_path / "astronaut.png")}], cfg, tmp_path
+        out["model"],
+        out["info"],
+        [{"id": "astronaut", "path": str(tmp_path / "astronaut.png"), "resize": "stretch"}],
+        cfg,
+        tmp_path,
     )["astronaut"]
     summary = json.loads(got["summary"].read_text())
     assert summary["methods"] == list(attribution.METHODS)  # all twelve, cam included (block5_pool -> GAP -> dense)

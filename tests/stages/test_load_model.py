@@ -37,7 +37,7 @@ def test_application_model_with_random_weights_on_a_photo(tmp_path):
     got = analyze(
         out["model"],
         out["info"],
-        [{"id": "chelsea", "path": str(tmp_path / "chelsea.png")}],
+        [{"id": "chelsea", "path": str(tmp_path / "chelsea.png"), "resize": "stretch"}],
         analysis_config(),
         tmp_path,
     )["chelsea"]

@@ -47,9 +47,9 @@ def setup(tmp_path_factory):
         ("chelsea", skdata.chelsea()),
     ):
         Image.fromarray(picture).resize((28, 28)).save(tmp / f"{name}.png")
-        sources.append({"id": name, "path": str(tmp / f"{name}.png")})
+        sources.append({"id": name, "path": str(tmp / f"{name}.png"), "resize": "stretch"})
     (tmp / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    sources.insert(1, {"id": "broken", "path": str(tmp / "broken.png")})
+    sources.insert(1, {"id": "broken", "path": str(tmp / "broken.png"), "resize": "stretch"})
     cfg = analysis_config(heatmaps={"methods": ["gradcam", "saliency"]})
     measure_shard(out["model"], out["info"], sources, cfg, 2, shard_paths(tmp / "shard"))
     return tmp, out, sources, cfg
@@ -114,7 +114,7 @@ def test_a_decompression_bomb_is_listed_with_its_error_and_the_other_images_comp
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
     shard = [
         sources[0],
-        {"id": "bomb", "path": str(tmp / "bomb.png")},
+        {"id": "bomb", "path": str(tmp / "bomb.png"), "resize": "stretch"},
         {"id": "wide", "path": str(tmp / "wide.png"), "resize": "stretch"},
         sources[3],
     ]

@@ -38,9 +38,16 @@ def test_method_quality_table_matches_the_library(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / f"im{i}.png")
-    images = [{"id": f"im{i}", "path": str(tmp_path / f"im{i}.png")} for i in range(2)]
+    images = [{"id": f"im{i}", "path": str(tmp_path / f"im{i}.png"), "resize": "stretch"} for i in range(2)]
     cfg = {
-        "heatmaps": {"methods": ["saliency", "cam"], "layer": None, "score": "logit", "params": {}, "quality_steps": 4},
+        "heatmaps": {
+            "methods": ["saliency", "cam"],
+            "layer": None,
+            "score": "logit",
+            "params": {},
+            "quality_steps": 4,
+            "quality_spearman": 0.9,
+        },
         "batch_size": 8,
     }
     out = {"json": str(tmp_path / "q.json"), "csv": str(tmp_path / "q.csv"), "figures": str(tmp_path / "qf")}

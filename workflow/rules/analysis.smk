@@ -40,6 +40,7 @@ rule draw:
         manifest="results/{model}/exemplars.json",
         folder=report(
             directory("results/{model}/exemplars"),
+            caption="../report/exemplars.rst",
             patterns=["{image}/figures/{name}.png"],
             category="Exemplars",
             subcategory="{model}",
@@ -73,6 +74,7 @@ rule filters:
         manifest="results/{model}/filters/filters.json",
         figures=report(
             directory("results/{model}/filters/figures"),
+            caption="../report/filters.rst",
             patterns=["{name}.png"],
             category="Filters",
             subcategory="{model}",
@@ -102,11 +104,13 @@ rule method_quality:
         json="results/{model}/methods/quality.json",
         csv=report(
             "results/{model}/methods/quality.csv",
+            caption="../report/method_quality.rst",
             category="Heatmap methods",
             subcategory="{model}",
         ),
         figures=report(
             directory("results/{model}/methods/figures"),
+            caption="../report/method_quality.rst",
             patterns=["{name}.png"],
             category="Heatmap methods",
             subcategory="{model}",

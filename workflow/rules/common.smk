@@ -5,8 +5,15 @@ import re
 import sys
 from pathlib import Path
 
-# the convlens library, importable here and in the jobs' scripts also without an install
-sys.path.insert(0, str(Path(workflow.basedir)))
+from snakemake.exceptions import WorkflowError
+
+# Here the convlens library imports because Snakemake puts the Snakefile's folder (this checkout) on
+# sys.path. The jobs' scripts are Python processes of their own that Snakemake gives only the script's
+# folder: PYTHONPATH (passed on to cluster jobs by envvars) adds this checkout there too. This is the
+# one place that makes the library importable; it is not pip-installed, so that a run always uses the
+# checkout it runs from (the venv is shared by checkouts) and a --use-conda env needs nothing extra.
+from convlens.config import ConfigError, assign_shards, digest, list_images, validate
+
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")) if p
 )
@@ -15,10 +22,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 envvars:
     "PYTHONPATH",
 
-
-from snakemake.exceptions import WorkflowError
-
-from convlens.config import ConfigError, assign_shards, digest, list_images, validate
 
 # --configfile replaces the embedded default instead of being merged into it, so a user's
 # models and images are the only ones in their run.
@@ -37,7 +40,10 @@ config.clear()
 config.update(_validated)
 
 TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
-# threads of a job that runs TensorFlow; Snakemake lowers it to --cores when there are fewer
+# The threads a job that runs TensorFlow asks for. Snakemake gives it min(TF_THREADS, --cores,
+# --max-threads) (--set-threads overrides it per rule) and the scripts hand TensorFlow the job's
+# snakemake.threads. Not workflow.cores: a cluster run (--executor slurm) has no --cores, and a
+# job wanting every core of a large machine would run alone.
 TF_THREADS = 8
 MODELS = sorted(config["models"])
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
@@ -49,7 +55,8 @@ CONFIG_DIGEST = digest(config)
 
 def note_replaced_report(run_json="results/report/run.json"):
     """One line when results/report/ here came from another config: this run replaces it (every output
-    lives under results/ of the working directory; --directory gives a study a folder of its own)."""
+    lives under results/ of the working directory; --directory gives a study a folder of its own).
+    """
     try:
         earlier = json.loads(Path(run_json).read_text()).get("config_digest")
     except (OSError, ValueError):
@@ -63,7 +70,8 @@ def note_replaced_report(run_json="results/report/run.json"):
         )
 
 
-if workflow.is_main_process:  # not again in every cluster job, which parses this file too
+# not again in every cluster job, which parses this file too
+if workflow.is_main_process:
     note_replaced_report()
 
 
@@ -120,7 +128,7 @@ def dataset_npz(name):
 
 
 def image_inputs(images):
-    """The files a job reads that another rule makes: the datasets its test images come from.
+    """The datasets a job's test images come from (the files of its images made by rule dataset).
 
     Image files are not inputs: a study of 10,000 files would have Snakemake check each one's size
     every scheduling round. Each image's modification time and size are in image_params instead, so
@@ -152,30 +160,10 @@ def image_params(images):
 
 
 def shard_files(model, name):
-    """One file (metrics.csv.gz, images.csv, pooled.npz) of every measure shard of a model."""
-    return [f"results/{model}/measure/{shard}/{name}" for shard in SHARDS]
+    """One output (metrics, images, pooled) of every measure shard of a model."""
+    return expand(getattr(rules.measure.output, name), model=model, shard=SHARDS)
 
 
-def model_report_inputs(wildcards=None):
-    """Everything the report shows per model (its exemplars included)."""
-    files = []
-    for m in MODELS:
-        files += [
-            f"results/{m}/model/info.json",
-            f"results/{m}/model/architecture.csv",
-            f"results/{m}/transforms.csv",
-            f"results/{m}/filters/filters.json",
-            f"results/{m}/sensitivity/study.json",
-            f"results/{m}/sensitivity/images.csv",
-            f"results/{m}/methods/quality.json",
-            f"results/{m}/exemplars.json",
-        ]
-        if m in TRAINED:
-            files += [
-                f"results/{m}/model/metrics.json",
-                f"results/{m}/model/history.csv",
-                f"results/{m}/model/training_curves.png",
-                f"results/{m}/model/confusion_matrix.png",
-                f"results/{m}/evolution/evolution.json",
-            ]
-    return files
+def every_model(pattern, models=MODELS):
+    """A path pattern with {model} (a rule's output, rules.<rule>.output.<name>) for each model."""
+    return expand(pattern, model=models)

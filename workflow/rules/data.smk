@@ -3,7 +3,7 @@
 
 rule dataset:
     output:
-        "results/data/{dataset}/data.npz",
+        dataset_npz("{dataset}"),
     log:
         "results/logs/data/{dataset}.log",
     benchmark:

@@ -9,6 +9,7 @@ rule train_model:
         info="results/{model}/model/info.json",
         architecture=report(
             "results/{model}/model/architecture.csv",
+            caption="../report/architecture.rst",
             category="Models",
             subcategory="{model}",
         ),
@@ -45,6 +46,7 @@ rule training_views:
         manifest="results/{model}/evolution/evolution.json",
         figures=report(
             directory("results/{model}/evolution/figures"),
+            caption="../report/evolution.rst",
             patterns=["{name}.png"],
             category="Training",
             subcategory="{model}",
@@ -101,11 +103,13 @@ rule model_figures:
     output:
         curves=report(
             "results/{model}/model/training_curves.png",
+            caption="../report/training_curves.rst",
             category="Models",
             subcategory="{model}",
         ),
         confusion=report(
             "results/{model}/model/confusion_matrix.png",
+            caption="../report/confusion_matrix.rst",
             category="Models",
             subcategory="{model}",
         ),

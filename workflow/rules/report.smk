@@ -1,18 +1,48 @@
 # Report: one HTML and one PDF with run summary, models, filters and the exemplars' comparison sheets.
+# Its inputs are the producing rules' outputs (rules.<rule>.output.<name>), one list per kind in the
+# order of params.models (trained-only kinds: in the order of params.trained): each path is written
+# once, in the rule that makes it, and the report stage reads what it is handed.
 
 
 rule report:
     input:
-        model_report_inputs,
-        comparison="results/comparison/comparison.json",
+        # info.json and architecture.csv: train_model and load_model write the same paths
+        info=every_model(rules.load_model.output.info),
+        architecture=every_model(rules.load_model.output.architecture),
+        transforms=every_model(rules.transform_table.output[0]),
+        filters=every_model(rules.filters.output.manifest),
+        filter_figures=every_model(rules.filters.output.figures),
+        study=every_model(rules.sensitivity.output.manifest),
+        study_images=every_model(rules.sensitivity.output.images),
+        study_figures=every_model(rules.sensitivity.output.figures),
+        quality=every_model(rules.method_quality.output.json),
+        quality_figures=every_model(rules.method_quality.output.figures),
+        exemplars=every_model(rules.draw.output.manifest),
+        exemplar_folders=every_model(rules.draw.output.folder),
+        metrics=every_model(rules.train_model.output.metrics, TRAINED),
+        history=every_model(rules.train_model.output.history, TRAINED),
+        curves=every_model(rules.model_figures.output.curves, TRAINED),
+        confusion=every_model(rules.model_figures.output.confusion, TRAINED),
+        evolution=every_model(rules.training_views.output.manifest, TRAINED),
+        evolution_figures=every_model(rules.training_views.output.figures, TRAINED),
+        comparison=rules.comparison.output.manifest,
+        comparison_figures=rules.comparison.output.figures,
         templates=[
             TEMPLATES / "report.html.j2",
             TEMPLATES / "report.css",
             *sorted((TEMPLATES / "sections").glob("*.html.j2")),
         ],
     output:
-        html=report("results/report/report.html", category="Report"),
-        pdf=report("results/report/report.pdf", category="Report"),
+        html=report(
+            "results/report/report.html",
+            caption="../report/report.rst",
+            category="Report",
+        ),
+        pdf=report(
+            "results/report/report.pdf",
+            caption="../report/report.rst",
+            category="Report",
+        ),
         run="results/report/run.json",
     log:
         "results/logs/report.log",
@@ -24,6 +54,7 @@ rule report:
         config=config,
         digest=CONFIG_DIGEST,
         models=MODELS,
+        trained=TRAINED,
         templates=lambda wildcards, input: str(Path(input.templates[0]).parent),
         results=lambda wildcards, output: str(Path(output.html).parent.parent),
     script:

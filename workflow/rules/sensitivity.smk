@@ -4,19 +4,21 @@
 
 rule sensitivity:
     input:
-        metrics=lambda wildcards: shard_files(wildcards.model, "metrics.csv.gz"),
-        images=lambda wildcards: shard_files(wildcards.model, "images.csv"),
-        pooled=lambda wildcards: shard_files(wildcards.model, "pooled.npz"),
+        metrics=lambda wildcards: shard_files(wildcards.model, "metrics"),
+        images=lambda wildcards: shard_files(wildcards.model, "images"),
+        pooled=lambda wildcards: shard_files(wildcards.model, "pooled"),
         info="results/{model}/model/info.json",
     output:
         manifest="results/{model}/sensitivity/study.json",
         metrics=report(
             "results/{model}/sensitivity/metrics.csv",
+            caption="../report/sensitivity.rst",
             category="Sensitivity",
             subcategory="{model}",
         ),
         summary=report(
             "results/{model}/sensitivity/summary.csv",
+            caption="../report/sensitivity.rst",
             category="Sensitivity",
             subcategory="{model}",
         ),
@@ -26,6 +28,7 @@ rule sensitivity:
         baseline="results/{model}/sensitivity/baseline.csv",
         figures=report(
             directory("results/{model}/sensitivity/figures"),
+            caption="../report/sensitivity.rst",
             patterns=["{name}.png"],
             category="Sensitivity",
             subcategory="{model}",
@@ -55,12 +58,21 @@ rule comparison:
         studies=expand("results/{model}/sensitivity/study.json", model=MODELS),
     output:
         manifest="results/comparison/comparison.json",
-        summary=report("results/comparison/summary.csv", category="Comparison"),
-        differences=report("results/comparison/differences.csv", category="Comparison"),
+        summary=report(
+            "results/comparison/summary.csv",
+            caption="../report/comparison.rst",
+            category="Comparison",
+        ),
+        differences=report(
+            "results/comparison/differences.csv",
+            caption="../report/comparison.rst",
+            category="Comparison",
+        ),
         group_summary="results/comparison/summary_groups.csv",
         group_differences="results/comparison/differences_groups.csv",
         figures=report(
             directory("results/comparison/figures"),
+            caption="../report/comparison.rst",
             patterns=["{name}.png"],
             category="Comparison",
         ),

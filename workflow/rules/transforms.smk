@@ -8,6 +8,7 @@ rule transform_table:
     output:
         report(
             "results/{model}/transforms.csv",
+            caption="../report/transforms.rst",
             category="Transforms",
             subcategory="{model}",
         ),
