@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 from weasyprint.urls import URLFetcher
 
 from convlens import __version__
+from convlens.attribution.cams import SHEET_METHOD
 from convlens.attribution.registry import display_name
 from convlens.plots import vector_path
 from convlens.sensitivity.metrics import METRICS
@@ -447,6 +448,7 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.filters["num"] = lambda v, d=3: "–" if _missing(v) else f"{float(v):.{d}f}"
     env.filters["anchor"] = anchor
     env.filters["method_name"] = display_name  # a method's display name (Method.look, attribution.registry)
+    env.globals["sheet_method"] = SHEET_METHOD  # the method the comparison sheets overlay
     env.filters["breakable"] = breakable
     env.filters["vector"] = lambda png: vector_path(png).as_posix()  # a figure's SVG beside its PNG
     return env.get_template("report.html.j2").render(outline=outline(context["models"], run=context), **context)

@@ -74,6 +74,9 @@ class GradCAM(CamFamily):
         return keras.ops.mean(gradients, axis=(1, 2), keepdims=True)
 
 
+SHEET_METHOD = GradCAM.name  # the map the comparison sheets overlay on every transformed input
+
+
 class GradCAMPlusPlus(CamFamily):
     """Grad-CAM++ (Chattopadhay et al. 2018): w_k = sum_ij alpha_kij ReLU(g_kij) with
     alpha = g^2 / (2 g^2 + sum_ab A_kab g^3), g = d score / d A: the paper's closed form for an

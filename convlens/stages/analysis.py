@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convlens import transforms as tr
+from convlens.attribution.cams import SHEET_METHOD
 from convlens.attribution.explainer import Explainer
 from convlens.core.grids import layer_grids
 from convlens.core.head import TARGET_PREDICTED, TARGET_REFERENCE, resolve_targets
@@ -92,7 +93,7 @@ class Analysis:
             info.preprocess,
             self.cam_layer,
             f"config.heatmaps.layer (or config.models.{info.name}.heatmap_layer)",
-            always=("gradcam",),
+            always=(SHEET_METHOD,),
         )
         for note in self.method_notes:
             log.info("%s", note)
@@ -212,8 +213,8 @@ def explain(
         reference = run(TARGET_REFERENCE, "_reference")[1]
     return {
         "target": targets,
-        "cam": sheets["gradcam"].raw,
-        "cam_up": sheets["gradcam"].maps,
+        "cam": sheets[SHEET_METHOD].raw,
+        "cam_up": sheets[SHEET_METHOD].maps,
         "heatmaps": {m: r.maps for m, r in sheets.items()},
         "heatmaps_reference": {m: r.maps for m, r in reference.items()},
     }

@@ -10,6 +10,7 @@ import numpy as np
 from convlens import activations as acts_mod
 from convlens import render
 from convlens.attribution.base import normalize_map
+from convlens.attribution.cams import SHEET_METHOD
 from convlens.errors import InputError
 from convlens.stages.common import TILE_PX, layer_file
 from convlens.stages.files import write_json, write_png
@@ -48,7 +49,7 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
             heat, _ = normalize_map(cam_up[k])
             write_png(
                 heat_bar(render.upscale(render.overlay(rgb, heat), display_px), float(np.max(cam_up[k])), False),
-                out_dir / f"gradcam_{t}.png",
+                out_dir / f"{SHEET_METHOD}_{t}.png",
             )
         methods = [str(m) for m in raw["methods"]] if "methods" in raw else []
         heat_files = {
@@ -80,7 +81,7 @@ def render_image(raw_npz: str, summary_json: str, figures_dir: str, sheet_json: 
         "layers": layers,
         "first_conv": first,
         "inputs": {t: f"input_{t}.png" for t in names},
-        "gradcam": {t: f"gradcam_{t}.png" for t in names},
+        SHEET_METHOD: {t: f"{SHEET_METHOD}_{t}.png" for t in names},
         "activations": layer_files,
         "channels": shown_channels,
         "methods": methods,
