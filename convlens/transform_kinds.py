@@ -24,6 +24,8 @@ Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
 - what it refuses that its parameters' bounds cannot say: a model input it cannot run on
   (``shape_problem``: a blur kernel wider than the image, JPEG on 4 channels) and a range it cannot
   sweep (``range_problem``: scale factors that reach 0);
+- its generators for the Lie derivative (``lie``: names of ``convlens.core.lie.GENERATORS``; the
+  continuous warps shift, rotate and scale), measured with config ``lie_derivative: true``;
 - its group in the comparison of models (``group``: by default the kind; shifts split into whole
   odd, whole even and sub-pixel offsets).
 
@@ -164,6 +166,7 @@ class Kind:
     group: Callable[[dict], str | None] | None = None  # its group in the model comparison; None: the kind's name
     shape_problem: Callable[[dict, tuple], str | None] | None = None  # (params, model input (H, W, C)) -> why not
     range_problem: Callable[[float, float, float], str | None] | None = None  # (start, stop, step) -> why not
+    lie: tuple[str, ...] = ()  # its one-parameter generators for the Lie derivative (convlens.core.lie.GENERATORS)
 
     @property
     def required(self) -> set[str]:
@@ -350,6 +353,7 @@ REGISTRY: dict[str, Kind] = {
             words="shifts",
             colour=Family("Blues"),
             group=_shift_group,
+            lie=("shift_x", "shift_y"),
         ),
         Kind(
             "rotate",
@@ -361,6 +365,7 @@ REGISTRY: dict[str, Kind] = {
             unit="{:g}°",
             words="rotations",
             colour=Family("Reds"),
+            lie=("rotate",),
         ),
         Kind(
             "hflip", core=lambda p: np.diag([-1.0, 1.0, 1.0]), words="the horizontal flip", colour=Line("black", "--")
@@ -378,6 +383,7 @@ REGISTRY: dict[str, Kind] = {
             words="scalings",
             colour=Family("Greens"),
             range_problem=_scale_range_problem,
+            lie=("scale",),
         ),
         # photometric kinds: pixel operations in [0, 1] pixel units (convlens/sensitivity/photometric.py)
         _photometric(

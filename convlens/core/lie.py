@@ -29,10 +29,10 @@ BOUNDARY = {"shift_x": "wrap", "shift_y": "wrap", "rotate": "nearest", "scale": 
 SNAP = 1e-3  # sample points this close to a pixel centre floor to it (t = 0 reads pixel centres)
 
 
-def core_minus_identity(t, which: np.ndarray):
+def core_minus_identity(t, which):
     """(N, 3, 3) tensor: each row's generator core matrix at t (N,), minus the identity (exactly 0 at t = 0).
 
-    ``which``: (N, len(GENERATORS)) one-hot numpy array, the generator of each row.
+    ``which``: (N, len(GENERATORS)) one-hot, the generator of each row.
     """
     import tensorflow as tf
 
@@ -51,25 +51,29 @@ def core_minus_identity(t, which: np.ndarray):
         ],
         axis=1,
     )  # (N, G, 3, 3)
-    return tf.einsum("ng,ngij->nij", tf.constant(which, t.dtype), forms)
+    return tf.einsum("ng,ngij->nij", tf.cast(which, t.dtype), forms)
 
 
-def sample_points(height: int, width: int, to_core: np.ndarray, from_core: np.ndarray, t, which: np.ndarray):
+def sample_points(height: int, width: int, to_core: np.ndarray, from_core: np.ndarray, t, which):
     """Source points (N, h*w) x and y of the warp sampling each output pixel p at P·T(t)·Q·p.
 
-    ``to_core`` P (N, 3, 3) and ``from_core`` Q (N, 3, 3), float64 numpy, take the core's frame to the
-    map's pixels and back (P·Q = I). The constant part P·Q·p is computed in float64 and snapped to the
-    pixel centres, so at t = 0 the points are the pixel centres exactly.
+    ``to_core`` P and ``from_core`` Q (3, 3, float64 numpy) take the core's frame to the map's pixels
+    and back (P·Q = I). The constant part P·Q·p is computed in float64 and snapped to the pixel
+    centres, so at t = 0 the points are the pixel centres exactly.
     """
     import tensorflow as tf
 
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     p = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])  # (3, P)
-    base = np.einsum("nij,njk,kp->nip", to_core, from_core, p)[:, :2]
+    base = (to_core @ from_core @ p)[:2]
     base = np.where(np.abs(base - np.round(base)) < 1e-9, np.round(base), base)
-    q = np.einsum("nij,jp->nip", from_core, p)  # (N, 3, P)
-    delta = tf.einsum("nij,njk,nkp->nip", tf.constant(to_core, t.dtype), core_minus_identity(t, which), q)
-    src = tf.constant(base, t.dtype) + delta[:, :2]
+    delta = tf.einsum(
+        "ij,njk,kp->nip",
+        tf.constant(to_core, t.dtype),
+        core_minus_identity(t, which),
+        tf.constant(from_core @ p, t.dtype),
+    )
+    src = tf.constant(base, t.dtype)[None] + delta[:, :2]
     return src[:, 0], src[:, 1]
 
 
@@ -99,45 +103,37 @@ def bilinear(maps, sx, sy, boundary: str):
     return tf.reshape(out, shape)
 
 
-def frames(generators: list[str], n_images: int, height: int, width: int, grid: np.ndarray | None = None):
-    """(which, P, Q) for image-major rows (row = image * G + g): the one-hot generator of each row and the
-    frame matrices taking the core (about the input centre; translations need none) to ``grid``'s map pixels.
+def frames(generators: list[str], height: int, width: int, grid: np.ndarray | None = None):
+    """(which, P, Q): the one-hot (G, len(GENERATORS)) of the generators and the frame matrices taking the
+    core (about the input centre; translations need none) to ``grid``'s map pixels and back.
 
     ``grid``: the 3x3 matrix from map pixels to input pixels (``transforms.Grid.to_input``); None: the input.
     """
     g = np.eye(3) if grid is None else np.asarray(grid, np.float64)
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], np.float64)
-    to_centre = np.linalg.inv(centre)
     which = np.zeros((len(generators), len(GENERATORS)))
     for k, name in enumerate(generators):
         which[k, GENERATORS.index(name)] = 1.0
-    to_core = np.linalg.inv(g) @ centre  # core frame -> map pixels
-    from_core = to_centre @ g  # map pixels -> core frame
-    rows = len(generators) * n_images
-    return (
-        np.tile(which, (n_images, 1)),
-        np.broadcast_to(to_core, (rows, 3, 3)).copy(),
-        np.broadcast_to(from_core, (rows, 3, 3)).copy(),
-    )
+    return which, np.linalg.inv(g) @ centre, np.linalg.inv(centre) @ g
 
 
-def warp_t(maps, t_rows, generators: list[str], n_images: int, input_hw: tuple[int, int], grid=None, sign: float = 1.0):
+def warp_t(maps, t_rows, generators: list[str], input_hw: tuple[int, int], grid=None, sign: float = 1.0):
     """Each row of ``maps`` (image-major, one row per image × generator) warped by its generator at
     ``sign`` · t; ``grid``: the maps' grid in the input (None: the maps are the input)."""
-    h, w = maps.shape[1], maps.shape[2]
-    which, to_core, from_core = frames(generators, n_images, input_hw[0], input_hw[1], grid)
-    # warping by s samples at T(−s)·p
-    sx, sy = sample_points(h, w, to_core, from_core, -sign * t_rows, which)
-    boundary = {BOUNDARY[g] for g in generators}
-    mode = boundary.pop() if len(boundary) == 1 else None
-    if mode is not None:
-        return bilinear(maps, sx, sy, mode)
     import tensorflow as tf
 
+    h, w = maps.shape[1], maps.shape[2]
+    n = tf.shape(maps)[0] // len(generators)
+    which, to_core, from_core = frames(generators, input_hw[0], input_hw[1], grid)
+    # warping by s samples at T(−s)·p
+    sx, sy = sample_points(h, w, to_core, from_core, -sign * t_rows, tf.tile(tf.constant(which), [n, 1]))
+    boundary = {BOUNDARY[g] for g in generators}
+    if len(boundary) == 1:
+        return bilinear(maps, sx, sy, boundary.pop())
     wrap, clamp = bilinear(maps, sx, sy, "wrap"), bilinear(maps, sx, sy, "nearest")
-    is_wrap = np.tile([BOUNDARY[g] == "wrap" for g in generators], n_images)
-    return tf.where(tf.constant(is_wrap)[:, None, None, None], wrap, clamp)
+    is_wrap = tf.tile(tf.constant([BOUNDARY[g] == "wrap" for g in generators]), [n])
+    return tf.where(is_wrap[:, None, None, None], wrap, clamp)
 
 
 def lie_derivatives(forward, images, generators: list[str], grids: list, dtype: str = "float32"):
@@ -151,17 +147,17 @@ def lie_derivatives(forward, images, generators: list[str], grids: list, dtype: 
     import tensorflow as tf
 
     images = tf.cast(images, dtype)
-    n, hw = images.shape[0], (images.shape[1], images.shape[2])
+    hw = (images.shape[1], images.shape[2])
+    rows = tf.shape(images)[0] * len(generators)
     x = tf.repeat(images, len(generators), axis=0)
     t = tf.zeros((len(generators),), dtype)
     with tf.autodiff.ForwardAccumulator(t, tf.ones_like(t)) as acc:
-        t_rows = tf.tile(t, [n])
-        maps, logits = forward(warp_t(x, t_rows, generators, n, hw))
-        back = [warp_t(m, t_rows, generators, n, hw, g, sign=-1.0) for m, g in zip(maps, grids, strict=True)]
-    output = tf.norm(tf.reshape(acc.jvp(logits), (n * len(generators), -1)), axis=1)
+        t_rows = tf.tile(t, [tf.shape(images)[0]])
+        maps, logits = forward(warp_t(x, t_rows, generators, hw))
+        back = [warp_t(m, t_rows, generators, hw, g, sign=-1.0) for m, g in zip(maps, grids, strict=True)]
+    output = tf.norm(tf.reshape(acc.jvp(logits), (rows, -1)), axis=1)
     layers = []
     for m, b in zip(maps, back, strict=True):
-        rows = n * len(generators)
         d = tf.norm(tf.reshape(acc.jvp(b), (rows, -1)), axis=1)
         layers.append(d / tf.norm(tf.reshape(m, (rows, -1)), axis=1))
     return output, layers

@@ -43,6 +43,17 @@ METRICS = {
     "heatmap_pearson": ("method", False, "Pearson correlation of the heatmap of x and that of Tx moved back by T⁻¹"),
     "heatmap_spearman": ("method", False, "Spearman rank correlation of the same two maps"),
     "heatmap_iou20": ("method", False, "IoU of the top-20 % pixels of the same two maps"),
+    "lie_derivative": (
+        "layer",
+        True,
+        "Lie derivative along a generator (shift_x, shift_y, rotate, scale) at t = 0: output ‖d/dt z(T_t x)‖₂ "
+        "of the logits z; a layer ‖d/dt T_t⁻¹ φ(T_t x)‖ / ‖φ(x)‖ (Gruver et al. 2022; sensitivity.lie)",
+    ),
+    "consistency": (
+        "output",
+        False,
+        "fraction of pairs of offsets of a shift sweep (0 included) whose top-1 classes agree (Zhang 2019)",
+    ),
 }
 COLUMNS = ["image", "transform", "param", "layer", "metric", "value"]
 TOP_FRACTION = 0.2

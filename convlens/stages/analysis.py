@@ -29,6 +29,7 @@ from convlens.models import ModelInfo
 from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity import photometric
 from convlens.sensitivity.analyzer import Analyzer
+from convlens.sensitivity.lie import LieStep, generators_of
 from convlens.stages.common import heatmap_explainer
 from convlens.stages.run import log
 
@@ -107,6 +108,10 @@ class Analysis:
             explainer=self.explainer,
             reference_too=self.target_code != TARGET_REFERENCE,
         )
+        self.lie = None  # the Lie derivatives' step (config lie_derivative), measuring only
+        generators = generators_of(self.transforms) if cfg.get("lie_derivative") and not shown_only else []
+        if generators:
+            self.lie = LieStep(self.analyzer, generators, self.layers, layer_grids(model, self.layers))
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
         self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}
@@ -165,6 +170,8 @@ class Analysis:
         t0 = time.time()
         seeds = photometric.image_seeds(self.seed, ids) if ids is not None else None
         out = self.analyzer.run(pixels, self.n_t, self.target_code, seeds)
+        if self.lie is not None:  # per image, not per transform: ``measure`` takes it out before slicing rows
+            out["lie"] = self.lie.run(pixels)
         self.seconds["model step"] += time.time() - t0
         t0 = time.time()
         out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t, out))
