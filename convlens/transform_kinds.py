@@ -24,8 +24,8 @@ Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
 - what it refuses that its parameters' bounds cannot say: a model input it cannot run on
   (``shape_problem``: a blur kernel wider than the image, JPEG on 4 channels) and a range it cannot
   sweep (``range_problem``: scale factors that reach 0);
-- its generators for the Lie derivative (``lie``: names of ``convlens.core.lie.GENERATORS``; the
-  continuous warps shift, rotate and scale), measured with config ``lie_derivative: true``;
+- its Lie derivative generators (``lie``, ``convlens.core.lie.GENERATORS``) and a shift sweep's ``mode``
+  (``fill``: the study's fill_mode; ``circular``: rolled), carried in the parameters and the name;
 - its group in the comparison of models (``group``: by default the kind; shifts split into whole
   odd, whole even and sub-pixel offsets).
 
@@ -173,12 +173,15 @@ class Kind:
         return {p.name for p in self.params if p.default is None}
 
     def name_of(self, params: dict) -> str:
-        """The transform's stable name: ``hflip``, ``rotate_-15``, ``shift_dx4_dy0``."""
+        """The transform's stable name: ``hflip``, ``rotate_-15``, ``shift_dx4_dy0``, ``shift_dx4_dy0_circular``."""
         if not self.params:
             return self.name
+        options = "".join(
+            f"_{params[o.name]}" for o in self.range_options if params.get(o.name, o.default) != o.default
+        )
         if len(self.params) == 1:
-            return f"{self.name}_{fmt(params[self.params[0].name])}"
-        return self.name + "".join(f"_{p.name}{fmt(params[p.name])}" for p in self.params)
+            return f"{self.name}_{fmt(params[self.params[0].name])}" + options
+        return self.name + "".join(f"_{p.name}{fmt(params[p.name])}" for p in self.params) + options
 
     def param_text(self, params: dict) -> str:
         """The magnitude as text for the tidy tables: ``''``, ``-15``, ``dx=4,dy=0``."""
@@ -238,27 +241,30 @@ def _scaling(p: dict) -> np.ndarray:
     return np.diag([f, f, 1.0])
 
 
+SHIFT_MODES = ("fill", "circular")  # fill: the study's fill_mode; circular: the image rolled (wrap)
+
+
 def _shift_axis(p: dict) -> tuple[str, float] | None:
     dx, dy = float(p["dx"]), float(p["dy"])
-    if dy == 0:
-        return "shift x", dx
-    if dx == 0:
-        return "shift y", dy
-    return ("shift diagonal", dx) if dx == dy else None
+    suffix = "" if p.get("mode", "fill") == "fill" else f" {p['mode']}"  # a circular sweep is a curve of its own
+    direction = "x" if dy == 0 else "y" if dx == 0 else "diagonal" if dx == dy else None
+    return None if direction is None else (f"shift {direction}{suffix}", dy if direction == "y" else dx)
 
 
 def _shift_sweep(v: float, spec: dict) -> dict:
     direction = spec.get("direction", "xy")  # the Option's default
-    return {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0}
+    mode = {"mode": spec["mode"]} if spec.get("mode", "fill") != "fill" else {}
+    return {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0, **mode}
 
 
 def _shift_group(p: dict) -> str:
     """Shifts by whole even, whole odd and sub-pixel offsets apart: a stride-2 layer is exactly
     equivariant only to shifts by a multiple of 2 (Zhang 2019)."""
     offsets = [float(p["dx"]), float(p["dy"])]
+    mode = "" if p.get("mode", "fill") == "fill" else f"{p['mode']} "
     if any(o != round(o) for o in offsets):
-        return "shift (sub-pixel)"
-    return "shift (odd px)" if any(round(o) % 2 for o in offsets) else "shift (even px)"
+        return f"{mode}shift (sub-pixel)"
+    return f"{mode}shift (odd px)" if any(round(o) % 2 for o in offsets) else f"{mode}shift (even px)"
 
 
 def _scale_range_problem(start: float, stop: float, step: float) -> str | None:
@@ -342,12 +348,12 @@ REGISTRY: dict[str, Kind] = {
             centred=False,
             params=(Param("dx", 0), Param("dy", 0)),
             sweep=_shift_sweep,
-            range_options=(Option("direction", ("x", "y", "xy"), "xy"),),
+            range_options=(Option("direction", ("x", "y", "xy"), "xy"), Option("mode", SHIFT_MODES, "fill")),
             axis=_shift_axis,
-            curves=(
-                Curve("shift x", 0.0, "shift (pixels)"),
-                Curve("shift y", 0.0, "shift (pixels)"),
-                Curve("shift diagonal", 0.0, "shift (pixels)"),
+            curves=tuple(
+                Curve(f"shift {d}{' ' * (m != 'fill')}{m * (m != 'fill')}", 0.0, "shift (pixels)")
+                for m in SHIFT_MODES
+                for d in ("x", "y", "diagonal")
             ),
             unit="{:g} px",
             words="shifts",

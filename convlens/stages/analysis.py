@@ -179,8 +179,9 @@ class Analysis:
             out.pop(key, None)
         if not self.shown_only:  # the reference maps moved back for the heatmap agreement: one warp per method
             back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
+            modes = self.study.fill_modes("constant") * len(pixels)  # circular shifts wrap
             out["heatmaps_back"] = {
-                m: np.asarray(tr.warp(out["heatmaps_reference"][m][..., None], back))[..., 0] for m in self.methods
+                m: tr.warp_rows(out["heatmaps_reference"][m][..., None], back, modes)[..., 0] for m in self.methods
             }
         self.seconds["heatmap methods"] += time.time() - t0
         return out
