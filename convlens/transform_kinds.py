@@ -47,7 +47,8 @@ tests/test_transforms.py; a photometric kind's operation in tests/sensitivity/te
 the kinds table in config/README.md regenerated (``python -m convlens.transform_kinds``) and its
 parameters described in the keys table there.
 
-Pure numpy: no TensorFlow/Keras, no other convlens module.
+Pure numpy: no TensorFlow/Keras, no other convlens module but ``convlens.shift_modes`` (the shift's
+sweeps, curves and groups with its ``mode``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from convlens.shift_modes import SHIFT_MODES, crop_frame, shift_axis, shift_group, shift_sweep
 
 
 def fmt(value: float) -> str:
@@ -167,6 +170,9 @@ class Kind:
     shape_problem: Callable[[dict, tuple], str | None] | None = None  # (params, model input (H, W, C)) -> why not
     range_problem: Callable[[float, float, float], str | None] | None = None  # (start, stop, step) -> why not
     lie: tuple[str, ...] = ()  # its one-parameter generators for the Lie derivative (convlens.core.lie.GENERATORS)
+    frame: Callable[[dict, int, int], np.ndarray] | None = (
+        None  # (params, H, W) -> a core applied first, about the centre
+    )
 
     @property
     def required(self) -> set[str]:
@@ -239,32 +245,6 @@ def _rotation(p: dict) -> np.ndarray:
 def _scaling(p: dict) -> np.ndarray:
     f = float(p["factor"])
     return np.diag([f, f, 1.0])
-
-
-SHIFT_MODES = ("fill", "circular")  # fill: the study's fill_mode; circular: the image rolled (wrap)
-
-
-def _shift_axis(p: dict) -> tuple[str, float] | None:
-    dx, dy = float(p["dx"]), float(p["dy"])
-    suffix = "" if p.get("mode", "fill") == "fill" else f" {p['mode']}"  # a circular sweep is a curve of its own
-    direction = "x" if dy == 0 else "y" if dx == 0 else "diagonal" if dx == dy else None
-    return None if direction is None else (f"shift {direction}{suffix}", dy if direction == "y" else dx)
-
-
-def _shift_sweep(v: float, spec: dict) -> dict:
-    direction = spec.get("direction", "xy")  # the Option's default
-    mode = {"mode": spec["mode"]} if spec.get("mode", "fill") != "fill" else {}
-    return {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0, **mode}
-
-
-def _shift_group(p: dict) -> str:
-    """Shifts by whole even, whole odd and sub-pixel offsets apart: a stride-2 layer is exactly
-    equivariant only to shifts by a multiple of 2 (Zhang 2019)."""
-    offsets = [float(p["dx"]), float(p["dy"])]
-    mode = "" if p.get("mode", "fill") == "fill" else f"{p['mode']} "
-    if any(o != round(o) for o in offsets):
-        return f"{mode}shift (sub-pixel)"
-    return f"{mode}shift (odd px)" if any(round(o) % 2 for o in offsets) else f"{mode}shift (even px)"
 
 
 def _scale_range_problem(start: float, stop: float, step: float) -> str | None:
@@ -347,19 +327,22 @@ REGISTRY: dict[str, Kind] = {
             core=_translation,
             centred=False,
             params=(Param("dx", 0), Param("dy", 0)),
-            sweep=_shift_sweep,
+            sweep=shift_sweep,
             range_options=(Option("direction", ("x", "y", "xy"), "xy"), Option("mode", SHIFT_MODES, "fill")),
-            axis=_shift_axis,
-            curves=tuple(
-                Curve(f"shift {d}{' ' * (m != 'fill')}{m * (m != 'fill')}", 0.0, "shift (pixels)")
+            axis=shift_axis,
+            curves=tuple(  # a crop sweep's offset 0 is the centred crop, not the reference: no neutral point
+                Curve(
+                    f"shift {d}{' ' * (m != 'fill')}{m * (m != 'fill')}", None if m == "crop" else 0.0, "shift (pixels)"
+                )
                 for m in SHIFT_MODES
                 for d in ("x", "y", "diagonal")
             ),
             unit="{:g} px",
             words="shifts",
             colour=Family("Blues"),
-            group=_shift_group,
+            group=shift_group,
             lie=("shift_x", "shift_y"),
+            frame=crop_frame,
         ),
         Kind(
             "rotate",

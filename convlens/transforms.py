@@ -91,17 +91,19 @@ NEUTRAL = {name: curve.neutral for name, curve in CURVES.items()}
 def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarray:
     """Forward matrix (input point -> output point) of one transform, shape (3, 3), float64.
 
-    The kind's core matrix (``convlens.transform_kinds``) taken about the image centre.
+    The kind's core matrix (``convlens.transform_kinds``) taken about the image centre, after the kind's
+    ``frame`` when it has one (a crop-mode shift's enlargement about the centre).
     """
     if kind not in REGISTRY:
         raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(REGISTRY)}")
     core = REGISTRY[kind].core(params)
-    if not REGISTRY[kind].centred:
-        return core
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
     from_centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], dtype=np.float64)
-    return from_centre @ core @ to_centre
+    if REGISTRY[kind].centred:
+        core = from_centre @ core @ to_centre
+    frame = REGISTRY[kind].frame(params, height, width) if REGISTRY[kind].frame is not None else None
+    return core if frame is None else core @ from_centre @ frame @ to_centre  # the frame first (a crop's enlargement)
 
 
 def expand_spec(spec: dict) -> list[Transform]:

@@ -17,7 +17,8 @@ its transforms (``Kind.lie`` in ``convlens.transform_kinds``), with config ``lie
 Consistency rows (``metric = consistency``, ``layer = output``, ``transform`` the sweep's curve with
 underscores: ``shift_x``, ``shift_y``, ``shift_diagonal``; ``param`` empty), one per image and shift
 curve with at least one shift: over the curve's offsets with the reference (offset 0) among them, the
-fraction of the pairs of distinct offsets whose top-1 classes agree.
+fraction of the pairs of distinct offsets whose top-1 classes agree. A crop-mode sweep (Zhang 2019:
+the image enlarged, a window cut at each offset) counts its own offsets only, its centred crop among them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from convlens.core.head import preprocess
 from convlens.core.lie import lie_derivatives
-from convlens.transform_kinds import REGISTRY
+from convlens.transform_kinds import CURVES, REGISTRY
 
 CONSISTENCY_KINDS = ("shift",)  # the kinds whose sweeps get a consistency row (Zhang 2019's protocol)
 
@@ -48,7 +49,9 @@ def consistency(transforms, probs: np.ndarray) -> dict[str, float]:
     for k, t in enumerate(transforms):
         axis = t.axis
         if t.kind in CONSISTENCY_KINDS and axis is not None:
-            curves.setdefault(axis[0], {0.0: int(top[0])})[float(axis[1])] = int(top[k])
+            # offset 0 is the reference, except on a crop sweep (no neutral point: its own centred crop)
+            start = {} if CURVES[axis[0]].neutral is None else {0.0: int(top[0])}
+            curves.setdefault(axis[0], start)[float(axis[1])] = int(top[k])
     out = {}
     for curve, classes in curves.items():
         pairs = list(combinations(classes.values(), 2))

@@ -28,10 +28,8 @@ def test_circular_sweeps_have_their_own_names_curve_and_group():
 
 
 def test_a_mode_that_is_not_allowed_is_a_one_line_error_naming_the_key():
-    with pytest.raises(
-        InputError, match=r"config.transforms\[0\].mode: 'crop' is not allowed; allowed: 'fill', 'circular'"
-    ):
-        tr.build_transforms([{**CIRCULAR, "mode": "crop"}])
+    with pytest.raises(InputError, match=r"config.transforms\[0\].mode: 'roll' is not allowed; allowed: 'fill', 'circ"):
+        tr.build_transforms([{**CIRCULAR, "mode": "roll"}])
 
 
 def test_the_schema_takes_the_mode():
@@ -95,3 +93,34 @@ def test_circular_shifts_through_the_model_step_roll_the_image_and_a_pointwise_n
     assert np.allclose(reference.num[0], stats.num[0], atol=1e-6) and np.allclose(
         reference.den[0], stats.den[0], rtol=1e-5
     )
+
+
+CROP = {"kind": "shift", "range": [-2, 2, 1], "direction": "x", "mode": "crop"}
+
+
+def test_a_crop_is_the_window_of_the_enlarged_image_at_the_offset():
+    """Zhang 2019's protocol built independently: the 5x5 image enlarged to (S + 2m) px by scipy's
+    bilinear map_coordinates (factor (S − 1 + 2m) / (S − 1) = 2 here), then a 5x5 window cut at column m − dx."""
+    from scipy import ndimage
+
+    transforms = tr.build_transforms([CROP])
+    assert [t.name for t in transforms] == ["identity"] + [f"shift_dx{d}_dy0_x_crop" for d in (-2, -1, 0, 1, 2)]
+    s, m = 5, 2
+    f = (s - 1 + 2 * m) / (s - 1)
+    image = np.random.default_rng(4).random((s, s))
+    big = np.arange(s + 2 * m, dtype=float)
+    src = (big - (s + 2 * m - 1) / 2) / f + (s - 1) / 2
+    enlarged = ndimage.map_coordinates(image, np.meshgrid(src, src, indexing="ij"), order=1)
+    for t in transforms[1:]:
+        dx = t.params["dx"]
+        window = enlarged[m : m + s, m - dx : m - dx + s]
+        got = np.asarray(tr.warp(image[None, :, :, None].astype("float32"), t.matrix(s, s)[None]))[0, :, :, 0]
+        assert np.allclose(got, window, atol=1e-5), dx
+        assert tr.valid_mask(t.matrix(s, s)[None], s, s).all()  # a crop never reads outside the image
+
+
+def test_crop_consistency_counts_the_crops_only():
+    transforms = tr.build_transforms([CROP])
+    top = [2, 0, 0, 1, 0, 1]  # the reference's class (2) is no crop's
+    # crops -2..2 -> 0, 0, 1, 0, 1: agreeing pairs 3 + 1 of 10
+    assert consistency(transforms, np.eye(3)[top]) == {"shift_x_crop": pytest.approx(0.4)}
