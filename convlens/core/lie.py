@@ -77,9 +77,10 @@ def sample_points(height: int, width: int, to_core: np.ndarray, from_core: np.nd
     return src[:, 0], src[:, 1]
 
 
-def bilinear(maps, sx, sy, boundary: str):
+def bilinear(maps, sx, sy, wrap):
     """Bilinear reads of ``maps`` (N, h, w, c) at points (N, P) (x, y); P = h * w output pixels in
-    row-major order. ``boundary``: ``wrap`` (circular) or ``nearest`` (clamped). Returns (N, h, w, c)."""
+    row-major order. ``wrap`` (N,) bool: a row reads circularly (wrap), otherwise with clamped edges
+    (nearest). Returns (N, h, w, c)."""
     import tensorflow as tf
 
     shape = tf.shape(maps)
@@ -88,10 +89,11 @@ def bilinear(maps, sx, sy, boundary: str):
     x0 = tf.stop_gradient(tf.floor(sx + SNAP))
     y0 = tf.stop_gradient(tf.floor(sy + SNAP))
     wx, wy = sx - x0, sy - y0
+    wrap = wrap[:, None]
 
     def index(v, size):
         v = tf.cast(v, tf.int32)
-        return tf.math.floormod(v, size) if boundary == "wrap" else tf.clip_by_value(v, 0, size - 1)
+        return tf.where(wrap, tf.math.floormod(v, size), tf.clip_by_value(v, 0, size - 1))
 
     xa, xb, ya, yb = index(x0, w), index(x0 + 1, w), index(y0, h), index(y0 + 1, h)
 
@@ -128,12 +130,8 @@ def warp_t(maps, t_rows, generators: list[str], input_hw: tuple[int, int], grid=
     which, to_core, from_core = frames(generators, input_hw[0], input_hw[1], grid)
     # warping by s samples at T(−s)·p
     sx, sy = sample_points(h, w, to_core, from_core, -sign * t_rows, tf.tile(tf.constant(which), [n, 1]))
-    boundary = {BOUNDARY[g] for g in generators}
-    if len(boundary) == 1:
-        return bilinear(maps, sx, sy, boundary.pop())
-    wrap, clamp = bilinear(maps, sx, sy, "wrap"), bilinear(maps, sx, sy, "nearest")
-    is_wrap = tf.tile(tf.constant([BOUNDARY[g] == "wrap" for g in generators]), [n])
-    return tf.where(is_wrap[:, None, None, None], wrap, clamp)
+    wrap = tf.tile(tf.constant([BOUNDARY[g] == "wrap" for g in generators]), [n])
+    return bilinear(maps, sx, sy, wrap)
 
 
 def lie_derivatives(forward, images, generators: list[str], grids: list, dtype: str = "float32"):
