@@ -14,7 +14,12 @@ from convlens.stages.measure import measure_shard  # noqa: E402
 from convlens.stages.sensitivity import sensitivity_study  # noqa: E402
 from tests.helpers import analysis_config  # noqa: E402
 
-TRANSFORMS = [{"kind": "shift", "range": [-2, 2, 1], "direction": "x"}, {"kind": "rotate", "angle_deg": 10}]
+TRANSFORMS = [
+    {"kind": "shift", "range": [-2, 2, 1], "direction": "x"},
+    {"kind": "rotate", "angle_deg": 10},
+    {"kind": "shift", "range": [-1, 1, 1], "direction": "y", "mode": "circular"},
+    {"kind": "shift", "range": [-1, 1, 1], "direction": "y", "mode": "crop"},
+]
 
 
 def test_lie_and_consistency_rows_and_the_study_reads_them(tmp_path):
@@ -29,7 +34,7 @@ def test_lie_and_consistency_rows_and_the_study_reads_them(tmp_path):
     for name in ("one", "two", "three"):
         Image.fromarray((rng.random((28, 28, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
         sources.append({"id": name, "path": str(tmp_path / f"{name}.png"), "resize": "stretch"})
-    cfg = analysis_config(transforms=TRANSFORMS, lie_derivative=True, batch_size=14)  # 2 images per chunk
+    cfg = analysis_config(transforms=TRANSFORMS, lie_derivative=True, batch_size=28)  # 2 images per chunk
     shard = {
         k: str(tmp_path / "shard" / f"{k}.{e}")
         for k, e in (("metrics", "csv.gz"), ("images", "csv"), ("pooled", "npz"))
@@ -42,13 +47,14 @@ def test_lie_and_consistency_rows_and_the_study_reads_them(tmp_path):
     assert set(lie["transform"]) == {"shift_x", "shift_y", "rotate"} and lie["value"].notna().all()
     assert (lie.loc[lie["layer"] == "output", "value"] > 0).all()
     kept = table[table["metric"] == "consistency"]
-    assert list(kept["transform"]) == ["shift_x"] * 3
-    probs_rows = table[(table["metric"] == "top1_change") & table["transform"].str.startswith(("identity", "shift"))]
+    assert list(kept["transform"]) == ["shift_x", "shift_y_circular", "shift_y_crop"] * 3
+    fill_x = table["transform"].str.match(r"^(identity|shift_dx-?\d+_dy0)$")
+    probs_rows = table[(table["metric"] == "top1_change") & fill_x]
     for image, rows in probs_rows.groupby("image"):
         changed = rows["value"].to_numpy()  # 1 where the class differs from the reference's
         same = (changed == 0).sum()
         other = len(changed) - same  # the classes of the changed rows may differ among themselves: at least
-        value = kept.loc[kept["image"] == image, "value"].item()
+        value = kept.loc[(kept["image"] == image) & (kept["transform"] == "shift_x"), "value"].item()
         assert value >= (same * (same - 1) / 2) / (len(changed) * (len(changed) - 1) / 2) - 1e-12
         if other <= 1:  # then the count is exact
             assert value == pytest.approx((same * (same - 1) / 2) / (len(changed) * (len(changed) - 1) / 2))
