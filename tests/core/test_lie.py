@@ -93,3 +93,23 @@ def test_rotate_and_scale_give_finite_positive_values_and_zero_on_a_constant_ima
     flat = np.full((1, 12, 12, 2), 0.5, np.float32)
     out, layers = lie_derivatives(linear_circular_net(k1, k2, dense), flat, list(GENERATORS), [grid, grid])
     assert np.allclose(np.asarray(out), 0, atol=1e-6) and np.allclose(np.asarray(layers[0]), 0, atol=1e-6)
+
+
+def test_stride2_layer_value_equals_the_numpy_formula():
+    """For a = subsample₂(c), c a circular convolution of x, along shift_x: d/dt T_{-t/2} a(T_t x) =
+    ½ D a − (D c)[::2, ::2], D the circular forward difference along x (the bilinear read's derivative
+    at pixel centres). Computed here in numpy (np.roll) and compared with the JVP."""
+    k1, k2, dense = weights()
+    x = RNG.uniform(size=(1, 12, 12, 2))
+    c = sum(
+        np.roll(x, (1 - di, 1 - dj), axis=(1, 2)) @ k1[di, dj] for di in range(3) for dj in range(3)
+    )  # cross-correlation with wrap, as circular_conv
+    a = c[:, ::2, ::2]
+
+    def d(v):
+        return np.roll(v, -1, axis=2) - v
+
+    expected = np.linalg.norm(0.5 * d(a) - d(c)[:, ::2, ::2]) / np.linalg.norm(a)
+    grid = Grid.even((12, 12), (6, 6)).to_input()
+    _, layers = lie_derivatives(linear_circular_net(k1, k2, dense, stride2=True), x, ["shift_x"], [grid] * 2, "float64")
+    assert float(layers[0][0]) == pytest.approx(expected, rel=1e-9)
