@@ -24,6 +24,8 @@ Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
 - what it refuses that its parameters' bounds cannot say: a model input it cannot run on
   (``shape_problem``: a blur kernel wider than the image, JPEG on 4 channels) and a range it cannot
   sweep (``range_problem``: scale factors that reach 0);
+- its Lie derivative generators (``lie``, ``convlens.core.lie.GENERATORS``) and a shift sweep's ``mode``
+  (``fill``: the study's fill_mode; ``circular``: rolled), carried in the parameters and the name;
 - its group in the comparison of models (``group``: by default the kind; shifts split into whole
   odd, whole even and sub-pixel offsets).
 
@@ -45,7 +47,8 @@ tests/test_transforms.py; a photometric kind's operation in tests/sensitivity/te
 the kinds table in config/README.md regenerated (``python -m convlens.transform_kinds``) and its
 parameters described in the keys table there.
 
-Pure numpy: no TensorFlow/Keras, no other convlens module.
+Pure numpy: no TensorFlow/Keras, no other convlens module but ``convlens.shift_modes`` (the shift's
+sweeps, curves and groups with its ``mode``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from convlens.shift_modes import SHIFT_MODES, crop_frame, shift_axis, shift_group, shift_sweep
 
 
 def fmt(value: float) -> str:
@@ -164,18 +169,25 @@ class Kind:
     group: Callable[[dict], str | None] | None = None  # its group in the model comparison; None: the kind's name
     shape_problem: Callable[[dict, tuple], str | None] | None = None  # (params, model input (H, W, C)) -> why not
     range_problem: Callable[[float, float, float], str | None] | None = None  # (start, stop, step) -> why not
+    lie: tuple[str, ...] = ()  # its one-parameter generators for the Lie derivative (convlens.core.lie.GENERATORS)
+    frame: Callable[[dict, int, int], np.ndarray] | None = (
+        None  # (params, H, W) -> a core applied first, about the centre
+    )
 
     @property
     def required(self) -> set[str]:
         return {p.name for p in self.params if p.default is None}
 
     def name_of(self, params: dict) -> str:
-        """The transform's stable name: ``hflip``, ``rotate_-15``, ``shift_dx4_dy0``."""
+        """The transform's stable name: ``hflip``, ``rotate_-15``, ``shift_dx4_dy0``, ``shift_dx4_dy0_circular``."""
         if not self.params:
             return self.name
+        options = "".join(
+            f"_{params[o.name]}" for o in self.range_options if params.get(o.name, o.default) != o.default
+        )
         if len(self.params) == 1:
-            return f"{self.name}_{fmt(params[self.params[0].name])}"
-        return self.name + "".join(f"_{p.name}{fmt(params[p.name])}" for p in self.params)
+            return f"{self.name}_{fmt(params[self.params[0].name])}" + options
+        return self.name + "".join(f"_{p.name}{fmt(params[p.name])}" for p in self.params) + options
 
     def param_text(self, params: dict) -> str:
         """The magnitude as text for the tidy tables: ``''``, ``-15``, ``dx=4,dy=0``."""
@@ -233,29 +245,6 @@ def _rotation(p: dict) -> np.ndarray:
 def _scaling(p: dict) -> np.ndarray:
     f = float(p["factor"])
     return np.diag([f, f, 1.0])
-
-
-def _shift_axis(p: dict) -> tuple[str, float] | None:
-    dx, dy = float(p["dx"]), float(p["dy"])
-    if dy == 0:
-        return "shift x", dx
-    if dx == 0:
-        return "shift y", dy
-    return ("shift diagonal", dx) if dx == dy else None
-
-
-def _shift_sweep(v: float, spec: dict) -> dict:
-    direction = spec.get("direction", "xy")  # the Option's default
-    return {"dx": v if "x" in direction else 0, "dy": v if "y" in direction else 0}
-
-
-def _shift_group(p: dict) -> str:
-    """Shifts by whole even, whole odd and sub-pixel offsets apart: a stride-2 layer is exactly
-    equivariant only to shifts by a multiple of 2 (Zhang 2019)."""
-    offsets = [float(p["dx"]), float(p["dy"])]
-    if any(o != round(o) for o in offsets):
-        return "shift (sub-pixel)"
-    return "shift (odd px)" if any(round(o) % 2 for o in offsets) else "shift (even px)"
 
 
 def _scale_range_problem(start: float, stop: float, step: float) -> str | None:
@@ -338,18 +327,22 @@ REGISTRY: dict[str, Kind] = {
             core=_translation,
             centred=False,
             params=(Param("dx", 0), Param("dy", 0)),
-            sweep=_shift_sweep,
-            range_options=(Option("direction", ("x", "y", "xy"), "xy"),),
-            axis=_shift_axis,
-            curves=(
-                Curve("shift x", 0.0, "shift (pixels)"),
-                Curve("shift y", 0.0, "shift (pixels)"),
-                Curve("shift diagonal", 0.0, "shift (pixels)"),
+            sweep=shift_sweep,
+            range_options=(Option("direction", ("x", "y", "xy"), "xy"), Option("mode", SHIFT_MODES, "fill")),
+            axis=shift_axis,
+            curves=tuple(  # a crop sweep's offset 0 is the centred crop, not the reference: no neutral point
+                Curve(
+                    f"shift {d}{' ' * (m != 'fill')}{m * (m != 'fill')}", None if m == "crop" else 0.0, "shift (pixels)"
+                )
+                for m in SHIFT_MODES
+                for d in ("x", "y", "diagonal")
             ),
             unit="{:g} px",
             words="shifts",
             colour=Family("Blues"),
-            group=_shift_group,
+            group=shift_group,
+            lie=("shift_x", "shift_y"),
+            frame=crop_frame,
         ),
         Kind(
             "rotate",
@@ -361,6 +354,7 @@ REGISTRY: dict[str, Kind] = {
             unit="{:g}°",
             words="rotations",
             colour=Family("Reds"),
+            lie=("rotate",),
         ),
         Kind(
             "hflip", core=lambda p: np.diag([-1.0, 1.0, 1.0]), words="the horizontal flip", colour=Line("black", "--")
@@ -378,6 +372,7 @@ REGISTRY: dict[str, Kind] = {
             words="scalings",
             colour=Family("Greens"),
             range_problem=_scale_range_problem,
+            lie=("scale",),
         ),
         # photometric kinds: pixel operations in [0, 1] pixel units (convlens/sensitivity/photometric.py)
         _photometric(

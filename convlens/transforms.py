@@ -54,6 +54,16 @@ class Transform:
         kind = REGISTRY.get(self.kind)
         return bool(kind and kind.equivariant)
 
+    @property
+    def wraps(self) -> bool:
+        """Its warp is circular (a shift sweep's ``mode: circular``): read with ``wrap`` whatever the
+        study's fill_mode, and every output pixel is valid."""
+        return self.params.get("mode") == "circular"
+
+    def fill_mode(self, study_fill: str) -> str:
+        """The fill mode its warps use: ``wrap`` for a circular one, the study's otherwise."""
+        return "wrap" if self.wraps else study_fill
+
     def problem(self, shape: tuple) -> str | None:
         """Why the transform cannot run on model inputs of ``shape`` (H, W, C), or None (its kind's check)."""
         return REGISTRY[self.kind].problem(self.params, shape)
@@ -81,17 +91,19 @@ NEUTRAL = {name: curve.neutral for name, curve in CURVES.items()}
 def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarray:
     """Forward matrix (input point -> output point) of one transform, shape (3, 3), float64.
 
-    The kind's core matrix (``convlens.transform_kinds``) taken about the image centre.
+    The kind's core matrix (``convlens.transform_kinds``) taken about the image centre, after the kind's
+    ``frame`` when it has one (a crop-mode shift's enlargement about the centre).
     """
     if kind not in REGISTRY:
         raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(REGISTRY)}")
     core = REGISTRY[kind].core(params)
-    if not REGISTRY[kind].centred:
-        return core
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
     from_centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], dtype=np.float64)
-    return from_centre @ core @ to_centre
+    if REGISTRY[kind].centred:
+        core = from_centre @ core @ to_centre
+    frame = REGISTRY[kind].frame(params, height, width) if REGISTRY[kind].frame is not None else None
+    return core if frame is None else core @ from_centre @ frame @ to_centre  # the frame first (a crop's enlargement)
 
 
 def expand_spec(spec: dict) -> list[Transform]:
@@ -160,12 +172,17 @@ def _check_values(spec: dict, where: str) -> None:
     """Raise InputError when a parameter, or a value a range sweeps, is outside what its kind allows."""
     kind = REGISTRY[spec["kind"]]
     bounds = {p.name: p for p in kind.params}
+    for option in kind.range_options if "range" in spec else ():  # first: the sweep below reads them
+        value = spec.get(option.name, option.default)
+        if value not in option.values:
+            allowed = ", ".join(map(repr, option.values))
+            raise InputError(f"{where}.{option.name}: {value!r} is not allowed; allowed: {allowed}")
     if "range" in spec:
         checks = [
             (f"{where}.range", name, v)
             for t in expand_spec(spec)
             for name, v in t.params.items()
-            if t.kind == kind.name
+            if t.kind == kind.name and name in bounds
         ]
     else:
         checks = [(f"{where}.{name}", name, v) for name, v in spec.items() if name in bounds]
@@ -173,11 +190,6 @@ def _check_values(spec: dict, where: str) -> None:
         problem = bounds[name].check(value)
         if problem:
             raise InputError(f"{key}: {kind.name} {problem}")
-    for option in kind.range_options if "range" in spec else ():
-        value = spec.get(option.name, option.default)
-        if value not in option.values:
-            allowed = ", ".join(map(repr, option.values))
-            raise InputError(f"{where}.{option.name}: {value!r} is not allowed; allowed: {allowed}")
 
 
 def build_transforms(specs: list[dict]) -> list[Transform]:
@@ -195,11 +207,16 @@ def build_transforms(specs: list[dict]) -> list[Transform]:
             if other is None:
                 seen[t.name] = t
                 result.append(t)
-            elif {k: float(v) for k, v in other.params.items()} != {k: float(v) for k, v in t.params.items()}:
+            elif _numbers(other.params) != _numbers(t.params):
                 raise InputError(
                     f"config.transforms[{i}]: {t.params} and {other.params} would both be named {t.name!r}"
                 )
     return result
+
+
+def _numbers(params: dict) -> dict:
+    """Parameters compared by value: numbers as floats (4 and 4.0 are the same), options as they are."""
+    return {k: v if isinstance(v, str) else float(v) for k, v in params.items()}
 
 
 def sheet_selection(specs: list[dict], chosen: list[str] | None) -> list[str]:
@@ -303,6 +320,18 @@ def warp(
     )
 
 
+def warp_rows(images, forward_matrices, fill_modes: list[str], fill_value: float = 0.0) -> np.ndarray:
+    """``warp`` with a fill mode per row (a circular shift wraps, the others fill): one call per mode.
+    Returns a numpy array."""
+    images = np.asarray(images, np.float32)
+    out = np.empty_like(images)
+    modes = np.asarray(fill_modes)
+    for mode in dict.fromkeys(fill_modes):
+        rows = np.flatnonzero(modes == mode)
+        out[rows] = np.asarray(warp(images[rows], np.asarray(forward_matrices)[rows], mode, fill_value))
+    return out
+
+
 def valid_mask(forward_matrices, height: int, width: int, fill_mode: str = "constant"):
     """Which output pixels come from inside the input (not from fill): (B, H, W) bool numpy array.
 
@@ -342,10 +371,11 @@ class Sampler:
 SNAP = 1e-6  # sample points this close to a pixel centre are read from it exactly
 
 
-def sampler(forward: np.ndarray, valid: np.ndarray) -> Sampler:
+def sampler(forward: np.ndarray, valid: np.ndarray, wrap: bool = False) -> Sampler:
     """The gathers of ``forward`` (3x3, on the map's grid) over the ``valid`` (h, w) output pixels.
 
-    Valid pixels sample inside the pixel-centre hull (``valid_mask``), so no corner reads fill.
+    Valid pixels sample inside the pixel-centre hull (``valid_mask``), so no corner reads fill. With
+    ``wrap`` (a circular shift) every pixel is valid and reads wrap around the edges (``wrap`` fill).
     """
     h, w = valid.shape
     positions = np.flatnonzero(valid)
@@ -354,12 +384,13 @@ def sampler(forward: np.ndarray, valid: np.ndarray) -> Sampler:
     axes = []
     for value, size in ((src[0] / src[2], w), (src[1] / src[2], h)):
         nearest = np.round(value)
-        value = np.clip(np.where(np.abs(value - nearest) < SNAP, nearest, value), 0, size - 1)
+        value = np.where(np.abs(value - nearest) < SNAP, nearest, value)
+        value = np.mod(value, size) if wrap else np.clip(value, 0, size - 1)
         low = np.floor(value)
         # (index, weight) of the lower and upper neighbour; on the last pixel the upper one has weight 0
-        axes.append(
-            ((low.astype(np.int64), 1 - (value - low)), (np.minimum(low + 1, size - 1).astype(np.int64), value - low))
-        )
+        # (wrapping: the first pixel)
+        upper = np.mod(low + 1, size) if wrap else np.minimum(low + 1, size - 1)
+        axes.append(((low.astype(np.int64), 1 - (value - low)), (upper.astype(np.int64), value - low)))
     corners = [(y * w + x, wy * wx) for y, wy in axes[1] for x, wx in axes[0]]
     kept = [(i, wt) for i, wt in corners if np.any(wt != 0)] or corners[:1]
     return Sampler(

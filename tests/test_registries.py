@@ -267,6 +267,10 @@ def test_every_kind_has_words_and_a_colour(kind):
 @pytest.mark.parametrize("kind", [k for k in KINDS if k.sweep], ids=lambda k: k.name)
 def test_a_sweep_passes_through_the_identity_at_each_curves_neutral_magnitude(kind):
     for curve in kind.curves:
+        if curve.neutral is None and curve.name.endswith(" crop"):  # a crop sweep's offset 0 is the centred crop
+            spec = {"kind": kind.name, "range": [-2, 2, 1], "direction": "x", "mode": "crop"}
+            assert not any(t.kind == "identity" for t in tr.expand_spec(spec))
+            continue
         if curve.neutral is None:  # JPEG: no quality is lossless, so no magnitude is the identity
             assert kind.photometric and not any(
                 t.kind == "identity" for t in tr.expand_spec({"kind": kind.name, "range": [10, 100, 10]})

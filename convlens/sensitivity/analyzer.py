@@ -50,6 +50,29 @@ def equivariance_sums(acts, samplers, group: int):
     return nums, dens, pools
 
 
+def tiled_warp(images, vectors_per_image, wrap_rows: np.ndarray, fill_mode: str, fill_value: float):
+    """Inside a compiled step: image-major rows warped by the (T, 8) keras vectors, tiled over the images;
+    rows whose ``wrap_rows`` (T,) is set (circular shifts) read with ``wrap`` fill, the others with ``fill_mode``."""
+    import keras
+    import tensorflow as tf
+
+    n = tf.shape(images)[0] // vectors_per_image.shape[0]
+
+    def call(mode):
+        return keras.ops.image.affine_transform(
+            images,
+            tf.tile(vectors_per_image, [n, 1]),
+            interpolation="bilinear",
+            fill_mode=mode,
+            fill_value=fill_value,
+            data_format="channels_last",
+        )
+
+    if not wrap_rows.any() or fill_mode == "wrap":
+        return call(fill_mode)
+    return tf.where(tf.tile(tf.constant(wrap_rows), [n])[:, None, None, None], call("wrap"), call(fill_mode))
+
+
 class Analyzer:
     """Activations of chosen layers, logits and probabilities for a batch, in one compiled call.
 
@@ -90,26 +113,19 @@ class Analyzer:
             geometric = [f for f, op in zip(forward, self.pixel_ops, strict=False) if op is None]
             geometric_vectors = tf.constant(np.stack(geometric), tf.float32)
 
-        def warp(images, vectors_per_image):
-            import keras
+            wraps = np.array([t.wraps for t in warps.transforms], bool)  # circular shifts read with wrap
+            geometric_wraps = wraps[[op is None for op in self.pixel_ops]]
 
-            n = tf.shape(images)[0] // vectors_per_image.shape[0]
-            return keras.ops.image.affine_transform(
-                images,
-                tf.tile(vectors_per_image, [n, 1]),
-                interpolation="bilinear",
-                fill_mode=warps.fill_mode,
-                fill_value=warps.fill_value,
-                data_format="channels_last",
-            )
+        def warp(images, vectors_per_image, wrap_rows):
+            return tiled_warp(images, vectors_per_image, wrap_rows, warps.fill_mode, warps.fill_value)
 
         def transform(images, seeds):
             """Every transform of each image, image-major (n * T rows): warps in one call, then each
             photometric transform's pixel operation on the whole batch of originals."""
             if not any(self.pixel_ops):
-                return warp(tf.repeat(images, len(self.pixel_ops), axis=0), vectors[0])
+                return warp(tf.repeat(images, len(self.pixel_ops), axis=0), vectors[0], wraps)
             shape = tf.shape(images)
-            warped = warp(tf.repeat(images, len(geometric), axis=0), geometric_vectors)
+            warped = warp(tf.repeat(images, len(geometric), axis=0), geometric_vectors, geometric_wraps)
             warped = tf.reshape(warped, tf.concat([[-1, len(geometric)], shape[1:]], 0))
             field = photometric.noise_field(images, seeds) if self.needs_seeds else None
             rows, g = [], 0
@@ -127,7 +143,7 @@ class Analyzer:
             result = {}
             if warps is not None:  # x holds the untransformed images: every transform of each, image-major
                 x = transform(x, seeds)
-                result["inputs"], result["back"] = x, warp(x, vectors[1])
+                result["inputs"], result["back"] = x, warp(x, vectors[1], wraps)
             with tf.GradientTape(persistent=reference_too) as tape:
                 outs = self.probe(preprocess(x, self.preprocess_mode), training=False)
                 acts, cam_act, pre, out = outs[:-3], outs[-3], outs[-2], outs[-1]

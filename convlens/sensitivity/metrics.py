@@ -43,6 +43,17 @@ METRICS = {
     "heatmap_pearson": ("method", False, "Pearson correlation of the heatmap of x and that of Tx moved back by T⁻¹"),
     "heatmap_spearman": ("method", False, "Spearman rank correlation of the same two maps"),
     "heatmap_iou20": ("method", False, "IoU of the top-20 % pixels of the same two maps"),
+    "lie_derivative": (
+        "layer",
+        True,
+        "Lie derivative along a generator (shift_x, shift_y, rotate, scale) at t = 0: output ‖d/dt z(T_t x)‖₂ "
+        "of the logits z; a layer ‖d/dt T_t⁻¹ φ(T_t x)‖ / ‖φ(x)‖ (Gruver et al. 2022; sensitivity.lie)",
+    ),
+    "consistency": (
+        "output",
+        False,
+        "fraction of pairs of offsets of a shift sweep (0 included) whose top-1 classes agree (Zhang 2019)",
+    ),
 }
 COLUMNS = ["image", "transform", "param", "layer", "metric", "value"]
 TOP_FRACTION = 0.2
@@ -64,6 +75,10 @@ class Study:
     fill_mode: str
     fill_value: float
 
+    def fill_modes(self, fill: str) -> list[str]:
+        """Per transform, the fill mode of its warps: ``wrap`` for a circular shift, ``fill`` otherwise."""
+        return [t.fill_mode(fill) for t in self.transforms]
+
     @property
     def geometric(self) -> np.ndarray:
         """(T,) bool: the transforms equivariance applies to (their kinds say: warps, not pixel operations)."""
@@ -74,34 +89,41 @@ class Study:
         cls, transforms, height: int, width: int, layers: list[str], grids: dict, fill_mode: str, fill_value: float
     ) -> "Study":
         matrices = np.stack([t.matrix(height, width) for t in transforms])
+        wraps = np.array([t.wraps for t in transforms], bool)  # circular shifts: every pixel valid, reads wrap
+
+        def valid(m, h, w):
+            mask = tr.valid_mask(m, h, w)
+            mask[wraps] = True
+            return mask
+
         layer_matrices, layer_valid, samplers = [], [], []
         for layer in layers:
             g = grids[layer]
             m = np.stack([tr.rescale_matrix(mi, g) for mi in matrices])
             layer_matrices.append(m)
-            layer_valid.append(tr.valid_mask(m, g.height, g.width))
-            samplers.append([tr.sampler(mi, v) for mi, v in zip(m, layer_valid[-1], strict=False)])
+            layer_valid.append(valid(m, g.height, g.width))
+            samplers.append([tr.sampler(mi, v, w) for mi, v, w in zip(m, layer_valid[-1], wraps, strict=False)])
         back = np.stack([np.linalg.inv(m) for m in matrices])
         back[0] = np.eye(3)
         return cls(
             list(transforms),
             matrices,
-            tr.valid_mask(matrices, height, width),
+            valid(matrices, height, width),
             list(layers),
             layer_matrices,
             layer_valid,
             samplers,
             back,
-            tr.valid_mask(back, height, width),
+            valid(back, height, width),
             fill_mode,
             float(fill_value),
         )
 
 
-def _warp_one(image: np.ndarray, matrices: np.ndarray, fill_mode: str = "constant", fill_value: float = 0.0):
-    """One (h, w, c) map moved by each of (T, 3, 3) matrices: (T, h, w, c) float32."""
+def _warp_one(image: np.ndarray, matrices: np.ndarray, fill_modes: list[str], fill_value: float = 0.0):
+    """One (h, w, c) map moved by each of (T, 3, 3) matrices, each with its fill mode: (T, h, w, c) float32."""
     batch = np.broadcast_to(image.astype(np.float32), (len(matrices),) + image.shape)
-    return np.asarray(tr.warp(batch, matrices, fill_mode, fill_value))
+    return tr.warp_rows(batch, matrices, fill_modes, fill_value)
 
 
 def error_from_sums(num: np.ndarray, den: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -150,7 +172,7 @@ def layer_stats(study: Study, activations: list[np.ndarray]) -> LayerStats:
     """LayerStats from maps in numpy, with a full warp per layer (the reference computation;
     ``backend.Analyzer`` computes the same inside its compiled step)."""
     sums = [
-        masked_sums(act, _warp_one(act[0], m), valid)
+        masked_sums(act, _warp_one(act[0], m, study.fill_modes("constant")), valid)
         for act, m, valid in zip(activations, study.layer_matrices, study.layer_valid, strict=False)
     ]
     return LayerStats([n for n, _ in sums], [d for _, d in sums], [pooled(act) for act in activations])
@@ -239,7 +261,7 @@ def image_metrics(
         )
         add(layer, "invariance_cosine", cosine_to_first(pool))
     if back is None:
-        back = np.asarray(tr.warp(inputs.astype(np.float32), study.back_matrices, study.fill_mode, study.fill_value))
+        back = tr.warp_rows(inputs, study.back_matrices, study.fill_modes(study.fill_mode), study.fill_value)
     original = np.broadcast_to(inputs[0].astype(np.float32), inputs.shape)
     add("input", "equivariance_floor", relative_error(back, original, study.back_valid), geometric)
 
@@ -256,7 +278,7 @@ def image_metrics(
     for method, maps in heatmaps.items():
         moved_back = (heatmaps_back or {}).get(method)
         if moved_back is None:
-            moved_back = np.asarray(tr.warp(maps[..., None].astype(np.float32), study.back_matrices))[..., 0]
+            moved_back = tr.warp_rows(maps[..., None], study.back_matrices, study.fill_modes("constant"))[..., 0]
         per_row = [map_agreement(maps[0], moved_back[k], study.back_valid[k]) for k in range(len(maps))]
         for metric in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20"):
             add(method, metric, [r[metric] for r in per_row])

@@ -30,6 +30,7 @@ from convlens.models import ModelInfo
 from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity import photometric
 from convlens.sensitivity.analyzer import Analyzer
+from convlens.sensitivity.lie import LieStep, generators_of
 from convlens.stages.common import heatmap_explainer
 from convlens.stages.run import log
 
@@ -108,6 +109,10 @@ class Analysis:
             explainer=self.explainer,
             reference_too=self.target_code != TARGET_REFERENCE,
         )
+        self.lie = None  # the Lie derivatives' step (config lie_derivative), measuring only
+        generators = generators_of(self.transforms) if cfg.get("lie_derivative") and not shown_only else []
+        if generators:
+            self.lie = LieStep(self.analyzer, generators, self.layers, layer_grids(model, self.layers))
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
         self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}
@@ -166,6 +171,8 @@ class Analysis:
         t0 = time.time()
         seeds = photometric.image_seeds(self.seed, ids) if ids is not None else None
         out = self.analyzer.run(pixels, self.n_t, self.target_code, seeds)
+        if self.lie is not None:  # per image, not per transform: ``measure`` takes it out before slicing rows
+            out["lie"] = self.lie.run(pixels)
         self.seconds["model step"] += time.time() - t0
         t0 = time.time()
         out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t, out))
@@ -173,8 +180,9 @@ class Analysis:
             out.pop(key, None)
         if not self.shown_only:  # the reference maps moved back for the heatmap agreement: one warp per method
             back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
+            modes = self.study.fill_modes("constant") * len(pixels)  # circular shifts wrap
             out["heatmaps_back"] = {
-                m: np.asarray(tr.warp(out["heatmaps_reference"][m][..., None], back))[..., 0] for m in self.methods
+                m: tr.warp_rows(out["heatmaps_reference"][m][..., None], back, modes)[..., 0] for m in self.methods
             }
         self.seconds["heatmap methods"] += time.time() - t0
         return out

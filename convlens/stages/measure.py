@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from convlens.config import ImageEntry
+from convlens.sensitivity.lie import consistency_rows
 from convlens.sensitivity.metrics import COLUMNS
 from convlens.stages.analysis import Analysis, image_metrics, image_outputs
 from convlens.stages.files import replacing, savez, write_csv
@@ -56,9 +57,14 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
             log.error("%s", error)
             image_rows.append({"image": entry["id"], "source": source_of(entry), "error": error})
         t0 = time.time()
+        lie = result.pop("lie", None) if result is not None else None  # per image (sensitivity.lie)
         for i, item in enumerate(loaded):
             rows = image_outputs(result, i, analysis.n_t)
-            frames.append(pd.DataFrame(image_metrics(analysis, item.entry["id"], rows, item.label), columns=COLUMNS))
+            metrics = image_metrics(analysis, item.entry["id"], rows, item.label)
+            metrics += consistency_rows(analysis.transforms, item.entry["id"], rows["probs"])
+            if lie is not None:
+                metrics += analysis.lie.rows(item.entry["id"], lie, i)
+            frames.append(pd.DataFrame(metrics, columns=COLUMNS))
             top = rows["probs"].argmax(axis=1)
             image_rows.append(
                 {

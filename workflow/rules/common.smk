@@ -98,6 +98,7 @@ def analysis_config(wildcards):
                 "fill_value",
                 "batch_size",
                 "mixed_precision",
+                "lie_derivative",
             )
         },
         "heatmaps": heatmaps,

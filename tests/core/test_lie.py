@@ -1,0 +1,115 @@
+"""The Lie derivative (convlens.core.lie) against exact answers and independent computations."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from convlens.core.lie import GENERATORS, lie_derivatives  # noqa: E402
+from convlens.transforms import Grid  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+def circular_conv(x, kernel):
+    """A stride-1 circular ('wrap'-padded) convolution with a 3x3 kernel."""
+    padded = tf.concat([x[:, -1:], x, x[:, :1]], axis=1)
+    padded = tf.concat([padded[:, :, -1:], padded, padded[:, :, :1]], axis=2)
+    return tf.nn.conv2d(padded, tf.cast(kernel, x.dtype), strides=1, padding="VALID")
+
+
+def linear_circular_net(k1, k2, dense, stride2=False):
+    """Two circular convolutions (optionally a stride-2 subsample after the first), then global
+    average pooling and a linear head: returns (maps, logits) as lie_derivatives wants."""
+
+    def forward(x):
+        a = circular_conv(x, k1)
+        if stride2:
+            a = a[:, ::2, ::2]
+        b = circular_conv(a, k2)
+        logits = tf.reduce_mean(b, axis=[1, 2]) @ tf.cast(dense, x.dtype)
+        return [a, b], logits
+
+    return forward
+
+
+def weights():
+    return RNG.normal(size=(3, 3, 2, 4)), RNG.normal(size=(3, 3, 4, 3)), RNG.normal(size=(3, 5))
+
+
+def test_circular_stride1_linear_net_has_zero_shift_lie_derivative():
+    k1, k2, dense = weights()
+    x = RNG.uniform(size=(2, 12, 12, 2)).astype(np.float32)
+    grid = Grid.even((12, 12), (12, 12)).to_input()
+    out, layers = lie_derivatives(linear_circular_net(k1, k2, dense), x, ["shift_x", "shift_y"], [grid, grid])
+    for rel in layers:
+        assert rel.shape == (4,)
+        assert np.all(np.asarray(rel) <= 1e-5), np.asarray(rel)
+    # the logits of a circular net with global pooling are shift invariant: zero derivative too
+    assert np.all(np.asarray(out) <= 1e-4 * np.abs(linear_circular_net(k1, k2, dense)(x)[1]).max())
+
+
+def test_stride2_subsampling_breaks_it():
+    k1, k2, dense = weights()
+    x = RNG.uniform(size=(2, 12, 12, 2)).astype(np.float32)
+    grid = Grid.even((12, 12), (6, 6)).to_input()
+    _, layers = lie_derivatives(linear_circular_net(k1, k2, dense, stride2=True), x, ["shift_x", "shift_y"], [grid] * 2)
+    for rel in layers:
+        assert np.all(np.asarray(rel) > 0.05), np.asarray(rel)
+
+
+def finite_difference(forward, x, generator, h):
+    """One-sided difference (f(T_h x) − f(x)) / h through an independent numpy warp: for a shift the
+    bilinear read at x − h (h < 0) lies between the pixel and its upper neighbour, as the JVP's."""
+    axis = 2 if generator == "shift_x" else 1
+    moved = (1 + h) * x + (-h) * np.roll(x, -1, axis=axis)  # sample at p − h: f(p) + (−h)(f(p+1) − f(p))
+    _, a = forward(tf.constant(x))
+    _, b = forward(tf.constant(moved))
+    return (np.asarray(b) - np.asarray(a)) / h
+
+
+@pytest.mark.parametrize("generator", ["shift_x", "shift_y"])
+def test_logit_derivative_matches_a_finite_difference(generator):
+    k1, k2, dense = weights()
+
+    def forward(x):  # a smooth non-linear net, not invariant: tanh and a position-dependent head
+        a = tf.tanh(circular_conv(x, k1))
+        logits = tf.reshape(a[..., :1], (x.shape[0], -1)) @ tf.cast(np.ones((144, 3)) * 0.01, x.dtype)
+        return [a], logits + tf.reshape(a[:, :3, 0, 0], (-1, 3))
+
+    x = RNG.uniform(size=(1, 12, 12, 2))
+    grid = Grid.even((12, 12), (12, 12)).to_input()
+    out, _ = lie_derivatives(forward, x, [generator], [grid], dtype="float64")
+    fd = finite_difference(forward, x, generator, -1e-6)
+    assert float(out[0]) == pytest.approx(np.linalg.norm(fd), rel=1e-4)
+
+
+def test_rotate_and_scale_give_finite_positive_values_and_zero_on_a_constant_image():
+    k1, k2, dense = weights()
+    x = RNG.uniform(size=(1, 12, 12, 2)).astype(np.float32)
+    grid = Grid.even((12, 12), (12, 12)).to_input()
+    out, layers = lie_derivatives(linear_circular_net(k1, k2, dense), x, list(GENERATORS), [grid, grid])
+    assert np.all(np.isfinite(np.asarray(out))) and np.all(np.asarray(layers[0])[2:] > 0)
+    flat = np.full((1, 12, 12, 2), 0.5, np.float32)
+    out, layers = lie_derivatives(linear_circular_net(k1, k2, dense), flat, list(GENERATORS), [grid, grid])
+    assert np.allclose(np.asarray(out), 0, atol=1e-6) and np.allclose(np.asarray(layers[0]), 0, atol=1e-6)
+
+
+def test_stride2_layer_value_equals_the_numpy_formula():
+    """For a = subsample₂(c), c a circular convolution of x, along shift_x: d/dt T_{-t/2} a(T_t x) =
+    ½ D a − (D c)[::2, ::2], D the circular forward difference along x (the bilinear read's derivative
+    at pixel centres). Computed here in numpy (np.roll) and compared with the JVP."""
+    k1, k2, dense = weights()
+    x = RNG.uniform(size=(1, 12, 12, 2))
+    c = sum(
+        np.roll(x, (1 - di, 1 - dj), axis=(1, 2)) @ k1[di, dj] for di in range(3) for dj in range(3)
+    )  # cross-correlation with wrap, as circular_conv
+    a = c[:, ::2, ::2]
+
+    def d(v):
+        return np.roll(v, -1, axis=2) - v
+
+    expected = np.linalg.norm(0.5 * d(a) - d(c)[:, ::2, ::2]) / np.linalg.norm(a)
+    grid = Grid.even((12, 12), (6, 6)).to_input()
+    _, layers = lie_derivatives(linear_circular_net(k1, k2, dense, stride2=True), x, ["shift_x"], [grid] * 2, "float64")
+    assert float(layers[0][0]) == pytest.approx(expected, rel=1e-9)

@@ -1,0 +1,83 @@
+"""Consistency over shift sweeps and the Lie derivative rows (convlens.sensitivity.lie)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convlens import transforms as tr
+from convlens.sensitivity.lie import consistency, consistency_rows, generators_of
+from convlens.transform_kinds import REGISTRY
+
+
+def one_hot(classes, k=4):
+    return np.eye(k)[classes] * 0.9 + 0.025
+
+
+def test_consistency_is_the_hand_count_of_agreeing_pairs():
+    # identity, shift x -2, -1, 1, 2, then a rotation (not on a shift curve), then shift y 1
+    transforms = tr.build_transforms(
+        [
+            {"kind": "shift", "range": [-2, 2, 1], "direction": "x"},
+            {"kind": "rotate", "angle_deg": 10},
+            {"kind": "shift", "dx": 0, "dy": 1},
+        ]
+    )
+    assert [t.name for t in transforms] == [
+        "identity",
+        "shift_dx-2_dy0",
+        "shift_dx-1_dy0",
+        "shift_dx1_dy0",
+        "shift_dx2_dy0",
+        "rotate_10",
+        "shift_dx0_dy1",
+    ]
+    top = [0, 0, 1, 0, 1, 2, 3]
+    got = consistency(transforms, one_hot(top))
+    # shift x offsets 0, -2, -1, 1, 2 -> classes 0, 0, 1, 0, 1: 10 pairs; agreeing: among the three 0s
+    # 3 pairs, between the two 1s 1 pair -> 4 / 10
+    assert got == {"shift_x": pytest.approx(0.4), "shift_y": pytest.approx(0.0)}  # shift y: (0, 1) -> classes 0, 3
+    rows = pd.DataFrame(consistency_rows(transforms, "img", one_hot(top)))
+    assert list(rows["transform"]) == ["shift_x", "shift_y"] and set(rows["metric"]) == {"consistency"}
+    assert set(rows["layer"]) == {"output"} and set(rows["param"]) == {""}
+
+
+def test_consistency_is_one_when_nothing_changes_and_absent_without_shifts():
+    transforms = tr.build_transforms([{"kind": "shift", "range": [-3, 3, 3], "direction": "xy"}])
+    assert consistency(transforms, one_hot([2, 2, 2])) == {"shift_diagonal": 1.0}
+    assert consistency(tr.build_transforms([{"kind": "rotate", "angle_deg": 5}]), one_hot([0, 1])) == {}
+
+
+def test_the_generators_are_the_continuous_kinds_of_the_study():
+    from convlens.core.lie import GENERATORS
+
+    assert all(g in GENERATORS for k in REGISTRY.values() for g in k.lie)
+    transforms = tr.build_transforms([{"kind": "scale", "factor": 1.1}, {"kind": "hflip"}, {"kind": "shift", "dx": 1}])
+    assert generators_of(transforms) == ["shift_x", "shift_y", "scale"]
+    assert generators_of(tr.build_transforms([{"kind": "hflip"}, {"kind": "blur", "sigma_px": 1}])) == []
+
+
+def test_the_step_on_a_keras_model_gives_one_row_per_image_generator_and_layer():
+    keras = pytest.importorskip("keras")
+    from convlens import models
+    from convlens.core.grids import layer_grids
+    from convlens.core.layers import feature_layers
+    from convlens.sensitivity.analyzer import Analyzer
+    from convlens.sensitivity.lie import LieStep
+
+    keras.utils.set_random_seed(3)
+    model = models.build_shapes_cnn((28, 28, 3), 3)
+    layers = feature_layers(model)
+    analyzer = Analyzer(model, layers, "unit")
+    step = LieStep(analyzer, ["shift_x", "rotate"], layers, layer_grids(model, layers))
+    pixels = np.random.default_rng(1).random((2, 28, 28, 3)).astype("float32")
+    lie = step.run(pixels)
+    assert lie["output"].shape == (2, 2) and all(v.shape == (2, 2) for v in lie["layers"])
+    assert np.all(np.isfinite(lie["output"])) and np.all(lie["output"] > 0)
+    # the same image alone gives the same numbers: rows are per image, not mixed across the batch
+    alone = step.run(pixels[1:])
+    assert np.allclose(alone["output"][0], lie["output"][1], rtol=1e-4)
+    rows = pd.DataFrame(step.rows("b", lie, 1))
+    assert len(rows) == 2 * (1 + len(layers)) and set(rows["metric"]) == {"lie_derivative"}
+    assert rows.query("layer == 'output' and transform == 'rotate'")["value"].item() == pytest.approx(
+        float(lie["output"][1, 1])
+    )

@@ -1,0 +1,64 @@
+"""The measure stage with ``lie_derivative`` on and a shift sweep: Lie derivative and consistency rows
+next to the study's, and the sensitivity study reads the table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+keras = pytest.importorskip("keras")
+
+from convlens import models  # noqa: E402
+from convlens.stages.load_model import load_model  # noqa: E402
+from convlens.stages.measure import measure_shard  # noqa: E402
+from convlens.stages.sensitivity import sensitivity_study  # noqa: E402
+from tests.helpers import analysis_config  # noqa: E402
+
+TRANSFORMS = [
+    {"kind": "shift", "range": [-2, 2, 1], "direction": "x"},
+    {"kind": "rotate", "angle_deg": 10},
+    {"kind": "shift", "range": [-1, 1, 1], "direction": "y", "mode": "circular"},
+    {"kind": "shift", "range": [-1, 1, 1], "direction": "y", "mode": "crop"},
+]
+
+
+def test_lie_and_consistency_rows_and_the_study_reads_them(tmp_path):
+    keras.utils.set_random_seed(0)
+    models.build_shapes_cnn((28, 28, 3), 3).save(tmp_path / "m.keras")
+    out = {
+        k: str(tmp_path / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))
+    }
+    load_model("m", {"source": "load", "path": str(tmp_path / "m.keras"), "class_names": ["a", "b", "c"]}, 2, out)
+    rng = np.random.default_rng(0)
+    sources = []
+    for name in ("one", "two", "three"):
+        Image.fromarray((rng.random((28, 28, 3)) * 255).astype(np.uint8)).save(tmp_path / f"{name}.png")
+        sources.append({"id": name, "path": str(tmp_path / f"{name}.png"), "resize": "stretch"})
+    cfg = analysis_config(transforms=TRANSFORMS, lie_derivative=True, batch_size=28)  # 2 images per chunk
+    shard = {
+        k: str(tmp_path / "shard" / f"{k}.{e}")
+        for k, e in (("metrics", "csv.gz"), ("images", "csv"), ("pooled", "npz"))
+    }
+    measure_shard(out["model"], out["info"], sources, cfg, 2, shard)
+    table = pd.read_csv(shard["metrics"], keep_default_na=False, na_values=[""])
+    lie = table[table["metric"] == "lie_derivative"]
+    layers = [c for c in table.loc[table["metric"] == "equivariance_error", "layer"].unique()]
+    assert len(lie) == 3 * 3 * (1 + len(layers))  # images × generators (shift_x, shift_y, rotate) × (output + layers)
+    assert set(lie["transform"]) == {"shift_x", "shift_y", "rotate"} and lie["value"].notna().all()
+    assert (lie.loc[lie["layer"] == "output", "value"] > 0).all()
+    kept = table[table["metric"] == "consistency"]
+    assert list(kept["transform"]) == ["shift_x", "shift_y_circular", "shift_y_crop"] * 3
+    fill_x = table["transform"].str.match(r"^(identity|shift_dx-?\d+_dy0)$")
+    probs_rows = table[(table["metric"] == "top1_change") & fill_x]
+    for image, rows in probs_rows.groupby("image"):
+        changed = rows["value"].to_numpy()  # 1 where the class differs from the reference's
+        same = (changed == 0).sum()
+        other = len(changed) - same  # the classes of the changed rows may differ among themselves: at least
+        value = kept.loc[(kept["image"] == image) & (kept["transform"] == "shift_x"), "value"].item()
+        assert value >= (same * (same - 1) / 2) / (len(changed) * (len(changed) - 1) / 2) - 1e-12
+        if other <= 1:  # then the count is exact
+            assert value == pytest.approx((same * (same - 1) / 2) / (len(changed) * (len(changed) - 1) / 2))
+    study = {k: str(tmp_path / "study" / f"{k}.{e}") for k, e in (("images", "csv"), ("manifest", "json"))}
+    study["figures"] = str(tmp_path / "study" / "figures")
+    sensitivity_study([shard], TRANSFORMS, 0, study, out["info"])
+    assert (tmp_path / "study" / "manifest.json").exists()
