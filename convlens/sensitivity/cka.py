@@ -32,7 +32,9 @@ def block_grams(acts, group: int, block: int):
     """Inside a compiled step: per layer the Grams of consecutive blocks of ``block`` images, for
     each of the ``group`` rows (transforms) of an image-major batch (B = images × group, row 0 the
     reference). Returns per layer (blocks, group, block, block) float32; a last block with fewer
-    images is padded with zero maps (cut off again by ``chunk_hsic``). Per image and transform it costs
+    images is padded with zero maps (cut off again by ``chunk_hsic``). Each block's maps are shifted
+    by the block's first image, per transform (HSIC_1 of linear kernels is unchanged by a shift shared by the images,
+    and ReLU maps share a large mean that float32 Grams would otherwise cancel badly). Per image and transform it costs
     ``block`` dot products of the flattened map: a share of the step like one elementwise pass per
     image of the block."""
     import tensorflow as tf
@@ -44,6 +46,7 @@ def block_grams(acts, group: int, block: int):
         pad = (-tf.shape(flat)[0]) % block
         flat = tf.pad(flat, [[0, pad], [0, 0], [0, 0]])
         blocks = tf.reshape(flat, (-1, block, group, d))
+        blocks = blocks - blocks[:, :1]  # HSIC_1 ignores a shared shift; without it float32 cancels
         grams.append(tf.einsum("kitd,kjtd->ktij", blocks, blocks))
     return grams
 

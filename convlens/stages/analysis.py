@@ -27,7 +27,7 @@ from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.sensitivity import metrics as sensitivity
-from convlens.sensitivity import photometric
+from convlens.sensitivity import cka, photometric
 from convlens.sensitivity.analyzer import Analyzer
 from convlens.stages.common import heatmap_explainer
 from convlens.stages.run import log
@@ -96,6 +96,7 @@ class Analysis:
         )
         for note in self.method_notes:
             log.info("%s", note)
+        self.cka_images = None if shown_only else cfg.get("cka", {}).get("batch_images")
         # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
         self.analyzer = Analyzer(
             model,
@@ -106,9 +107,12 @@ class Analysis:
             maps=shown_only,
             explainer=self.explainer,
             reference_too=self.target_code != TARGET_REFERENCE,
+            cka_images=self.cka_images,
         )
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
+        if self.cka_images:  # whole CKA minibatches per model call
+            self.per_call = cka.chunk_images(self.per_call, self.cka_images)
         self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}
 
     def describe(self, n_images: int) -> None:

@@ -36,6 +36,13 @@ def test_hsic1_equals_the_direct_sum():
     assert cka.hsic1(K, K) == pytest.approx(hsic1_loops(K, K), rel=1e-10)
 
 
+def test_hsic1_ignores_a_shift_shared_by_the_images():
+    """What lets the step subtract each block's first image before its Gram (float32 precision)."""
+    X, Y = features(6, 5, 12), features(6, 3, 13)
+    Xs, Ys = X - X[0] + 50.0, Y - Y[0] - 20.0
+    assert cka.hsic1(Xs @ Xs.T, Ys @ Ys.T) == pytest.approx(hsic1_loops(X @ X.T, Y @ Y.T), rel=1e-8)
+
+
 def test_hsic1_is_unbiased_against_the_population_value():
     """X ~ N(0, I_d), Y = X A: the expected HSIC_1 is the population HSIC ||Σ_xy||_F² = ||A||_F²."""
     rng = np.random.default_rng(3)
