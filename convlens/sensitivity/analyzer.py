@@ -151,8 +151,7 @@ class Analyzer:
                 result["activations"] = [tf.cast(a, tf.float32) for a in acts]
             if samplers is not None:
                 result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
-            if cka_images:  # the Grams of each block of cka_images images (sensitivity.cka)
-                result["grams"] = cka.block_grams(acts, group, cka_images)
+            result.update(cka.step_outputs(acts, group, cka_images))  # grams, with cka_images
             return result
 
         self._step = tf.function(

@@ -28,15 +28,20 @@ def chunk_images(per_call: int, block: int) -> int:
     return max(block, per_call // block * block)
 
 
+def step_outputs(acts, group: int, block: int | None) -> dict:
+    """What the compiled step adds for CKA: {"grams": ``block_grams``} with a block size, else nothing."""
+    return {"grams": block_grams(acts, group, block)} if block else {}
+
+
 def block_grams(acts, group: int, block: int):
     """Inside a compiled step: per layer the Grams of consecutive blocks of ``block`` images, for
     each of the ``group`` rows (transforms) of an image-major batch (B = images × group, row 0 the
     reference). Returns per layer (blocks, group, block, block) float32; a last block with fewer
     images is padded with zero maps (cut off again by ``chunk_hsic``). Each block's maps are shifted
-    by the block's first image, per transform (HSIC_1 of linear kernels is unchanged by a shift shared by the images,
-    and ReLU maps share a large mean that float32 Grams would otherwise cancel badly). Per image and transform it costs
-    ``block`` dot products of the flattened map: a share of the step like one elementwise pass per
-    image of the block."""
+    by the block's first image, per transform (HSIC_1 of linear kernels is unchanged by a shift
+    shared by the images, and ReLU maps share a large mean that float32 Grams would otherwise cancel
+    badly). Per image and transform it costs ``block`` dot products of its flattened map, about
+    ``block`` elementwise passes over the map: less than a 3×3 conv layer over the same map."""
     import tensorflow as tf
 
     grams = []

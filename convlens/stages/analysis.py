@@ -26,8 +26,8 @@ from convlens.core.setup import open_model, use_mixed_precision
 from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
-from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity import cka, photometric
+from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity.analyzer import Analyzer
 from convlens.stages.common import heatmap_explainer
 from convlens.stages.run import log
