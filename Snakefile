@@ -10,8 +10,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/transforms.smk"
 include: "workflow/rules/analysis.smk"
-include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/cka.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 
 

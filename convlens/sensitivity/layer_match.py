@@ -60,6 +60,10 @@ def pair_layers(
     other_by_name = {la.name: la for la in other}
     pairs: dict[str, str] = {}
     how: dict[str, str] = {}
+    taken = [theirs for theirs in (explicit or {}).values()]
+    twice = sorted({t for t in taken if taken.count(t) > 1})
+    if twice:
+        raise ValueError(f"config.comparison.layers.{model}: {', '.join(twice)} named as the partner of two layers")
     for mine, theirs in (explicit or {}).items():
         if mine not in other_by_name or theirs not in ref_by_name:
             missing = mine if mine not in other_by_name else theirs

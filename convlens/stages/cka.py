@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from convlens.core.grids import layer_grids
 from convlens.errors import InputError
+from convlens.plots import pyplot, save_figure
 from convlens.sensitivity import cka, layer_match
 from convlens.stages.files import replacing, savez, write_json
 from convlens.stages.run import log
@@ -49,8 +51,6 @@ class ShardCKA:
 
 def structure_of(analysis) -> pd.DataFrame:
     """The probed layers' structure (``layer_match.STRUCTURE_COLUMNS``) of an ``Analysis``."""
-    from convlens.core.grids import layer_grids
-
     grids = layer_grids(analysis.model, analysis.layers)
     outputs = analysis.analyzer.probe.outputs[: len(analysis.layers)]
     return pd.DataFrame(
@@ -71,7 +71,7 @@ def _read_shards(paths: list[str]) -> dict:
                 parts[k].append(npz[k])
             meta = {k: npz[k] for k in ("layers", "transforms", "height", "width", "channels", "stride")}
     if not meta:
-        raise InputError("no CKA minibatch: every shard has fewer than 4 readable images (config.cka.batch_images)")
+        raise InputError("no measure shard to read CKA sums from")
     merged = {k: np.concatenate(v) for k, v in parts.items()}
     return {**merged, **meta}
 
@@ -83,10 +83,12 @@ def cka_study(shards: list[str], n_boot: int, level: float, seed: int, out: dict
     data = _read_shards(shards)
     layers, transforms = [str(x) for x in data["layers"]], [str(x) for x in data["transforms"]]
     hsic, M = data["hsic"], len(data["hsic"])
-    if M == 0:
-        raise InputError("no CKA minibatch of 4 or more images: lower config.cka.batch_images or add images")
-    value, low, high = cka.bootstrap_cka(hsic[:, 0], hsic[:, 1], hsic[:, 2], n_boot, seed, level)
     shape = (len(layers), len(transforms))
+    if M == 0:  # too few images per shard: the table says so with NaN, the run goes on
+        log.warning("CKA: no shard has a minibatch of 4 or more readable images; cka.csv is NaN")
+        value = low = high = np.full(shape, np.nan)
+    else:
+        value, low, high = cka.bootstrap_cka(hsic[:, 0], hsic[:, 1], hsic[:, 2], n_boot, seed, level)
     rows = pd.DataFrame(
         {
             "layer": np.repeat(layers, len(transforms)),
@@ -171,8 +173,6 @@ def compare_cka(grams: dict[str, str], structures: dict[str, str], reference: st
 
 def plot_cross(panels: dict, ref_layers: list[str], reference: str, path: Path) -> None:
     """A heat map of layer × layer CKA per model against the reference."""
-    from convlens.plots import pyplot, save_figure
-
     plt = pyplot()
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.6 * max(1, len(panels)), 3.6), squeeze=False)
     for ax, (model, (matrix, layers)) in zip(axes[0], panels.items(), strict=False):
@@ -182,6 +182,9 @@ def plot_cross(panels: dict, ref_layers: list[str], reference: str, path: Path) 
         ax.set_xlabel(model, fontsize=8)
         ax.set_ylabel(reference, fontsize=8)
         fig.colorbar(image, ax=ax, fraction=0.046)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "no minibatch of the same images in every model", ha="center", fontsize=8)
+        axes[0][0].set_axis_off()
     fig.suptitle("Linear CKA between layers (reference images, minibatch estimator)", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
