@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from convlens.core.graph import build_probe
 from convlens.core.grids import layer_grids
 from convlens.errors import InputError
 from convlens.plots import pyplot, save_figure
@@ -51,12 +52,20 @@ class ShardCKA:
 
 def structure_of(analysis) -> pd.DataFrame:
     """The probed layers' structure (``layer_match.STRUCTURE_COLUMNS``) of an ``Analysis``."""
-    grids = layer_grids(analysis.model, analysis.layers)
-    outputs = analysis.analyzer.probe.outputs[: len(analysis.layers)]
+    return layer_structure(analysis.model, analysis.layers, analysis.analyzer.probe.outputs[: len(analysis.layers)])
+
+
+def layer_structure(model, layers: list[str], outputs=None) -> pd.DataFrame:
+    """Each layer's map (height, width, channels) and stride in input pixels (``core.grids``);
+    ``outputs``: the layers' symbolic outputs when a probe has them already."""
+    grids = layer_grids(model, layers)
+    if outputs is None:
+        outputs = build_probe(model, layers, None).outputs[: len(layers)]
     return pd.DataFrame(
         [
-            {"layer": la, "height": g.height, "width": g.width, "channels": int(o.shape[-1]), "stride": g.ay}
-            for la, g, o in zip(analysis.layers, (grids[la] for la in analysis.layers), outputs, strict=True)
+            {"layer": la, "height": grids[la].height, "width": grids[la].width, "channels": int(o.shape[-1])}
+            | {"stride": grids[la].ay}
+            for la, o in zip(layers, outputs, strict=True)
         ],
         columns=layer_match.STRUCTURE_COLUMNS,
     )

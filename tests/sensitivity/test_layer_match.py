@@ -103,3 +103,31 @@ def test_the_by_layer_plot_breaks_a_line_where_the_model_has_no_layer(tmp_path, 
     a_y, b_y = np.asarray(lines["a"].get_ydata(), float), np.asarray(lines["b"].get_ydata(), float)
     assert np.isnan(a_y[2]) and np.isfinite(a_y[[0, 1, 3]]).all()  # a has no "pool1 (b)"
     assert np.isnan(b_y[1]) and np.isfinite(b_y[[0, 2, 3]]).all()  # b has no (structure-matched) pool1
+
+
+def test_plain_and_antialiased_shapes_cnn_pair_by_structure(tmp_path):
+    """The new-user case: the anti-aliased CNN's block1_pool has stride 1, the plain one's stride 2.
+    Not paired by name; the stride-2 blur layer after it takes the plain pool's place."""
+    pytest.importorskip("keras")
+    from convlens import models
+    from convlens.core.layers import feature_layers
+    from convlens.stages.cka import layer_structure
+
+    plain, smooth = models.build_shapes_cnn(), models.build_shapes_cnn(antialias=3)
+    paths = {}
+    for name, model in (("plain", plain), ("aa", smooth)):
+        paths[name] = str(tmp_path / f"{name}.csv")
+        layer_structure(model, feature_layers(model)).to_csv(paths[name], index=False)
+    table, warnings = pair_models(paths, "plain", {})
+    partner = table.set_index("layer")["reference_layer"].to_dict()
+    structure = pd.read_csv(paths["aa"]).set_index("layer")
+    assert (
+        structure.loc["block1_pool", "stride"] == 1
+        and pd.read_csv(paths["plain"]).set_index("layer").loc["block1_pool", "stride"] == 2
+    )
+    assert partner["block1_pool"] == ""
+    assert partner["block1_conv1"] == "block1_conv1" and partner["block3_conv2"] == "block3_conv2"
+    assert any("layer block1_pool (28×28×32, stride 1) not paired by name" in w for w in warnings)
+    blur = [la for la in structure.index if la.startswith("block1_pool_blur")]
+    if blur:  # the blur pool is a probed layer: it sits where the plain pool does
+        assert partner[blur[0]] == "block1_pool"
