@@ -128,6 +128,6 @@ def test_plain_and_antialiased_shapes_cnn_pair_by_structure(tmp_path):
     assert partner["block1_pool"] == ""
     assert partner["block1_conv1"] == "block1_conv1" and partner["block3_conv2"] == "block3_conv2"
     assert any("layer block1_pool (28×28×32, stride 1) not paired by name" in w for w in warnings)
-    blur = [la for la in structure.index if la.startswith("block1_pool_blur")]
-    if blur:  # the blur pool is a probed layer: it sits where the plain pool does
-        assert partner[blur[0]] == "block1_pool"
+    assert partner["block1_pool_blur"] == "block1_pool"  # the stride-2 blur pool sits where the plain pool does
+    assert partner["block2_pool_blur"] == "block2_pool" and partner["block2_pool"] == ""
+    assert any("layers without a partner in the reference: block1_pool, block2_pool" in w for w in warnings)
