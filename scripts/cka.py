@@ -11,5 +11,5 @@ run_stage(
     sm.params.n_boot,
     sm.params.level,
     sm.params.seed,
-    {"table": sm.output.table, "grams": sm.output.grams, "layers": sm.output.layers},
+    {"table": sm.output.table, "grams": sm.output.grams, "layers": sm.output.layers, "figure": sm.output.figure},
 )

@@ -115,6 +115,8 @@ def cka_study(shards: list[str], n_boot: int, level: float, seed: int, out: dict
     with replacing(out["layers"]) as tmp:
         structure.to_csv(tmp, index=False)
     savez(out["grams"], grams=data["grams"], ids=data["ids"], sizes=data["sizes"], layers=data["layers"])
+    if "figure" in out:
+        plot_invariance(rows, layers, Path(out["figure"]), level)
     log.info("CKA: %d layers × %d transforms over %d minibatches (%d images)", *shape, M, int(data["sizes"].sum()))
 
 
@@ -178,6 +180,25 @@ def compare_cka(grams: dict[str, str], structures: dict[str, str], reference: st
         table.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
     plot_cross(panels, ref_layers, reference, Path(out["figure"]))
     write_json(out["manifest"], {"reference": reference, "models": list(panels), "warnings": warnings})
+
+
+def plot_invariance(rows: pd.DataFrame, layers: list[str], path: Path, level: float) -> None:
+    """CKA between the maps of the images and of their transforms against layer depth, a line per
+    transform (the identity, always 1, left out) with its interval as a band."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(layers))
+    for t, part in rows[rows["transform"] != "identity"].groupby("transform", sort=False):
+        part = part.set_index("layer").reindex(layers)
+        ax.plot(x, part["cka"], marker="o", ms=2.5, lw=1.2, label=t)
+        ax.fill_between(x, part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float), alpha=0.15, lw=0)
+    ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("linear CKA(φ(X), φ(TX))", fontsize=8)
+    ax.set_title(f"CKA invariance per layer, bands {100 * level:g} % bootstrap intervals over minibatches", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def plot_cross(panels: dict, ref_layers: list[str], reference: str, path: Path) -> None:

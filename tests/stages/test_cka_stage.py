@@ -46,7 +46,12 @@ def setup(tmp_path_factory):
     for k, shard in enumerate(shards):
         paths.append(shard_paths(tmp / f"shard{k}"))
         measure_shard(out["model"], out["info"], shard, cfg, 2, paths[-1])
-    study = {"table": str(tmp / "cka.csv"), "grams": str(tmp / "grams.npz"), "layers": str(tmp / "layers.csv")}
+    study = {
+        "table": str(tmp / "cka.csv"),
+        "grams": str(tmp / "grams.npz"),
+        "layers": str(tmp / "layers.csv"),
+        "figure": str(tmp / "cka.png"),
+    }
     cka_study([p["cka"] for p in paths], 200, 0.9, 0, study)
     return tmp, out, shards, study
 
@@ -86,6 +91,7 @@ def test_cka_from_the_shard_sums_equals_a_direct_computation(setup):
         assert row.ci_low <= row.cka + 1e-6 and row.cka <= row.ci_high + 1e-6
     identity = table[table["transform"] == "identity"]
     assert np.allclose(identity["cka"], 1.0, atol=1e-5)
+    assert (tmp / "cka.png").stat().st_size > 0 and (tmp / "cka.svg").exists()
     structure = pd.read_csv(study["layers"])
     assert structure["layer"].tolist() == layers
     assert structure.set_index("layer").loc["block1_pool", "stride"] == 2

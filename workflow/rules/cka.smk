@@ -15,6 +15,12 @@ rule cka:
         ),
         grams="results/{model}/sensitivity/cka_grams.npz",
         layers="results/{model}/sensitivity/layers.csv",
+        figure=report(
+            "results/{model}/sensitivity/cka.png",
+            caption="../report/cka.rst",
+            category="Sensitivity",
+            subcategory="{model}",
+        ),
     log:
         "results/logs/{model}/cka.log",
     benchmark:
