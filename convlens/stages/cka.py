@@ -205,8 +205,16 @@ def plot_cross(panels: dict, ref_layers: list[str], reference: str, path: Path) 
     """A heat map of layer × layer CKA per model against the reference."""
     plt = pyplot()
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.6 * max(1, len(panels)), 3.6), squeeze=False)
+    finite = [m[np.isfinite(m)] for m, _ in panels.values()]
+    low = min((float(v.min()) for v in finite if v.size), default=0.0)
+    low = max(0.0, np.floor(low * 20) / 20)  # the colours span the values, in steps of 0.05
     for ax, (model, (matrix, layers)) in zip(axes[0], panels.items(), strict=False):
-        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", origin="lower")
+        image = ax.imshow(matrix, vmin=low, vmax=1, cmap="viridis", origin="lower")
+        if matrix.size <= 144:
+            for (i, j), v in np.ndenumerate(matrix):
+                ax.text(
+                    j, i, f"{v:.2f}", ha="center", va="center", fontsize=4.5, color="w" if v < (low + 1) / 2 else "k"
+                )
         ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=6)
         ax.set_yticks(range(len(ref_layers)), ref_layers, fontsize=6)
         ax.set_xlabel(model, fontsize=8)
