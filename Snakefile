@@ -10,6 +10,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/transforms.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/cka.smk"
 include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 
@@ -19,3 +20,5 @@ rule all:
     input:
         "results/report/report.html",
         "results/report/report.pdf",
+        every_model(rules.cka.output.table),
+        rules.cka_comparison.output.table,

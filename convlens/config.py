@@ -380,6 +380,12 @@ def _check_comparison(cfg: dict) -> None:
             f"config.comparison.reference: {comparison['reference']!r} is not a key of config.models "
             f"(defined: {', '.join(cfg['models'])})"
         )
+    for name in comparison.get("layers", {}):
+        if name not in cfg["models"]:
+            raise ConfigError(
+                f"config.comparison.layers: {name!r} is not a key of config.models "
+                f"(defined: {', '.join(cfg['models'])})"
+            )
 
 
 def _check_methods(heatmaps: dict) -> None:

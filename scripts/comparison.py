@@ -20,4 +20,5 @@ run_stage(
         "manifest": sm.output.manifest,
         "figures": sm.output.figures,
     },
+    dict(zip(sm.params.models, sm.input.layers, strict=False)),
 )

@@ -12,5 +12,5 @@ run_stage(
     sm.params.images,
     sm.params.cfg,
     sm.threads,
-    {"metrics": sm.output.metrics, "images": sm.output.images, "pooled": sm.output.pooled},
+    {"metrics": sm.output.metrics, "images": sm.output.images, "pooled": sm.output.pooled, "cka": sm.output.cka},
 )

@@ -34,7 +34,9 @@ def test_default_config_is_valid_and_defaults_are_filled():
         "level": 0.95,
         "test": "t",
         "adjust": "bh",
+        "layers": {},
     }  # the first model
+    assert cfg["cka"] == {"batch_images": 16}
     cfgmod.validate(default_config(), base_dir=ROOT)
 
 
@@ -143,6 +145,14 @@ def test_default_config_is_valid_and_defaults_are_filled():
         (
             lambda c: c.update(comparison={"reference": "other"}),
             "config.comparison.reference: 'other' is not a key of config.models",
+        ),
+        (
+            lambda c: c.update(comparison={"layers": {"other": {"a": "b"}}}),
+            "config.comparison.layers: 'other' is not a key of config.models",
+        ),
+        (
+            lambda c: c.update(cka={"batch_images": 3}),
+            "config.cka.batch_images: 3 is less than the minimum of 4",
         ),
         (
             lambda c: c.update(comparison={"adjust": "bonferroni"}),

@@ -7,7 +7,7 @@ import numpy as np
 
 from convlens.core.graph import build_probe
 from convlens.core.head import TARGET_REFERENCE, Head, preprocess, resolve_targets
-from convlens.sensitivity import photometric
+from convlens.sensitivity import cka, photometric
 from convlens.transform_kinds import REGISTRY
 from convlens.transforms import keras_transform_vector
 
@@ -94,6 +94,7 @@ class Analyzer:
         maps: bool = True,
         explainer=None,
         reference_too: bool = False,
+        cka_images: int | None = None,
     ):
         import tensorflow as tf
 
@@ -166,6 +167,7 @@ class Analyzer:
                 result["activations"] = [tf.cast(a, tf.float32) for a in acts]
             if samplers is not None:
                 result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
+            result.update(cka.step_outputs(acts, group, cka_images))  # grams, with cka_images
             return result
 
         self._step = tf.function(
@@ -186,7 +188,8 @@ class Analyzer:
         inputs (the warped images) and back (those warped back by the inverse transforms); with
         ``explainer`` also target (B,) (``target_code`` resolved: a class or a TARGET_ code),
         cam_activations and cams ({name: (raw, maps)}), and target_reference and cams_reference with
-        ``reference_too``.
+        ``reference_too``; with ``cka_images`` also grams (per layer (blocks, group, b, b),
+        ``cka.block_grams``).
         """
         import tensorflow as tf
 

@@ -74,7 +74,8 @@ def plot_by_layer(
     group_summary: pd.DataFrame, groups: list[str], layers: list[str], models: list[str], level: float, path: Path
 ) -> None:
     """Equivariance error and pooled-feature cosine against layer depth, a row per transform group,
-    a line per model with its interval (each model at the positions of its own layers)."""
+    a line per model with its interval (each model at the positions of its own layers, its line
+    broken where it has no layer)."""
     plt = pyplot()
 
     colours = model_colours(models)
@@ -91,8 +92,9 @@ def plot_by_layer(
                     & (group_summary["group"] == group)
                     & (group_summary["metric"] == metric)
                 ]
-                rows = rows[rows["layer"].isin(position)].assign(x=lambda f: f["layer"].map(position)).sort_values("x")
+                rows = rows[rows["layer"].isin(position)].assign(x=lambda f: f["layer"].map(position))
                 if len(rows):
+                    rows = with_gaps(rows)
                     band(ax, rows["x"].to_numpy(float), rows, colours[model], model)
             ax.set_title(f"{group}: {title}", fontsize=9)
             ax.set_xticks(
@@ -112,6 +114,14 @@ def plot_by_layer(
     )
     legend_above(fig, axes[0][-1], len(models), top=1 - 0.7 / fig.get_figheight())
     save_figure(fig, path)
+
+
+def with_gaps(rows: pd.DataFrame) -> pd.DataFrame:
+    """A model's rows at every position from its first layer to its last, NaN where it has no layer
+    (or no value): the line breaks there instead of running through a layer the model lacks."""
+    rows = rows.groupby("x", as_index=False).first()
+    full = pd.DataFrame({"x": np.arange(int(rows["x"].min()), int(rows["x"].max()) + 1)})
+    return full.merge(rows, on="x", how="left")
 
 
 def legend_above(fig, ax, n_models: int, top: float) -> None:

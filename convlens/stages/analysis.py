@@ -27,8 +27,8 @@ from convlens.core.setup import open_model, use_mixed_precision
 from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
+from convlens.sensitivity import cka, photometric
 from convlens.sensitivity import metrics as sensitivity
-from convlens.sensitivity import photometric
 from convlens.sensitivity.analyzer import Analyzer
 from convlens.sensitivity.lie import LieStep, generators_of
 from convlens.stages.common import heatmap_explainer
@@ -98,6 +98,7 @@ class Analysis:
         )
         for note in self.method_notes:
             log.info("%s", note)
+        self.cka_images = None if shown_only else cfg.get("cka", {}).get("batch_images")
         # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
         self.analyzer = Analyzer(
             model,
@@ -108,6 +109,7 @@ class Analysis:
             maps=shown_only,
             explainer=self.explainer,
             reference_too=self.target_code != TARGET_REFERENCE,
+            cka_images=self.cka_images,
         )
         self.lie = None  # the Lie derivatives' step (config lie_derivative), measuring only
         generators = generators_of(self.transforms) if cfg.get("lie_derivative") and not shown_only else []
@@ -115,6 +117,8 @@ class Analysis:
             self.lie = LieStep(self.analyzer, generators, self.layers, layer_grids(model, self.layers))
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
+        if self.cka_images:  # whole CKA minibatches per model call
+            self.per_call = cka.chunk_images(self.per_call, self.cka_images)
         self.seconds = {"read": 0.0, "model step": 0.0, "heatmap methods": 0.0}
 
     def describe(self, n_images: int) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from convlens.sensitivity import comparison as cmp
 from convlens.sensitivity.comparison_plots import plot_by_layer, plot_sweep
+from convlens.sensitivity.layer_match import renamed as rename
 from convlens.sensitivity.tables import load_metrics, records
+from convlens.stages.cka import pair_models
 from convlens.stages.files import replacing, write_json
 from convlens.stages.measure import FLOAT_FORMAT
 from convlens.stages.run import log
@@ -16,22 +18,34 @@ from convlens.transforms import NEUTRAL, Transform, build_transforms
 
 
 def compare_models(
-    metrics: dict[str, str], studies: dict[str, str], transform_specs: list[dict], options: dict, seed: int, out: dict
+    metrics: dict[str, str],
+    studies: dict[str, str],
+    transform_specs: list[dict],
+    options: dict,
+    seed: int,
+    out: dict,
+    structures: dict[str, str] | None = None,
 ) -> None:
     """Read each model's tidy table (``metrics``: model -> metrics.csv) and study manifest (for its
     layer order), write the summary and differences tables per transform and per transform group,
     the plots and the manifest the report reads (``out``: summary, differences, group_summary,
     group_differences, manifest, figures).
 
-    options: the validated ``comparison`` config (reference, n_boot, level, adjust, test). The reference
-    comes first; with a single model the differences are empty and the manifest says why.
+    options: the validated ``comparison`` config (reference, n_boot, level, adjust, test, layers). The
+    reference comes first; with a single model the differences are empty and the manifest says why.
+    structures: model -> layers.csv (rule cka); given, each model's layers take the names of their
+    reference partners (``stages.cka.pair_models``: by structure, not by name alone) and the
+    manifest lists the pairing warnings.
     """
     reference = options["reference"]
     models = [reference] + [m for m in metrics if m != reference]
     n_boot, level, adjust, test = options["n_boot"], options["level"], options["adjust"], options["test"]
     transforms = build_transforms(transform_specs)
     orders = [json.loads(Path(studies[m]).read_text())["layers"] for m in models]
-    wide = cmp.combine({m: cmp.widen_one(load_metrics([metrics[m]])) for m in models})  # one table in memory at once
+    names, pairing = paired_names(models, orders, structures, options)
+    orders = [[names[m].get(la, la) for la in order] for m, order in zip(models, orders, strict=True)]
+    tables = {m: load_metrics([metrics[m]]) for m in models}
+    wide = cmp.combine({m: cmp.widen_one(renamed(tables.pop(m), names[m])) for m in models})  # one table at once
     log.info(
         "comparison: %d models, %d images, %d groups; %d bootstrap resamples",
         len(models),
@@ -75,6 +89,7 @@ def compare_models(
             "test": TEST_NAMES[test],
             "layers": layers,
             "deepest_common_layer": deepest,
+            "layer_pairing": pairing,
             "groups": groups,
             "by_layer": "by_layer.png",
             "sweeps": sweeps,
@@ -91,6 +106,27 @@ def compare_models(
         len(differences),
         int(sum(cmp.supported(r, level) for _, r in group_differences.iterrows())),
     )
+
+
+def paired_names(models: list[str], orders: list[list[str]], structures: dict | None, options: dict):
+    """Per model, its layers' names in the comparison (reference partners' names; ``layer_match``),
+    and the pairing warnings. Without structures: every name as it is (pairing by name)."""
+    if not structures or len(models) < 2:
+        return {m: {} for m in models}, []
+    pairs, warnings = pair_models({m: structures[m] for m in models}, models[0], options.get("layers") or {})
+    names = {models[0]: {}}
+    for m, order in zip(models[1:], orders[1:], strict=True):
+        mine = pairs[pairs["model"] == m]
+        partner = {r.layer: r.reference_layer for r in mine.itertuples() if r.reference_layer}
+        names[m] = rename(order, partner, orders[0], m)
+    return names, warnings
+
+
+def renamed(table, names: dict[str, str]):
+    """A tidy table with its layers under their comparison names (``output`` and unknown kept)."""
+    if names:
+        table["layer"] = table["layer"].map(lambda la: names.get(la, la))
+    return table
 
 
 def sweep_members(transforms: list[Transform]) -> dict[str, dict[str, float]]:

@@ -16,6 +16,7 @@ from convlens.config import ImageEntry
 from convlens.sensitivity.lie import consistency_rows
 from convlens.sensitivity.metrics import COLUMNS
 from convlens.stages.analysis import Analysis, image_metrics, image_outputs
+from convlens.stages.cka import ShardCKA, structure_of
 from convlens.stages.files import replacing, savez, write_csv
 from convlens.stages.run import Progress, log
 
@@ -41,7 +42,8 @@ def source_of(entry: dict) -> str:
 
 def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict, threads: int, out: dict) -> None:
     """Measure every image of a shard; write out["metrics"] (tidy rows, gzip CSV), out["images"] (one
-    row per image) and out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer).
+    row per image), out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer) and, with config
+    cka.batch_images, out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``).
 
     images: dicts with ``id`` and ``path`` or ``dataset_npz`` + ``index``. An unreadable image gets
     a row with its ``error`` and no metrics; the rest of the shard completes.
@@ -52,7 +54,11 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
     frames, image_rows, pooled_ids, pooled = [], [], [], [[] for _ in analysis.layers]
     progress = Progress("images measured", len(images))
     t_metrics = 0.0
+    minibatches = ShardCKA(analysis.cka_images) if analysis.cka_images and "cka" in out else None
     for loaded, failed, result in analysis.chunks(images):
+        grams = result.pop("grams", None) if result is not None else None
+        if minibatches is not None and grams is not None:
+            minibatches.add(grams, [item.entry["id"] for item in loaded])
         for entry, error in failed:
             log.error("%s", error)
             image_rows.append({"image": entry["id"], "source": source_of(entry), "error": error})
@@ -99,4 +105,6 @@ def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict
     for j, values in enumerate(pooled):
         arrays[f"pooled_{j}"] = np.stack(values).astype(np.float32) if values else np.zeros((0, 0), np.float32)
     savez(out["pooled"], **arrays)
+    if minibatches is not None:
+        minibatches.save(out["cka"], analysis.layers, [t.name for t in analysis.transforms], structure_of(analysis))
     analysis.done({"metrics": t_metrics})

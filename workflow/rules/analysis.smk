@@ -14,6 +14,7 @@ rule measure:
         metrics="results/{model}/measure/{shard}/metrics.csv.gz",
         images="results/{model}/measure/{shard}/images.csv",
         pooled="results/{model}/measure/{shard}/pooled.npz",
+        cka="results/{model}/measure/{shard}/cka.npz",
     log:
         "results/logs/{model}/measure_{shard}.log",
     benchmark:

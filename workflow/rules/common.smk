@@ -104,6 +104,7 @@ def analysis_config(wildcards):
         "heatmaps": heatmaps,
         "activations": config["activations"],
         "sheet_transforms": config["report"]["sheet_transforms"],
+        "cka": config["cka"],
     }
 
 

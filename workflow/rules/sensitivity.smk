@@ -56,6 +56,7 @@ rule comparison:
     input:
         metrics=expand("results/{model}/sensitivity/metrics.csv", model=MODELS),
         studies=expand("results/{model}/sensitivity/study.json", model=MODELS),
+        layers=every_model(rules.cka.output.layers),  # each model's layer structure, for pairing layers
     output:
         manifest="results/comparison/comparison.json",
         summary=report(
