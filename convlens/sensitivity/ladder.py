@@ -216,3 +216,35 @@ def ladder_rows(study, image: str, num: dict, den: list[np.ndarray]) -> list[dic
                     row = {"image": image, "transform": t.name, "param": t.param, "layer": layer}
                     rows.append(row | {"metric": RUNGS[rung], "value": float(errors[k])})
     return rows
+
+
+@dataclass
+class Ladder:
+    """The fitted maps and the rungs a measure job scores (``Analyzer(ladder=...)`` calls ``sums``)."""
+
+    maps: ChannelMaps
+    rungs: tuple[str, ...]
+
+    def sums(self, acts, samplers, group: int) -> dict:
+        """{"num_<rung>": per layer (B,)} inside the compiled step."""
+        return {f"num_{r}": v for r, v in ladder_sums(acts, samplers, group, self.maps, self.rungs).items()}
+
+    def rows(self, study, image: str, out: dict) -> list[dict]:
+        """One image's rung rows from its rows of the step's outputs; none for a fit image (held-out)."""
+        if image in self.maps.fit_images:
+            return []
+        return ladder_rows(study, image, {r: out[f"num_{r}"] for r in self.rungs}, out["den"])
+
+    def check(self, study) -> str | None:
+        """What makes the saved maps unusable for this study (other layers or transforms), or None."""
+        if self.maps.layers != list(study.layers):
+            return f"fit for layers {self.maps.layers}, measuring {list(study.layers)}"
+        if len(self.maps.fitted) != len(study.transforms) or not np.array_equal(self.maps.fitted, study.geometric):
+            return "fit for other transforms than the study's"
+        return None
+
+
+def rungs_of(cfg: dict) -> tuple[str, ...]:
+    """The rungs the config's ``equivariance`` section turns on, in ladder order."""
+    section = cfg.get("equivariance") or {}
+    return tuple(r for r in RUNGS if section.get(r, True))
