@@ -50,6 +50,15 @@ def equivariance_sums(acts, samplers, group: int):
     return nums, dens, pools
 
 
+def step_sums(acts, samplers, group: int, ladder=None) -> dict:
+    """num, den and pooled (``equivariance_sums``) and, with a ``sensitivity.ladder.Ladder``, its
+    rungs' numerators num_<rung> (per layer (B,))."""
+    out = dict(zip(("num", "den", "pooled"), equivariance_sums(acts, samplers, group), strict=True))
+    if ladder is not None:
+        out.update(ladder.sums(acts, samplers, group))
+    return out
+
+
 class Analyzer:
     """Activations of chosen layers, logits and probabilities for a batch, in one compiled call.
 
@@ -71,7 +80,9 @@ class Analyzer:
         maps: bool = True,
         explainer=None,
         reference_too: bool = False,
+        ladder=None,
     ):
+        """``ladder``: a ``sensitivity.ladder.Ladder``; the step adds its rungs' numerators (num_<rung>)."""
         import tensorflow as tf
 
         self.layer_paths = list(layer_paths)
@@ -149,7 +160,7 @@ class Analyzer:
             if maps:  # the full maps leave the device only when asked for (drawing, not measuring)
                 result["activations"] = [tf.cast(a, tf.float32) for a in acts]
             if samplers is not None:
-                result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
+                result.update(step_sums(acts, samplers, group, ladder))
             return result
 
         self._step = tf.function(

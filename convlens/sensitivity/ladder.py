@@ -248,3 +248,19 @@ def rungs_of(cfg: dict) -> tuple[str, ...]:
     """The rungs the config's ``equivariance`` section turns on, in ladder order."""
     section = cfg.get("equivariance") or {}
     return tuple(r for r in RUNGS if section.get(r, True))
+
+
+def load_ladder(path: str | None, cfg: dict, study) -> Ladder | None:
+    """The measure job's ladder: the saved maps of ``path`` and the config's rungs (None: none measured)."""
+    from convlens.errors import InputError
+
+    rungs = rungs_of(cfg)
+    if path is None or not rungs:
+        return None
+    found = Ladder(ChannelMaps.load(path), rungs)
+    problem = found.check(study)
+    if problem:
+        raise InputError(
+            f"equivariance: the channel maps {path} do not fit this study ({problem}); rerun fit_channel_maps"
+        )
+    return found

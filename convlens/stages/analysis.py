@@ -26,8 +26,8 @@ from convlens.core.setup import open_model, use_mixed_precision
 from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
+from convlens.sensitivity import ladder, photometric
 from convlens.sensitivity import metrics as sensitivity
-from convlens.sensitivity import photometric
 from convlens.sensitivity.analyzer import Analyzer
 from convlens.stages.common import heatmap_explainer
 from convlens.stages.run import log
@@ -48,11 +48,20 @@ class Loaded:
 class Analysis:
     """A model opened once, with the study's transforms, its analyzer and its explainer."""
 
-    def __init__(self, model_path: str, info_json: str, cfg: dict, threads: int, shown_only: bool = False):
+    def __init__(
+        self,
+        model_path: str,
+        info_json: str,
+        cfg: dict,
+        threads: int,
+        shown_only: bool = False,
+        channel_maps: str | None = None,
+    ):
         """``shown_only``: only the transforms drawn in the sheets, with their full feature maps (the
         draw job: their metrics are measured already, so the other rows need not go through the model
         and the methods again). Otherwise every transform, measured from the compiled step's sums and
-        pooled maps (the full maps stay on the device)."""
+        pooled maps (the full maps stay on the device). ``channel_maps``: the equivariance ladder's
+        fitted maps (rule fit_channel_maps), scored with the config's rungs."""
         self.t_start = time.time()
         self.model, self.devices = open_model(model_path, threads)
         if cfg.get("mixed_precision"):
@@ -96,6 +105,7 @@ class Analysis:
         )
         for note in self.method_notes:
             log.info("%s", note)
+        self.ladder = ladder.load_ladder(channel_maps, cfg, self.study)
         # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
         self.analyzer = Analyzer(
             model,
@@ -106,6 +116,7 @@ class Analysis:
             maps=shown_only,
             explainer=self.explainer,
             reference_too=self.target_code != TARGET_REFERENCE,
+            ladder=self.ladder,
         )
         self.n_t = len(self.transforms)
         self.per_call = max(1, cfg["batch_size"] // self.n_t)
@@ -238,7 +249,7 @@ def image_metrics(analysis: Analysis, image_id: str, out: dict, label: str | Non
     label_index = info.class_names.index(label) if label in info.class_names else None
     reference_maps = {m: out["heatmaps_reference"][m] for m in analysis.methods}
     stats = sensitivity.LayerStats(out["num"], out["den"], out["pooled"])
-    return sensitivity.image_metrics(
+    rows = sensitivity.image_metrics(
         analysis.study,
         image_id,
         out["inputs"],
@@ -249,6 +260,7 @@ def image_metrics(analysis: Analysis, image_id: str, out: dict, label: str | Non
         back=out["back"],
         heatmaps_back=out["heatmaps_back"],
     )
+    return rows + (analysis.ladder.rows(analysis.study, image_id, out) if analysis.ladder else [])
 
 
 def predictions(analysis: Analysis, out: dict) -> list[dict]:

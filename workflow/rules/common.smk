@@ -50,6 +50,9 @@ TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
 QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
+# the equivariance ladder's held-apart fit set (its images get no rung rows) and whether a rung is on
+FIT_IMAGES = IMAGES[: config["equivariance"]["fit_images"]]
+LADDER = config["equivariance"]["perm"] or config["equivariance"]["linear"]
 CONFIG_DIGEST = digest(config)
 
 
@@ -98,6 +101,7 @@ def analysis_config(wildcards):
                 "fill_value",
                 "batch_size",
                 "mixed_precision",
+                "equivariance",
             )
         },
         "heatmaps": heatmaps,
@@ -157,6 +161,11 @@ def image_params(images):
             }
         )
     return out
+
+
+def channel_maps(wildcards):
+    """The measure job's fitted channel maps (rule fit_channel_maps) when a rung of the ladder is on."""
+    return rules.fit_channel_maps.output.maps if LADDER else []
 
 
 def shard_files(model, name):
