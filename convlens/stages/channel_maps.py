@@ -111,17 +111,26 @@ def filter_tiles(kernel: np.ndarray, size: int = 24) -> np.ndarray:
     return np.stack([upscale(t, size) for t in tiles])
 
 
-def filter_pairs(model, study, maps: ladder.ChannelMaps, first: int | None) -> np.ndarray:
-    """One row per flip / 90° rotation: for each channel j, filter source_j beside filter j (φ(Tx)_j
-    ≈ s_j T φ(x)_source_j), pairs separated by a white column. A blank tile when there is no conv layer."""
+def labelled(block: np.ndarray, text: str, height: int = 14) -> np.ndarray:
+    """``block`` (h, w, 3) uint8 under a white strip with ``text`` (Pillow's default font)."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (block.shape[1], height), "white")
+    ImageDraw.Draw(strip).text((2, 1), text, fill="black")
+    return np.concatenate([np.asarray(strip, np.uint8), block], axis=0)
+
+
+def filter_pairs(model, study, maps: ladder.ChannelMaps, first: int | None, per_row: int = 8) -> np.ndarray:
+    """One block per flip / 90° rotation: for each channel j, filter source_j beside filter j (φ(Tx)_j
+    ≈ s_j T φ(x)_source_j), ``per_row`` pairs a row. A blank tile when there is no conv layer."""
     turns = grid_turns(study)
     if first is None or not turns:
         return np.full((8, 8, 3), 255, np.uint8)
     tiles = filter_tiles(find_layer(model, maps.layers[first]).get_weights()[0])
-    h, w = tiles.shape[1:3]
-    narrow, wide = np.full((h, 2, 3), 255, np.uint8), np.full((h, w // 2, 3), 255, np.uint8)
-    rows = []
+    narrow = np.full((tiles.shape[1], 2, 3), 255, np.uint8)
+    blocks = []
     for t in turns:
         pairs = [np.concatenate([tiles[i], narrow, tiles[j]], axis=1) for j, i in enumerate(maps.source[first][t])]
-        rows.append(np.concatenate([part for p in pairs for part in (p, wide)][:-1], axis=1))
-    return grid(np.stack(rows), cols=1, pad=6)
+        block = grid(np.stack(pairs), cols=min(per_row, len(pairs)), pad=tiles.shape[2] // 2)
+        blocks.append(labelled(block, f"{study.transforms[t].name}: filter source -> filter j"))
+    return grid(np.stack(blocks), cols=1, pad=8)
