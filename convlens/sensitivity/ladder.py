@@ -9,8 +9,8 @@ denominator of the equivariance error, e = ‖V⊙(q − M p)‖ / ‖V⊙p‖:
   The Hungarian algorithm on cost_ij = ‖q_j‖² − max(p_i·q_j, 0)² / ‖p_i‖² (the least-squares
   residual of q_j from s·p_i with s ≥ 0) gives π; s_j = max(p_π(j)·q_j, 0) / ‖p_π(j)‖²;
 - 1×1 linear map with bias, q ≈ Wᵀ p + b: ``equivariance_error_linear``, ridge with penalty
-  λ·tr(S)/C on W (S the centred scatter of p, so λ is relative to its mean eigenvalue; the bias is
-  not penalised).
+  λ·tr(S)/C·‖W − I‖² (S the centred scatter of p, so λ is relative to its mean eigenvalue; shrunk
+  toward the same-channel map, the bottom rung; the bias is not penalised).
 
 The maps are fit on a held-apart fit set (the study's first ``equivariance.fit_images`` images) and
 scored on every other image: every ``_perm`` / ``_linear`` row is held-out. Fitting needs only the
@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convlens.errors import InputError
+from convlens.sensitivity.metrics import error_from_sums
+
 RUNGS = {"perm": "equivariance_error_perm", "linear": "equivariance_error_linear"}
+TIE_BREAK = 1e-12  # relative cost added off the diagonal: equal costs resolve to the identity
 DEFAULT_LAMBDA = 1e-5  # on an exact permutation (test_ladder) the shrinkage alone costs ~1e-4 of error
 
 
@@ -80,18 +84,26 @@ def fit_permutation(s: PairSums) -> tuple[np.ndarray, np.ndarray]:
     from scipy.optimize import linear_sum_assignment
 
     cost = permutation_cost(s)
-    rows, cols = linear_sum_assignment(cost)
+    # ties (channels that are zero on the whole fit set cost the same anywhere) go to the identity
+    tie_break = TIE_BREAK * max(float(np.abs(cost).max()), np.finfo(np.float64).tiny)
+    rows, cols = linear_sum_assignment(cost + tie_break * (1 - np.eye(s.channels)))
     source = np.empty(s.channels, np.int64)
     source[cols] = rows
     norms = np.diag(s.pp)[source]
     dots = np.maximum(s.pq[source, np.arange(s.channels)], 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(norms > 0, dots / norms, 0.0)
+        # a source channel that is zero on the whole fit set gives no scale: its own channel keeps scale 1
+        scale = np.where(norms > 0, dots / norms, (source == np.arange(s.channels)).astype(np.float64))
     return source, scale
 
 
 def fit_linear(s: PairSums, lam: float = DEFAULT_LAMBDA) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge fit of q ≈ p @ W + b: (W (C, C), b (C,)); penalty lam·tr(S)/C on W, S = Σ (p − p̄)(p − p̄)ᵀ."""
+    """Ridge fit of q ≈ p @ W + b: (W (C, C), b (C,)); penalty lam·tr(S)/C · ‖W − I‖², S = Σ (p − p̄)(p − p̄)ᵀ.
+
+    The ridge shrinks toward the same-channel map (I, the bottom rung), not toward 0: with no
+    evidence (a channel zero on the whole fit set) the map keeps the channel, and an exact identity
+    costs no shrinkage. The bias is not penalised.
+    """
     n = max(s.count, 1)
     mean_p, mean_q = s.p / n, s.q / n
     spp = s.pp - n * np.outer(mean_p, mean_p)
@@ -99,7 +111,8 @@ def fit_linear(s: PairSums, lam: float = DEFAULT_LAMBDA) -> tuple[np.ndarray, np
     penalty = lam * np.trace(spp) / s.channels
     if penalty <= 0:  # constant maps: the smallest positive ridge keeps the system solvable
         penalty = np.finfo(np.float64).tiny
-    w = np.linalg.solve(spp + penalty * np.eye(s.channels), spq)
+    eye = np.eye(s.channels)
+    w = np.linalg.solve(spp + penalty * eye, spq + penalty * eye)
     return w, mean_q - mean_p @ w
 
 
@@ -204,8 +217,6 @@ def ladder_sums(acts, samplers, group: int, maps: ChannelMaps, rungs: tuple[str,
 def ladder_rows(study, image: str, num: dict, den: list[np.ndarray]) -> list[dict]:
     """The tidy rows of one image's rungs: num {rung: per layer (T,)}, den per layer (T,) (the
     denominator of ``equivariance_error``); geometric transforms only."""
-    from convlens.sensitivity.metrics import error_from_sums
-
     rows = []
     geometric = study.geometric
     for rung, values in num.items():
@@ -252,8 +263,6 @@ def rungs_of(cfg: dict) -> tuple[str, ...]:
 
 def load_ladder(path: str | None, cfg: dict, study) -> Ladder | None:
     """The measure job's ladder: the saved maps of ``path`` and the config's rungs (None: none measured)."""
-    from convlens.errors import InputError
-
     rungs = rungs_of(cfg)
     if path is None or not rungs:
         return None

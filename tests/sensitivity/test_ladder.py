@@ -174,12 +174,14 @@ def test_the_linear_fit_is_the_ridge_closed_form_with_an_unpenalised_bias():
     design = np.hstack([p, np.ones((300, 1))])
     coef = np.linalg.lstsq(design, q, rcond=None)[0]
     assert np.allclose(w0, coef[:4], atol=1e-8) and np.allclose(b0, coef[4], atol=1e-8)
-    # λ > 0: the normal equations with the penalty on W only, penalty λ·tr(centred scatter)/C
+    # λ > 0: the normal equations of ‖q − [p 1] β‖² + penalty·‖W − I‖², penalty λ·tr(centred scatter)/C,
+    # the bias unpenalised
     lam = 0.5
     centred = p - p.mean(0)
     penalty = lam * np.trace(centred.T @ centred) / 4
     reg = np.diag([penalty] * 4 + [0.0])
-    coef = np.linalg.solve(design.T @ design + reg, design.T @ q)
+    prior = np.vstack([np.eye(4), np.zeros((1, 4))])
+    coef = np.linalg.solve(design.T @ design + reg, design.T @ q + reg @ prior)
     w, b = ladder.fit_linear(s, lam)
     assert np.allclose(w, coef[:4], atol=1e-8) and np.allclose(b, coef[4], atol=1e-8)
 
@@ -213,6 +215,18 @@ def test_the_compiled_numerators_equal_the_numpy_ones_and_rows_are_geometric_onl
     assert len(rows) == 2 * len(layers) * int(study.geometric.sum())
     assert all(r["transform"] != study.transforms[0].name or study.geometric[0] for r in rows)
     assert all(np.isfinite(r["value"]) and r["value"] >= 0 for r in rows)
+
+
+def test_channels_without_signal_on_the_fit_set_keep_their_own_channel():
+    """Zero on every fit pixel: no evidence for any map, so both rungs fall back to the same channel."""
+    rng = np.random.default_rng(9)
+    p = np.hstack([rng.normal(size=(50, 2)), np.zeros((50, 2))])
+    s = ladder.PairSums(4)
+    s.add(p, p[:, [1, 0, 2, 3]])
+    source, scale = ladder.fit_permutation(s)
+    assert list(source) == [1, 0, 2, 3] and np.allclose(scale, 1)
+    w, b = ladder.fit_linear(s, 1e-3)
+    assert np.allclose(w[2:, 2:], np.eye(2)) and np.allclose(w[:2, 2:], 0) and np.allclose(b[2:], 0, atol=1e-12)
 
 
 def test_saved_maps_load_back(tmp_path):
