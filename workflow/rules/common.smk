@@ -50,9 +50,10 @@ TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
 QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
-# the equivariance ladder's held-apart fit set (its images get no rung rows) and whether a rung is on
+# the equivariance ladder's held-apart fit set (its images get no rung rows); the ladder runs when a
+# rung is on and some image is left to score
 FIT_IMAGES = IMAGES[: config["equivariance"]["fit_images"]]
-LADDER = config["equivariance"]["perm"] or config["equivariance"]["linear"]
+LADDER = (config["equivariance"]["perm"] or config["equivariance"]["linear"]) and len(IMAGES) > len(FIT_IMAGES)
 CONFIG_DIGEST = digest(config)
 
 
