@@ -1,0 +1,122 @@
+"""What the equivariance ladder costs the measure step, and whether its memory stays flat.
+
+The measure job (``stages.measure.measure_shard``, the default config's transforms and heatmap
+methods) on N shapes test images with a shapes_cnn (random weights: the cost does not depend on
+them), once without the ladder and once with channel maps fit by ``stages.channel_maps`` on the
+first 32 images; each run in a fresh process, so its peak RSS is its own. Prints the seconds of each
+(the measure_shard call: model load and tracing included, the TensorFlow import not), their ratio
+(target ≤ 1.5×) and each process's peak RSS.
+
+    .venv/bin/python -m benchmarks.ladder [--sizes 1000,10000] [--threads 2]
+
+The fit job's cost is fixed by equivariance.fit_images (it does not grow with the run's images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIT_IMAGES = 32
+
+
+def setup(folder: Path, n_images: int) -> dict:
+    """A shapes dataset with at least n_images test images, a model, its info, the analysis config."""
+    import keras
+    import yaml
+
+    from convlens import models
+    from convlens.config import validate
+    from convlens.data import make_shapes
+    from convlens.stages.load_model import load_model
+
+    per_class = int(n_images / 3 / 0.2) + 10  # test_fraction 0.2 of 3 classes
+    make_shapes(per_class, 28, 0.2, 0).save(folder / "data.npz")
+    keras.utils.set_random_seed(0)
+    models.build_shapes_cnn((28, 28, 3), 3).save(folder / "shapes.keras")
+    out = {k: str(folder / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
+    load_model("m", {"source": "load", "path": str(folder / "shapes.keras"), "class_names": ["a", "b", "c"]}, 2, out)
+    root = Path(__file__).resolve().parent.parent
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    cfg = validate({**cfg, "equivariance": {"fit_images": FIT_IMAGES}}, base_dir=root)
+    analysis = {
+        **{k: cfg[k] for k in ("seed", "transforms", "fill_mode", "fill_value", "batch_size", "mixed_precision")},
+        "heatmaps": {k: v for k, v in cfg["heatmaps"].items() if not k.startswith("quality_")},
+        "activations": cfg["activations"],
+        "equivariance": cfg["equivariance"],
+        "sheet_transforms": cfg["report"]["sheet_transforms"],
+    }
+    return {"model": out["model"], "info": out["info"], "cfg": analysis, "npz": str(folder / "data.npz")}
+
+
+def entries(npz: str, n: int) -> list[dict]:
+    return [
+        {"id": f"t{i}", "dataset": "shapes", "index": i, "dataset_npz": npz, "resize": "stretch", "path": None}
+        for i in range(n)
+    ]
+
+
+def child(spec_json: str) -> None:
+    """One measure job in this process; prints {"seconds", "max_rss_mb"} as JSON."""
+    from convlens.stages.measure import measure_shard
+
+    spec = json.loads(Path(spec_json).read_text())
+    folder = Path(spec["out"])
+    out = {k: str(folder / n) for k, n in (("metrics", "m.csv.gz"), ("images", "i.csv"), ("pooled", "p.npz"))}
+    images = entries(spec["npz"], spec["n"])
+    t0 = time.perf_counter()
+    measure_shard(spec["model"], spec["info"], images, spec["cfg"], spec["threads"], out, spec["maps"])
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "max_rss_mb": rss}))
+
+
+def run_child(spec: dict, folder: Path) -> dict:
+    path = folder / "spec.json"
+    path.write_text(json.dumps(spec))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ladder", "--child", str(path)], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    from convlens.stages.channel_maps import fit_channel_maps
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        base = setup(folder, max(sizes))
+        maps = {k: str(folder / f"maps.{e}") for k, e in (("maps", "npz"), ("table", "csv"), ("figure", "png"))}
+        t0 = time.perf_counter()
+        fit_channel_maps(base["model"], base["info"], entries(base["npz"], FIT_IMAGES), base["cfg"], args.threads, maps)
+        print(f"fit_channel_maps on {FIT_IMAGES} images: {time.perf_counter() - t0:.1f} s (with TensorFlow's start)")
+        for n in sizes:
+            runs = {}
+            for name, path in (("without", None), ("with ladder", maps["maps"])):
+                spec = {**base, "n": n, "threads": args.threads, "maps": path, "out": str(folder)}
+                runs[name] = run_child(spec, folder)
+            plain, ladder = runs["without"], runs["with ladder"]
+            print(
+                f"{n} images: measure {plain['seconds']:.1f} s without, {ladder['seconds']:.1f} s with the ladder "
+                f"({ladder['seconds'] / plain['seconds']:.2f}×); peak RSS {plain['max_rss_mb']:.0f} MB without, "
+                f"{ladder['max_rss_mb']:.0f} MB with"
+            )
+
+
+if __name__ == "__main__":
+    main()
