@@ -53,7 +53,8 @@ QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
 # the equivariance ladder's held-apart fit set (its images get no rung rows); the ladder runs when a
 # rung is on and some image is left to score
 FIT_IMAGES = IMAGES[: config["equivariance"]["fit_images"]]
-LADDER = (config["equivariance"]["perm"] or config["equivariance"]["linear"]) and len(IMAGES) > len(FIT_IMAGES)
+RUNG_ON = config["equivariance"]["perm"] or config["equivariance"]["linear"]
+LADDER = RUNG_ON and len(IMAGES) > len(FIT_IMAGES)
 CONFIG_DIGEST = digest(config)
 
 
