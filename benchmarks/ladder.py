@@ -5,7 +5,7 @@ methods) on N shapes test images with a shapes_cnn (random weights: the cost doe
 them), once without the ladder and once with channel maps fit by ``stages.channel_maps`` on the
 first 32 images; each run in a fresh process, so its peak RSS is its own. Prints the seconds of each
 (the measure_shard call: model load and tracing included, the TensorFlow import not), their ratio
-(target ≤ 1.5×) and each process's peak RSS.
+(target ≤ 1.5×) and each process's peak RSS, the best of ``--rounds`` interleaved rounds.
 
     .venv/bin/python -m benchmarks.ladder [--sizes 1000,10000] [--threads 2]
 
@@ -90,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -104,17 +105,20 @@ def main() -> None:
         maps = {k: str(folder / f"maps.{e}") for k, e in (("maps", "npz"), ("table", "csv"), ("figure", "png"))}
         t0 = time.perf_counter()
         fit_channel_maps(base["model"], base["info"], entries(base["npz"], FIT_IMAGES), base["cfg"], args.threads, maps)
-        print(f"fit_channel_maps on {FIT_IMAGES} images: {time.perf_counter() - t0:.1f} s (with TensorFlow's start)")
+        print(f"fit_channel_maps on {FIT_IMAGES} images: {time.perf_counter() - t0:.1f} s", flush=True)
         for n in sizes:
-            runs = {}
-            for name, path in (("without", None), ("with ladder", maps["maps"])):
-                spec = {**base, "n": n, "threads": args.threads, "maps": path, "out": str(folder)}
-                runs[name] = run_child(spec, folder)
-            plain, ladder = runs["without"], runs["with ladder"]
+            runs = {"without": [], "with ladder": []}
+            for _ in range(args.rounds):  # interleaved, the best of each: the machine may be shared
+                for name, path in (("without", None), ("with ladder", maps["maps"])):
+                    spec = {**base, "n": n, "threads": args.threads, "maps": path, "out": str(folder)}
+                    runs[name].append(run_child(spec, folder))
+            plain, ladder = ({k: min(r[k] for r in rs) for k in rs[0]} for rs in runs.values())
             print(
-                f"{n} images: measure {plain['seconds']:.1f} s without, {ladder['seconds']:.1f} s with the ladder "
+                f"{n} images, best of {args.rounds}: "
+                f"measure {plain['seconds']:.1f} s without, {ladder['seconds']:.1f} s with the ladder "
                 f"({ladder['seconds'] / plain['seconds']:.2f}×); peak RSS {plain['max_rss_mb']:.0f} MB without, "
-                f"{ladder['max_rss_mb']:.0f} MB with"
+                f"{ladder['max_rss_mb']:.0f} MB with",
+                flush=True,
             )
 
 

@@ -122,6 +122,28 @@ def test_random_filters_are_not_a_permutation_of_themselves():
     assert np.all(errors["perm"][:, 0] < 1e-5)  # the identity row: the identity permutation, scale 1
 
 
+def test_on_its_fit_set_the_permutation_rung_is_never_worse_than_the_same_channels():
+    """The identity is a candidate: summed over the fit images' valid pixels, the fitted permutation's
+    squared error is at most the same-channel one (the linear rung too, up to its ridge)."""
+    rng = np.random.default_rng(11)
+    model = conv_pool_model(rng.normal(size=(3, 3, 1, 12)), rng.normal(scale=0.1, size=12))
+    study, _ = study_of(model)
+    out, _ = maps_of(model, study, rng.random((4, SIZE, SIZE, 1)).astype("float32"))
+    maps = fit(study, out["activations"], 4)
+    import tensorflow as tf
+
+    n_t = len(study.transforms)
+    acts = [tf.constant(a) for a in out["activations"]]
+    rungs = ladder.ladder_sums(acts, study.samplers, n_t, maps, ("perm", "linear"))
+    for j in range(len(acts)):
+        same = out["num"][j].reshape(4, n_t).sum(axis=0)
+        perm = np.asarray(rungs["perm"][j]).reshape(4, n_t).sum(axis=0)
+        linear = np.asarray(rungs["linear"][j]).reshape(4, n_t).sum(axis=0)
+        assert np.all(perm <= same * (1 + 1e-5) + 1e-6), (perm, same)
+        assert np.all(linear <= perm * (1 + 1e-3) + 1e-6), (linear, perm)
+        assert np.any(perm[1:] < 0.9 * same[1:])  # and it finds better maps than the identity
+
+
 def test_the_hungarian_fit_is_the_best_of_every_permutation():
     """C = 4: the fitted permutation's cost equals the minimum over all 24 (brute force), and its
     scales are the least-squares non-negative scales."""
