@@ -65,16 +65,22 @@ def entries(npz: str, n: int) -> list[dict]:
 def child(spec_json: str) -> None:
     """One measure job in this process; prints {"seconds", "max_rss_mb"} as JSON."""
     from convlens.stages.measure import measure_shard
+    from convlens.stages.run import setup_logging
 
     spec = json.loads(Path(spec_json).read_text())
     folder = Path(spec["out"])
+    tag = f"{spec['n']}_{'ladder' if spec['maps'] else 'plain'}_{time.time_ns()}"
+    setup_logging(str(folder / f"measure_{tag}.log"))  # the shard's own split: read, model step, metrics
     out = {k: str(folder / n) for k, n in (("metrics", "m.csv.gz"), ("images", "i.csv"), ("pooled", "p.npz"))}
     images = entries(spec["npz"], spec["n"])
     t0 = time.perf_counter()
     measure_shard(spec["model"], spec["info"], images, spec["cfg"], spec["threads"], out, spec["maps"])
     seconds = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "max_rss_mb": rss}))
+    result = json.dumps({"n": spec["n"], "ladder": bool(spec["maps"]), "seconds": seconds, "max_rss_mb": rss})
+    with open(folder / "runs.jsonl", "a") as fh:  # each run as it ends, should the whole benchmark be cut short
+        fh.write(result + "\n")
+    print(result)
 
 
 def run_child(spec: dict, folder: Path) -> dict:
