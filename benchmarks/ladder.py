@@ -7,7 +7,8 @@ first 32 images; each run in a fresh process, so its peak RSS is its own. Prints
 (the measure_shard call: model load and tracing included, the TensorFlow import not), their ratio
 (target ≤ 1.5×) and each process's peak RSS, the best of ``--rounds`` interleaved rounds.
 
-    .venv/bin/python -m benchmarks.ladder [--sizes 1000,10000] [--threads 2]
+    .venv/bin/python -m benchmarks.ladder [--sizes 1000,10000] [--threads 2] [--rounds 2]
+    .venv/bin/python -m benchmarks.ladder --step 256      # the compiled model step alone (minutes, not an hour)
 
 The fit job's cost is fixed by equivariance.fit_images (it does not grow with the run's images).
 """
@@ -92,15 +93,89 @@ def run_child(spec: dict, folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def step_ratio(n_images: int, rounds: int) -> None:
+    """The compiled model step alone (``Analyzer``: warps, maps, scores, the equivariance sums; no
+    heatmap methods), the default config's transforms, with and without the ladder's numerators, on
+    the same batches; then the Python rows of one image (``metrics.image_metrics`` against
+    ``Ladder.rows``). Best of ``rounds`` interleaved rounds."""
+    import keras
+    import numpy as np
+    import yaml
+
+    from convlens import models
+    from convlens import transforms as tr
+    from convlens.config import validate
+    from convlens.core.grids import layer_grids
+    from convlens.core.layers import feature_layers
+    from convlens.sensitivity import ladder as ld
+    from convlens.sensitivity import metrics as sensitivity
+    from convlens.sensitivity.analyzer import Analyzer
+    from convlens.stages.channel_maps import accumulate
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = validate(yaml.safe_load((root / "config" / "config.yaml").read_text()), base_dir=root)
+    keras.utils.set_random_seed(0)
+    model = models.build_shapes_cnn((28, 28, 3), 3)
+    layers = feature_layers(model)
+    transforms = tr.build_transforms(cfg["transforms"])
+    study = sensitivity.Study.build(transforms, 28, 28, layers, layer_grids(model, layers), "constant", 0.0)
+    n_t, per_call = len(transforms), max(1, cfg["batch_size"] // len(transforms))
+    x = np.random.default_rng(0).random((n_images, 28, 28, 3)).astype("float32")
+    seeds = np.arange(n_images)
+    fit = Analyzer(model, layers, "unit", warps=study, maps=True).run(x[:per_call], n_t, seeds=seeds[:per_call])
+    sums = [[ld.PairSums(a.shape[-1]) if g else None for g in study.geometric] for a in fit["activations"]]
+    accumulate(study, fit["activations"], per_call, sums)
+    maps = ld.fit_maps(layers, sums, ld.DEFAULT_LAMBDA, [])
+    runs = {
+        "without": Analyzer(model, layers, "unit", samplers=study.samplers, warps=study, maps=False),
+        "with ladder": Analyzer(
+            model,
+            layers,
+            "unit",
+            samplers=study.samplers,
+            warps=study,
+            maps=False,
+            ladder=ld.Ladder(maps, ("perm", "linear")),
+        ),
+    }
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds + 1):  # the first round traces
+        for name, analyzer in runs.items():
+            t0 = time.perf_counter()
+            for start in range(0, n_images, per_call):
+                out = analyzer.run(x[start : start + per_call], n_t, seeds=seeds[start : start + per_call])
+            best[name] = min(best[name], time.perf_counter() - t0)
+    print(f"model step, {n_images} images x {n_t} transforms, {per_call} images a call (best of {rounds}):")
+    for name, seconds in best.items():
+        print(f"  {name}: {seconds:.2f} s ({seconds / best['without']:.2f}x)")
+    one = {k: (v[:n_t] if not isinstance(v, list) else [a[:n_t] for a in v]) for k, v in out.items()}
+    stats = sensitivity.LayerStats(one["num"], one["den"], one["pooled"])
+    t0 = time.perf_counter()
+    for _ in range(20):
+        sensitivity.image_metrics(study, "x", np.repeat(x[:1], n_t, 0), stats, one["probs"], None, {})
+    base = (time.perf_counter() - t0) / 20
+    t0 = time.perf_counter()
+    for _ in range(20):
+        ld.Ladder(maps, ("perm", "linear")).rows(study, "x", one)
+    extra = (time.perf_counter() - t0) / 20
+    print(
+        f"rows of one image: {base * 1e3:.1f} ms (metrics.image_metrics, no heatmaps), ladder rows {extra * 1e3:.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child")
+    parser.add_argument("--step", type=int, help="only the model step (and rows) on this many images")
     args = parser.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.step:
+        step_ratio(args.step, args.rounds)
         return
     from convlens.stages.channel_maps import fit_channel_maps
 
