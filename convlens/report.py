@@ -121,6 +121,8 @@ def collect(config: dict, files: dict[str, dict[str, str]], results: Path, compa
             "evolution": None,
             "images": [],
         }
+        if "channel_maps" in paths:  # the equivariance ladder's figure (rule fit_channel_maps)
+            section["channel_maps"] = linked(paths["channel_maps"], results)
         if "metrics" in paths:
             section["metrics"] = _read_json(Path(paths["metrics"]))
             section["curves"] = linked(paths["curves"], results)

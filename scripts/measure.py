@@ -13,4 +13,5 @@ run_stage(
     sm.params.cfg,
     sm.threads,
     {"metrics": sm.output.metrics, "images": sm.output.images, "pooled": sm.output.pooled, "cka": sm.output.cka},
+    channel_maps=getattr(sm.input, "channel_maps", None) or None,  # none when no rung of the ladder is on
 )

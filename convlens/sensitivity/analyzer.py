@@ -73,6 +73,15 @@ def tiled_warp(images, vectors_per_image, wrap_rows: np.ndarray, fill_mode: str,
     return tf.where(tf.tile(tf.constant(wrap_rows), [n])[:, None, None, None], call("wrap"), call(fill_mode))
 
 
+def step_sums(acts, samplers, group: int, ladder=None) -> dict:
+    """num, den and pooled (``equivariance_sums``) and, with a ``sensitivity.ladder.Ladder``, its
+    rungs' numerators num_<rung> (per layer (B,))."""
+    out = dict(zip(("num", "den", "pooled"), equivariance_sums(acts, samplers, group), strict=True))
+    if ladder is not None:
+        out.update(ladder.sums(acts, samplers, group))
+    return out
+
+
 class Analyzer:
     """Activations of chosen layers, logits and probabilities for a batch, in one compiled call.
 
@@ -95,7 +104,9 @@ class Analyzer:
         explainer=None,
         reference_too: bool = False,
         cka_images: int | None = None,
+        ladder=None,
     ):
+        """``ladder``: a ``sensitivity.ladder.Ladder``; the step adds its rungs' numerators (num_<rung>)."""
         import tensorflow as tf
 
         self.layer_paths = list(layer_paths)
@@ -166,7 +177,7 @@ class Analyzer:
             if maps:  # the full maps leave the device only when asked for (drawing, not measuring)
                 result["activations"] = [tf.cast(a, tf.float32) for a in acts]
             if samplers is not None:
-                result["num"], result["den"], result["pooled"] = equivariance_sums(acts, samplers, group)
+                result.update(step_sums(acts, samplers, group, ladder))
             result.update(cka.step_outputs(acts, group, cka_images))  # grams, with cka_images
             return result
 

@@ -30,6 +30,18 @@ METRICS = {
         "‖V⊙(φ(Tx) − T_l φ(x))‖ / ‖V⊙T_l φ(x)‖: the map of the transformed image against "
         "the original map moved by the same transform (geometric transforms only)",
     ),
+    "equivariance_error_perm": (
+        "layer",
+        True,
+        "‖V⊙(φ(Tx) − diag(s)Π T_l φ(x))‖ / ‖V⊙T_l φ(x)‖ with the channel permutation Π and scales s ≥ 0 "
+        "fit on held-apart images (sensitivity.ladder; geometric transforms only)",
+    ),
+    "equivariance_error_linear": (
+        "layer",
+        True,
+        "‖V⊙(φ(Tx) − (W T_l φ(x) + b))‖ / ‖V⊙T_l φ(x)‖ with the 1×1 linear map W, b (ridge) fit on "
+        "held-apart images (sensitivity.ladder; geometric transforms only)",
+    ),
     "equivariance_floor": (
         "input",
         True,

@@ -27,7 +27,7 @@ from convlens.core.setup import open_model, use_mixed_precision
 from convlens.data import load_input_image
 from convlens.errors import InputError
 from convlens.models import ModelInfo
-from convlens.sensitivity import cka, photometric
+from convlens.sensitivity import cka, ladder, photometric
 from convlens.sensitivity import metrics as sensitivity
 from convlens.sensitivity.analyzer import Analyzer
 from convlens.sensitivity.lie import LieStep, generators_of
@@ -50,11 +50,20 @@ class Loaded:
 class Analysis:
     """A model opened once, with the study's transforms, its analyzer and its explainer."""
 
-    def __init__(self, model_path: str, info_json: str, cfg: dict, threads: int, shown_only: bool = False):
+    def __init__(
+        self,
+        model_path: str,
+        info_json: str,
+        cfg: dict,
+        threads: int,
+        shown_only: bool = False,
+        channel_maps: str | None = None,
+    ):
         """``shown_only``: only the transforms drawn in the sheets, with their full feature maps (the
         draw job: their metrics are measured already, so the other rows need not go through the model
         and the methods again). Otherwise every transform, measured from the compiled step's sums and
-        pooled maps (the full maps stay on the device)."""
+        pooled maps (the full maps stay on the device). ``channel_maps``: the equivariance ladder's
+        fitted maps (rule fit_channel_maps), scored with the config's rungs."""
         self.t_start = time.time()
         self.model, self.devices = open_model(model_path, threads)
         if cfg.get("mixed_precision"):
@@ -99,6 +108,7 @@ class Analysis:
         for note in self.method_notes:
             log.info("%s", note)
         self.cka_images = None if shown_only else cfg.get("cka", {}).get("batch_images")
+        self.ladder = ladder.load_ladder(channel_maps, cfg, self.study)
         # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
         self.analyzer = Analyzer(
             model,
@@ -110,6 +120,7 @@ class Analysis:
             explainer=self.explainer,
             reference_too=self.target_code != TARGET_REFERENCE,
             cka_images=self.cka_images,
+            ladder=self.ladder,
         )
         self.lie = None  # the Lie derivatives' step (config lie_derivative), measuring only
         generators = generators_of(self.transforms) if cfg.get("lie_derivative") and not shown_only else []
@@ -251,7 +262,7 @@ def image_metrics(analysis: Analysis, image_id: str, out: dict, label: str | Non
     label_index = info.class_names.index(label) if label in info.class_names else None
     reference_maps = {m: out["heatmaps_reference"][m] for m in analysis.methods}
     stats = sensitivity.LayerStats(out["num"], out["den"], out["pooled"])
-    return sensitivity.image_metrics(
+    rows = sensitivity.image_metrics(
         analysis.study,
         image_id,
         out["inputs"],
@@ -262,6 +273,7 @@ def image_metrics(analysis: Analysis, image_id: str, out: dict, label: str | Non
         back=out["back"],
         heatmaps_back=out["heatmaps_back"],
     )
+    return rows + (analysis.ladder.rows(analysis.study, image_id, out) if analysis.ladder else [])
 
 
 def predictions(analysis: Analysis, out: dict) -> list[dict]:

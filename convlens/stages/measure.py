@@ -40,15 +40,24 @@ def source_of(entry: dict) -> str:
     return ImageEntry(entry["id"], entry.get("dataset"), entry.get("index"), entry.get("path")).source
 
 
-def measure_shard(model_path: str, info_json: str, images: list[dict], cfg: dict, threads: int, out: dict) -> None:
+def measure_shard(
+    model_path: str,
+    info_json: str,
+    images: list[dict],
+    cfg: dict,
+    threads: int,
+    out: dict,
+    channel_maps: str | None = None,
+) -> None:
     """Measure every image of a shard; write out["metrics"] (tidy rows, gzip CSV), out["images"] (one
     row per image), out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer) and, with config
     cka.batch_images, out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``).
 
     images: dicts with ``id`` and ``path`` or ``dataset_npz`` + ``index``. An unreadable image gets
-    a row with its ``error`` and no metrics; the rest of the shard completes.
+    a row with its ``error`` and no metrics; the rest of the shard completes. ``channel_maps``: the
+    equivariance ladder's maps (rule fit_channel_maps), or None when no rung is measured.
     """
-    analysis = Analysis(model_path, info_json, cfg, threads)
+    analysis = Analysis(model_path, info_json, cfg, threads, channel_maps=channel_maps)
     analysis.describe(len(images))
     names = analysis.info.class_names
     frames, image_rows, pooled_ids, pooled = [], [], [], [[] for _ in analysis.layers]

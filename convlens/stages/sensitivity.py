@@ -11,6 +11,7 @@ from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.plots import DEFAULT_PLOT_LAYERS, pick_layers
 from convlens.sensitivity.findings import findings
+from convlens.sensitivity.ladder_plots import plot_ladder
 from convlens.sensitivity.plots import PLOTS, plot_by_layer, plot_curve, plot_heat_table, plot_predictions
 from convlens.sensitivity.tables import (
     between_images_cosine,
@@ -146,6 +147,7 @@ def run_study(
             frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
     plot_by_layer(table, transforms, layers, baseline, figures / "by_layer.png", shown)
     plot_predictions(predictions, figures / "predictions.png")
+    ladder_plot = "ladder.png" if plot_ladder(table, layers, figures / "ladder.png", shown) else None
     heat_tables = plot_heat_table(table, transforms, layers, figures / "heat_table.png")
     curve_files = {}
     for curve, data in curves(table, transforms).items():
@@ -167,6 +169,7 @@ def run_study(
         "curves": curve_files,
         "plots": list(PLOTS),
         "heat_tables": heat_tables,
+        "ladder_plot": ladder_plot,
         "plot_layers": shown,
         "predictions": records(predictions),
         "heatmap_agreement": records(heat),

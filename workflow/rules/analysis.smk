@@ -10,6 +10,7 @@ rule measure:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
         images=lambda wildcards: image_inputs(SHARDS[wildcards.shard]),
+        channel_maps=channel_maps,
     output:
         metrics="results/{model}/measure/{shard}/metrics.csv.gz",
         images="results/{model}/measure/{shard}/images.csv",
@@ -137,3 +138,40 @@ rule method_quality:
         seed=config["seed"],
     script:
         "../../scripts/method_quality.py"
+
+
+# The equivariance ladder's channel maps: per model, fit on the first equivariance.fit_images images
+# (a held-apart fit set) from streamed C×C sums; the measure jobs score every other image with them.
+rule fit_channel_maps:
+    input:
+        model="results/{model}/model/model.keras",
+        info="results/{model}/model/info.json",
+        images=image_inputs(FIT_IMAGES),
+    output:
+        maps="results/{model}/sensitivity/channel_maps.npz",
+        table=report(
+            "results/{model}/sensitivity/channel_maps.csv",
+            caption="../report/channel_maps.rst",
+            category="Sensitivity",
+            subcategory="{model}",
+        ),
+        figure=report(
+            "results/{model}/sensitivity/channel_maps.png",
+            caption="../report/channel_maps.rst",
+            category="Sensitivity",
+            subcategory="{model}",
+        ),
+    log:
+        "results/logs/{model}/fit_channel_maps.log",
+    benchmark:
+        "results/benchmarks/{model}/fit_channel_maps.tsv"
+    conda:
+        "../../environment.yml"
+    threads: TF_THREADS
+    resources:
+        gpu=1,
+    params:
+        images=image_params(FIT_IMAGES),
+        cfg=analysis_config,
+    script:
+        "../../scripts/fit_channel_maps.py"

@@ -50,6 +50,11 @@ TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
 QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
+# the equivariance ladder's held-apart fit set (its images get no rung rows); the ladder runs when a
+# rung is on and some image is left to score
+FIT_IMAGES = IMAGES[: config["equivariance"]["fit_images"]]
+RUNG_ON = config["equivariance"]["perm"] or config["equivariance"]["linear"]
+LADDER = RUNG_ON and len(IMAGES) > len(FIT_IMAGES)
 CONFIG_DIGEST = digest(config)
 
 
@@ -99,6 +104,7 @@ def analysis_config(wildcards):
                 "batch_size",
                 "mixed_precision",
                 "lie_derivative",
+                "equivariance",
             )
         },
         "heatmaps": heatmaps,
@@ -159,6 +165,11 @@ def image_params(images):
             }
         )
     return out
+
+
+def channel_maps(wildcards):
+    """The measure job's fitted channel maps (rule fit_channel_maps) when a rung of the ladder is on."""
+    return rules.fit_channel_maps.output.maps if LADDER else []
 
 
 def shard_files(model, name):

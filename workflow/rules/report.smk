@@ -15,6 +15,7 @@ rule report:
         study=every_model(rules.sensitivity.output.manifest),
         study_images=every_model(rules.sensitivity.output.images),
         study_figures=every_model(rules.sensitivity.output.figures),
+        channel_maps=every_model(rules.fit_channel_maps.output.figure) if LADDER else [],
         quality=every_model(rules.method_quality.output.json),
         quality_figures=every_model(rules.method_quality.output.figures),
         exemplars=every_model(rules.draw.output.manifest),
