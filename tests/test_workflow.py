@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / ".test" / "config" / "config.yaml"
 
 pytestmark = pytest.mark.integration
-# the runs after tiny_run that check something else than the heatmaps: Grad-CAM only, no method check
+# the runs after tiny_run that check something else than the heatmaps: Grad-CAM only, the method check on no image
 FEW_HEATMAPS = {"methods": ["gradcam"], "quality_images": 0}
 
 
