@@ -130,6 +130,7 @@ def nested_classifier(size=64):
     )
 
 
+@pytest.mark.slow  # a full-size keras.applications model
 def test_every_heatmap_method_runs_through_the_stages_on_a_nested_application_model(tmp_path):
     from skimage import data as skdata
 
