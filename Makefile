@@ -1,11 +1,12 @@
 # make report: run the embedded default and print the report's paths.  make test: run the suite.
+# make check: the quick tier (no workflow runs, no training).
 # make cluster-test: the integration config through SLURM on a one-node test cluster (root).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: report test cluster-test lint dryrun clean bench
+.PHONY: report test check cluster-test lint dryrun clean bench
 
 $(VENV)/.installed: requirements.txt requirements-base.txt requirements-dev.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# the quick tier for development: no workflow runs, no training (markers integration and slow)
+check: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 # the SLURM executor plugin, pinned (requirements-cluster.txt), into the same venv
 $(VENV)/.cluster-installed: $(VENV)/.installed requirements-cluster.txt requirements.lock

@@ -41,17 +41,31 @@ def main(kind: str, out: str, seed: int = 42) -> dict:
     import keras
 
     if kind == "shapes":
+        from convlens.config import validate
         from convlens.data import build_dataset
         from convlens.models import train
 
-        ds = build_dataset({"kind": "shapes", "n_per_class": 100, "image_size": 28, "test_fraction": 0.3}, seed)
-        spec = {
-            "architecture": "shapes_cnn",
-            "epochs": 1,
-            "batch_size": 32,
-            "learning_rate": 0.001,
-            "validation_fraction": 0.15,
-        }
+        # the spec as the workflow hands it to train(): the config schema fills every default
+        # (source, preprocess, ...), so prep cannot drift from what train() reads
+        cfg = validate(
+            {
+                "datasets": {"shapes": {"kind": "shapes", "n_per_class": 100, "image_size": 28, "test_fraction": 0.3}},
+                "models": {
+                    "shapes": {
+                        "source": "train",
+                        "architecture": "shapes_cnn",
+                        "dataset": "shapes",
+                        "epochs": 1,
+                        "batch_size": 32,
+                        "learning_rate": 0.001,
+                        "validation_fraction": 0.15,
+                    }
+                },
+                "images": [{"dataset": "shapes", "count": 1}],
+            }
+        )
+        ds = build_dataset(cfg["datasets"]["shapes"], seed)
+        spec = cfg["models"]["shapes"]
         model, _, metrics = train(spec, ds, seed)
         extra = {"test_accuracy": metrics["test_accuracy"], "epochs": 1}
     elif kind == "vggtiny":

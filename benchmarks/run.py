@@ -887,7 +887,7 @@ def main(argv=None) -> int:
     save()
     print(tables(results, predict))
     say(f"done in {time.perf_counter() - t_all:.0f} s; results in {out_path}")
-    return 0
+    return 1 if failed else 0  # a step that failed fails the command (make bench, the harness test)
 
 
 if __name__ == "__main__":

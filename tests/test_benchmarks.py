@@ -418,3 +418,42 @@ def test_breakdown_splits_the_measure_and_draw_jobs():
     assert rows["(limit compute, to set beside the model step)"] == "10.0"
     assert rows["↳ draw: in-job set-up (TF, model load, probe; unnamed)"] == "5.0"
     assert rows["(snakemake's own process: CPU s, its jobs not included; read every 0.5 s)"] == "5.5"
+
+
+@pytest.mark.integration
+def test_the_harness_runs_end_to_end_on_a_handful_of_images(tmp_path):
+    """benchmarks/run.py itself, as `make bench` runs it, on 2 images of the shapes model: prep makes
+    and trains the model file, the limit and convlens run the same study, results.json has their rows
+    and the ratio between them. The harness broke once without any test noticing (prep's spec)."""
+    import json
+    import math
+    import subprocess
+    import sys
+
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, str(harness.ROOT / "benchmarks" / "run.py"), "--plan", "shapes:2"]
+    cmd += ["--steps", "limit,convlens", "--no-dry-run", "--n-filters", "1", "--filter-steps", "1"]
+    cmd += ["--out", str(out), "--workdir", str(tmp_path / "work")]
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert '"error"' not in json.dumps(results)
+    shapes = results["models"]["shapes"]
+    prep = shapes["prep"]  # the model file prep.py made: the default shapes_cnn after one epoch
+    assert prep["kind"] == "shapes" and prep["epochs"] == 1 and prep["params"] > 0
+    assert 0.0 <= prep["test_accuracy"] <= 1.0
+    size = shapes["sizes"]["2"]
+    lim, cl = size["limit"], size["convlens"]
+    assert lim["n_images"] == 2 and lim["n_inputs"] == 2 * (1 + len(harness.TRANSFORMS))  # identity first
+    assert lim["n_layers"] > 0 and lim["calls"] == 1
+    for value in (lim["e2e_s"], lim["compute_s"], cl["wall_s"], cl["wall_excl_extras_s"], cl["jobs_s"]):
+        assert math.isfinite(value) and value > 0
+    ratio = harness.ratio(cl["wall_s"], lim["e2e_s"])
+    assert math.isfinite(ratio) and ratio > 0
+    assert sum(cl["shards"].values()) == 2
+    assert cl["rerun_nothing_done"] is True
+    assert set(harness.MEASURE_RULES) & set(cl["rules"]) and "report" in cl["rules"]
+    assert all(j["s"] > 0 for j in cl["measure_jobs"]) and cl["measure_jobs"]
+    assert cl["pdf"]["pages"] > 0 and cl["html_bytes"] > 0
+    # the table printed on stdout has the study's row: 2 images, 12 inputs
+    assert "| 2 | 12 |" in p.stdout

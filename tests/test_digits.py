@@ -60,6 +60,7 @@ def test_deterministic_in_the_seed(digits):
     )
 
 
+@pytest.mark.slow
 def test_mnist_cnn_learns_digits_quickly(digits):
     pytest.importorskip("keras")
     spec = {

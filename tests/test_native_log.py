@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from convlens import native_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,7 @@ def test_the_redirect_gives_back_stderr_and_what_was_written_to_it(capfd):
     assert "an error" in err and "something real" in err and err.endswith("after\n")
 
 
+@pytest.mark.slow
 def test_importing_tensorflow_after_convlens_prints_none_of_its_start_up_lines():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(ROOT)

@@ -58,6 +58,7 @@ def test_preprocess_follows_the_base():
     assert models.resolve_preprocess({**SPEC, "preprocess": "unit"}) == "unit"
 
 
+@pytest.mark.slow
 def test_frozen_base_stays_unchanged_and_the_head_trains(photos, tmp_path):
     keras.utils.set_random_seed(3)
     untrained = models.build(SPEC, photos.x_train.shape[1:], 3)
@@ -76,6 +77,7 @@ def test_frozen_base_stays_unchanged_and_the_head_trains(photos, tmp_path):
     np.testing.assert_allclose(np.asarray(back(x)), np.asarray(model(x)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fine_tuning_n_layers_changes_only_the_top_of_the_base(photos):
     spec = {**SPEC, "fine_tune": 6}
     keras.utils.set_random_seed(3)

@@ -14,6 +14,7 @@ from convlens.errors import InputError  # noqa: E402
 from tests.helpers import gap_model, images  # noqa: E402
 
 
+@pytest.mark.slow  # a full-size keras.applications model
 def test_every_method_runs_on_a_keras_application_inside_a_sequential():
     keras.utils.set_random_seed(10)
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))

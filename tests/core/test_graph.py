@@ -61,6 +61,7 @@ def test_nested_model_is_probed_through_the_base():
     assert cam.shape == (2, 8, 8)
 
 
+@pytest.mark.slow  # a full-size keras.applications model
 def test_keras_application_without_weights_runs_the_large_model_path():
     spec = {
         "source": "load",

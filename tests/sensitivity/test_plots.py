@@ -73,10 +73,12 @@ def deep_study(tmp_path_factory):
     return {"layers": layers, "manifest": manifest, "figures": tmp / "out" / "figures", "seen": seen}
 
 
+@pytest.mark.slow  # the study over MobileNetV2's 52 conv layers
 def test_the_deep_model_has_52_conv_layers(deep_study):
     assert len(deep_study["layers"]) == 52
 
 
+@pytest.mark.slow  # the study over MobileNetV2's 52 conv layers
 def test_plots_name_at_most_the_maximum_spread_over_the_depth_with_the_named_one(deep_study):
     layers, shown = deep_study["layers"], deep_study["manifest"]["plot_layers"]
     assert len(shown) <= MAX_LAYERS and NAMED in shown
@@ -91,6 +93,7 @@ def test_plots_name_at_most_the_maximum_spread_over_the_depth_with_the_named_one
     assert layer_entries == shown + ["floor (input)"]
 
 
+@pytest.mark.slow  # the study over MobileNetV2's 52 conv layers
 def test_every_figure_fits_the_printed_page_and_has_an_svg(deep_study):
     folder = deep_study["figures"]
     pngs = sorted(folder.glob("*.png"))
@@ -117,6 +120,7 @@ def test_every_figure_fits_the_printed_page_and_has_an_svg(deep_study):
     assert "Guided backprop" in (folder / "sweep_rotate.svg").read_text()  # text stays text
 
 
+@pytest.mark.slow  # the study over MobileNetV2's 52 conv layers
 def test_legends_sit_beside_the_data(deep_study):
     for name, seen in deep_study["seen"].items():
         for box, _ in seen["legends"]:
@@ -124,12 +128,14 @@ def test_legends_sit_beside_the_data(deep_study):
                 assert not box.overlaps(ax), f"{name}: a legend covers the data"
 
 
+@pytest.mark.slow  # the study over MobileNetV2's 52 conv layers
 def test_text_is_readable_at_print_size(deep_study):
     for name, seen in deep_study["seen"].items():
         assert seen["width_in"] == pytest.approx(plots.FIGURE_WIDTH_IN)  # so font sizes are the printed sizes
         assert min(seen["font_sizes"]) >= plots.MIN_FONT_PT, name
 
 
+@pytest.mark.slow  # the study over MobileNetV2's 52 conv layers
 def test_heat_table_numbers_are_rounded_and_contrast_with_their_cell(deep_study):
     table_cells = [c for name, s in deep_study["seen"].items() if name.startswith("heat_table") for c in s["cells"]]
     assert len(table_cells) == 2 * 52 * 24  # every layer × transform of both metrics, once
@@ -148,6 +154,7 @@ def test_close_values_get_a_third_decimal():
     assert study_plots.cell_width_in(4) > study_plots.cell_width_in(3)
 
 
+@pytest.mark.slow  # the study over MobileNetV2's 52 conv layers
 def test_sweep_draws_every_method_in_its_colour_with_its_display_name(deep_study):
     entries = [texts for _, texts in deep_study["seen"]["sweep_rotate.png"]["legends"] if "Grad-CAM" in texts][0]
     assert entries == [display_name(m) for m in METHODS]

@@ -40,6 +40,7 @@ def fake_mnist(path):
     np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
 
 
+@pytest.mark.slow
 def test_grayscale_mnist_model_through_every_stage(tmp_path):
     fake_mnist(tmp_path / "mnist.npz")
     ds = load_mnist(tmp_path / "mnist.npz")
@@ -129,6 +130,7 @@ def nested_classifier(size=64):
     )
 
 
+@pytest.mark.slow  # a full-size keras.applications model
 def test_every_heatmap_method_runs_through_the_stages_on_a_nested_application_model(tmp_path):
     from skimage import data as skdata
 

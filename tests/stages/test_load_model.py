@@ -15,6 +15,7 @@ from convlens.stages.load_model import load_model  # noqa: E402
 from tests.helpers import analysis_config, analyze  # noqa: E402
 
 
+@pytest.mark.slow  # a full-size keras.applications model
 def test_application_model_with_random_weights_on_a_photo(tmp_path):
     from skimage import data as skdata
 
