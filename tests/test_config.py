@@ -96,15 +96,15 @@ def test_default_config_is_valid_and_defaults_are_filled():
         ),
         (
             lambda c: c["heatmaps"].update(params={"smoothgrad": {"sample": 4}}),
-            "config.heatmaps.params.smoothgrad: unknown parameter(s) sample; known: reduce, samples, noise, seed",
+            "config.heatmaps.params.smoothgrad: unknown parameter(s) sample (did you mean 'samples'?); known: reduce, samples, noise, seed",
         ),
         (
             lambda c: c["heatmaps"].update(methods=["gradcam", "grad_cam"]),
-            "config.heatmaps.methods[1]: 'grad_cam' is not allowed; allowed: 'saliency', 'smoothgrad', ",
+            "config.heatmaps.methods[1]: 'grad_cam' is not allowed (did you mean 'gradcam'?); allowed: 'saliency', 'smoothgrad', ",
         ),
         (
             lambda c: c["models"]["shapes_cnn"].update(sheet_layer=["x"]),
-            "config.models.shapes_cnn: unknown key(s) 'sheet_layer'; allowed: ",
+            "config.models.shapes_cnn: unknown key(s) 'sheet_layer' (did you mean 'sheet_layers'?); allowed: ",
         ),
         (lambda c: c.update(resize="fit"), "config.resize: 'fit' is not allowed; allowed: 'stretch', 'crop', 'pad'"),
         (lambda c: c["images"][0].update(resize="zoom"), "config.images[0].resize: 'zoom' is not allowed"),

@@ -272,6 +272,20 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("dry", [[], ["--dry-run"]])
+def test_bad_config_is_one_line_without_snakemakes_frame_and_suggests_the_near_miss(tmp_path, dry):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["transfroms"] = cfg.pop("transforms", [])
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(tmp_path, "--configfile", "bad.yaml", *dry)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("bad config: config: unknown key(s) 'transfroms'")
+    assert "(did you mean 'transforms'?)" in lines[0]
+    for frame in ("WorkflowError", "Traceback", "File ", "common.smk"):
+        assert frame not in result.stderr + result.stdout
+
+
 def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
     """The README journey: a .keras file as the model; then one more image reruns one shard only."""
     workdir, _ = tiny_run
