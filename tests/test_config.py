@@ -96,11 +96,13 @@ def test_default_config_is_valid_and_defaults_are_filled():
         ),
         (
             lambda c: c["heatmaps"].update(params={"smoothgrad": {"sample": 4}}),
-            "config.heatmaps.params.smoothgrad: unknown parameter(s) sample (did you mean 'samples'?); known: reduce, samples, noise, seed",
+            "config.heatmaps.params.smoothgrad: unknown parameter(s) sample (did you mean 'samples'?); "
+            "known: reduce, samples, noise, seed",
         ),
         (
             lambda c: c["heatmaps"].update(methods=["gradcam", "grad_cam"]),
-            "config.heatmaps.methods[1]: 'grad_cam' is not allowed (did you mean 'gradcam'?); allowed: 'saliency', 'smoothgrad', ",
+            "config.heatmaps.methods[1]: 'grad_cam' is not allowed (did you mean 'gradcam'?); "
+            "allowed: 'saliency', 'smoothgrad', ",
         ),
         (
             lambda c: c["models"]["shapes_cnn"].update(sheet_layer=["x"]),

@@ -134,5 +134,6 @@ rule method_quality:
             "batch_size": config["batch_size"],
         },
         seed=config["seed"],
+        study_images=len(IMAGES),
     script:
         "../../scripts/method_quality.py"
