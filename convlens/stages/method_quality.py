@@ -65,7 +65,12 @@ def method_quality(
             log.warning("%s left out of the method check: %s", entry["id"], exc)
     available = len(images) if study_images is None else study_images
     subset = subset_line(
-        "method check", len(used), available, "heatmaps.quality_images", hcfg["quality_images"], unreadable
+        "method check",
+        len(used),
+        available,
+        "heatmaps.quality_images",
+        hcfg.get("quality_images", len(images)),
+        unreadable,
     )
     log.info("%s", subset)
     if not pictures:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from convlens.provenance import image_set_digest, model_digests
 from convlens.report import (
     MODEL_FILES,
     TRAINED_FILES,
@@ -61,9 +62,12 @@ def build_report(
     out_html: str,
     out_pdf: str,
     out_run_json: str,
+    images: list[dict] | None = None,
 ) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/: ``files`` as
-    model_files gives them, the figures they link under ``results_dir``."""
+    model_files gives them, the figures they link under ``results_dir``. run.json records the SHA-256
+    and size of every model file and one digest of the image set (``images``: the rule's image
+    descriptions; ``convlens.provenance``)."""
     from weasyprint import CSS, HTML
 
     results = Path(results_dir).resolve()
@@ -79,7 +83,10 @@ def build_report(
         "devices": data["devices"] or [],
         "resize": data["resize"],
         "warnings": data["warnings"],
+        "models": model_digests(config, list(files)),
+        "images": image_set_digest(images or []),
     }
+    log.info("report: image set of %d images, SHA-256 %s", run["images"]["count"], run["images"]["sha256"])
     css = (Path(templates_dir) / "report.css").read_text()
     html = render_html(
         {"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir), **data}, templates_dir
