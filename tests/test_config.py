@@ -264,3 +264,48 @@ def test_digest_is_stable_and_sensitive():
     assert cfgmod.digest(a) == cfgmod.digest(b)
     b["seed"] = 43
     assert cfgmod.digest(a) != cfgmod.digest(b)
+
+
+@pytest.mark.parametrize(
+    "edit,expected",
+    [
+        (
+            lambda c: c.update(transfroms=[]),
+            "config: unknown key(s) 'transfroms' (did you mean 'transforms'?); allowed: ",
+        ),
+        (
+            lambda c: c["models"]["m"].update(pth="x.keras"),
+            "config.models.m: unknown key(s) 'pth' (did you mean 'path'?); allowed: ",
+        ),
+        (
+            lambda c: c.update(transforms=[{"kind": "rotation", "angle": 5}]),
+            "config.transforms[0].kind: 'rotation' is not allowed (did you mean 'rotate'?); allowed: ",
+        ),
+        (
+            lambda c: c.update(heatmaps={"methods": ["grad_cam_pp"]}),
+            "config.heatmaps.methods[0]: 'grad_cam_pp' is not allowed (did you mean 'gradcam_pp'?); allowed: ",
+        ),
+        (
+            lambda c: c.update(heatmaps={"params": {"smothgrad": {}}}),
+            "config.heatmaps.params.smothgrad: 'smothgrad' is not a method (did you mean 'smoothgrad'?)",
+        ),
+        (lambda c: c.update(fill_mode="wrapp"), "config.fill_mode: 'wrapp' is not allowed (did you mean 'wrap'?)"),
+    ],
+)
+def test_a_near_miss_gets_a_suggestion(edit, expected):
+    cfg = {
+        "datasets": {"d": {"kind": "shapes"}},
+        "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+        "images": [{"dataset": "d", "count": 2}],
+    }
+    edit(cfg)
+    with pytest.raises(ConfigError) as error:
+        cfgmod.validate(cfg)
+    assert str(error.value).startswith(expected), str(error.value)
+
+
+def test_a_far_miss_gets_no_suggestion():
+    cfg = {"datasets": {}, "models": {}, "images": [], "colour": "red"}
+    with pytest.raises(ConfigError) as error:
+        cfgmod.validate(cfg)
+    assert "did you mean" not in str(error.value)
