@@ -1,8 +1,9 @@
 """What a saved model file says about the model, read without TensorFlow: a ``.keras`` file is a zip
 archive whose ``config.json`` lists every layer (class, name, inputs), the input shape and the
 output layer. The config check uses it to refuse, before any job starts, a class-name count, a named
-layer or an input the model cannot have. An ``.h5`` file (HDF5) is not read here: its checks stay at
-the load_model job.
+layer or an input the model cannot have. An ``.h5`` file (HDF5) holds the same JSON in its
+``model_config`` attribute, read with h5py when it is installed; without h5py, or in a weights-only
+file, its checks stay at the load_model job.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ class ArchiveFacts:
     has_conv: bool = False
 
 
-def read_config(path: Path | str) -> dict:
-    """The archive's config.json as a dict (ValueError if it is not there or not JSON)."""
+def read_config(path: Path | str) -> dict | None:
+    """The archive's config.json (an ``.h5`` file's ``model_config``) as a dict (ValueError if it is
+    not there or not JSON; None for an ``.h5`` file when h5py is missing or it holds weights only)."""
+    if str(path).endswith(".h5"):
+        return _h5_config(path)
     try:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read("config.json"))
@@ -39,9 +43,28 @@ def read_config(path: Path | str) -> dict:
         raise ValueError(f"no readable config.json ({exc})") from None
 
 
-def facts(path: Path | str) -> ArchiveFacts:
-    """Facts of a ``.keras`` file (ValueError if unreadable)."""
-    return facts_of_config(read_config(path))
+def _h5_config(path: Path | str) -> dict | None:
+    try:
+        import h5py
+    except ImportError:
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            text = f.attrs.get("model_config")
+    except OSError as exc:
+        raise ValueError(f"no readable HDF5 content ({exc})") from None
+    if text is None:
+        return None
+    try:
+        return json.loads(text.decode() if isinstance(text, bytes) else text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"no readable model_config ({exc})") from None
+
+
+def facts(path: Path | str) -> ArchiveFacts | None:
+    """Facts of a ``.keras`` or ``.h5`` model file (ValueError if unreadable; None if not known here)."""
+    config = read_config(path)
+    return None if config is None else facts_of_config(config)
 
 
 def facts_of_config(config: dict) -> ArchiveFacts:
@@ -149,18 +172,20 @@ LAYER_KEYS = (
 
 
 def model_problem(name: str, model: dict, cfg: dict, base: Path | str = ".") -> str | None:
-    """One line naming the config key, for what the ``.keras`` file of model ``name`` (``source: load``
+    """One line naming the config key, for what the model file of model ``name`` (``source: load``
     with ``path``) refuses: an input that is not one fixed-size image, a class-name count other than
     its outputs, a named layer it does not have, no conv layer. None when all fits, or when the file
-    is not a ``.keras`` archive (an ``.h5`` file is checked when load_model loads it)."""
+    says nothing here (an ``.h5`` file without h5py or with weights only: load_model checks it)."""
     path = model.get("path")
-    if model.get("source") != "load" or not path or not str(path).endswith(".keras"):
+    if model.get("source") != "load" or not path or not str(path).endswith((".keras", ".h5")):
         return None
     where = f"config.models.{name}"
     try:
         found = facts(Path(base) / path)
     except ValueError as exc:
         return f"{where}.path: {path!r} has {exc}"
+    if found is None:
+        return None
     shape = found.input_shape
     if shape is not None and (len(shape) != 3 or None in shape[:2]):
         return (

@@ -172,3 +172,16 @@ def test_a_hand_written_config_json_is_read_without_keras(tmp_path):
     facts = archive.facts(tmp_path / "m.keras")
     assert facts.layers == ["in", "sep", "d", "act"] and facts.input_shape == [9, 7, 2]
     assert facts.outputs == 4 and facts.has_conv
+
+
+def test_an_h5_model_file_is_read_with_h5py_and_a_weights_file_says_nothing(tmp_path):
+    pytest.importorskip("h5py")
+    model = sequential()
+    model.save(tmp_path / "legacy.h5")
+    found = archive.facts(tmp_path / "legacy.h5")
+    assert {p for p, _ in iter_layers(model)} <= set(found.layers)
+    assert found.input_shape == [28, 28, 1] and found.outputs == 10 and found.has_conv
+    with pytest.raises(ConfigError, match=r"^config.models.m.class_names: 2 names for a model with 10 outputs"):
+        cfgmod.validate(base_config(tmp_path / "legacy.h5", class_names=["a", "b"]))
+    model.save_weights(tmp_path / "only.weights.h5")
+    assert archive.facts(tmp_path / "only.weights.h5") is None  # no model_config: load_model decides
