@@ -315,8 +315,8 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     # the 600x400 coffee photo was stretched to the square input: warned in the run summary
     warnings = html.split('<h3 id="warnings">Warnings</h3>')[1]
     assert "1 of 2 images were stretched" in warnings and "(up to 1.50x)" in warnings
-    sensitivity_log = (workdir / "results" / "logs" / "tiny" / "sensitivity.log").read_text()
-    assert "resize: 1 of 2 images resized (stretch); see results/tiny/sensitivity/images.csv" in sensitivity_log
+    sensitivity_log = (workdir / "results" / "logs" / "tiny" / "sensitivity.log").read_text()  # coffee and camera
+    assert "resize: 2 of 2 images resized (stretch); see results/tiny/sensitivity/images.csv" in sensitivity_log
     camera = json.loads((workdir / "results" / "tiny" / "exemplars" / "camera" / "summary.json").read_text())
     assert any("converted to RGB" in n for n in camera["notes"])
     assert any("resized from 512x512 to 28x28" in n for n in camera["notes"])
