@@ -16,9 +16,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from convlens.archive import model_problem
 from convlens.attribution.registry import DEFAULT_METHODS, METHODS, check_method_params
 from convlens.data import IMAGE_SUFFIXES, split_sizes
-from convlens.errors import InputError
+from convlens.errors import InputError, did_you_mean
 from convlens.models import APPLICATION_PREPROCESS
 from convlens.transform_kinds import DEFAULT_TRANSFORMS, REGISTRY
 from convlens.transforms import build_transforms, sheet_selection
@@ -82,10 +83,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        return f"{path}: unknown key(s) {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}"
+        hint = did_you_mean(extra, allowed)
+        return f"{path}: unknown key(s) {', '.join(map(repr, extra))}{hint}; allowed: {', '.join(allowed)}"
     if error.validator == "enum":
         allowed = ", ".join(map(repr, error.validator_value))
-        return f"{path}: {error.instance!r} is not allowed; allowed: {allowed}"
+        hint = did_you_mean(str(error.instance), error.validator_value)
+        return f"{path}: {error.instance!r} is not allowed{hint}; allowed: {allowed}"
     if error.validator == "oneOf" and isinstance(error.instance, dict):
         options = [" or ".join(s.get("required", [])) for s in error.validator_value if "required" in s]
         if options:
@@ -98,7 +101,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
             item = deeper[0]
             others = [repr(s["const"]) for s in error.validator_value if "const" in s]
             return (
-                f"{_key_path(item.absolute_path)}: {item.instance!r} is not allowed; allowed: "
+                f"{_key_path(item.absolute_path)}: {item.instance!r} is not allowed"
+                f"{did_you_mean(str(item.instance), item.validator_value)}; allowed: "
                 f"{', '.join(map(repr, item.validator_value))}"
                 + (f" (or {' or '.join(others)} in place of the list)" if others else "")
             )
@@ -180,7 +184,7 @@ def _require(cfg_section: dict, keys: list[str], where: str, why: str):
 def _check_semantics(cfg: dict, base: Path):
     _check_datasets(cfg["datasets"], base)
     for name, model in cfg["models"].items():
-        _check_model(name, model, cfg["datasets"], base)
+        _check_model(name, model, cfg, base)
     _check_comparison(cfg)
     for i, entry in enumerate(cfg["images"]):
         _check_image_entry(entry, f"config.images[{i}]", cfg["datasets"], base)
@@ -209,8 +213,8 @@ def _check_datasets(datasets: dict, base: Path) -> None:
                 raise ConfigError(f"{where}.path: file {ds['path']!r} does not exist (mnist.npz in the Keras layout)")
 
 
-def _check_model(name: str, model: dict, datasets: dict, base: Path) -> None:
-    where = f"config.models.{name}"
+def _check_model(name: str, model: dict, cfg: dict, base: Path) -> None:
+    where, datasets = f"config.models.{name}", cfg["datasets"]
     _check_id(name, f"config.models: name {name!r}")
     _check_training_variant(model, where, datasets, base)
     if model["source"] == "train":
@@ -231,6 +235,9 @@ def _check_model(name: str, model: dict, datasets: dict, base: Path) -> None:
         problem = model_file_problem(base / model["path"])
         if problem:
             raise ConfigError(f"{where}.path: {model['path']!r} {problem}")
+        problem = model_problem(name, model, cfg, base)
+        if problem:
+            raise ConfigError(problem)
     weights = model.get("weights")
     if weights not in (None, "imagenet") and not (base / weights).is_file():
         raise ConfigError(f"{where}.weights: file {weights!r} does not exist; allowed: imagenet, null or a file path")
@@ -394,7 +401,7 @@ def _check_methods(heatmaps: dict) -> None:
     for i, name in enumerate([] if wanted == "all" else wanted):
         if not isinstance(name, str) or name not in METHODS:
             raise ConfigError(
-                f"config.heatmaps.methods[{i}]: {name!r} is not allowed; allowed: "
+                f"config.heatmaps.methods[{i}]: {name!r} is not allowed{did_you_mean(str(name), METHODS)}; allowed: "
                 f"{', '.join(map(repr, METHODS))} (or 'all' in place of the list)"
             )
 
@@ -403,7 +410,8 @@ def _check_method_params(params: dict) -> None:
     for name, given in params.items():
         where = f"config.heatmaps.params.{name}"
         if name not in METHODS:
-            raise ConfigError(f"{where}: {name!r} is not a method; methods: {', '.join(METHODS)}")
+            hint = did_you_mean(name, METHODS)
+            raise ConfigError(f"{where}: {name!r} is not a method{hint}; methods: {', '.join(METHODS)}")
         if not isinstance(given, dict):
             raise ConfigError(f"{where}: needs a mapping of parameter names to values, not {given!r}")
         try:

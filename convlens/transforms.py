@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convlens.errors import InputError
+from convlens.errors import InputError, did_you_mean
 from convlens.transform_kinds import CURVES, NAMES, REGISTRY
 
 KINDS = NAMES  # every transform kind; each is defined in convlens/transform_kinds.py
@@ -145,7 +145,8 @@ def check_spec(spec: dict, where: str) -> None:
     """Raise InputError unless a transform entry has the parameters its kind needs and no others."""
     kind = spec["kind"]
     if kind not in REGISTRY:
-        raise InputError(f"{where}.kind: {kind!r} is not allowed; allowed: {', '.join(map(repr, REGISTRY))}")
+        hint = did_you_mean(str(kind), REGISTRY)
+        raise InputError(f"{where}.kind: {kind!r} is not allowed{hint}; allowed: {', '.join(map(repr, REGISTRY))}")
     registered = REGISTRY[kind]
     given = set(spec) - {"kind"}
     if "range" in spec:

@@ -14,4 +14,5 @@ run_stage(
     sm.params.seed,
     sm.threads,
     {"json": sm.output.json, "csv": sm.output.csv, "figures": sm.output.figures},
+    study_images=sm.params.study_images,
 )

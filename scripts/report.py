@@ -16,4 +16,5 @@ run_stage(
     sm.output.html,
     sm.output.pdf,
     sm.output.run,
+    images=sm.params.images,
 )

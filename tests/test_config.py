@@ -98,15 +98,17 @@ def test_default_config_is_valid_and_defaults_are_filled():
         ),
         (
             lambda c: c["heatmaps"].update(params={"smoothgrad": {"sample": 4}}),
-            "config.heatmaps.params.smoothgrad: unknown parameter(s) sample; known: reduce, samples, noise, seed",
+            "config.heatmaps.params.smoothgrad: unknown parameter(s) sample (did you mean 'samples'?); "
+            "known: reduce, samples, noise, seed",
         ),
         (
             lambda c: c["heatmaps"].update(methods=["gradcam", "grad_cam"]),
-            "config.heatmaps.methods[1]: 'grad_cam' is not allowed; allowed: 'saliency', 'smoothgrad', ",
+            "config.heatmaps.methods[1]: 'grad_cam' is not allowed (did you mean 'gradcam'?); "
+            "allowed: 'saliency', 'smoothgrad', ",
         ),
         (
             lambda c: c["models"]["shapes_cnn"].update(sheet_layer=["x"]),
-            "config.models.shapes_cnn: unknown key(s) 'sheet_layer'; allowed: ",
+            "config.models.shapes_cnn: unknown key(s) 'sheet_layer' (did you mean 'sheet_layers'?); allowed: ",
         ),
         (lambda c: c.update(resize="fit"), "config.resize: 'fit' is not allowed; allowed: 'stretch', 'crop', 'pad'"),
         (lambda c: c["images"][0].update(resize="zoom"), "config.images[0].resize: 'zoom' is not allowed"),
@@ -272,3 +274,48 @@ def test_digest_is_stable_and_sensitive():
     assert cfgmod.digest(a) == cfgmod.digest(b)
     b["seed"] = 43
     assert cfgmod.digest(a) != cfgmod.digest(b)
+
+
+@pytest.mark.parametrize(
+    "edit,expected",
+    [
+        (
+            lambda c: c.update(transfroms=[]),
+            "config: unknown key(s) 'transfroms' (did you mean 'transforms'?); allowed: ",
+        ),
+        (
+            lambda c: c["models"]["m"].update(pth="x.keras"),
+            "config.models.m: unknown key(s) 'pth' (did you mean 'path'?); allowed: ",
+        ),
+        (
+            lambda c: c.update(transforms=[{"kind": "rotation", "angle": 5}]),
+            "config.transforms[0].kind: 'rotation' is not allowed (did you mean 'rotate'?); allowed: ",
+        ),
+        (
+            lambda c: c.update(heatmaps={"methods": ["grad_cam_pp"]}),
+            "config.heatmaps.methods[0]: 'grad_cam_pp' is not allowed (did you mean 'gradcam_pp'?); allowed: ",
+        ),
+        (
+            lambda c: c.update(heatmaps={"params": {"smothgrad": {}}}),
+            "config.heatmaps.params.smothgrad: 'smothgrad' is not a method (did you mean 'smoothgrad'?)",
+        ),
+        (lambda c: c.update(fill_mode="wrapp"), "config.fill_mode: 'wrapp' is not allowed (did you mean 'wrap'?)"),
+    ],
+)
+def test_a_near_miss_gets_a_suggestion(edit, expected):
+    cfg = {
+        "datasets": {"d": {"kind": "shapes"}},
+        "models": {"m": {"source": "train", "architecture": "shapes_cnn", "dataset": "d"}},
+        "images": [{"dataset": "d", "count": 2}],
+    }
+    edit(cfg)
+    with pytest.raises(ConfigError) as error:
+        cfgmod.validate(cfg)
+    assert str(error.value).startswith(expected), str(error.value)
+
+
+def test_a_far_miss_gets_no_suggestion():
+    cfg = {"datasets": {}, "models": {}, "images": [], "colour": "red"}
+    with pytest.raises(ConfigError) as error:
+        cfgmod.validate(cfg)
+    assert "did you mean" not in str(error.value)

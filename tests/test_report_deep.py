@@ -118,6 +118,26 @@ def test_the_self_contained_html_needs_no_other_file(deep_study):
     assert not outside, outside[:3]
 
 
+def test_the_self_contained_html_and_the_pdf_hold_no_path_of_the_build_machine(deep_study):
+    import pypdf
+
+    study, _ = deep_study
+    paths = {str(study), str(study.resolve()), str(ROOT), str(Path.home())}
+    pdf = study / "results" / "report" / "report.pdf"
+    reader = pypdf.PdfReader(pdf)
+    uris = [
+        str((annot.get_object().get("/A") or {}).get("/URI"))
+        for page in reader.pages
+        for annot in page.get("/Annots") or []
+        if "/URI" in (annot.get_object().get("/A") or {})
+    ]
+    assert not uris, uris[:3]
+    text = "\n".join([page.extract_text() for page in reader.pages] + [str(v) for v in reader.metadata.values()])
+    for blob in (pdf.read_bytes(), (study / "results" / "report" / "report.html").read_bytes(), text.encode()):
+        assert b"file:" not in blob
+        assert not [p for p in paths if p.encode() in blob]
+
+
 def test_the_console_has_no_library_chatter_and_the_logs_keep_it(deep_study):
     study, result = deep_study
     console = result.stdout + result.stderr

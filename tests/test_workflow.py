@@ -196,6 +196,72 @@ def test_run_summary_records_digest_versions_and_seed(tiny_run):
     assert not (workdir / "results" / "tiny" / "images").exists()
 
 
+def build_paths(workdir: Path) -> list[bytes]:
+    """The absolute paths of the build machine a shared file must not hold: the run's folder, the
+    checkout, the home folder (resolved and as given)."""
+    found = {str(workdir), str(workdir.resolve()), str(ROOT), str(Path.home())}
+    return [p.encode() for p in found if len(p) > 1]
+
+
+def pdf_leaks(pdf: Path, workdir: Path) -> list[str]:
+    """Every file: URI or build-machine path in the PDF: link annotations, metadata, page text, raw bytes."""
+    import pypdf
+
+    reader = pypdf.PdfReader(pdf)
+    found = []
+    for number, page in enumerate(reader.pages, 1):
+        for annot in page.get("/Annots") or []:
+            action = annot.get_object().get("/A") or {}
+            uri = str(action.get("/URI", ""))
+            if uri and not uri.startswith(("http://", "https://")):
+                found.append(f"page {number}: link {uri}")
+    texts = [str(v) for v in (reader.metadata or {}).values()] + [page.extract_text() for page in reader.pages]
+    raw = pdf.read_bytes()
+    for path in build_paths(workdir):
+        found += [f"text: {path.decode()}" for t in texts if path.decode() in t][:1]
+        found += [f"bytes: {path.decode()}"] if path in raw else []
+    found += ["bytes: file:"] if b"file:" in raw else []
+    return found
+
+
+def test_the_pdf_and_html_hold_no_file_uri_or_path_of_the_build_machine(tiny_run):
+    workdir, _ = tiny_run
+    report_dir = workdir / "results" / "report"
+    leaks = pdf_leaks(report_dir / "report.pdf", workdir)
+    assert not leaks, leaks[:5]
+    html = (report_dir / "report.html").read_bytes()
+    assert b"file:" not in html and not [p for p in build_paths(workdir) if p in html]
+    links = re.findall(rb'\b(?:href|src)="([^"#][^"]*)"', html)
+    assert links and all(link.startswith(b"../") for link in links), links[:3]  # the linked HTML: relative
+
+
+def test_run_json_and_the_run_summary_name_the_model_file_and_the_image_set(tiny_run):
+    import hashlib
+
+    workdir, _ = tiny_run
+    run = json.loads((workdir / "results" / "report" / "run.json").read_text())
+    model_file = workdir / "results" / "tiny" / "model" / "model.keras"
+    analysed = run["models"]["tiny"]["analysed"]
+    assert analysed["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert analysed["bytes"] == model_file.stat().st_size
+    npz = hashlib.sha256((workdir / "results" / "data" / "shapes" / "data.npz").read_bytes()).hexdigest()
+    lines = "".join(f"shapes-test-{j:04d}\t{npz}[{j}]\n" for j in range(2))  # the known answer, by hand
+    npz_bytes = (workdir / "results" / "data" / "shapes" / "data.npz").stat().st_size
+    assert run["images"] == {
+        "count": 2,
+        "sha256": hashlib.sha256(lines.encode()).hexdigest(),
+        "datasets": [{"path": "results/data/shapes/data.npz", "sha256": npz, "bytes": npz_bytes}],
+    }
+    html = (workdir / "results" / "report" / "report.html").read_text()
+    summary = html.split(">Run summary</h1>")[1].split("<h1")[0]
+    assert analysed["sha256"] in summary and run["images"]["sha256"] in summary
+    log = (workdir / "results" / "logs" / "tiny" / "sensitivity.log").read_text()
+    assert "resize: 0 of 2 images resized" in log  # the dataset's images have the model's size
+    quality = json.loads((workdir / "results" / "tiny" / "methods" / "quality.json").read_text())
+    assert quality["subset"] == "method check: 2 of 2 images"
+    assert "Images: method check: 2 of 2 images." in html
+
+
 def test_rerun_with_nothing_changed_does_nothing(tiny_run):
     workdir, _ = tiny_run
     result = snakemake(workdir, "--configfile", str(TINY), "-n")
@@ -252,6 +318,8 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     # the 600x400 coffee photo was stretched to the square input: warned in the run summary
     warnings = html.split('<h3 id="warnings">Warnings</h3>')[1]
     assert "1 of 2 images were stretched" in warnings and "(up to 1.50x)" in warnings
+    sensitivity_log = (workdir / "results" / "logs" / "tiny" / "sensitivity.log").read_text()  # coffee and camera
+    assert "resize: 2 of 2 images resized (stretch); see results/tiny/sensitivity/images.csv" in sensitivity_log
     camera = json.loads((workdir / "results" / "tiny" / "exemplars" / "camera" / "summary.json").read_text())
     assert any("converted to RGB" in n for n in camera["notes"])
     assert any("resized from 512x512 to 28x28" in n for n in camera["notes"])
@@ -273,6 +341,20 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "bad config: config.models.tiny.epochs: 0 is less than the minimum of 1" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("dry", [[], ["--dry-run"]])
+def test_bad_config_is_one_line_without_snakemakes_frame_and_suggests_the_near_miss(tmp_path, dry):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["transfroms"] = cfg.pop("transforms", [])
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(tmp_path, "--configfile", "bad.yaml", *dry)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("bad config: config: unknown key(s) 'transfroms'")
+    assert "(did you mean 'transforms'?)" in lines[0]
+    for frame in ("WorkflowError", "Traceback", "File ", "common.smk"):
+        assert frame not in result.stderr + result.stdout
 
 
 def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from convlens.errors import InputError
+from convlens.errors import InputError, did_you_mean
 
 
 def normalize_map(heatmap: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -152,7 +152,8 @@ def check_params(method: Method, given: dict, where: str) -> None:
     unknown = sorted(set(given) - set(method.params))
     if unknown:
         known = ", ".join(method.params) or "none"
-        raise InputError(f"{where}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
+        hint = did_you_mean(unknown, method.params)
+        raise InputError(f"{where}: unknown parameter(s) {', '.join(unknown)}{hint}; known: {known}")
     for key, value in given.items():
         allowed = method.params[key].allowed
         if not allowed.test(value):

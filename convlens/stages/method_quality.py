@@ -25,13 +25,20 @@ from convlens.sensitivity.method_findings import (
     quality_row,
 )
 from convlens.sensitivity.method_plots import plot_quality
-from convlens.stages.common import heatmap_explainer
+from convlens.stages.common import heatmap_explainer, subset_line
 from convlens.stages.files import write_csv, write_json
 from convlens.stages.run import Progress, log
 
 
 def method_quality(
-    model_path: str, info_json: str, images: list[dict], cfg: dict, seed: int, threads: int, out: dict
+    model_path: str,
+    info_json: str,
+    images: list[dict],
+    cfg: dict,
+    seed: int,
+    threads: int,
+    out: dict,
+    study_images: int | None = None,
 ) -> None:
     """Sanity (cascading weight randomization, Adebayo et al. 2018) and faithfulness (deletion and
     insertion curves, Petsiuk et al. 2018) of every heatmap method on untransformed images.
@@ -40,20 +47,32 @@ def method_quality(
     maps, constant maps counted as 0 and counted in n_constant, and whether the step stayed above
     ``heatmaps.quality_spearman``; deletion and insertion areas beside a random order's with a
     bootstrap interval on the paired difference; the findings in sentences), quality.csv (one row
-    per method) and two plots.
+    per method) and two plots. ``images`` are the first ``heatmaps.quality_images`` of the
+    ``study_images`` the study measures: the log and quality.json's ``subset`` say how many were used.
     """
     model, _ = open_model(model_path, threads)
     info = ModelInfo.load(info_json)
     hcfg = cfg["heatmaps"]
     figures = Path(out["figures"])
     figures.mkdir(parents=True, exist_ok=True)
-    pictures, used, cache = [], [], {}
+    pictures, used, unreadable, cache = [], [], [], {}
     for entry in images:
         try:
             pictures.append(load_input_image(entry, info, cache)[0])
             used.append(entry["id"])
         except InputError as exc:
+            unreadable.append(entry["id"])
             log.warning("%s left out of the method check: %s", entry["id"], exc)
+    available = len(images) if study_images is None else study_images
+    subset = subset_line(
+        "method check",
+        len(used),
+        available,
+        "heatmaps.quality_images",
+        hcfg.get("quality_images", len(images)),
+        unreadable,
+    )
+    log.info("%s", subset)
     if not pictures:
         write_json(
             out["json"],
@@ -63,6 +82,7 @@ def method_quality(
                 "rows": [],
                 "findings": [],
                 "skipped": "no images (heatmaps.quality_images: 0, or none readable)",
+                "subset": subset,
             },
         )
         write_csv(out["csv"], [], QUALITY_COLUMNS)
@@ -127,6 +147,7 @@ def method_quality(
         out["json"],
         {
             "images": used,
+            "subset": subset,
             "methods": methods,
             "notes": notes,
             "layers": [p.rsplit("/", 1)[-1] for p in sanity["layers"]],

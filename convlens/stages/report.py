@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from convlens.provenance import image_set_digest, model_digests
 from convlens.report import (
     MODEL_FILES,
     TRAINED_FILES,
@@ -21,6 +23,22 @@ from convlens.report import (
 )
 from convlens.stages.files import replacing, write_json, write_text
 from convlens.stages.run import log
+
+_LINK = re.compile(r'<a\b[^>]*?\bhref="([^"]*)"[^>]*>.*?</a>', re.S)
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def without_file_links(html: str) -> str:
+    """The HTML the PDF is laid out from: every link to a file (an SVG beside its figure) left out,
+    since WeasyPrint would write it as a ``file:///`` URI with this machine's absolute path (dead,
+    and telling, in a mailed PDF). Links within the report (``#...``) and to the web stay."""
+
+    def keep(match: re.Match) -> str:
+        href = match.group(1)
+        local = href.startswith("file:") or not (href.startswith("#") or _SCHEME.match(href))
+        return "" if local else match.group(0)
+
+    return _LINK.sub(keep, html)
 
 
 def model_files(inputs: Mapping[str, Sequence[str]], models: list[str], trained: list[str]) -> dict[str, dict]:
@@ -47,9 +65,12 @@ def build_report(
     out_html: str,
     out_pdf: str,
     out_run_json: str,
+    images: list[dict] | None = None,
 ) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/: ``files`` as
-    model_files gives them, the figures they link under ``results_dir``."""
+    model_files gives them, the figures they link under ``results_dir``. run.json records the SHA-256
+    and size of every model file and one digest of the image set (``images``: the rule's image
+    descriptions; ``convlens.provenance``)."""
     from weasyprint import CSS, HTML
 
     results = Path(results_dir).resolve()
@@ -65,7 +86,10 @@ def build_report(
         "devices": data["devices"] or [],
         "resize": data["resize"],
         "warnings": data["warnings"],
+        "models": model_digests(config, list(files)),
+        "images": image_set_digest(images or []),
     }
+    log.info("report: image set of %d images, SHA-256 %s", run["images"]["count"], run["images"]["sha256"])
     css = (Path(templates_dir) / "report.css").read_text()
     html = render_html(
         {"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir), **data}, templates_dir
@@ -79,7 +103,8 @@ def build_report(
         "self-contained" if config["report"]["self_contained"] else "figures linked",
         Path(out_html).stat().st_size / 1024,
     )
-    document = HTML(string=html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
+    pdf_html = without_file_links(html)
+    document = HTML(string=pdf_html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
     with fast_pdf_images(), replacing(out_pdf) as tmp:
         laid_out = document.render(stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
         log.info("report: %d PDF pages laid out in %.1f s; writing them", len(laid_out.pages), time.time() - t0)

@@ -66,6 +66,7 @@ def sensitivity_study(
         raise InputError("no image of this model could be analysed; see the measure logs")
     with replacing(out["images"]) as tmp:
         images.to_csv(tmp, index=False)
+    log.info("%s", resize_line(images[images["error"] == ""], out["images"]))
     folder = Path(out["manifest"]).parent
     manifest = run_study(
         [s["metrics"] for s in shards],
@@ -82,6 +83,18 @@ def sensitivity_study(
     n_classes = len(ModelInfo.load(info_json).class_names) if info_json else None
     manifest["warnings"] = study_warnings(images[images["error"] == ""], pooled, layers, n_classes)
     write_json(out["manifest"], manifest)
+
+
+def resize_line(images: pd.DataFrame, images_csv: str) -> str:
+    """One summary line for the log: how many of the measured images were resized to the model's
+    input (their ``notes`` say ``resized from ...``), by which modes, and where the details are."""
+    resized = images[images["notes"].fillna("").str.contains("resized from", regex=False)]
+    modes = ", ".join(sorted(set(resized["resize"].fillna("").astype(str)) - {""}))
+    return (
+        f"resize: {len(resized)} of {len(images)} images resized"
+        + (f" ({modes})" if modes else "")
+        + (f"; see {images_csv}" if len(resized) else "")
+    )
 
 
 def study_warnings(

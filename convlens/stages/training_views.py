@@ -14,7 +14,7 @@ from convlens.data import Dataset
 from convlens.errors import InputError
 from convlens.evolution import checkpoint_epoch, checkpoint_strip
 from convlens.models import ModelInfo
-from convlens.stages.common import TILE_PX, layer_file
+from convlens.stages.common import TILE_PX, layer_file, subset_line
 from convlens.stages.files import write_json, write_png
 from convlens.stages.run import Progress, log
 
@@ -73,6 +73,8 @@ def training_views(
             )
         progress.advance()
     n = min(evolution["embedding_points"], len(ds.x_test))
+    subset = subset_line("embedding", n, len(ds.x_test), "evolution.embedding_points", evolution["embedding_points"])
+    log.info("%s (of the test split)", subset)
     features, predicted = embedding.penultimate_features(
         model, ds.x_test[:n].astype("float32") / 255.0, info.preprocess
     )
@@ -108,6 +110,7 @@ def training_views(
                 "file": "embedding.png",
                 "method": method,
                 "points": n,
+                "subset": subset,
                 "feature_layer": embedding.last_dense_layer(model),
                 "features": int(features.shape[1]),
                 "misclassified": int((predicted != labels).sum()),

@@ -215,3 +215,59 @@ def test_method_findings_say_what_the_numbers_say(tmp_path):
     assert one == [
         "m does not beat a random pixel order on deletion (AUC diff +0.010, 95% CI [-0.020, +0.040], 6 images)."
     ]
+
+
+def test_the_method_check_says_how_many_images_it_used_and_why_fewer(tmp_path, caplog):
+    """One unreadable image among the first four: the check runs on 3 and says so (log, json, report)."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name="c1"), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    model.save(tmp_path / "m.keras")
+    info = {"name": "m", "source": "load", "input_shape": [8, 8, 3], "class_names": ["x", "y"], "preprocess": "unit"}
+    (tmp_path / "info.json").write_text(json.dumps(info))
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(4):
+        path = tmp_path / f"im{i}.png"
+        if i == 2:
+            path.write_bytes(b"not an image")
+        else:
+            Image.fromarray((rng.random((8, 8, 3)) * 255).astype(np.uint8)).save(path)
+        images.append({"id": f"im{i}", "path": str(path), "resize": "stretch"})
+    cfg = {
+        "heatmaps": {
+            "methods": ["saliency"],
+            "layer": None,
+            "score": "logit",
+            "params": {},
+            "quality_steps": 2,
+            "quality_spearman": 0.9,
+            "quality_images": 4,
+        },
+        "batch_size": 8,
+    }
+    out = {"json": str(tmp_path / "q.json"), "csv": str(tmp_path / "q.csv"), "figures": str(tmp_path / "qf")}
+    with caplog.at_level("INFO", logger="convlens"):
+        method_quality(str(tmp_path / "m.keras"), str(tmp_path / "info.json"), images, cfg, 0, 1, out, study_images=10)
+    quality = json.loads((tmp_path / "q.json").read_text())
+    expected = "method check: 3 of 10 images (why fewer: heatmaps.quality_images is 4; 1 unreadable: im2)"
+    assert quality["subset"] == expected and quality["images"] == ["im0", "im1", "im3"]
+    assert expected in caplog.text
+    assert _escaped(expected) in render_methods_section(tmp_path, quality)
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        ((5, 5, 8), "stage: 5 of 5 images"),  # all of them: no reason given
+        ((3, 60, 3), "stage: 3 of 60 images (why fewer: k is 3)"),
+        ((4, 4, 10), "stage: 4 of 4 images"),  # asked for more than there are, got every one
+        ((3, 4, 10, ["b"]), "stage: 3 of 4 images (why fewer: k is 10 but there are only 4; 1 unreadable: b)"),
+    ],
+)
+def test_subset_line_names_the_reason(args, expected):
+    from convlens.stages.common import subset_line
+
+    used, available, wanted, *unreadable = args
+    assert subset_line("stage", used, available, "k", wanted, *unreadable) == expected

@@ -136,6 +136,7 @@ rule method_quality:
             "batch_size": config["batch_size"],
         },
         seed=config["seed"],
+        study_images=len(IMAGES),
     script:
         "../../scripts/method_quality.py"
 

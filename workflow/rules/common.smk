@@ -5,8 +5,6 @@ import re
 import sys
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
-
 # Here the convlens library imports because Snakemake puts the Snakefile's folder (this checkout) on
 # sys.path. The jobs' scripts are Python processes of their own that Snakemake gives only the script's
 # folder: PYTHONPATH (passed on to cluster jobs by envvars) adds this checkout there too. This is the
@@ -31,11 +29,14 @@ if not workflow.overwrite_configfiles:
     configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
+# A bad config is one line on stderr and exit status 1, before any job: not a WorkflowError, whose
+# frame (file, line, "File ...") would bury the line that says which key and what is allowed.
 try:
     _validated = validate(config)
     IMAGES = list_images(_validated)
 except ConfigError as error:
-    raise WorkflowError(f"bad config: {error}") from None
+    print(f"bad config: {error}", file=sys.stderr)
+    sys.exit(1)
 config.clear()
 config.update(_validated)
 

@@ -56,6 +56,7 @@ rule report:
         digest=CONFIG_DIGEST,
         models=MODELS,
         trained=TRAINED,
+        images=image_params(IMAGES),
         templates=lambda wildcards, input: str(Path(input.templates[0]).parent),
         results=lambda wildcards, output: str(Path(output.html).parent.parent),
     script:
