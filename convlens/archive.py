@@ -205,11 +205,29 @@ def model_problem(name: str, model: dict, cfg: dict, base: Path | str = ".") -> 
         if missing:
             key_path = f"{where}.{key}" if own else f"config.{section}.{section_key}"
             return _missing_layer(key_path, missing[0], name, found)
+    problem = _comparison_layer_problem(name, cfg, found)
+    if problem:
+        return problem
     if not found.has_conv:
         return (
             f"{where}.path: {path!r} has no convolution layer (Conv2D, DepthwiseConv2D or SeparableConv2D); "
             "allowed: a CNN (feature maps, sheets and Grad-CAM need one)"
         )
+    return None
+
+
+def _comparison_layer_problem(name: str, cfg: dict, found: ArchiveFacts) -> str | None:
+    """config.comparison.layers names layers of this model: as its own (keys of its entry) and, for
+    the reference model, as the partners (values of every entry)."""
+    comparison = cfg.get("comparison") or {}
+    pairs = comparison.get("layers") or {}
+    own = list(pairs.get(name) or {})
+    partners = [ref for mapping in pairs.values() for ref in (mapping or {}).values()]
+    wanted = own + (partners if comparison.get("reference") == name else [])
+    missing = [w for w in wanted if w not in found.layers]
+    if missing:
+        key = f"config.comparison.layers.{name}" if missing[0] in own else "config.comparison.layers"
+        return _missing_layer(key, missing[0], name, found)
     return None
 
 

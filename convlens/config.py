@@ -183,9 +183,9 @@ def _require(cfg_section: dict, keys: list[str], where: str, why: str):
 
 def _check_semantics(cfg: dict, base: Path):
     _check_datasets(cfg["datasets"], base)
+    _check_comparison(cfg)  # first: the model-file checks read comparison.reference and comparison.layers
     for name, model in cfg["models"].items():
         _check_model(name, model, cfg, base)
-    _check_comparison(cfg)
     for i, entry in enumerate(cfg["images"]):
         _check_image_entry(entry, f"config.images[{i}]", cfg["datasets"], base)
     for i, spec in enumerate(cfg["transforms"]):

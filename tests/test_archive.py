@@ -126,6 +126,18 @@ def base_config(path, **model):
         ),
         ("nested", {"heatmap_layer": "Conv1"}, None, "config.models.m.heatmap_layer: layer 'Conv1' is not in model m"),
         ("dense", {}, None, "config.models.m.path: '{path}' has no convolution layer"),
+        (
+            "fun",
+            {},
+            lambda c: c.update(comparison={"layers": {"m": {"conv_aa": "conv_a"}}}),
+            "config.comparison.layers.m: layer 'conv_aa' is not in model m (did you mean 'conv_a'?)",
+        ),
+        (
+            "fun",
+            {},
+            lambda c: c.update(comparison={"layers": {"m": {"conv_a": "conv_x"}}}),
+            "config.comparison.layers: layer 'conv_x' is not in model m",
+        ),
     ],
 )
 def test_model_dependent_mistakes_are_refused_at_config_time(saved, file, model, edit, expected):
