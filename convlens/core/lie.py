@@ -10,9 +10,12 @@ centre for rotate and scale):
 - ``scale``: a scaling by e^t about the centre (t is the log of the factor).
 
 Warping by t samples the input at T(−t) p (the groups' inverse is the same generator at −t). At
-t = 0 every sample point is a pixel centre, so the bilinear weight of the lower neighbour is 1 and the
-derivative is the *forward difference* f(p + e) − f(p) along each axis, times the flow's component
-(the derivative of a bilinear read at a grid point from the side of the upper neighbour).
+t = 0 every sample point is a pixel centre. A plain bilinear read would differentiate there to a
+one-sided difference (towards whichever neighbour the flow points at), which sits half a pixel off
+and changes side where the flow changes sign (rotate, scale). So each read is the mean of the four
+bilinear reads whose cells have the point at either corner along each axis: at t = 0 each returns
+the pixel's value exactly, and the derivative is the *central difference* (f(p + e) − f(p − e)) / 2
+along each axis, times the flow's component.
 Boundary: ``wrap`` (circular) for shifts, so the circular-convolution answer is exact; ``nearest``
 (clamped edges) for rotate and scale. Layer maps are warped back with the same interpolation at the
 layer's grid (``transforms.Grid``: a shift of t input pixels is t / stride map pixels).
@@ -79,29 +82,34 @@ def sample_points(height: int, width: int, to_core: np.ndarray, from_core: np.nd
 
 def bilinear(maps, sx, sy, wrap):
     """Bilinear reads of ``maps`` (N, h, w, c) at points (N, P) (x, y); P = h * w output pixels in
-    row-major order. ``wrap`` (N,) bool: a row reads circularly (wrap), otherwise with clamped edges
-    (nearest). Returns (N, h, w, c)."""
+    row-major order, as the mean of the four reads whose cells start at the point's floor or one pixel
+    before it along each axis (the same value at a pixel centre, and a central-difference derivative
+    there; see the module docstring). ``wrap`` (N,) bool: a row reads circularly (wrap), otherwise
+    with clamped edges (nearest). Returns (N, h, w, c)."""
     import tensorflow as tf
 
     shape = tf.shape(maps)
     h, w = maps.shape[1], maps.shape[2]
     flat = tf.reshape(maps, (shape[0], h * w, shape[3]))
-    x0 = tf.stop_gradient(tf.floor(sx + SNAP))
-    y0 = tf.stop_gradient(tf.floor(sy + SNAP))
-    wx, wy = sx - x0, sy - y0
+    floor_x = tf.stop_gradient(tf.floor(sx + SNAP))
+    floor_y = tf.stop_gradient(tf.floor(sy + SNAP))
     wrap = wrap[:, None]
 
     def index(v, size):
         v = tf.cast(v, tf.int32)
         return tf.where(wrap, tf.math.floormod(v, size), tf.clip_by_value(v, 0, size - 1))
 
-    xa, xb, ya, yb = index(x0, w), index(x0 + 1, w), index(y0, h), index(y0 + 1, h)
-
     def read(yi, xi):
         return tf.gather(flat, yi * w + xi, batch_dims=1)
 
-    wx, wy = wx[..., None], wy[..., None]
-    out = (1 - wy) * ((1 - wx) * read(ya, xa) + wx * read(ya, xb)) + wy * ((1 - wx) * read(yb, xa) + wx * read(yb, xb))
+    def cell_read(x0, y0):  # the bilinear formula on the cell [x0, x0 + 1] x [y0, y0 + 1] (may extrapolate)
+        wx, wy = (sx - x0)[..., None], (sy - y0)[..., None]
+        xa, xb, ya, yb = index(x0, w), index(x0 + 1, w), index(y0, h), index(y0 + 1, h)
+        top = (1 - wx) * read(ya, xa) + wx * read(ya, xb)
+        bottom = (1 - wx) * read(yb, xa) + wx * read(yb, xb)
+        return (1 - wy) * top + wy * bottom
+
+    out = tf.add_n([cell_read(floor_x - dx, floor_y - dy) for dx in (0.0, 1.0) for dy in (0.0, 1.0)]) / 4
     return tf.reshape(out, shape)
 
 
@@ -157,5 +165,7 @@ def lie_derivatives(forward, images, generators: list[str], grids: list, dtype: 
     layers = []
     for m, b in zip(maps, back, strict=True):
         d = tf.norm(tf.reshape(acc.jvp(b), (rows, -1)), axis=1)
-        layers.append(d / tf.norm(tf.reshape(m, (rows, -1)), axis=1))
+        norm = tf.norm(tf.reshape(m, (rows, -1)), axis=1)
+        # a dead map (all zero) has no relative derivative: NaN, as the equivariance error's 0/0
+        layers.append(tf.where(norm > 0, d / tf.where(norm > 0, norm, tf.ones_like(norm)), np.nan))
     return output, layers

@@ -108,11 +108,12 @@ def fit_linear(s: PairSums, lam: float = DEFAULT_LAMBDA) -> tuple[np.ndarray, np
     mean_p, mean_q = s.p / n, s.q / n
     spp = s.pp - n * np.outer(mean_p, mean_p)
     spq = s.pq - n * np.outer(mean_p, mean_q)
-    penalty = lam * np.trace(spp) / s.channels
-    if penalty <= 0:  # constant maps: the smallest positive ridge keeps the system solvable
-        penalty = np.finfo(np.float64).tiny
+    scale = np.trace(spp) / s.channels
+    # lam = 0 (plain least squares) or collinear channels: a floor of 1e-12 of the mean eigenvalue keeps
+    # the system solvable without changing a well-posed fit; constant maps: the identity (no evidence)
+    penalty = max(lam, 1e-12) * scale if scale > 0 else 1.0
     eye = np.eye(s.channels)
-    w = np.linalg.solve(spp + penalty * eye, spq + penalty * eye)
+    w = np.linalg.lstsq(spp + penalty * eye, spq + penalty * eye, rcond=None)[0]
     return w, mean_q - mean_p @ w
 
 
@@ -246,11 +247,14 @@ class Ladder:
             return []
         return ladder_rows(study, image, {r: out[f"num_{r}"] for r in self.rungs}, out["den"])
 
-    def check(self, study) -> str | None:
-        """What makes the saved maps unusable for this study (other layers or transforms), or None."""
+    def check(self, study, transforms: list[str] | None = None) -> str | None:
+        """What makes the saved maps unusable for this study (other layers, transforms or channel
+        counts), or None; ``transforms``: the names the maps were fit for, when saved."""
         if self.maps.layers != list(study.layers):
             return f"fit for layers {self.maps.layers}, measuring {list(study.layers)}"
         if len(self.maps.fitted) != len(study.transforms) or not np.array_equal(self.maps.fitted, study.geometric):
+            return "fit for other transforms than the study's"
+        if transforms is not None and transforms != [t.name for t in study.transforms]:
             return "fit for other transforms than the study's"
         return None
 
@@ -267,7 +271,9 @@ def load_ladder(path: str | None, cfg: dict, study) -> Ladder | None:
     if path is None or not rungs:
         return None
     found = Ladder(ChannelMaps.load(path), rungs)
-    problem = found.check(study)
+    with np.load(path) as saved:
+        names = [str(v) for v in saved["transforms"]] if "transforms" in saved else None
+    problem = found.check(study, names)
     if problem:
         raise InputError(
             f"equivariance: the channel maps {path} do not fit this study ({problem}); rerun fit_channel_maps"

@@ -55,7 +55,8 @@ def consistency(transforms, probs: np.ndarray) -> dict[str, float]:
     out = {}
     for curve, classes in curves.items():
         pairs = list(combinations(classes.values(), 2))
-        out[curve.replace(" ", "_")] = float(np.mean([a == b for a, b in pairs]))
+        if pairs:  # a curve of one offset (a crop sweep of one) has no pair to agree on
+            out[curve.replace(" ", "_")] = float(np.mean([a == b for a, b in pairs]))
     return out
 
 

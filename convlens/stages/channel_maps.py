@@ -45,8 +45,9 @@ def fit_channel_maps(model_path: str, info_json: str, images: list[dict], cfg: d
     sums = [[ladder.PairSums(c) if g else None for g in study.geometric] for c in channels]
     fitted, cache = [], {}
     progress = Progress("fit images read", len(images))
-    for start in range(0, len(images), analysis.per_call):
-        loaded, pixels, failed = analysis._read(images[start : start + analysis.per_call], cache)
+    per_call = max(1, cfg["batch_size"] // analysis.n_t)  # batch_size rows a call: the fit needs no CKA minibatch
+    for start in range(0, len(images), per_call):
+        loaded, pixels, failed = analysis._read(images[start : start + per_call], cache)
         for _entry, error in failed:
             log.error("fit set: %s", error)
         if loaded:

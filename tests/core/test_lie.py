@@ -59,10 +59,10 @@ def test_stride2_subsampling_breaks_it():
 
 
 def finite_difference(forward, x, generator, h):
-    """One-sided difference (f(T_h x) − f(x)) / h through an independent numpy warp: for a shift the
-    bilinear read at x − h (h < 0) lies between the pixel and its upper neighbour, as the JVP's."""
+    """(f(T_h x) − f(x)) / h through an independent numpy warp: for a shift by h the image moves along
+    its central-difference tangent, x(p) − h (x(p + 1) − x(p − 1)) / 2 (the reads' derivative at t = 0)."""
     axis = 2 if generator == "shift_x" else 1
-    moved = (1 + h) * x + (-h) * np.roll(x, -1, axis=axis)  # sample at p − h: f(p) + (−h)(f(p+1) − f(p))
+    moved = x - h * (np.roll(x, -1, axis=axis) - np.roll(x, 1, axis=axis)) / 2
     _, a = forward(tf.constant(x))
     _, b = forward(tf.constant(moved))
     return (np.asarray(b) - np.asarray(a)) / h
@@ -97,8 +97,8 @@ def test_rotate_and_scale_give_finite_positive_values_and_zero_on_a_constant_ima
 
 def test_stride2_layer_value_equals_the_numpy_formula():
     """For a = subsample₂(c), c a circular convolution of x, along shift_x: d/dt T_{-t/2} a(T_t x) =
-    ½ D a − (D c)[::2, ::2], D the circular forward difference along x (the bilinear read's derivative
-    at pixel centres). Computed here in numpy (np.roll) and compared with the JVP."""
+    ½ D a − (D c)[::2, ::2], D the circular central difference along x (the reads' derivative at pixel
+    centres). Computed here in numpy (np.roll) and compared with the JVP."""
     k1, k2, dense = weights()
     x = RNG.uniform(size=(1, 12, 12, 2))
     c = sum(
@@ -107,9 +107,40 @@ def test_stride2_layer_value_equals_the_numpy_formula():
     a = c[:, ::2, ::2]
 
     def d(v):
-        return np.roll(v, -1, axis=2) - v
+        return (np.roll(v, -1, axis=2) - np.roll(v, 1, axis=2)) / 2
 
     expected = np.linalg.norm(0.5 * d(a) - d(c)[:, ::2, ::2]) / np.linalg.norm(a)
     grid = Grid.even((12, 12), (6, 6)).to_input()
     _, layers = lie_derivatives(linear_circular_net(k1, k2, dense, stride2=True), x, ["shift_x"], [grid] * 2, "float64")
     assert float(layers[0][0]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_identity_network_has_zero_layer_lie_derivative_for_every_generator():
+    """T_t⁻¹ T_t x = x: warping in and back with the same reads cancels for each generator exactly
+    (edges included), so any non-zero layer value in a study is the network's."""
+    x = RNG.uniform(size=(2, 10, 12, 3))
+    grid = Grid.even((10, 12), (10, 12)).to_input()
+    identity = lambda v: ([v], tf.reduce_sum(v, axis=[1, 2]))  # noqa: E731
+    _, layers = lie_derivatives(identity, x, list(GENERATORS), [grid], "float64")
+    assert np.max(np.abs(np.asarray(layers[0]))) < 1e-12
+
+
+def test_a_smooth_ramp_rotates_by_its_analytic_flow():
+    """On a linear ramp f(x, y) = a·x + b·y the central difference is the exact gradient, so inside the
+    image the tangent of a rotation about the centre c is ∇f · J (p − c), J = ±[[0, 1], [−1, 0]] (the
+    direction is transforms.rotate's; the norm does not depend on it). A network whose logits are the
+    interior pixels then has ‖d/dt z‖ = ‖∇f · J (p − c)‖ over the interior: a wrong centre, scale of t
+    (radians) or difference would change it."""
+    h = w = 11
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    a, b = 0.3, -0.7
+    x = (a * xs + b * ys)[None, :, :, None] + 5.0
+
+    def forward(v):
+        return [v], tf.reshape(v[:, 2:-2, 2:-2, 0], (1, -1))
+
+    grid = Grid.even((h, w), (h, w)).to_input()
+    out, _ = lie_derivatives(forward, x, ["rotate"], [grid], "float64")
+    px, py = xs - (w - 1) / 2, ys - (h - 1) / 2
+    tangent = (a * py - b * px)[2:-2, 2:-2]
+    assert float(out[0]) == pytest.approx(np.linalg.norm(tangent), rel=1e-9)

@@ -47,6 +47,11 @@ def test_consistency_is_one_when_nothing_changes_and_absent_without_shifts():
     assert consistency(tr.build_transforms([{"kind": "rotate", "angle_deg": 5}]), one_hot([0, 1])) == {}
 
 
+def test_a_crop_sweep_of_one_offset_has_no_pair_and_no_consistency():
+    transforms = tr.build_transforms([{"kind": "shift", "range": [2, 2, 1], "direction": "x", "mode": "crop"}])
+    assert consistency(transforms, one_hot([0] * len(transforms))) == {}
+
+
 def test_the_generators_are_the_continuous_kinds_of_the_study():
     from convlens.core.lie import GENERATORS
 
