@@ -1,5 +1,6 @@
 """The benchmark harness's own logic on known answers (no TensorFlow, no timings asserted)."""
 
+import json
 import zipfile
 
 import numpy as np
@@ -286,8 +287,20 @@ def test_study_config_is_valid_and_has_six_transforms(tmp_path, model):
     (tmp_path / "images").mkdir()
     harness.make_images(tmp_path / "images", 3, 16)
     model_file = tmp_path / "shapes_cnn.keras"
-    with zipfile.ZipFile(model_file, "w") as archive:  # validation looks only at the archive's table of contents
-        archive.writestr("config.json", "{}")
+    # validation reads the archive's config.json (convlens.archive): a stand-in with an input, a conv
+    # layer and three outputs, as the shapes model has
+    stand_in = {
+        "class_name": "Sequential",
+        "config": {
+            "layers": [
+                {"class_name": "InputLayer", "config": {"name": "input", "batch_shape": [None, 16, 16, 3]}},
+                {"class_name": "Conv2D", "config": {"name": "block1_conv1"}},
+                {"class_name": "Dense", "config": {"name": "predictions", "units": 3}},
+            ]
+        },
+    }
+    with zipfile.ZipFile(model_file, "w") as archive:
+        archive.writestr("config.json", json.dumps(stand_in))
     cfg = harness.study_config(model, "images", model_file if model == "shapes" else None, images_per_job=32)
     checked = validate(cfg, base_dir=tmp_path)
     transforms = build_transforms(checked["transforms"])
