@@ -16,4 +16,5 @@ run_stage(
     sm.output.html,
     sm.output.pdf,
     sm.output.run,
+    cka=(sm.input.cka_comparison, sm.input.cka_layers),
 )

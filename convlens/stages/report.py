@@ -12,6 +12,7 @@ from convlens.report import (
     MODEL_FILES,
     TRAINED_FILES,
     RunFolderFetcher,
+    cka_comparison,
     collect,
     embed_figures,
     fast_pdf_images,
@@ -34,6 +35,8 @@ def model_files(inputs: Mapping[str, Sequence[str]], models: list[str], trained:
             files[m][key] = path
     for m, path in zip(models, inputs.get("channel_maps") or [], strict=True):  # none: the ladder is off
         files[m]["channel_maps"] = path
+    for m, path in zip(models, inputs.get("cka") or [], strict=True):  # CKA invariance figure (rule cka)
+        files[m]["cka"] = path
     return files
 
 
@@ -47,15 +50,19 @@ def build_report(
     out_html: str,
     out_pdf: str,
     out_run_json: str,
+    cka: tuple[str, str] | None = None,
 ) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/: ``files`` as
-    model_files gives them, the figures they link under ``results_dir``."""
+    model_files gives them, the figures they link under ``results_dir``; ``cka``: the models' CKA
+    comparison (rule cka_comparison: cka.json, cka_layers.png), shown in the comparison chapter."""
     from weasyprint import CSS, HTML
 
     results = Path(results_dir).resolve()
     report_dir = Path(out_html).resolve().parent
     report_dir.mkdir(parents=True, exist_ok=True)
     data = collect(config, files, results, comparison_json)
+    if data["comparison"] is not None and cka:
+        data["comparison"]["cka"] = cka_comparison(*cka, results)
     run = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "config_digest": config_digest,
