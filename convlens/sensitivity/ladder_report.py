@@ -73,6 +73,12 @@ def _pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f} %"
 
 
+def _explains(e0: float, e: float) -> str:
+    """``explains 35 %``, or ``explains none`` where the held-out error did not drop (a map fit on few
+    images can score worse held-out than no map)."""
+    return f"explains {_pct(e0 - e, e0)}" if e < e0 and round(100 * (e0 - e) / e0) > 0 else "explains none"
+
+
 def _short(layer: str) -> str:
     return layer.rsplit("/", 1)[-1]
 
@@ -99,8 +105,8 @@ def ladder_sentences(rungs: pd.DataFrame, layers: list[str]) -> list[list[dict]]
                 else "most of the error is not a re-mapping of channels"
             )
             parts.append(
-                f"at {_short(layer)}, a channel permutation explains {_pct(e0 - e1, e0)} of the same-channel "
-                f"error ({e0:.2f} → {e1:.2f}) and a 1×1 linear map {_pct(e0 - e2, e0)} (→ {e2:.2f}): {verdict}"
+                f"at {_short(layer)}, a channel permutation {_explains(e0, e1)} of the same-channel "
+                f"error ({e0:.2f} → {e1:.2f}) and a 1×1 linear map {_explains(e0, e2)} (→ {e2:.2f}): {verdict}"
             )
         if parts:
             words = REGISTRY[kind].words or kind
