@@ -61,7 +61,9 @@ def test_ladder_sentence_gives_the_split_where_it_applies():
     [sentence] = lr.ladder_sentences(rungs, LAYERS)
     text = sentence[0]["text"]
     assert text.startswith("Under rotations, at block1_conv1, a channel permutation explains 35 % of the")
-    assert "(0.91 → 0.59) and a 1×1 linear map explains 69 % (→ 0.28): most of what looks like broken equivariance" in text
+    assert (
+        "(0.91 → 0.59) and a 1×1 linear map explains 69 % (→ 0.28): most of what looks like broken equivariance" in text
+    )
     assert "at block3_conv1, a channel permutation explains 10 % " in text  # (0.8 - 0.72) / 0.8
     assert "1×1 linear map explains 25 % (→ 0.60): most of the error is not a re-mapping of channels" in text
     assert "block2_conv1" not in text
