@@ -47,13 +47,14 @@ def plot_ladder(rungs: pd.DataFrame, layers: list[str], path: Path, shown: list[
             if len(part):
                 _line(ax, x, part, layers, linestyle=style, label=label)
         n = int(sub["n"].max())
-        ax.set_title(f"{REGISTRY[kind].words or kind} ({n} held-out images)", fontsize=7.5)
+        ax.set_title(f"{kind} ({n} held-out images)", fontsize=7.5)
         depth_ticks(ax, x, names, {n.rsplit("/", 1)[-1] for n in (shown or layers)})
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(kinds) :]:
         ax.set_visible(False)
+    top = float(np.nanmax(rungs[["mean", "ci_high"]].to_numpy(float)))
+    axes[0, 0].set_ylim(0, 1.05 * top if np.isfinite(top) and top > 0 else 1)  # shared: set once, after all lines
     axes[0, 0].set_ylabel("equivariance error", fontsize=7)
     axes[0, 0].legend(fontsize=6.5)
     fig.tight_layout()
@@ -69,7 +70,7 @@ def plot_lie(lie: pd.DataFrame, layers: list[str], path: Path, shown: list[str] 
     if inner.empty:
         return False
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN * 0.6, 3.0))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN, 2.8))
     x = np.arange(len(layers))
     for generator in dict.fromkeys(inner["generator"]):
         part = inner[inner["generator"] == generator].set_index("layer")
