@@ -94,7 +94,8 @@ def transform_group(t: Transform) -> str | None:
     """The group a transform is pooled into for the per-kind comparison, as its kind says
     (``Kind.group_of``): its kind, with shifts split into whole even, whole odd and sub-pixel offsets (a
     stride-2 layer is exactly equivariant only to shifts by a multiple of 2; Zhang 2019). None for the
-    identity."""
+    identity. The Lie derivative's and consistency's rows, whose ``transform`` is a generator or a
+    curve, take their groups from ``sensitivity.lie.MEASURE_GROUPS`` instead (``group_transforms``)."""
     return REGISTRY[t.kind].group_of(t.params)
 
 
