@@ -131,3 +131,16 @@ def test_plots_draw_only_with_rows(tmp_path):
     assert plot_lie(lie, LAYERS, tmp_path / "lie.png")
     assert not plot_lie(lie[lie["layer"] == "output"], LAYERS, tmp_path / "none2.png")
     assert not (tmp_path / "none.png").exists() and not (tmp_path / "none2.png").exists()
+
+
+def test_report_files_with_the_ladder_off_and_cka_on():
+    from convlens.report import MODEL_FILES
+    from convlens.stages.report import model_files
+
+    inputs = {key: [f"{key}_a", f"{key}_b"] for key in MODEL_FILES}
+    inputs |= {"channel_maps": [], "cka": ["cka_a", "cka_b"]}
+    files = model_files(inputs, ["a", "b"], [])
+    assert files["b"]["cka"] == "cka_b" and files["a"]["info"] == "info_a"
+    assert "channel_maps" not in files["a"] and "channel_maps" not in files["b"]
+    files = model_files({**inputs, "channel_maps": ["maps_a", "maps_b"]}, ["a", "b"], [])
+    assert files["a"]["channel_maps"] == "maps_a"

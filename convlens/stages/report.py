@@ -27,16 +27,16 @@ from convlens.stages.run import log
 def model_files(inputs: Mapping[str, Sequence[str]], models: list[str], trained: list[str]) -> dict[str, dict]:
     """Per model, its report files by name, from the rule's named inputs: each of MODEL_FILES a list in
     the order of ``models``, each of TRAINED_FILES a list in the order of the trained ones among them;
-    ``channel_maps`` (the equivariance ladder's figure) a list in the order of ``models``, or empty."""
+    ``channel_maps`` (the equivariance ladder's figure) and ``cka`` (the CKA invariance figure) each a
+    list in the order of ``models``, or empty (none of the models has it)."""
     in_order = [m for m in models if m in set(trained)]
     files = {m: {key: inputs[key][models.index(m)] for key in MODEL_FILES} for m in models}
     for key in TRAINED_FILES:
         for m, path in zip(in_order, inputs[key], strict=True):
             files[m][key] = path
-    for m, path in zip(models, inputs.get("channel_maps") or [], strict=True):  # none: the ladder is off
-        files[m]["channel_maps"] = path
-    for m, path in zip(models, inputs.get("cka") or [], strict=True):  # CKA invariance figure (rule cka)
-        files[m]["cka"] = path
+    for key in ("channel_maps", "cka"):  # the ladder's figure (an empty list: the ladder is off); CKA's
+        for m, path in zip(models, inputs.get(key) or [], strict=bool(inputs.get(key))):
+            files[m][key] = path
     return files
 
 
