@@ -123,6 +123,8 @@ def collect(config: dict, files: dict[str, dict[str, str]], results: Path, compa
         }
         if "channel_maps" in paths:  # the equivariance ladder's figure (rule fit_channel_maps)
             section["channel_maps"] = linked(paths["channel_maps"], results)
+        if "cka" in paths:  # the CKA invariance figure (rule cka)
+            section["cka"] = linked(paths["cka"], results)
         if "metrics" in paths:
             section["metrics"] = _read_json(Path(paths["metrics"]))
             section["curves"] = linked(paths["curves"], results)
@@ -190,6 +192,12 @@ def comparison(comparison_json: str | Path | None, n_models: int, results: Path 
     if n_models < 2 or comparison_json is None or not Path(comparison_json).exists():
         return None
     return {**_read_json(Path(comparison_json)), "dir": linked(Path(comparison_json).parent, results)}
+
+
+def cka_comparison(cka_json: str | Path, figure: str | Path, results: Path) -> dict:
+    """The models' CKA (results/comparison/cka.json of rule cka_comparison) with its heat map
+    ``figure`` (cka_layers.png) linked from ``results``."""
+    return {**_read_json(Path(cka_json)), "figure": linked(figure, results)}
 
 
 CLASSES_IN_FULL = 12  # a longer class list is summarized: its first and last few, and the classes seen

@@ -17,4 +17,5 @@ run_stage(
     sm.output.pdf,
     sm.output.run,
     images=sm.params.images,
+    cka=(sm.input.cka_comparison, sm.input.cka_layers),
 )

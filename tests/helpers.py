@@ -164,6 +164,7 @@ def analysis_config(**overrides):
             "images": [{"dataset": "d", "count": 1}],
             "transforms": [{"kind": "rotate", "angle_deg": 90}, {"kind": "vflip"}],
             "filters": {"n_filters": 2, "steps": 2},
+            "lie_derivative": False,  # on by default; the stage tests that read it ask for it
             **overrides,
         }
     )

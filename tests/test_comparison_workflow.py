@@ -65,7 +65,14 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     tested = diffs.dropna(subset=["p_value"])
     assert ((tested["p_value"] >= 0) & (tested["p_value"] <= 1) & (tested["p_adj"] >= tested["p_value"] - 1e-12)).all()
     groups = pd.read_csv(folder / "differences_groups.csv", keep_default_na=False, na_values=[""])
-    assert set(groups["group"]) == {"shift (even px)", "rotate", "hflip"}
+    assert set(groups["group"]) == {
+        "shift (even px)",
+        "rotate",
+        "hflip",
+        "Lie derivative (shift)",  # lie_derivative is on by default (shift_x and shift_y pooled)
+        "Lie derivative (rotate)",
+        "consistency (shift x)",
+    }
     manifest = json.loads((folder / "comparison.json").read_text())
     assert manifest["reference"] == "tiny" and manifest["images"] == 2 and manifest["deepest_common_layer"]
     assert any("Only 2 images" in s for s in manifest["findings"])

@@ -137,12 +137,13 @@ def test_sensitivity_table_has_a_row_per_image_transform_layer_and_metric(tiny_r
     others += [
         (method, m) for method in summary["methods"] for m in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20")
     ]
-    expected = {
-        (i, t, la, m)
-        for i in ("shapes-test-0000", "shapes-test-0001")
-        for t in transforms
-        for la, m in per_layer + others
-    }
+    images = ("shapes-test-0000", "shapes-test-0001")
+    expected = {(i, t, la, m) for i in images for t in transforms for la, m in per_layer + others}
+    # lie_derivative (on by default): per generator of the continuous kinds, the logits and every layer;
+    # consistency: per shift curve (the dx=2 shift: shift_x), at the output
+    lie = [(g, la) for g in ("shift_x", "shift_y", "rotate") for la in ["output", *summary["layers"]]]
+    expected |= {(i, g, la, "lie_derivative") for i in images for g, la in lie}
+    expected |= {(i, "shift_x", "output", "consistency") for i in images}
     keys = list(zip(table["image"], table["transform"], table["layer"], table["metric"], strict=False))
     assert len(keys) == len(set(keys)) and set(keys) == expected
     identity = table[table["transform"] == "identity"]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import stats
+from convlens.sensitivity.lie import MEASURE_GROUPS, measure_group
 from convlens.transform_kinds import REGISTRY
 from convlens.transforms import Transform
 
@@ -93,7 +94,8 @@ def transform_group(t: Transform) -> str | None:
     """The group a transform is pooled into for the per-kind comparison, as its kind says
     (``Kind.group_of``): its kind, with shifts split into whole even, whole odd and sub-pixel offsets (a
     stride-2 layer is exactly equivariant only to shifts by a multiple of 2; Zhang 2019). None for the
-    identity."""
+    identity. The Lie derivative's and consistency's rows, whose ``transform`` is a generator or a
+    curve, take their groups from ``sensitivity.lie.MEASURE_GROUPS`` instead (``group_transforms``)."""
     return REGISTRY[t.kind].group_of(t.params)
 
 
@@ -103,7 +105,12 @@ def group_transforms(wide: Wide, transforms: list[Transform]) -> Wide:
     (so where one model's value is undefined for an image and transform, say a constant heatmap, its
     mean for that image covers fewer transforms than the other model's)."""
     group_of = {t.name: transform_group(t) for t in transforms}
-    keys = wide.keys.assign(group=wide.keys["transform"].map(group_of))
+    keys = wide.keys.assign(
+        group=[  # the Lie derivative's and consistency's rows by their own groups (sensitivity.lie)
+            measure_group(t, m) if m in MEASURE_GROUPS else group_of.get(t)
+            for t, m in zip(wide.keys["transform"], wide.keys["metric"], strict=True)
+        ]
+    )
     inside = keys["group"].notna().to_numpy()
     grouped = keys[inside][GROUP_KEYS].drop_duplicates(ignore_index=True)
     target = pd.MultiIndex.from_frame(grouped).get_indexer(pd.MultiIndex.from_frame(keys[inside][GROUP_KEYS]))
@@ -221,15 +228,19 @@ METRIC_WORDS = {
     "equivariance_error": "equivariance error",
     "invariance_cosine": "pooled-feature cosine",
     "heatmap_pearson": "heatmap agreement (Pearson)",
+    "lie_derivative": "Lie derivative",
+    "consistency": "consistency",
 }
 SMALL_N = 30  # fewer images than this: the findings say the intervals are wide
 
 
 def key_metrics(deepest: str | None) -> list[tuple[str, str]]:
-    """(layer, metric) of the key table: the prediction's flip rate and MAC, and the equivariance
-    error and pooled-feature cosine of the deepest layer all models share."""
-    out = [("output", "top1_change"), ("output", "prob_change")]
-    return out + ([(deepest, "equivariance_error"), (deepest, "invariance_cosine")] if deepest else [])
+    """(layer, metric) of the key table: the prediction's flip rate and MAC (and, in their own groups,
+    the consistency and the logits' Lie derivative), and the equivariance error, pooled-feature cosine
+    and relative Lie derivative of the deepest layer all models share."""
+    out = [("output", m) for m in ("top1_change", "prob_change", "consistency", "lie_derivative")]
+    deep = [(deepest, "equivariance_error"), (deepest, "invariance_cosine"), (deepest, "lie_derivative")]
+    return out + (deep if deepest else [])
 
 
 def key_table(group_diffs: pd.DataFrame, deepest: str | None, level: float) -> pd.DataFrame:

@@ -80,6 +80,8 @@ def plot_by_layer(
 
     colours = model_colours(models)
     position = {layer: i for i, layer in enumerate(layers)}
+    drawn = group_summary[group_summary["metric"].isin([m for m, _ in LAYER_PANELS])]
+    groups = [g for g in groups if g in set(drawn["group"])] or groups  # not the Lie / consistency groups
     fig, axes = plt.subplots(len(groups), len(LAYER_PANELS), figsize=(10, 0.6 + 2.4 * len(groups)), squeeze=False)
     for r, group in enumerate(groups):
         for ax, (metric, title) in zip(axes[r], LAYER_PANELS, strict=False):

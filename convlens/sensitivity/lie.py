@@ -34,6 +34,25 @@ from convlens.transform_kinds import CURVES, REGISTRY
 CONSISTENCY_KINDS = ("shift",)  # the kinds whose sweeps get a consistency row (Zhang 2019's protocol)
 
 
+# The comparison's groups of these rows (``transform`` is a generator or a curve, not a transform of
+# the study): per metric, the rows' transform value -> group. The Lie derivative pools a kind's
+# generators ("Lie derivative (shift)": shift_x and shift_y, both per pixel); consistency is per curve.
+MEASURE_GROUPS: dict[str, dict[str, str]] = {
+    "lie_derivative": {g: f"Lie derivative ({k.name})" for k in REGISTRY.values() for g in k.lie},
+    "consistency": {
+        c.name.replace(" ", "_"): f"consistency ({c.name})"
+        for k in REGISTRY.values()
+        if k.name in CONSISTENCY_KINDS
+        for c in k.curves
+    },
+}
+
+
+def measure_group(transform: str, metric: str) -> str | None:
+    """The comparison group of a Lie derivative or consistency row; None for any other row."""
+    return MEASURE_GROUPS.get(metric, {}).get(transform)
+
+
 def generators_of(transforms) -> list[str]:
     """The Lie generators of the continuous kinds among ``transforms``, each once, in registry order."""
     kinds = {t.kind for t in transforms}

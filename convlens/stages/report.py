@@ -14,6 +14,7 @@ from convlens.report import (
     MODEL_FILES,
     TRAINED_FILES,
     RunFolderFetcher,
+    cka_comparison,
     collect,
     embed_figures,
     fast_pdf_images,
@@ -44,14 +45,16 @@ def without_file_links(html: str) -> str:
 def model_files(inputs: Mapping[str, Sequence[str]], models: list[str], trained: list[str]) -> dict[str, dict]:
     """Per model, its report files by name, from the rule's named inputs: each of MODEL_FILES a list in
     the order of ``models``, each of TRAINED_FILES a list in the order of the trained ones among them;
-    ``channel_maps`` (the equivariance ladder's figure) a list in the order of ``models``, or empty."""
+    ``channel_maps`` (the equivariance ladder's figure) and ``cka`` (the CKA invariance figure) each a
+    list in the order of ``models``, or empty (none of the models has it)."""
     in_order = [m for m in models if m in set(trained)]
     files = {m: {key: inputs[key][models.index(m)] for key in MODEL_FILES} for m in models}
     for key in TRAINED_FILES:
         for m, path in zip(in_order, inputs[key], strict=True):
             files[m][key] = path
-    for m, path in zip(models, inputs.get("channel_maps") or [], strict=True):  # none: the ladder is off
-        files[m]["channel_maps"] = path
+    for key in ("channel_maps", "cka"):  # the ladder's figure (an empty list: the ladder is off); CKA's
+        for m, path in zip(models, inputs.get(key) or [], strict=bool(inputs.get(key))):
+            files[m][key] = path
     return files
 
 
@@ -66,17 +69,21 @@ def build_report(
     out_pdf: str,
     out_run_json: str,
     images: list[dict] | None = None,
+    cka: tuple[str, str] | None = None,
 ) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/: ``files`` as
     model_files gives them, the figures they link under ``results_dir``. run.json records the SHA-256
     and size of every model file and one digest of the image set (``images``: the rule's image
-    descriptions; ``convlens.provenance``)."""
+    descriptions; ``convlens.provenance``). ``cka``: the models' CKA comparison (rule cka_comparison:
+    cka.json, cka_layers.png), shown in the comparison chapter."""
     from weasyprint import CSS, HTML
 
     results = Path(results_dir).resolve()
     report_dir = Path(out_html).resolve().parent
     report_dir.mkdir(parents=True, exist_ok=True)
     data = collect(config, files, results, comparison_json)
+    if data["comparison"] is not None and cka:
+        data["comparison"]["cka"] = cka_comparison(*cka, results)
     run = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "config_digest": config_digest,

@@ -10,13 +10,15 @@ import pandas as pd
 from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.plots import DEFAULT_PLOT_LAYERS, pick_layers
+from convlens.sensitivity import ladder_report
 from convlens.sensitivity.findings import findings
-from convlens.sensitivity.ladder_plots import plot_ladder
+from convlens.sensitivity.ladder_plots import plot_ladder, plot_lie
 from convlens.sensitivity.plots import PLOTS, plot_by_layer, plot_curve, plot_heat_table, plot_predictions
 from convlens.sensitivity.tables import (
     between_images_cosine,
     curves,
     heatmap_by_flip,
+    kind_of,
     load_metrics,
     prediction_table,
     records,
@@ -160,7 +162,10 @@ def run_study(
             frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
     plot_by_layer(table, transforms, layers, baseline, figures / "by_layer.png", shown)
     plot_predictions(predictions, figures / "predictions.png")
-    ladder_plot = "ladder.png" if plot_ladder(table, layers, figures / "ladder.png", shown) else None
+    rungs = ladder_report.rung_table(table, kind_of(transforms), seed)
+    lie = ladder_report.lie_table(table, seed)
+    ladder_plot = "ladder.png" if plot_ladder(rungs, layers, figures / "ladder.png", shown) else None
+    lie_plot = "lie.png" if plot_lie(lie, layers, figures / "lie.png", shown) else None
     heat_tables = plot_heat_table(table, transforms, layers, figures / "heat_table.png")
     curve_files = {}
     for curve, data in curves(table, transforms).items():
@@ -183,8 +188,12 @@ def run_study(
         "plots": list(PLOTS),
         "heat_tables": heat_tables,
         "ladder_plot": ladder_plot,
+        "lie_plot": lie_plot,
+        "lie_output": records(lie[lie["layer"] == "output"]),
         "plot_layers": shown,
         "predictions": records(predictions),
         "heatmap_agreement": records(heat),
-        "findings": findings(table, transforms, layers, baseline, predictions, heat),
+        "findings": findings(table, transforms, layers, baseline, predictions, heat)
+        + ladder_report.ladder_sentences(rungs, layers)
+        + ladder_report.lie_sentences(lie, layers),
     }

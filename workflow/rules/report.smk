@@ -16,6 +16,7 @@ rule report:
         study_images=every_model(rules.sensitivity.output.images),
         study_figures=every_model(rules.sensitivity.output.figures),
         channel_maps=every_model(rules.fit_channel_maps.output.figure) if LADDER else [],
+        cka=every_model(rules.cka.output.figure),
         quality=every_model(rules.method_quality.output.json),
         quality_figures=every_model(rules.method_quality.output.figures),
         exemplars=every_model(rules.draw.output.manifest),
@@ -28,6 +29,8 @@ rule report:
         evolution_figures=every_model(rules.training_views.output.figures, TRAINED),
         comparison=rules.comparison.output.manifest,
         comparison_figures=rules.comparison.output.figures,
+        cka_comparison=rules.cka_comparison.output.manifest,
+        cka_layers=rules.cka_comparison.output.figure,
         templates=[
             TEMPLATES / "report.html.j2",
             TEMPLATES / "report.css",
