@@ -50,8 +50,9 @@ def measure_shard(
     channel_maps: str | None = None,
 ) -> None:
     """Measure every image of a shard; write out["metrics"] (tidy rows, gzip CSV), out["images"] (one
-    row per image), out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer) and, with config
-    cka.batch_images, out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``).
+    row per image), out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer) and, when given,
+    out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``; none with config
+    ``cka.enabled: false``).
 
     images: dicts with ``id`` and ``path`` or ``dataset_npz`` + ``index``. An unreadable image gets
     a row with its ``error`` and no metrics; the rest of the shard completes. ``channel_maps``: the
@@ -63,7 +64,9 @@ def measure_shard(
     frames, image_rows, pooled_ids, pooled = [], [], [], [[] for _ in analysis.layers]
     progress = Progress("images measured", len(images))
     t_metrics = 0.0
-    minibatches = ShardCKA(analysis.cka_images) if analysis.cka_images and "cka" in out else None
+    # CKA off (config cka.enabled: false): the shard still writes cka.npz, with no minibatch
+    block = analysis.cka_images or cfg.get("cka", {}).get("batch_images") or 16
+    minibatches = ShardCKA(block) if "cka" in out else None
     for loaded, failed, result in analysis.chunks(images):
         grams = result.pop("grams", None) if result is not None else None
         if minibatches is not None and grams is not None:
