@@ -21,6 +21,15 @@ def equivariance_sums(acts, samplers, group: int):
     average. Only the valid pixels are read, and warps that keep pixel centres on pixel centres
     are exact single gathers (the identity row gives num = 0 exactly).
     """
+    out = layer_sums(acts, samplers, group)
+    return out["num"], out["den"], out["pooled"]
+
+
+def layer_sums(acts, samplers, group: int, pair=None) -> dict:
+    """``equivariance_sums`` as a dict (num, den, pooled) and, with ``pair``, more sums from the same
+    gathers: ``pair(layer index, transform index, expected, got)`` -> {key: (n,)} with expected
+    = T_l φ(x) and got = φ(Tx) at the valid pixels, (n, P, c) for the n images; each key comes back
+    per layer (B,) like num (the ladder's rungs: one gather of the expected map serves them all)."""
     import tensorflow as tf
 
     def read(values, index):  # values[:, index]; every pixel in order needs no gather
@@ -31,23 +40,25 @@ def equivariance_sums(acts, samplers, group: int):
     def weighted(values, weights):
         return values if np.all(weights == 1) else values * weights[None, :, None]
 
-    nums, dens, pools = [], [], []
-    for a, layer_samplers in zip(acts, samplers, strict=False):
+    out = {"num": [], "den": [], "pooled": []}
+    for j, (a, layer_samplers) in enumerate(zip(acts, samplers, strict=False)):
         h, w, c = a.shape[1], a.shape[2], a.shape[3]
         flat = tf.reshape(tf.cast(a, tf.float32), (-1, group, h * w, c))
         reference = flat[:, 0]
-        num, den = [], []
+        per: dict = {"num": [], "den": []}
         for t, s in enumerate(layer_samplers):
             expected = tf.add_n(
                 [weighted(read(reference, index), weights) for index, weights in zip(s.index, s.weights, strict=False)]
             )
             got = read(flat[:, t], s.positions)
-            num.append(tf.reduce_sum(tf.square(got - expected), axis=[1, 2]))
-            den.append(tf.reduce_sum(tf.square(expected), axis=[1, 2]))
-        nums.append(tf.reshape(tf.stack(num, axis=1), (-1,)))
-        dens.append(tf.reshape(tf.stack(den, axis=1), (-1,)))
-        pools.append(tf.reduce_mean(tf.cast(a, tf.float32), axis=[1, 2]))
-    return nums, dens, pools
+            per["num"].append(tf.reduce_sum(tf.square(got - expected), axis=[1, 2]))
+            per["den"].append(tf.reduce_sum(tf.square(expected), axis=[1, 2]))
+            for key, value in (pair(j, t, expected, got) if pair is not None else {}).items():
+                per.setdefault(key, []).append(value)
+        for key, values in per.items():
+            out.setdefault(key, []).append(tf.reshape(tf.stack(values, axis=1), (-1,)))
+        out["pooled"].append(tf.reduce_mean(tf.cast(a, tf.float32), axis=[1, 2]))
+    return out
 
 
 def tiled_warp(images, vectors_per_image, wrap_rows: np.ndarray, fill_mode: str, fill_value: float):
@@ -75,11 +86,8 @@ def tiled_warp(images, vectors_per_image, wrap_rows: np.ndarray, fill_mode: str,
 
 def step_sums(acts, samplers, group: int, ladder=None) -> dict:
     """num, den and pooled (``equivariance_sums``) and, with a ``sensitivity.ladder.Ladder``, its
-    rungs' numerators num_<rung> (per layer (B,))."""
-    out = dict(zip(("num", "den", "pooled"), equivariance_sums(acts, samplers, group), strict=True))
-    if ladder is not None:
-        out.update(ladder.sums(acts, samplers, group))
-    return out
+    rungs' numerators num_<rung> (per layer (B,)), from the same gathers as num (``layer_sums``)."""
+    return layer_sums(acts, samplers, group, ladder.pair_sums if ladder is not None else None)
 
 
 class Analyzer:

@@ -241,6 +241,24 @@ class Ladder:
         """{"num_<rung>": per layer (B,)} inside the compiled step."""
         return {f"num_{r}": v for r, v in ladder_sums(acts, samplers, group, self.maps, self.rungs).items()}
 
+    def pair_sums(self, j: int, t: int, expected, got) -> dict:
+        """Inside the compiled step: {"num_<rung>": (n,)} of layer ``j``, transform ``t`` from the
+        expected map T_l φ(x) and φ(Tx) at the valid pixels, (n, P, c), gathered once for every rung and
+        for ``equivariance_sums`` (``analyzer.layer_sums``); the same values as ``sums``."""
+        import tensorflow as tf
+
+        return {
+            f"num_{r}": tf.reduce_sum(tf.square(got - self._mapped(r, j, t, expected)), axis=[1, 2]) for r in self.rungs
+        }
+
+    def _mapped(self, rung: str, j: int, t: int, expected):
+        import tensorflow as tf
+
+        maps = self.maps
+        if rung == "perm":
+            return tf.gather(expected, maps.source[j][t], axis=2) * maps.scale[j][t]
+        return tf.tensordot(expected, tf.constant(maps.weight[j][t]), axes=1) + maps.bias[j][t]
+
     def rows(self, study, image: str, out: dict) -> list[dict]:
         """One image's rung rows from its rows of the step's outputs; none for a fit image (held-out)."""
         if image in self.maps.fit_images:

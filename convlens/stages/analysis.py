@@ -107,7 +107,8 @@ class Analysis:
         )
         for note in self.method_notes:
             log.info("%s", note)
-        self.cka_images = None if shown_only else cfg.get("cka", {}).get("batch_images")
+        cka_cfg = cfg.get("cka", {})  # off (cka.enabled: false): no Grams in the step, an empty cka.npz
+        self.cka_images = None if shown_only or not cka_cfg.get("enabled", True) else cka_cfg.get("batch_images")
         self.ladder = ladder.load_ladder(channel_maps, cfg, self.study)
         # the CAM family's maps come with the model step (a backward pass there, not a pass of their own)
         self.analyzer = Analyzer(

@@ -94,7 +94,10 @@ def cka_study(shards: list[str], n_boot: int, level: float, seed: int, out: dict
     hsic, M = data["hsic"], len(data["hsic"])
     shape = (len(layers), len(transforms))
     if M == 0:  # too few images per shard: the table says so with NaN, the run goes on
-        log.warning("CKA: no shard has a minibatch of 4 or more readable images; cka.csv is NaN")
+        log.warning(
+            "CKA: no shard has a minibatch of 4 or more readable images (or config cka.enabled is false); "
+            "cka.csv is NaN"
+        )
         value = low = high = np.full(shape, np.nan)
     else:
         value, low, high = cka.bootstrap_cka(hsic[:, 0], hsic[:, 1], hsic[:, 2], n_boot, seed, level)

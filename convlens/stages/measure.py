@@ -7,7 +7,9 @@ baseline of the cosine).
 
 from __future__ import annotations
 
+import gzip
 import time
+from contextlib import ExitStack
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,30 @@ IMAGE_COLUMNS = [
 FLOAT_FORMAT = "%.7g"  # float32 precision: the values are computed in float32
 
 
+class RowsWriter:
+    """The shard's tidy metric rows written to gzip CSV chunk by chunk, so memory does not grow with
+    the shard's images: the same text as one ``to_csv`` of the whole table; gzip with mtime 0, so the
+    same rows and chunks give the same bytes."""
+
+    def __init__(self, path: str, stack: ExitStack):
+        tmp = stack.enter_context(replacing(path, ".csv.gz"))
+        self.fh = stack.enter_context(gzip.GzipFile(filename=str(tmp), mode="wb", mtime=0))
+        self.first = True
+
+    def write(self, frames: list[pd.DataFrame]) -> None:
+        if frames:
+            self._put(pd.concat(frames, ignore_index=True))
+            frames.clear()
+
+    def close(self) -> None:
+        if self.first:  # no rows: the header alone
+            self._put(pd.DataFrame(columns=COLUMNS))
+
+    def _put(self, table: pd.DataFrame) -> None:
+        self.fh.write(table.to_csv(index=False, header=self.first, float_format=FLOAT_FORMAT).encode("utf-8"))
+        self.first = False
+
+
 def source_of(entry: dict) -> str:
     """Where an image comes from, as the report shows it (config.ImageEntry.source of the entry)."""
     return ImageEntry(entry["id"], entry.get("dataset"), entry.get("index"), entry.get("path")).source
@@ -50,8 +76,9 @@ def measure_shard(
     channel_maps: str | None = None,
 ) -> None:
     """Measure every image of a shard; write out["metrics"] (tidy rows, gzip CSV), out["images"] (one
-    row per image), out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer) and, with config
-    cka.batch_images, out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``).
+    row per image), out["pooled"] (npz: ids, layers, pooled_<j> (n, c) per layer) and, when given,
+    out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``; none with config
+    ``cka.enabled: false``).
 
     images: dicts with ``id`` and ``path`` or ``dataset_npz`` + ``index``. An unreadable image gets
     a row with its ``error`` and no metrics; the rest of the shard completes. ``channel_maps``: the
@@ -59,11 +86,31 @@ def measure_shard(
     """
     analysis = Analysis(model_path, info_json, cfg, threads, channel_maps=channel_maps)
     analysis.describe(len(images))
-    names = analysis.info.class_names
     frames, image_rows, pooled_ids, pooled = [], [], [], [[] for _ in analysis.layers]
     progress = Progress("images measured", len(images))
+    # CKA off (config cka.enabled: false): the shard still writes cka.npz, with no minibatch
+    block = analysis.cka_images or cfg.get("cka", {}).get("batch_images") or 16
+    minibatches = ShardCKA(block) if "cka" in out else None
+    stack = ExitStack()
+    with stack:
+        rows_out = RowsWriter(out["metrics"], stack)
+        _measure_chunks(analysis, images, frames, image_rows, pooled_ids, pooled, minibatches, rows_out, progress)
+        rows_out.close()
+    order = {entry["id"]: k for k, entry in enumerate(images)}
+    write_csv(out["images"], sorted(image_rows, key=lambda row: order[row["image"]]), IMAGE_COLUMNS)
+    arrays = {"ids": np.array(pooled_ids, dtype=str), "layers": np.array(analysis.layers, dtype=str)}
+    for j, values in enumerate(pooled):
+        arrays[f"pooled_{j}"] = np.stack(values).astype(np.float32) if values else np.zeros((0, 0), np.float32)
+    savez(out["pooled"], **arrays)
+    if minibatches is not None:
+        minibatches.save(out["cka"], analysis.layers, [t.name for t in analysis.transforms], structure_of(analysis))
+    analysis.done()
+
+
+def _measure_chunks(analysis, images, frames, image_rows, pooled_ids, pooled, minibatches, rows_out, progress):
+    """measure_shard's loop over the chunks: rows written per chunk, the rest collected."""
+    names = analysis.info.class_names
     t_metrics = 0.0
-    minibatches = ShardCKA(analysis.cka_images) if analysis.cka_images and "cka" in out else None
     for loaded, failed, result in analysis.chunks(images):
         grams = result.pop("grams", None) if result is not None else None
         if minibatches is not None and grams is not None:
@@ -99,21 +146,6 @@ def measure_shard(
             for j, p in enumerate(rows["pooled"]):
                 pooled[j].append(p[0])
         t_metrics += time.time() - t0
+        rows_out.write(frames)
         progress.advance(len(loaded) + len(failed))
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    with replacing(out["metrics"], ".csv.gz") as tmp:
-        table.to_csv(
-            tmp,
-            index=False,
-            float_format=FLOAT_FORMAT,  # no time stamp: the same rows, the same bytes
-            compression={"method": "gzip", "mtime": 0},
-        )
-    order = {entry["id"]: k for k, entry in enumerate(images)}
-    write_csv(out["images"], sorted(image_rows, key=lambda row: order[row["image"]]), IMAGE_COLUMNS)
-    arrays = {"ids": np.array(pooled_ids, dtype=str), "layers": np.array(analysis.layers, dtype=str)}
-    for j, values in enumerate(pooled):
-        arrays[f"pooled_{j}"] = np.stack(values).astype(np.float32) if values else np.zeros((0, 0), np.float32)
-    savez(out["pooled"], **arrays)
-    if minibatches is not None:
-        minibatches.save(out["cka"], analysis.layers, [t.name for t in analysis.transforms], structure_of(analysis))
-    analysis.done({"metrics": t_metrics})
+    analysis.seconds["metrics"] = t_metrics
