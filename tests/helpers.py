@@ -215,3 +215,29 @@ def analyze(model_path, info_json, sources, cfg, folder, sheet_layers=()) -> dic
             "figures": drawn / "figures",
         }
     return out
+
+
+def loaded_shapes_model(folder) -> dict:
+    """A seeded, untrained shapes_cnn (28x28x3, 3 classes) saved in ``folder`` and put through the
+    load_model stage: its paths {"model", "info", "architecture"}, as the measure stages take them."""
+    from convlens import models
+    from convlens.stages.load_model import load_model
+
+    keras.utils.set_random_seed(0)
+    models.build_shapes_cnn((28, 28, 3), 3).save(folder / "shapes.keras")
+    out = {k: str(folder / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
+    spec = {"source": "load", "path": str(folder / "shapes.keras"), "class_names": ["a", "b", "c"]}
+    load_model("shapes", spec, 2, out)
+    return out
+
+
+def random_png_sources(folder, n: int, id_format: str = "im{}") -> list[dict]:
+    """``n`` seeded random 28x28 RGB PNGs in ``folder`` as the image entries a measure stage takes."""
+    from PIL import Image
+
+    generator = np.random.default_rng(0)
+    sources = []
+    for i in range(n):
+        Image.fromarray((generator.random((28, 28, 3)) * 255).astype(np.uint8)).save(folder / f"im{i}.png")
+        sources.append({"id": id_format.format(i), "path": str(folder / f"im{i}.png"), "resize": "stretch"})
+    return sources

@@ -1,20 +1,17 @@
 """Rule fit_channel_maps (stages.channel_maps) and the measure stage scoring the ladder with its maps."""
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from convlens import models  # noqa: E402
 from convlens import transforms as tr  # noqa: E402
 from convlens.sensitivity import ladder  # noqa: E402
 from convlens.sensitivity import metrics as sensitivity  # noqa: E402
 from convlens.stages.channel_maps import fit_channel_maps, grid_turns  # noqa: E402
-from convlens.stages.load_model import load_model  # noqa: E402
 from convlens.stages.measure import measure_shard  # noqa: E402
-from tests.helpers import analysis_config  # noqa: E402
+from tests.helpers import analysis_config, loaded_shapes_model, random_png_sources  # noqa: E402
 
 TRANSFORMS = [
     {"kind": "rotate", "angle_deg": 90},
@@ -27,15 +24,8 @@ TRANSFORMS = [
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ladder")
-    keras.utils.set_random_seed(0)
-    models.build_shapes_cnn((28, 28, 3), 3).save(tmp / "shapes.keras")
-    out = {k: str(tmp / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
-    load_model("shapes", {"source": "load", "path": str(tmp / "shapes.keras"), "class_names": ["a", "b", "c"]}, 2, out)
-    rng = np.random.default_rng(0)
-    sources = []
-    for i in range(5):
-        Image.fromarray((rng.random((28, 28, 3)) * 255).astype(np.uint8)).save(tmp / f"im{i}.png")
-        sources.append({"id": f"im{i}", "path": str(tmp / f"im{i}.png"), "resize": "stretch"})
+    out = loaded_shapes_model(tmp)
+    sources = random_png_sources(tmp, 5, "im{}")
     cfg = analysis_config(heatmaps={"methods": ["gradcam"]}, transforms=TRANSFORMS, equivariance={"fit_images": 2})
     maps = {k: str(tmp / f"channel_maps.{ext}") for k, ext in (("maps", "npz"), ("table", "csv"), ("figure", "png"))}
     fit_channel_maps(out["model"], out["info"], sources[:2], cfg, 2, maps)

@@ -8,11 +8,9 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from convlens import models  # noqa: E402
 from convlens.stages.cka import cka_study, compare_cka  # noqa: E402
-from convlens.stages.load_model import load_model  # noqa: E402
 from convlens.stages.measure import measure_shard  # noqa: E402
-from tests.helpers import analysis_config  # noqa: E402
+from tests.helpers import analysis_config, loaded_shapes_model, random_png_sources  # noqa: E402
 from tests.sensitivity.test_cka import hsic1_loops  # noqa: E402
 
 B = 4  # images per CKA minibatch
@@ -26,15 +24,8 @@ def shard_paths(folder):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cka")
-    keras.utils.set_random_seed(0)
-    models.build_shapes_cnn((28, 28, 3), 3).save(tmp / "shapes.keras")
-    out = {k: str(tmp / f"{k}.{ext}") for k, ext in (("model", "keras"), ("info", "json"), ("architecture", "csv"))}
-    load_model("shapes", {"source": "load", "path": str(tmp / "shapes.keras"), "class_names": ["a", "b", "c"]}, 2, out)
-    rng = np.random.default_rng(0)
-    sources = []
-    for i in range(14):
-        Image.fromarray((rng.random((28, 28, 3)) * 255).astype(np.uint8)).save(tmp / f"im{i}.png")
-        sources.append({"id": f"im{i:02d}", "path": str(tmp / f"im{i}.png"), "resize": "stretch"})
+    out = loaded_shapes_model(tmp)
+    sources = random_png_sources(tmp, 14, "im{:02d}")
     cfg = analysis_config(
         transforms=[{"kind": "hflip"}, {"kind": "vflip"}],
         heatmaps={"methods": ["gradcam"]},
