@@ -36,7 +36,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
         "adjust": "bh",
         "layers": {},
     }  # the first model
-    assert cfg["cka"] == {"batch_images": 16}
+    assert cfg["cka"] == {"enabled": True, "batch_images": 16}
     cfgmod.validate(default_config(), base_dir=ROOT)
 
 

@@ -50,7 +50,7 @@ def model_files(inputs: Mapping[str, Sequence[str]], models: list[str], trained:
     in_order = [m for m in models if m in set(trained)]
     files = {m: {key: inputs[key][models.index(m)] for key in MODEL_FILES} for m in models}
     for key in TRAINED_FILES:
-        for m, path in zip(in_order, inputs[key], strict=True):
+        for m, path in zip(in_order, inputs.get(key, []), strict=True):
             files[m][key] = path
     for key in ("channel_maps", "cka"):  # the ladder's figure (an empty list: the ladder is off); CKA's
         for m, path in zip(models, inputs.get(key) or [], strict=bool(inputs.get(key))):
