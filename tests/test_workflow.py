@@ -193,7 +193,8 @@ def test_run_summary_records_digest_versions_and_seed(tiny_run):
     measured = workdir / "results" / "tiny" / "measure"
     assert sorted(p.name for p in measured.iterdir()) == sorted(shards)
     for shard in shards:
-        assert sorted(p.name for p in (measured / shard).iterdir()) == ["cka.npz", "images.csv", "metrics.csv.gz", "pooled.npz"]
+        shard_files = sorted(p.name for p in (measured / shard).iterdir())
+        assert shard_files == ["cka.npz", "images.csv", "metrics.csv.gz", "pooled.npz"]
     assert not (workdir / "results" / "tiny" / "images").exists()
 
 
