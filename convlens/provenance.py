@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -21,6 +22,25 @@ def file_digest(path: Path | str) -> dict:
     return {"path": str(path), "sha256": sha.hexdigest(), "bytes": size}
 
 
+WEIGHTS_MEMBER = "model.weights.h5"  # where a .keras archive keeps its weights
+
+
+def analysed_digest(path: Path | str) -> dict:
+    """The model file a run analysed: ``{"path", "bytes"}`` and, for a .keras archive, the SHA-256 of
+    its weights (``weights_sha256``). The archive's own bytes also hold its save date and Python
+    object ids, so two runs that train bit-identical weights write different files; its weights are
+    what the report describes. Any other file: its own SHA-256 (``sha256``)."""
+    whole = file_digest(path)
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(WEIGHTS_MEMBER) as member:
+            sha = hashlib.sha256()
+            while chunk := member.read(CHUNK):
+                sha.update(chunk)
+    except (zipfile.BadZipFile, KeyError):
+        return whole
+    return {"path": whole["path"], "bytes": whole["bytes"], "weights_sha256": sha.hexdigest()}
+
+
 def model_digests(config: dict, models: list[str], saved: str = "results/{model}/model/model.keras") -> dict:
     """Per model: the model file the run analysed (``saved``: the model.keras every model is saved
     as, trained or loaded) and, for a loaded model, the user's file it came from (``path``) or the
@@ -28,7 +48,7 @@ def model_digests(config: dict, models: list[str], saved: str = "results/{model}
     out = {}
     for name in models:
         spec = config["models"][name]
-        entry = {"source": spec["source"], "analysed": file_digest(saved.format(model=name))}
+        entry = {"source": spec["source"], "analysed": analysed_digest(saved.format(model=name))}
         if spec["source"] == "load" and spec.get("path"):
             entry["file"] = file_digest(spec["path"])
         elif spec["source"] == "load":

@@ -42,6 +42,23 @@ def test_model_digests_name_the_analysed_file_and_the_users(tmp_path, monkeypatc
     assert found["a"]["application"] == "VGG16" and found["a"]["weights"] == "imagenet"
 
 
+def test_a_keras_archive_is_described_by_its_weights_not_its_save_date(tmp_path):
+    """Two archives with the same weights and another save date: one weights digest (that of the
+    member, by hand), different file digests; the size is the file's."""
+    import zipfile
+
+    from convlens.provenance import analysed_digest
+
+    for name, date in (("a.keras", "2026-12-06@20:59:33"), ("b.keras", "2026-12-06@21:27:58")):
+        with zipfile.ZipFile(tmp_path / name, "w") as archive:
+            archive.writestr("metadata.json", '{"date_saved": "%s"}' % date)
+            archive.writestr("model.weights.h5", b"the same weights")
+    a, b = analysed_digest(tmp_path / "a.keras"), analysed_digest(tmp_path / "b.keras")
+    assert a["weights_sha256"] == b["weights_sha256"] == hashlib.sha256(b"the same weights").hexdigest()
+    assert sha256sum(tmp_path / "a.keras") != sha256sum(tmp_path / "b.keras")
+    assert a["bytes"] == (tmp_path / "a.keras").stat().st_size and "sha256" not in a
+
+
 def test_image_set_digest_is_the_sorted_ids_and_contents(tmp_path):
     (tmp_path / "a.png").write_bytes(b"aaa")
     (tmp_path / "b.png").write_bytes(b"bbb")
