@@ -175,13 +175,6 @@ def fit_maps(layers: list[str], sums: list[list[PairSums | None]], lam: float, f
     return ChannelMaps(list(layers), fitted, source, scale, weight, bias, float(lam), list(fit_images))
 
 
-def mapped_numerators(p: np.ndarray, q: np.ndarray, maps: ChannelMaps, j: int, t: int) -> tuple[float, float]:
-    """Numpy reference of the scored numerators: ‖q − M p‖² for the permutation and the linear map."""
-    perm = p[:, maps.source[j][t]] * maps.scale[j][t]
-    linear = p @ maps.weight[j][t] + maps.bias[j][t]
-    return float(np.square(q - perm).sum()), float(np.square(q - linear).sum())
-
-
 def ladder_sums(acts, samplers, group: int, maps: ChannelMaps, rungs: tuple[str, ...]):
     """Inside a compiled step: per rung, per layer (B,) ‖V⊙(φ(Tx) − M T_l φ(x))‖² with the fitted M.
 
