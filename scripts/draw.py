@@ -1,4 +1,4 @@
-"""Snakemake entry for rule draw: one model's exemplars, chosen from the measured table and drawn."""
+"""Snakemake entry for rule draw: the study's exemplars (rule choose_exemplars) drawn by one model."""
 
 from convlens.stages.draw import draw_exemplars
 from convlens.stages.run import run_stage
@@ -9,11 +9,10 @@ run_stage(
     draw_exemplars,
     sm.input.model,
     sm.input.info,
-    sm.input.metrics,
+    sm.input.exemplars,
+    sm.wildcards.model,
     sm.params.images,
     sm.params.cfg,
-    sm.params.choice,
-    sm.params.seed,
     sm.threads,
     sm.params.sheet_layers,
     sm.output.folder,

@@ -18,4 +18,5 @@ run_stage(
     sm.output.run,
     images=sm.params.images,
     cka=(sm.input.cka_comparison, sm.input.cka_layers),
+    side_by_side=(sm.input.side_by_side, sm.input.side_by_side_figures),
 )

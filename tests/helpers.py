@@ -174,11 +174,13 @@ def analysis_config(**overrides):
 
 def analyze(model_path, info_json, sources, cfg, folder, sheet_layers=()) -> dict:
     """What the workflow does for one shard and one model, without Snakemake: measure_shard, the
-    gathered table, then draw_exemplars with every image named. Returns per image id: its metric rows
-    (DataFrame) and the paths of its raw.npz, summary.json, sheet.json and figures folder."""
+    gathered table, the study's exemplars (choose_exemplars, every image named), then draw_exemplars.
+    Returns per image id: its metric rows (DataFrame) and the paths of its raw.npz, summary.json,
+    sheet.json and figures folder."""
     import pandas as pd
 
     from convlens.stages.draw import draw_exemplars
+    from convlens.stages.exemplars import choose_exemplars
     from convlens.stages.measure import measure_shard
 
     folder = Path(folder)
@@ -190,15 +192,15 @@ def analyze(model_path, info_json, sources, cfg, folder, sheet_layers=()) -> dic
     table = pd.read_csv(shard["metrics"], keep_default_na=False, na_values=[""])
     table.to_csv(folder / "metrics.csv", index=False)
     ids = [s["id"] for s in sources]
-    choice = {"sensitive": 0, "flipped": 0, "random": 0, "images": ids}
+    choice = {"disagree": 0, "sensitive": 0, "flipped": 0, "random": 0, "images": ids}
+    choose_exemplars({"model": [shard]}, choice, 0, str(folder / "shared.json"))
     draw_exemplars(
         str(model_path),
         str(info_json),
-        str(folder / "metrics.csv"),
+        str(folder / "shared.json"),
+        "model",
         sources,
         cfg,
-        choice,
-        0,
         2,
         list(sheet_layers),
         str(folder / "exemplars"),

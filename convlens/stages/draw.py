@@ -1,17 +1,18 @@
-"""Stage of rule draw: the exemplars of a model, chosen from the measured table, analysed again with
-their raw arrays kept and drawn (inputs, feature-map grids, heatmap overlays, sheets).
+"""Stage of rule draw: the study's exemplars (rule choose_exemplars, the same for every model) analysed
+again by one model with their raw arrays kept and drawn (inputs, feature-map grids, heatmap overlays,
+sheets).
 
 Only these images get files of their own: ``<out_dir>/<image>/`` holds raw.npz, summary.json,
-sheet.json and figures/. The manifest says how many images were measured and why each exemplar was
-chosen.
+sheet.json and figures/. The manifest says how many images the model measured and why each exemplar
+was chosen (with this model's own scores).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from convlens import activations as acts_mod
 from convlens.attribution.base import normalize_map
@@ -27,24 +28,23 @@ from convlens.stages.run import Progress, log
 def draw_exemplars(
     model_path: str,
     info_json: str,
-    metrics_csv: str,
+    exemplars_json: str,
+    model: str,
     images: list[dict],
     cfg: dict,
-    choice: dict,
-    seed: int,
     threads: int,
     sheet_layers: list[str],
     out_dir: str,
     manifest: str,
 ) -> None:
-    """Choose the exemplars (config ``report.exemplars``) from metrics_csv, then analyse and draw them.
+    """Analyse and draw the study's exemplars (``exemplars_json`` of rule choose_exemplars) with ``model``.
 
     images: every image's entry (``id``, ``path`` or ``dataset_npz`` + ``index``).
     """
-    table = pd.read_csv(metrics_csv)
-    if table.empty:
-        raise InputError(f"{metrics_csv}: no image was measured; see the measure logs")
-    chosen = exemplars.choose(table, choice["sensitive"], choice["flipped"], choice["random"], choice["images"], seed)
+    shared = json.loads(Path(exemplars_json).read_text())
+    if model not in shared["models"]:
+        raise InputError(f"{exemplars_json} was chosen for {', '.join(shared['models'])}, not {model}; redo it")
+    chosen = exemplars.for_model(shared["exemplars"], model)
     by_id = {e["id"]: e for e in images}
     out = Path(out_dir)
     entries = [dict(by_id[c["image"]], folder=out / c["image"]) for c in chosen]
@@ -65,8 +65,10 @@ def draw_exemplars(
                 sheet_layers,
             )
         progress.advance(len(loaded))
-    measured = int(table["image"].nunique())
-    write_json(manifest, {"measured": measured, "exemplars": chosen, "choice": choice, "seed": seed})
+    measured = shared["measured"][model]
+    write_json(
+        manifest, {"measured": measured, "exemplars": chosen, "choice": shared["choice"], "seed": shared["seed"]}
+    )
     log.info(
         "%d exemplars of %d measured images: %s",
         len(chosen),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -19,6 +20,7 @@ from convlens.report import (
     embed_figures,
     fast_pdf_images,
     hardware,
+    linked,
     package_versions,
     render_html,
 )
@@ -58,6 +60,14 @@ def model_files(inputs: Mapping[str, Sequence[str]], models: list[str], trained:
     return files
 
 
+def shared_exemplars(manifest_json: str, figures_dir: str, results: Path) -> dict:
+    """The study's exemplars drawn side by side (rule side_by_side), each figure linked from ``results``."""
+    shared = json.loads(Path(manifest_json).read_text())
+    for chosen in shared["exemplars"]:
+        chosen["figure"] = linked(Path(figures_dir) / chosen["file"], results)
+    return shared
+
+
 def build_report(
     config: dict,
     config_digest: str,
@@ -70,12 +80,14 @@ def build_report(
     out_run_json: str,
     images: list[dict] | None = None,
     cka: tuple[str, str] | None = None,
+    side_by_side: tuple[str, str] | None = None,
 ) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/: ``files`` as
     model_files gives them, the figures they link under ``results_dir``. run.json records the SHA-256
     and size of every model file and one digest of the image set (``images``: the rule's image
     descriptions; ``convlens.provenance``). ``cka``: the models' CKA comparison (rule cka_comparison:
-    cka.json, cka_layers.png), shown in the comparison chapter."""
+    cka.json, cka_layers.png), shown in the comparison chapter. ``side_by_side``: the shared exemplars
+    drawn with every model (rule side_by_side: its manifest and figures folder), shown there too."""
     from weasyprint import CSS, HTML
 
     results = Path(results_dir).resolve()
@@ -84,6 +96,8 @@ def build_report(
     data = collect(config, files, results, comparison_json)
     if data["comparison"] is not None and cka:
         data["comparison"]["cka"] = cka_comparison(*cka, results)
+    if data["comparison"] is not None and side_by_side:
+        data["comparison"]["side_by_side"] = shared_exemplars(*side_by_side, results)
     run = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "config_digest": config_digest,

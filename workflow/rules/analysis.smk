@@ -1,8 +1,9 @@
 # Analysis in two tiers. Measure: per model and shard of images, one TensorFlow process runs every
 # transform of every image through the model in batches (images decoded ahead of the model step)
-# and writes the shard's metrics as one compact table. Draw: per model, a few exemplars chosen from
-# the measured table are analysed again with their raw arrays and drawn. Jobs are per shard and per
-# model, never per image.
+# and writes the shard's metrics as one compact table. Draw: a few exemplars, chosen once for the
+# study from every model's shards (rule choose_exemplars), are analysed again by each model with their
+# raw arrays and drawn, then drawn with all models side by side. Jobs are per shard and per model,
+# never per image.
 
 
 rule measure:
@@ -32,12 +33,34 @@ rule measure:
         "../../scripts/measure.py"
 
 
+# The study's exemplars, chosen once across the models from their shards' tables (image rows and
+# output metric rows), so every model draws the same images.
+rule choose_exemplars:
+    input:
+        # the measured tables change whenever an image does; the images are read by path (params)
+        metrics=expand(rules.measure.output.metrics, model=MODELS, shard=SHARDS),
+        images=expand(rules.measure.output.images, model=MODELS, shard=SHARDS),
+    output:
+        "results/exemplars.json",
+    log:
+        "results/logs/choose_exemplars.log",
+    benchmark:
+        "results/benchmarks/choose_exemplars.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        models=MODELS,
+        choice=config["report"]["exemplars"],
+        seed=config["seed"],
+    script:
+        "../../scripts/choose_exemplars.py"
+
+
 rule draw:
     input:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
-        # the measured table changes whenever an image does; the images are read by path (params)
-        metrics="results/{model}/sensitivity/metrics.csv",
+        exemplars=rules.choose_exemplars.output[0],
     output:
         manifest="results/{model}/exemplars.json",
         folder=report(
@@ -59,13 +82,37 @@ rule draw:
     params:
         images=image_params(IMAGES),
         cfg=analysis_config,
-        choice=config["report"]["exemplars"],
-        seed=config["seed"],
         sheet_layers=lambda wildcards: model_override(
             wildcards.model, "sheet_layers", "report", "sheet_layers"
         ),
     script:
         "../../scripts/draw.py"
+
+
+# Each exemplar with every model side by side (numpy/Pillow, from the draw jobs' saved arrays).
+rule side_by_side:
+    input:
+        exemplars=rules.choose_exemplars.output[0],
+        folders=every_model(rules.draw.output.folder),
+    output:
+        manifest="results/exemplars/side_by_side.json",
+        figures=report(
+            directory("results/exemplars/figures"),
+            caption="../report/side_by_side.rst",
+            patterns=["{image}.png"],
+            category="Exemplars",
+            subcategory="side by side",
+        ),
+    log:
+        "results/logs/side_by_side.log",
+    benchmark:
+        "results/benchmarks/side_by_side.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        models=MODELS,
+    script:
+        "../../scripts/side_by_side.py"
 
 
 rule filters:

@@ -31,6 +31,8 @@ rule report:
         comparison_figures=rules.comparison.output.figures,
         cka_comparison=rules.cka_comparison.output.manifest,
         cka_layers=rules.cka_comparison.output.figure,
+        side_by_side=rules.side_by_side.output.manifest,
+        side_by_side_figures=rules.side_by_side.output.figures,
         templates=[
             TEMPLATES / "report.html.j2",
             TEMPLATES / "report.css",
