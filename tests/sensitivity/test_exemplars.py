@@ -99,7 +99,7 @@ def test_only_images_that_flip_are_chosen_for_flips_and_empty_slots_are_filled_a
 
 
 def test_a_named_image_that_was_not_measured_is_named_in_the_error():
-    with pytest.raises(InputError, match="config.report.exemplars.images: zzz not among the images every model measured"):
+    with pytest.raises(InputError, match="report.exemplars.images: zzz not among the images every model measured"):
         choose(MEASURED, 1, 1, 1, named=["zzz"])
 
 
