@@ -60,9 +60,10 @@ _RULE_OF_STEM = {"load": "load_model", "train": "train_model"}
 EXTRA_RULES = ("filters", "method_quality")
 
 # the rules of the measure tier (one job per shard) and of the draw tier, in this and older trees
-# (``analyze_<shard>`` and per-image ``render_image`` before issue 12)
+# (``analyze_<shard>`` and per-image ``render_image`` before issue 12; the study-wide exemplar choice and
+# side-by-side figures since issue 23)
 MEASURE_RULES = ("measure", "analyze")
-DRAW_RULES = ("draw", "render_image")
+DRAW_RULES = ("choose_exemplars", "draw", "side_by_side", "render_image")
 
 # how the per-rule rows are grouped in the breakdown
 STAGES = [

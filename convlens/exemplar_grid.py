@@ -52,13 +52,15 @@ class Layout:
 
 
 def layout(n_rows: int, n_models: int, cell_px: int = 96, label_px: int = 120) -> Layout:
-    """The figure's geometry for ``n_rows`` transforms and ``n_models`` models. The font grows with the
-    width so that the text prints at about 9 pt or more when the figure fills a 17 cm column."""
+    """The figure's geometry for ``n_rows`` transforms and ``n_models`` models. The report prints the
+    figure at 0.18 mm a pixel (at most 17 cm wide, 22.8 cm high): text 16 px or more is 8 pt; the font
+    grows with the width so that a figure shrunk to 17 cm keeps its text at about 8 pt (a figure with
+    many rows shrunk to the page's height: 6 pt or more up to 15 rows of 3 models)."""
     group = 2 * cell_px + GAP_PX
     width = label_px + n_models * group + (n_models - 1) * GROUP_GAP_PX
-    text_px = max(14, round(width / 55))
+    text_px = max(16, round(width / 50))
     header_px = text_px + 8
-    row_h = cell_px + text_px + 6
+    row_h = cell_px + round(1.4 * text_px) + 6  # the text line with its descenders, then a gap
     row_y = tuple(header_px + r * row_h for r in range(n_rows))
     input_x = tuple(label_px + k * (group + GROUP_GAP_PX) for k in range(n_models))
     heat_x = tuple(x + cell_px + GAP_PX for x in input_x)

@@ -82,3 +82,26 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     html = (two_model_run / "results" / "report" / "report.html").read_text()
     assert html.index('id="comparison"') < html.index('id="sensitivity"') < html.index('id="run-summary"')
     assert "comparison/figures/by_layer.png" in html and "tiny2 vs tiny, under rotate" in html
+
+
+def test_every_model_draws_the_same_exemplars_and_the_report_shows_them_side_by_side(two_model_run):
+    from PIL import Image
+
+    from convlens.exemplar_grid import layout
+
+    results = two_model_run / "results"
+    shared = json.loads((results / "exemplars.json").read_text())
+    chosen = [e["image"] for e in shared["exemplars"]]
+    assert shared["models"] == ["tiny", "tiny2"] and chosen
+    for model in ("tiny", "tiny2"):  # each draw job drew exactly the study's exemplars, in its order
+        drawn = json.loads((results / model / "exemplars.json").read_text())["exemplars"]
+        assert [e["image"] for e in drawn] == chosen
+        assert sorted(p.name for p in (results / model / "exemplars").iterdir()) == sorted(chosen)
+    side = json.loads((results / "exemplars" / "side_by_side.json").read_text())
+    html = (results / "report" / "report.html").read_text()
+    for entry in side["exemplars"]:
+        figure = Image.open(results / "exemplars" / "figures" / entry["file"])
+        lay = layout(len(entry["transforms"]), 2)  # a row per sheet transform, two models
+        assert figure.size == (lay.width, lay.height)
+        assert f"exemplars/figures/{entry['file']}" in html
+    assert html.index('id="shared-exemplars"') < html.index('id="sensitivity"')

@@ -125,7 +125,9 @@ def draw_side_by_side(exemplars_json: str, models: list[str], folders: list[str]
         if differ:
             raise InputError(f"{image}: {', '.join(differ)} drew other transforms than {models[0]}; redo rule draw")
         cells = [[col[2][r] for col in columns] for r in range(len(names))]
-        write_png(side_by_side(labels, models, cells), out / f"{image}.png")
-        figures.append({**chosen, "file": f"{image}.png", "transforms": names})
+        picture = side_by_side(labels, models, cells)
+        write_png(picture, out / f"{image}.png")
+        size = {"height_px": picture.shape[0], "width_px": picture.shape[1]}
+        figures.append({**chosen, "file": f"{image}.png", "transforms": names, **size})
     write_json(manifest, {"models": models, "exemplars": figures})
     log.info("%d exemplars drawn side by side for %d models in %s", len(figures), len(models), out)
