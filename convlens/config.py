@@ -21,6 +21,7 @@ from convlens.attribution.registry import DEFAULT_METHODS, METHODS, check_method
 from convlens.data import IMAGE_SUFFIXES, split_sizes
 from convlens.errors import InputError, did_you_mean
 from convlens.models import APPLICATION_PREPROCESS
+from convlens.transform_groups import parse_groups
 from convlens.transform_kinds import DEFAULT_TRANSFORMS, REGISTRY
 from convlens.transforms import build_transforms, sheet_selection
 
@@ -387,6 +388,10 @@ def _check_comparison(cfg: dict) -> None:
             f"config.comparison.reference: {comparison['reference']!r} is not a key of config.models "
             f"(defined: {', '.join(cfg['models'])})"
         )
+    try:
+        parse_groups(comparison["groups"])
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     for name in comparison.get("layers", {}):
         if name not in cfg["models"]:
             raise ConfigError(
