@@ -89,10 +89,11 @@ def _group(name: str, kind, selector: dict, at: str) -> Group:
     allowed = ["kind", *(BOUNDS if kind.params else ())]
     unknown = [k for k in selector if k not in allowed]
     if unknown:
-        raise InputError(
-            f"{at}: unknown key {unknown[0]!r}{did_you_mean(str(unknown[0]), allowed)} for kind {kind.name}; "
-            f"allowed: {', '.join(allowed)}"
-        )
+        key = str(unknown[0])
+        hint = did_you_mean(key, allowed)
+        if not hint and key[:4] in ("min_", "max_") and kind.params:  # max_px, max_deg: the bound is in the kind's unit
+            hint = f" (did you mean {key[:3]!r}? it is in the kind's unit)"
+        raise InputError(f"{at}: unknown key {key!r}{hint} for kind {kind.name}; allowed: {', '.join(allowed)}")
     bounds = {}
     for key in BOUNDS:
         value = selector.get(key)
