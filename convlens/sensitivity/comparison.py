@@ -121,8 +121,8 @@ def key_groups(transform: str, metric: str, group_of: dict[str, list[str]]) -> l
 def group_transforms(wide: Wide, transforms: list[Transform], groups: list[Group] = ()) -> Wide:
     """Per image, the mean over the transforms of each group (``transform_groups``: a transform in two
     groups counts in both) of every layer × metric: the same matrices with columns (group, layer,
-    metric). The identity's accuracy (metric ``correct``) is the group ``clean``: clean accuracy, the
-    scale accuracy under a transform is read against. NaN values are left out of a mean (so where one
+    metric). The identity's accuracy (metric ``correct``) is the group ``clean``, first: clean accuracy,
+    the scale accuracy under a transform is read against. NaN values are left out of a mean (so where one
     model's value is undefined for an image and transform, say a constant heatmap, its mean for that
     image covers fewer transforms than the other model's)."""
     group_of = {t.name: transform_groups(t, groups) for t in transforms}
@@ -131,6 +131,7 @@ def group_transforms(wide: Wide, transforms: list[Transform], groups: list[Group
     rows = np.array([k for k, _ in pairs], dtype=np.int64)
     keys = wide.keys.iloc[rows][["layer", "metric"]].assign(group=[g for _, g in pairs]).reset_index(drop=True)
     grouped = keys[GROUP_KEYS].drop_duplicates(ignore_index=True)
+    grouped = grouped.iloc[np.argsort(grouped["group"].to_numpy() != CLEAN, kind="stable")].reset_index(drop=True)
     target = pd.MultiIndex.from_frame(grouped).get_indexer(pd.MultiIndex.from_frame(keys[GROUP_KEYS]))
     member = np.zeros((len(wide.keys), len(grouped)))
     member[rows, target] = 1.0
