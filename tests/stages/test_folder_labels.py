@@ -3,7 +3,9 @@ stage gives `correct` rows, the comparison gives accuracy beside clean accuracy;
 
 import gzip
 import json
+from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from convlens import models  # noqa: E402
+from convlens import models, report  # noqa: E402
 from convlens.config import list_images  # noqa: E402
 from convlens.data import SHAPE_CLASSES, make_shapes  # noqa: E402
 from convlens.errors import InputError  # noqa: E402
@@ -20,6 +22,7 @@ from convlens.stages.load_model import load_model  # noqa: E402
 from convlens.stages.measure import measure_shard  # noqa: E402
 from tests.helpers import analysis_config  # noqa: E402
 
+TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 TRANSFORMS = [{"kind": "shift", "range": [-3, 3, 1], "direction": "x"}, {"kind": "hflip"}]
 
 
@@ -117,6 +120,27 @@ def test_a_labelled_folder_gives_accuracy_in_the_comparison_without_a_dataset(tm
         assert clean[m] == pytest.approx((images["label"] == images["predicted"]).mean())
     assert any("on the untransformed images: accuracy" in s for s in manifest["findings"])
     assert any("under small_shift: accuracy" in s and "(clean " in s for s in manifest["findings"])
+    html = chapter({**manifest, "dir": "comparison", "cka": None})
+    assert 'src="./comparison/figures/accuracy.png"' in html and "small_shift</span> (shift, magnitude ≤ 2 px)" in html
+    assert "accuracy.png" not in chapter({**manifest, "dir": "comparison", "cka": None, "accuracy": None})
+
+
+def chapter(manifest: dict) -> str:
+    """The comparison chapter's template rendered alone, with the report's filters (convlens.report)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(
+        num=lambda v, d=3: f"{float(v):.{d}f}",
+        breakable=report.breakable,
+        vector=lambda p: report.vector_path(p).as_posix(),
+    )
+    sec = {"anchor": "comparison", "title": "Comparison of models"}
+    return env.get_template("sections/comparison.html.j2").render(
+        comparison=manifest, sec=sec, base=".", config={"seed": 0}
+    )
 
 
 def test_a_label_the_model_does_not_have_stops_the_measure_step_naming_the_file(tmp_path):
