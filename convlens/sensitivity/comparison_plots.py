@@ -85,7 +85,7 @@ def plot_accuracy(group_summary: pd.DataFrame, groups: list[str], models: list[s
     plt = pyplot()
 
     colours = model_colours(models)
-    fig, ax = plt.subplots(figsize=(min(13, 2.5 + 0.9 * len(groups) * max(1, len(models)) / 2), 3.6))
+    fig, ax = plt.subplots(figsize=(min(13.0, max(6.5, 1.5 + 0.5 * len(groups) * (1 + len(models)))), 3.4))
     width = 0.8 / max(1, len(models))
     for k, model in enumerate(models):
         mine = rows[rows["model"] == model].set_index("group")
@@ -102,12 +102,16 @@ def plot_accuracy(group_summary: pd.DataFrame, groups: list[str], models: list[s
     ax.grid(alpha=0.3, axis="y")
     ax.tick_params(labelsize=7)
     fig.suptitle(
-        f"Accuracy per transform group: means over images, bars {100 * level:g} % bootstrap intervals; "
+        f"Accuracy per transform group: means over images, bars {100 * level:g} % bootstrap intervals\n"
         f"dotted: each model's clean accuracy",
         fontsize=9,
         y=0.995,
     )
-    legend_above(fig, ax, len(models), top=0.86)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.25, top=0.74)  # room for the group names below
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.76), ncol=len(models), fontsize=8, frameon=False
+    )
     save_figure(fig, path)
     return True
 
