@@ -27,7 +27,8 @@ Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
 - its Lie derivative generators (``lie``, ``convlens.core.lie.GENERATORS``) and a shift sweep's ``mode``
   (``fill``: the study's fill_mode; ``circular``: rolled), carried in the parameters and the name;
 - its group in the comparison of models (``group``: by default the kind; shifts split into whole
-  odd, whole even and sub-pixel offsets).
+  odd, whole even and sub-pixel offsets) and the magnitude the user's groups bound (``magnitude``:
+  by default its only parameter; a shift's is max(|dx|, |dy|); config ``comparison.groups``).
 
 A parameter may declare the values it allows (``Param.low``/``high``, ``integer``); a config entry
 or range outside them is a one-line error (``transforms.check_spec``).
@@ -173,6 +174,7 @@ class Kind:
     frame: Callable[[dict, int, int], np.ndarray] | None = (
         None  # (params, H, W) -> a core applied first, about the centre
     )
+    magnitude: Callable[[dict], float] | None = None  # what comparison.groups bounds; None: the only parameter
 
     @property
     def required(self) -> set[str]:
@@ -204,6 +206,13 @@ class Kind:
     def group_of(self, params: dict) -> str | None:
         """The group a transform of this kind is pooled into when models are compared; None: in none."""
         return self.group(params) if self.group is not None else self.name
+
+    def magnitude_of(self, params: dict) -> float | None:
+        """The transform's magnitude in the kind's unit (what a user group's ``min`` and ``max`` bound): the
+        kind's own ``magnitude``, else its only parameter; None for a kind without parameters."""
+        if self.magnitude is not None:
+            return float(self.magnitude(params))
+        return float(params[self.params[0].name]) if len(self.params) == 1 else None
 
     def problem(self, params: dict, shape: tuple) -> str | None:
         """Why a transform of this kind cannot run on model inputs of ``shape`` (H, W, C), or None."""
@@ -341,6 +350,7 @@ REGISTRY: dict[str, Kind] = {
             words="shifts",
             colour=Family("Blues"),
             group=shift_group,
+            magnitude=lambda p: max(abs(float(p["dx"])), abs(float(p["dy"]))),
             lie=("shift_x", "shift_y"),
             frame=crop_frame,
         ),

@@ -66,6 +66,7 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     assert ((tested["p_value"] >= 0) & (tested["p_value"] <= 1) & (tested["p_adj"] >= tested["p_value"] - 1e-12)).all()
     groups = pd.read_csv(folder / "differences_groups.csv", keep_default_na=False, na_values=[""])
     assert set(groups["group"]) == {
+        "clean",  # the shapes images have labels: clean accuracy, the scale of accuracy under each group
         "shift (even px)",
         "rotate",
         "hflip",
@@ -76,9 +77,12 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     manifest = json.loads((folder / "comparison.json").read_text())
     assert manifest["reference"] == "tiny" and manifest["images"] == 2 and manifest["deepest_common_layer"]
     assert any("Only 2 images" in s for s in manifest["findings"])
+    accuracy = [r for r in manifest["key_table"] if r["metric"] == "correct"]
+    assert [r["group"] for r in accuracy][:2] == ["clean", "shift (even px)"] and manifest["accuracy"] == "accuracy.png"
     assert (folder / "figures" / "by_layer.png").is_file() and (
         folder / "figures" / manifest["sweeps"]["rotate"]
     ).is_file()
     html = (two_model_run / "results" / "report" / "report.html").read_text()
     assert html.index('id="comparison"') < html.index('id="sensitivity"') < html.index('id="run-summary"')
     assert "comparison/figures/by_layer.png" in html and "tiny2 vs tiny, under rotate" in html
+    assert "comparison/figures/accuracy.png" in html

@@ -11,6 +11,7 @@ import pandas as pd
 from convlens import transform_kinds
 from convlens.plots import pyplot, save_figure
 from convlens.sensitivity.plots import not_applicable, short
+from convlens.transform_groups import CLEAN
 
 SWEEP_PANELS = (
     ("equivariance_error", "equivariance error"),
@@ -18,6 +19,7 @@ SWEEP_PANELS = (
     ("top1_change", "flip rate"),
     ("prob_change", "MAC (probability change)"),
 )
+ACCURACY = ("correct", "accuracy")  # drawn only where images have labels
 LAYER_PANELS = (("equivariance_error", "equivariance error"), ("invariance_cosine", "pooled-feature cosine"))
 
 
@@ -44,14 +46,16 @@ def plot_sweep(
     path: Path,
 ) -> None:
     """Every model's mean against the magnitude of one sweep with its interval: equivariance error
-    and pooled-feature cosine at ``layer``, flip rate and MAC of the prediction."""
+    and pooled-feature cosine at ``layer``, flip rate and MAC of the prediction, and accuracy where
+    images have labels (its point at the neutral magnitude is clean accuracy)."""
     plt = pyplot()
 
     colours = model_colours(models)
-    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(13, 3.4))
     sub = summary[summary["transform"].isin(members)].assign(magnitude=lambda f: f["transform"].map(members))
-    for ax, (metric, title) in zip(axes, SWEEP_PANELS, strict=False):
-        where = "output" if metric in ("top1_change", "prob_change") else layer
+    panels = SWEEP_PANELS + ((ACCURACY,) if (sub["metric"] == ACCURACY[0]).any() else ())
+    fig, axes = plt.subplots(1, len(panels), figsize=(13 * len(panels) / len(SWEEP_PANELS), 3.4))
+    for ax, (metric, title) in zip(axes, panels, strict=False):
+        where = "output" if metric in ("top1_change", "prob_change", ACCURACY[0]) else layer
         measured = sub[(sub["metric"] == metric) & (sub["layer"] == where) & (sub["transform"] != "identity")]
         if measured.empty:  # equivariance of a photometric sweep: only the identity's point
             not_applicable(ax, title)
@@ -66,8 +70,50 @@ def plot_sweep(
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.995)
-    legend_above(fig, axes[-1], len(models), top=0.8)  # the prediction panels always have data
+    legend_above(fig, axes[3], len(models), top=0.8)  # the prediction panels always have data
     save_figure(fig, path)
+
+
+def plot_accuracy(group_summary: pd.DataFrame, groups: list[str], models: list[str], level: float, path: Path) -> bool:
+    """Accuracy per transform group, clean accuracy first (its value a dotted line per model, the scale
+    the others are read against): each model's mean with its interval as an error bar. Nothing is drawn
+    (False) when no image has a label."""
+    rows = group_summary[(group_summary["metric"] == ACCURACY[0]) & (group_summary["layer"] == "output")]
+    groups = [g for g in groups if g in set(rows["group"])]
+    if not groups:
+        return False
+    plt = pyplot()
+
+    colours = model_colours(models)
+    fig, ax = plt.subplots(figsize=(min(13.0, max(6.5, 1.5 + 0.5 * len(groups) * (1 + len(models)))), 3.4))
+    width = 0.8 / max(1, len(models))
+    for k, model in enumerate(models):
+        mine = rows[rows["model"] == model].set_index("group")
+        shown = [g for g in groups if g in mine.index]
+        x = np.array([groups.index(g) for g in shown]) - 0.4 + width * (k + 0.5)
+        m = mine.loc[shown]
+        err = np.vstack([m["mean"] - m["ci_low"], m["ci_high"] - m["mean"]]).astype(float)
+        ax.errorbar(x, m["mean"].astype(float), yerr=err, fmt="o", ms=4, capsize=2, color=colours[model], label=model)
+        if CLEAN in mine.index:
+            ax.axhline(float(mine.loc[CLEAN, "mean"]), color=colours[model], lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("accuracy", fontsize=8)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3, axis="y")
+    ax.tick_params(labelsize=7)
+    fig.suptitle(
+        f"Accuracy per transform group: means over images, bars {100 * level:g} % bootstrap intervals\n"
+        f"dotted: each model's clean accuracy",
+        fontsize=9,
+        y=0.995,
+    )
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.25, top=0.74)  # room for the group names below
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.76), ncol=len(models), fontsize=8, frameon=False
+    )
+    save_figure(fig, path)
+    return True
 
 
 def plot_by_layer(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from convlens.config import ImageEntry
+from convlens.image_folders import check_labels
 from convlens.sensitivity.lie import consistency_rows
 from convlens.sensitivity.metrics import COLUMNS
 from convlens.stages.analysis import Analysis, image_metrics, image_outputs
@@ -105,11 +106,13 @@ def measure_shard(
     out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``; none with config
     ``cka.enabled: false``).
 
-    images: dicts with ``id`` and ``path`` or ``dataset_npz`` + ``index``. An unreadable image gets
+    images: dicts with ``id`` and ``path`` (and a folder image's ``label``, which must be one of the
+    model's classes: a one-line InputError otherwise) or ``dataset_npz`` + ``index``. An unreadable image gets
     a row with its ``error`` and no metrics; the rest of the shard completes. ``channel_maps``: the
     equivariance ladder's maps (rule fit_channel_maps), or None when no rung is measured.
     """
     analysis = Analysis(model_path, info_json, cfg, threads, channel_maps=channel_maps)
+    check_labels(images, analysis.info.class_names, analysis.info.name)  # before any image is measured
     analysis.describe(len(images))
     frames, image_rows, pooled = [], [], PooledFeatures(analysis.layers)
     progress = Progress("images measured", len(images))

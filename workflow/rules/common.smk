@@ -163,6 +163,8 @@ def image_params(images):
                 "index": img.index,
                 "dataset_npz": dataset_npz(img.dataset) if img.dataset else None,
                 "resize": img.resize,
+                "label": img.label,
+                "label_source": img.label_source,
             }
         )
     return out
