@@ -94,10 +94,12 @@ def run_stage(log_path: str | None, stage, *args, **kwargs) -> None:
 
 class Progress:
     """Progress lines for long work: ``what: done of total (rate/s, about N s left)``, logged at most
-    every ``every`` seconds and once at the end."""
+    every ``every`` seconds and once at the end. ``summary_follows``: the stage logs a line of its own
+    when the work is done, so the end line goes to the rule's log only."""
 
-    def __init__(self, what: str, total: int, every: float = 10.0):
+    def __init__(self, what: str, total: int, every: float = 10.0, summary_follows: bool = False):
         self.what, self.total, self.every = what, int(total), every
+        self.summary_follows = summary_follows
         self.done = 0
         self.start = self.last = time.time()
 
@@ -110,4 +112,5 @@ class Progress:
         rate = self.done / max(now - self.start, 1e-9)
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
         tail = f", about {left:.0f} s left" if self.done < self.total else f" in {now - self.start:.1f} s"
-        log.info("%s: %d of %d (%.1f/s%s)", self.what, self.done, self.total, rate, tail)
+        extra = LOG_FILE_ONLY if self.summary_follows and self.done >= self.total else None
+        log.info("%s: %d of %d (%.1f/s%s)", self.what, self.done, self.total, rate, tail, extra=extra)
