@@ -103,8 +103,8 @@ def install() -> None:
 
 # TensorFlow's runtime lines that say nothing a user can act on: into the rule's log, never the console.
 # "NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition ... Unknown
-# attributes will be ignored": an ERROR line from tf.data's MapDataset rewrite, once per training of a
-# model fed by a generator (the augmented ones); the attribute is ignored and nothing is wrong.
+# attributes will be ignored": an ERROR line about a map of Keras's tf.data input pipeline, one to three
+# per training job (TensorFlow 2.21, Keras 3); the attribute is ignored and nothing is wrong.
 LOG_ONLY = (re.compile(rb"NodeDef mentions attribute \w+ which is not in the op definition"),)
 
 

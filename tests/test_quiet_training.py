@@ -1,5 +1,5 @@
 """Training through run_stage, as rule train_model runs it: the per-epoch lines and TensorFlow's
-NodeDef notice (tf.data, an augmented model) are in the rule's log and never on the console."""
+NodeDef notice (Keras's tf.data input pipeline) are in the rule's log and never on the console."""
 
 import subprocess
 import sys
@@ -43,7 +43,7 @@ def test_an_augmented_training_prints_no_epoch_line_and_no_nodedef_line_and_logs
     assert [line.split(" INFO ")[-1] for line in console.splitlines()] == ["trained"]
     epochs = [line.split(" INFO ")[-1].split(" loss ")[0] for line in log.splitlines() if " INFO epoch " in line]
     assert epochs == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    # TensorFlow 2.21 with Keras 3 prints it for a generator-fed fit: should a release stop, this fails,
+    # TensorFlow 2.21 with Keras 3 prints it while training: should a release stop, this fails,
     # and native_log.LOG_ONLY can go
     assert "NodeDef mentions attribute use_unbounded_threadpool" in log
     assert log.rstrip().endswith("INFO trained")
