@@ -11,6 +11,7 @@ from pathlib import Path
 # one place that makes the library importable; it is not pip-installed, so that a run always uses the
 # checkout it runs from (the venv is shared by checkouts) and a --use-conda env needs nothing extra.
 from convlens.config import ConfigError, assign_shards, digest, list_images, validate
+from convlens.workflow_console import quiet_job_lines
 
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")) if p
@@ -79,6 +80,9 @@ def note_replaced_report(run_json="results/report/run.json"):
 # not again in every cluster job, which parses this file too
 if workflow.is_main_process:
     note_replaced_report()
+    # the console gets one line per finished job and the errors; .snakemake/log/ keeps Snakemake's every line
+    if not workflow.dryrun:
+        quiet_job_lines()
 
 
 def model_override(model, key, section, section_key):
