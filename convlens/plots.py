@@ -26,10 +26,16 @@ VECTOR_FORMAT = "svg"
 DEFAULT_PLOT_LAYERS = 8  # report.plot_max_layers
 
 
+# the project's matplotlib style, set wherever a figure is made (``pyplot``): no offset notation on an
+# axis (a "+1" above the ticks reads as a value), so every tick shows its own value
+STYLE = {"axes.formatter.useoffset": False}
+
+
 def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams.update(STYLE)
     import matplotlib.pyplot as plt
 
     return plt

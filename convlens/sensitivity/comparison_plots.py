@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from convlens import transform_kinds
-from convlens.plots import pyplot, save_figure
-from convlens.sensitivity.plots import not_applicable, short
+from convlens.plots import FIGURE_WIDTH_IN, pyplot, save_figure
+from convlens.sensitivity.plots import short
 
 SWEEP_PANELS = (
     ("equivariance_error", "equivariance error"),
@@ -48,24 +48,31 @@ def plot_sweep(
     plt = pyplot()
 
     colours = model_colours(models)
-    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(13, 3.4))
     sub = summary[summary["transform"].isin(members)].assign(magnitude=lambda f: f["transform"].map(members))
-    for ax, (metric, title) in zip(axes, SWEEP_PANELS, strict=False):
-        where = "output" if metric in ("top1_change", "prob_change") else layer
-        measured = sub[(sub["metric"] == metric) & (sub["layer"] == where) & (sub["transform"] != "identity")]
-        if measured.empty:  # equivariance of a photometric sweep: only the identity's point
-            not_applicable(ax, title)
-            continue
+
+    def where(metric: str):
+        return "output" if metric in ("top1_change", "prob_change") else layer
+
+    # only the panels that apply: equivariance of a photometric sweep has only the identity's point
+    panels = [
+        (metric, title)
+        for metric, title in SWEEP_PANELS
+        if not sub[(sub["metric"] == metric) & (sub["layer"] == where(metric)) & (sub["transform"] != "identity")].empty
+    ]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(FIGURE_WIDTH_IN, 2.5), squeeze=False)
+    axes = axes[0]
+    for ax, (metric, title) in zip(axes, panels, strict=False):
         for model in models:
-            rows = sub[(sub["model"] == model) & (sub["metric"] == metric) & (sub["layer"] == where)]
+            rows = sub[(sub["model"] == model) & (sub["metric"] == metric) & (sub["layer"] == where(metric))]
             rows = rows.sort_values("magnitude")
             if len(rows):
                 band(ax, rows["magnitude"].to_numpy(float), rows, colours[model], model)
-        ax.set_title(title + ("" if where == "output" else f" at {short(str(where))}"), fontsize=9)
-        ax.set_xlabel(transform_kinds.CURVES[curve].label, fontsize=8)
+        at = "" if where(metric) == "output" else f" at {short(str(where(metric)))}"
+        ax.set_title(title + at, fontsize=7)
+        ax.set_xlabel(transform_kinds.CURVES[curve].label, fontsize=6.5)
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=10, y=0.995)
+        ax.tick_params(labelsize=6.5)
+    fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=8, y=0.995)
     legend_above(fig, axes[-1], len(models), top=0.8)  # the prediction panels always have data
     save_figure(fig, path)
 
@@ -82,39 +89,47 @@ def plot_by_layer(
     position = {layer: i for i, layer in enumerate(layers)}
     drawn = group_summary[group_summary["metric"].isin([m for m, _ in LAYER_PANELS])]
     groups = [g for g in groups if g in set(drawn["group"])] or groups  # not the Lie / consistency groups
-    fig, axes = plt.subplots(len(groups), len(LAYER_PANELS), figsize=(10, 0.6 + 2.4 * len(groups)), squeeze=False)
-    for r, group in enumerate(groups):
-        for ax, (metric, title) in zip(axes[r], LAYER_PANELS, strict=False):
-            if group_summary[(group_summary["group"] == group) & (group_summary["metric"] == metric)].empty:
-                not_applicable(ax, f"{group}: {title}")
-                continue
-            for model in models:
-                rows = group_summary[
-                    (group_summary["model"] == model)
-                    & (group_summary["group"] == group)
-                    & (group_summary["metric"] == metric)
-                ]
-                rows = rows[rows["layer"].isin(position)].assign(x=lambda f: f["layer"].map(position))
-                if len(rows):
-                    rows = with_gaps(rows)
-                    band(ax, rows["x"].to_numpy(float), rows, colours[model], model)
-            ax.set_title(f"{group}: {title}", fontsize=9)
-            ax.set_xticks(
-                np.arange(len(layers)),
-                [short(la) for la in layers] if r == len(groups) - 1 else [""] * len(layers),
-                rotation=60,
-                ha="right",
-                fontsize=7,
-            )
-            ax.grid(alpha=0.3)
-            ax.tick_params(labelsize=7)
+    # the panels that apply, two to a row: no equivariance panel for a photometric group
+    panels = [
+        (group, metric, title)
+        for group in groups
+        for metric, title in LAYER_PANELS
+        if not group_summary[(group_summary["group"] == group) & (group_summary["metric"] == metric)].empty
+    ]
+    n_rows = max(1, -(-len(panels) // 2))
+    fig, axes = plt.subplots(n_rows, 2, figsize=(FIGURE_WIDTH_IN, 0.7 + 1.9 * n_rows), squeeze=False)
+    flat = axes.ravel()
+    for k, (ax, (group, metric, title)) in enumerate(zip(flat, panels, strict=False)):
+        for model in models:
+            rows = group_summary[
+                (group_summary["model"] == model)
+                & (group_summary["group"] == group)
+                & (group_summary["metric"] == metric)
+            ]
+            rows = rows[rows["layer"].isin(position)].assign(x=lambda f: f["layer"].map(position))
+            if len(rows):
+                rows = with_gaps(rows)
+                band(ax, rows["x"].to_numpy(float), rows, colours[model], model)
+        ax.set_title(f"{group}: {title}", fontsize=7)
+        last = k + 2 >= len(panels)  # the bottom panel of its column: the layer names under it
+        ax.set_xticks(
+            np.arange(len(layers)),
+            [short(la) for la in layers] if last else [""] * len(layers),
+            rotation=60,
+            ha="right",
+            fontsize=6.5,
+        )
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=6.5)
+    for ax in flat[len(panels) :]:
+        ax.set_visible(False)
     fig.suptitle(
         f"Against layer depth: means over images and over each group's transforms, "
         f"bands {100 * level:g} % bootstrap intervals",
-        fontsize=10,
+        fontsize=8,
         y=0.998,
     )
-    legend_above(fig, axes[0][-1], len(models), top=1 - 0.7 / fig.get_figheight())
+    legend_above(fig, flat[0], len(models), top=1 - 0.55 / fig.get_figheight())
     save_figure(fig, path)
 
 
@@ -132,5 +147,5 @@ def legend_above(fig, ax, n_models: int, top: float) -> None:
     handles, labels = ax.get_legend_handles_labels()
     fig.tight_layout(rect=(0, 0, 1, top))
     fig.legend(
-        handles, labels, loc="lower center", bbox_to_anchor=(0.5, top), ncol=max(1, n_models), fontsize=8, frameon=False
+        handles, labels, loc="lower center", bbox_to_anchor=(0.5, top), ncol=max(1, n_models), fontsize=7, frameon=False
     )

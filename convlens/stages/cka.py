@@ -17,6 +17,7 @@ from convlens.plots import pyplot, save_figure
 from convlens.sensitivity import cka, layer_match
 from convlens.stages.files import replacing, savez, write_json
 from convlens.stages.run import log
+from convlens.transform_kinds import label_of
 
 FLOAT_FORMAT = "%.7g"
 
@@ -193,7 +194,7 @@ def plot_invariance(rows: pd.DataFrame, layers: list[str], path: Path, level: fl
     x = np.arange(len(layers))
     for t, part in rows[rows["transform"] != "identity"].groupby("transform", sort=False):
         part = part.set_index("layer").reindex(layers)
-        ax.plot(x, part["cka"], marker="o", ms=2.5, lw=1.2, label=t)
+        ax.plot(x, part["cka"], marker="o", ms=2.5, lw=1.2, label=label_of(t))
         ax.fill_between(x, part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float), alpha=0.15, lw=0)
     ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("linear CKA(φ(X), φ(TX))", fontsize=8)
