@@ -481,6 +481,8 @@ def label_of(name: str) -> str:
     no kind makes (a group's, "worst case over all") unchanged."""
     parsed = parse_name(str(name))
     return parsed[0].label(parsed[1]) if parsed else str(name)
+
+
 CURVES: dict[str, Curve] = {c.name: c for k in REGISTRY.values() for c in k.curves}
 PHOTOMETRIC = tuple(k.name for k in REGISTRY.values() if k.photometric)  # pixel operations, not warps
 # the order in which the study's sentences go through the kinds: those with a magnitude first, then the
