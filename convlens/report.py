@@ -21,7 +21,7 @@ from convlens.attribution.cams import SHEET_METHOD
 from convlens.attribution.registry import display_name
 from convlens.plots import vector_path
 from convlens.sensitivity.metrics import METRICS
-from convlens.transform_kinds import label_of
+from convlens.transform_labels import label_of
 
 log = logging.getLogger("convlens")
 

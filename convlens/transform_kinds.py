@@ -69,11 +69,6 @@ def fmt(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def minus(text: str) -> str:
-    """A number's hyphen as the typographic minus sign (−) for a reader's text."""
-    return text.replace("-", "\u2212")
-
-
 @dataclass(frozen=True)
 class Param:
     """One parameter of a config entry; ``default`` None means the entry must give it."""
@@ -206,7 +201,7 @@ class Kind:
         (``shift (2, 0) px circular``). Ids (``shift_dx0_dy-4``) stay in the CSV files."""
         if not self.params:
             return self.name
-        values = [minus(fmt(params[p.name])) for p in self.params]
+        values = [fmt(params[p.name]).replace("-", "\u2212") for p in self.params]  # the minus sign
         number = values[0] if len(values) == 1 else f"({', '.join(values)})"
         text = f"{self.name} {self.unit.replace('{:g}', number)}" if self.unit else f"{self.name} {number}"
         mode = params.get("mode")
@@ -447,40 +442,6 @@ REGISTRY: dict[str, Kind] = {
 }
 
 NAMES = tuple(REGISTRY)  # every kind, in registry order
-
-
-def parse_name(name: str) -> tuple[Kind, dict] | None:
-    """A transform's kind and parameters from its stable name (``Kind.name_of``'s inverse, as far as the
-    name carries them: a crop shift's margin is not in it); None for a name no kind makes."""
-    for kind in sorted(REGISTRY.values(), key=lambda k: -len(k.name)):  # the longest kind name first
-        if name == kind.name and not kind.params:
-            return kind, {}
-        if not kind.params or not name.startswith(kind.name + "_"):
-            continue
-        rest, params = name[len(kind.name) :], {}
-        single = len(kind.params) == 1
-        for p in kind.params:
-            found = re.match(rf"_{'' if single else p.name}(-?[0-9.]+(?:e[-+]?[0-9]+)?)", rest)
-            if found is None:
-                break
-            params[p.name] = float(found.group(1))
-            rest = rest[found.end() :]
-        else:
-            for word in filter(None, rest.split("_")):
-                option = next((o for o in kind.range_options if word in o.values), None)
-                if option is None:
-                    break
-                params[option.name] = word
-            else:
-                return kind, params
-    return None
-
-
-def label_of(name: str) -> str:
-    """A transform's reader label from its stable name (``shift_dx0_dy-4`` -> ``shift (0, −4) px``); a name
-    no kind makes (a group's, "worst case over all") unchanged."""
-    parsed = parse_name(str(name))
-    return parsed[0].label(parsed[1]) if parsed else str(name)
 
 
 CURVES: dict[str, Curve] = {c.name: c for k in REGISTRY.values() for c in k.curves}

@@ -8,7 +8,7 @@ import pandas as pd
 from convlens import transform_kinds
 from convlens.attribution.registry import display_name
 from convlens.sensitivity.tables import kind_of
-from convlens.transform_kinds import label_of
+from convlens.transform_labels import label_of
 from convlens.transforms import Transform
 
 # the kinds' order and words in the sentences, from convlens/transform_kinds.py
@@ -186,7 +186,7 @@ def invariance_sentence(kind: str, cos: pd.DataFrame, layers: list[str], base: p
         return []
     first, last = c.index[0], c.index[-1]
     text = (
-        f"Under {KIND_WORDS[kind]} (pixel changes, so equivariance does not apply) pooled features keep a "
+        f"Under {KIND_WORDS[kind]} (pixel changes that move nothing: no equivariance measure) pooled features keep a "
         f"cosine of {fmt(c[first], 3)} at {first} and {fmt(c[last], 3)} at {last}"
     )
     if np.isfinite(base.get(first, np.nan)) and np.isfinite(base.get(last, np.nan)):

@@ -26,6 +26,7 @@ from convlens.plots import (
     save_figure,
     text_colour,
 )
+from convlens.transform_labels import label_of
 from convlens.transforms import Transform
 
 # each kind's colour, from convlens/transform_kinds.py: a colour-map family, or a fixed colour and line style
@@ -234,7 +235,7 @@ def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
         ax.axhline(p["clean_accuracy"].iloc[0], color="black", ls="--", lw=1, label="clean accuracy")
     ax.set_xticks(
         x,
-        [transform_kinds.label_of(t) for t in p["transform"]],
+        [label_of(t) for t in p["transform"]],
         rotation=70,
         ha="right",
         fontsize=max(MIN_FONT_PT, min(7.0, 260 / max(1, len(p)))),
@@ -342,7 +343,7 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
         ).to_numpy(dtype=float)
         keep = measured_columns(grid)
         grid = grid[:, keep]
-        labels = [transform_kinds.label_of(names[k]) for k in keep]
+        labels = [label_of(names[k]) for k in keep]
         finite = grid[np.isfinite(grid)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9)

@@ -17,7 +17,7 @@ from convlens.plots import pyplot, save_figure
 from convlens.sensitivity import cka, layer_match
 from convlens.stages.files import replacing, savez, write_json
 from convlens.stages.run import log
-from convlens.transform_kinds import label_of
+from convlens.transform_labels import label_of
 
 FLOAT_FORMAT = "%.7g"
 

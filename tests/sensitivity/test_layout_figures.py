@@ -1,0 +1,141 @@
+"""Nothing drawn that does not apply: a photometric sweep has no equivariance panel (nor a lone dot),
+the heat table no blank column, the comparison's sweep and layer plots no "does not apply" panel; the
+figures read transforms as labels and their axes carry no offset. Synthetic tables, known answers."""
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from convlens import plots
+from convlens import transforms as tr
+from convlens.sensitivity import comparison_plots, tables
+from convlens.sensitivity import metrics as sensitivity
+from convlens.sensitivity import plots as study_plots
+from convlens.transform_labels import label_of
+
+SPECS = [{"kind": "rotate", "range": [-30, 30, 15]}, {"kind": "blur", "range": [0, 2, 1]}, {"kind": "hflip"}]
+LAYERS = ["l1", "l2", "l3"]
+
+
+def synthetic(seed: int = 0) -> tuple[pd.DataFrame, list]:
+    """Every metric of images a, b as the study writes them: no equivariance rows for the blur."""
+    rng = np.random.default_rng(seed)
+    transforms = tr.build_transforms(SPECS)
+    rows = []
+    for image in "ab":
+        for t in transforms:
+            same = t.kind == "identity"
+            for layer in LAYERS:
+                if not t.photometric:
+                    rows.append((image, t.name, t.param, layer, "equivariance_error", 0.0 if same else rng.random()))
+                rows.append((image, t.name, t.param, layer, "invariance_cosine", 1.0 if same else rng.random()))
+            if not t.photometric:
+                rows.append((image, t.name, t.param, "input", "equivariance_floor", 0.0 if same else 0.01))
+            rows += [
+                (image, t.name, t.param, "output", "top1_change", 0.0 if same else float(rng.random() < 0.5)),
+                (image, t.name, t.param, "output", "prob_change", 0.0 if same else rng.random()),
+                (image, t.name, t.param, "gradcam", "heatmap_pearson", 1.0 if same else rng.random()),
+            ]
+    return pd.DataFrame(rows, columns=sensitivity.COLUMNS), transforms
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every figure's axes (title, x tick labels), texts and colour-bar tick sizes, just before saving."""
+    seen = {}
+
+    def recording(fig, path, *args, **kwargs):
+        fig.canvas.draw()
+        data_axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_visible()]
+        seen[path.name] = {
+            "titles": [ax.get_title() for ax in data_axes],
+            "xticks": [[t.get_text() for t in ax.get_xticklabels()] for ax in data_axes],
+            "texts": [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_visible()],
+            "offsets": [a.get_major_formatter().get_offset() for ax in data_axes for a in (ax.xaxis, ax.yaxis)],
+            "lines": [[len(np.unique(line.get_xdata())) for line in ax.get_lines()] for ax in data_axes],
+        }
+        matplotlib.pyplot.close(fig)
+        return [path]
+
+    monkeypatch.setattr(study_plots, "save_figure", recording)
+    monkeypatch.setattr(comparison_plots, "save_figure", recording)
+    return seen
+
+
+def no_offset_and_nothing_inapplicable(seen: dict) -> None:
+    assert not any("does not apply" in text for text in seen["texts"])
+    assert all(offset == "" for offset in seen["offsets"])  # no "+1" above an axis
+
+
+def test_a_photometric_sweep_draws_only_the_panels_that_apply(recorded, tmp_path):
+    table, transforms = synthetic()
+    curves = tables.curves(table, transforms)
+    study_plots.plot_curve("blur", curves["blur"], LAYERS, tmp_path / "sweep_blur.png")
+    study_plots.plot_curve("rotate", curves["rotate"], LAYERS, tmp_path / "sweep_rotate.png")
+    blur, rotate = recorded["sweep_blur.png"], recorded["sweep_rotate.png"]
+    assert blur["titles"] == ["cosine of pooled features", "flip rate / MAC", "heatmap agreement (Pearson)"]
+    assert rotate["titles"][0] == "equivariance error" and len(rotate["titles"]) == 4
+    for seen, points in ((blur, 3), (rotate, 5)):  # σ 0, 1, 2 (the identity at 0); five angles
+        no_offset_and_nothing_inapplicable(seen)
+        assert all(n == points for panel in seen["lines"] for n in panel if n > 1)
+        assert min(n for panel in seen["lines"] for n in panel) >= 2  # no lone dot
+
+
+def test_the_heat_table_leaves_out_a_column_without_numbers(recorded, tmp_path):
+    table, transforms = synthetic()
+    files = study_plots.plot_heat_table(table, transforms, LAYERS, tmp_path / "heat_table.png")
+    assert files == ["heat_table_1.png"]
+    seen = recorded["heat_table_1.png"]
+    # independently: a metric's column is drawn when some layer has a mean for that transform
+    names = [t.name for t in transforms[1:]]
+    for title, ticks in zip(seen["titles"], seen["xticks"], strict=True):
+        metric = "equivariance_error" if "equivariance" in title else "invariance_cosine"
+        rows = table[(table["metric"] == metric) & table["layer"].isin(LAYERS)]
+        measured = [n for n in names if np.isfinite(rows[rows["transform"] == n]["value"].to_numpy(float)).any()]
+        assert ticks == [label_of(n) for n in measured]
+    assert seen["xticks"][0] == ["rotate −30°", "rotate −15°", "rotate 15°", "rotate 30°", "hflip"]
+    assert "blur σ 1 px" in seen["xticks"][1]  # the cosine has the blur's columns
+    assert not any("blank" in t for t in seen["titles"])
+    no_offset_and_nothing_inapplicable(seen)
+
+
+def comparison_summary(models: list[str]) -> pd.DataFrame:
+    """A comparison summary: per model, transform, metric and layer a mean and its interval."""
+    table, transforms = synthetic()
+    rows = []
+    for k, model in enumerate(models):
+        for (t, metric, layer), part in table.groupby(["transform", "metric", "layer"]):
+            mean = float(part["value"].mean()) + 0.01 * k
+            rows.append((model, t, metric, layer, mean, mean - 0.05, mean + 0.05))
+    return pd.DataFrame(rows, columns=["model", "transform", "metric", "layer", "mean", "ci_low", "ci_high"])
+
+
+def test_the_comparison_draws_no_panel_that_does_not_apply_and_keeps_the_model_order(recorded, tmp_path):
+    models = ["ref", "b_model", "a_model"]  # config order, the reference first: never sorted
+    summary = comparison_summary(models)
+    members = {"identity": 0.0, "blur_1": 1.0, "blur_2": 2.0}
+    comparison_plots.plot_sweep(summary, "blur", members, "l3", models, 0.95, tmp_path / "sweep_blur.png")
+    seen = recorded["sweep_blur.png"]
+    assert seen["titles"] == ["pooled-feature cosine at l3", "flip rate", "MAC (probability change)"]
+    no_offset_and_nothing_inapplicable(seen)
+    groups = summary.assign(group=summary["transform"].map(lambda t: t.split("_")[0]))
+    groups = groups[groups["group"] != "identity"]
+    comparison_plots.plot_by_layer(groups, ["rotate", "blur"], LAYERS, models, 0.95, tmp_path / "by_layer.png")
+    seen = recorded["by_layer.png"]
+    assert seen["titles"] == [
+        "rotate: equivariance error",
+        "rotate: pooled-feature cosine",
+        "blur: pooled-feature cosine",
+    ]
+    assert [t for t in seen["texts"] if t in models] == models  # the legend in the models' order
+    no_offset_and_nothing_inapplicable(seen)
+
+
+def test_an_axis_near_one_shows_its_values_not_an_offset():
+    plt = plots.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1.0001, 1.0002])
+    fig.canvas.draw()
+    assert ax.yaxis.get_major_formatter().get_offset() == ""
+    plt.close(fig)
