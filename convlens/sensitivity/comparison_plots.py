@@ -73,7 +73,7 @@ def plot_sweep(
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=6.5)
     fig.suptitle(f"{curve}: means over images, bands {100 * level:g} % bootstrap intervals", fontsize=8, y=0.995)
-    legend_above(fig, axes[-1], len(models), top=0.8)  # the prediction panels always have data
+    legend_above(fig, axes[-1], len(models), top=1 - 0.5 / fig.get_figheight())  # the prediction panels have data
     save_figure(fig, path)
 
 

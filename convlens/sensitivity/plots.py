@@ -142,8 +142,8 @@ def applies(rows: pd.DataFrame) -> bool:
     return rows.dropna(subset=["value"])["magnitude"].nunique() >= 2
 
 
-CURVE_PANEL_IN = 1.85  # the height of a sweep figure's panels: three sweep figures fit on a page
-LEGEND_ROW_IN = 0.125  # a legend row at 6.5 pt
+CURVE_PANEL_IN = 1.8  # the height of a sweep figure's panels: three sweep figures fit on a page
+LEGEND_ROW_IN = 0.125  # a legend row at 6.5 pt (labelspacing 0.3)
 
 
 def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, shown: list[str] | None = None) -> None:
@@ -154,7 +154,13 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
     shown = list(shown if shown is not None else pick_layers(layers))
     colour = depth_colour(layers)
     panels = [(m, t) for m, t in CURVE_PANELS if applies(data[data["metric"] == m])]
-    legend_rows = max(-(-(len(shown) + 1) // 2), -(-len(METHODS) // 2), 2) + 1  # + the legend's title
+    drawn = {m for m, _ in panels}
+    # the legends under the panels: the layers at the left, the methods and under them the prediction's
+    # two lines at the right, two columns each, a title row each
+    left = -(-(len(shown) + ("equivariance_error" in drawn)) // 2) + 1
+    n_methods = data[data["metric"] == "heatmap_pearson"]["layer"].nunique() if "heatmap_pearson" in drawn else 0
+    methods_rows = -(-n_methods // 2) + 1 if n_methods else 0
+    legend_rows = max(left, methods_rows + ("top1_change" in drawn))
     height = CURVE_PANEL_IN + LEGEND_ROW_IN * legend_rows + 0.35
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(FIGURE_WIDTH_IN, height), squeeze=False)
     unit = transform_kinds.CURVES[curve].label
@@ -195,23 +201,22 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
     bottom = (LEGEND_ROW_IN * legend_rows + 0.1) / height
     fig.suptitle(f"{curve}: metrics against the magnitude (means over images)", fontsize=8)
     fig.tight_layout(rect=(0, bottom, 1, 1), w_pad=0.6)
-    anchors = {
-        "layer": (0.0, "upper left"),
-        "prediction": (0.45, "upper center"),
-        "heatmap method": (1.0, "upper right"),
-    }
+    under_methods = bottom - LEGEND_ROW_IN * methods_rows / height
+    places = {"layer": (0.0, bottom, "upper left"), "heatmap method": (1.0, bottom, "upper right")}
+    places["prediction"] = (1.0, under_methods, "upper right")
     for title, (handles, labels) in legends.items():
-        x, loc = anchors[title]
-        ncol = 1 if title == "prediction" else 2
+        x, y, loc = places[title]
         fig.legend(
             handles,
             labels,
             loc=loc,
-            bbox_to_anchor=(x, bottom),
-            ncol=ncol,
+            bbox_to_anchor=(x, y),
+            ncol=2,
             fontsize=6.5,
             frameon=False,
-            title=title,
+            labelspacing=0.3,
+            borderaxespad=0.1,
+            title=None if title == "prediction" else title,
             title_fontsize=6.5,
         )
     save_figure(fig, path)
