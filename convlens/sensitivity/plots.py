@@ -124,7 +124,7 @@ CURVE_PANELS = (
     ("equivariance_error", "equivariance error"),
     ("invariance_cosine", "cosine of pooled features"),
     ("top1_change", "flip rate / MAC"),
-    ("heatmap_pearson", "heatmap agreement (Pearson)"),
+    ("heatmap_pearson", "heatmaps (Pearson)"),
 )
 
 

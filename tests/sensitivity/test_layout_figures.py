@@ -74,7 +74,7 @@ def test_a_photometric_sweep_draws_only_the_panels_that_apply(recorded, tmp_path
     study_plots.plot_curve("blur", curves["blur"], LAYERS, tmp_path / "sweep_blur.png")
     study_plots.plot_curve("rotate", curves["rotate"], LAYERS, tmp_path / "sweep_rotate.png")
     blur, rotate = recorded["sweep_blur.png"], recorded["sweep_rotate.png"]
-    assert blur["titles"] == ["cosine of pooled features", "flip rate / MAC", "heatmap agreement (Pearson)"]
+    assert blur["titles"] == ["cosine of pooled features", "flip rate / MAC", "heatmaps (Pearson)"]
     assert rotate["titles"][0] == "equivariance error" and len(rotate["titles"]) == 4
     for seen, points in ((blur, 3), (rotate, 5)):  # σ 0, 1, 2 (the identity at 0); five angles
         no_offset_and_nothing_inapplicable(seen)
