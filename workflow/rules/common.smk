@@ -47,7 +47,8 @@ TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
 # snakemake.threads. Not workflow.cores: a cluster run (--executor slurm) has no --cores, and a
 # job wanting every core of a large machine would run alone.
 TF_THREADS = 8
-MODELS = model_order(config)  # config order, the reference first: every plot, table and chapter
+# config order, the reference first: in every plot, table and chapter (never alphabetical)
+MODELS = model_order(config)
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
