@@ -41,3 +41,9 @@ def label_of(name: str) -> str:
     no kind makes (a group's, "worst case over all") unchanged."""
     parsed = parse_name(str(name))
     return parsed[0].label(parsed[1]) if parsed else str(name)
+
+
+def label_ascii(name: str) -> str:
+    """``label_of`` with a hyphen for the minus sign: for text drawn with Pillow's built-in font, which
+    has no U+2212 (``rotate -90°``)."""
+    return label_of(name).replace("\u2212", "-")

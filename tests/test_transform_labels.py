@@ -70,3 +70,9 @@ def test_the_report_filter_labels_a_table_cell(tmp_path):
     template = "{{ 'shift_dx0_dy-4' | transform }}|{{ 'worst case over all' | transform }}"
     (tmp_path / "report.html.j2").write_text(template)
     assert render_html({"models": []}, tmp_path) == "shift (0, −4) px|worst case over all"
+
+
+def test_text_drawn_with_pillows_font_has_a_hyphen_for_the_minus_sign():
+    from convlens.transform_labels import label_ascii
+
+    assert label_ascii("rotate_-90") == "rotate -90°" and label_ascii("shift_dx0_dy-4") == "shift (0, -4) px"
