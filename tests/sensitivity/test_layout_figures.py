@@ -35,6 +35,8 @@ def synthetic(seed: int = 0) -> tuple[pd.DataFrame, list]:
             rows += [
                 (image, t.name, t.param, "output", "top1_change", 0.0 if same else float(rng.random() < 0.5)),
                 (image, t.name, t.param, "output", "prob_change", 0.0 if same else rng.random()),
+                (image, t.name, t.param, "output", "kl_divergence", 0.0 if same else rng.random()),
+                (image, t.name, t.param, "output", "correct", 1.0),
                 (image, t.name, t.param, "gradcam", "heatmap_pearson", 1.0 if same else rng.random()),
             ]
     return pd.DataFrame(rows, columns=sensitivity.COLUMNS), transforms
@@ -139,3 +141,55 @@ def test_an_axis_near_one_shows_its_values_not_an_offset():
     fig.canvas.draw()
     assert ax.yaxis.get_major_formatter().get_offset() == ""
     plt.close(fig)
+
+
+def test_the_chapter_text_of_a_photometric_study_reads_labels_and_has_no_inapplicable_panel(tmp_path):
+    """The sensitivity chapter's partials rendered with a real study manifest (run_study on the synthetic
+    table, a blur sweep among the transforms) and fabricated exemplars: no "does not apply", transforms
+    as labels, the spaces the trimmed blocks used to eat."""
+    import shutil
+    from html.parser import HTMLParser
+
+    from convlens import report
+    from convlens.stages.sensitivity import run_study
+
+    table, transforms = synthetic()
+    table.to_csv(tmp_path / "m.csv", index=False)
+    pooled = {i: {layer: np.array([1.0, k + 1.0]) for layer in LAYERS} for k, i in enumerate("ab")}
+    study = run_study([str(tmp_path / "m.csv")], pooled, transforms, LAYERS, tmp_path / "out", tmp_path / "fig")
+    study["unreadable"] = [{"image": "broken.png"}]
+    templates = tmp_path / "templates"
+    shutil.copytree(report_templates() / "sections", templates / "sections")
+    (templates / "report.html.j2").write_text(
+        '{% set sec = {"anchor": "s", "title": "Sensitivity", "model": m} %}'
+        '{% include "sections/sensitivity.html.j2" %}{% include "sections/sensitivity_model.html.j2" %}'
+    )
+    exemplars = {
+        "measured": 2,
+        "exemplars": [],
+        "choice": {"sensitive": 1, "flipped": 0, "random": 0, "images": []},
+        "seed": 0,
+    }
+    m = {"name": "cnn", "study": study, "study_dir": "cnn", "exemplars": exemplars}
+    config = {"fill_mode": "constant", "fill_value": 0.0}
+    html = report.render_html({"models": [], "m": m, "config": config, "metric_help": {}, "base": "."}, templates)
+
+    class Text(HTMLParser):
+        parts: list = []
+
+        def handle_data(self, data):
+            self.parts.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    text = " ".join(" ".join(parser.parts).split())  # the words a reader sees (no attributes)
+    assert "does not apply" not in text
+    assert "constant (0.0)" in text and "2 images (1 more could not be read" in text
+    assert "blur σ 1 px" in text and "rotate −30°" in text  # the prediction table's rows
+    assert not any(t.name in text.split() for t in transforms if t.name not in ("identity", "hflip"))
+
+
+def report_templates():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2] / "reports" / "templates"
