@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import transform_kinds
-from convlens.plots import FIGURE_WIDTH_IN, pyplot, save_figure
+from convlens.plots import FIGURE_WIDTH_IN, MAX_HEIGHT_IN, pyplot, save_figure
 from convlens.sensitivity.plots import short
 
 SWEEP_PANELS = (
@@ -96,8 +96,9 @@ def plot_by_layer(
         for metric, title in LAYER_PANELS
         if not group_summary[(group_summary["group"] == group) & (group_summary["metric"] == metric)].empty
     ]
-    n_rows = max(1, -(-len(panels) // 2))
-    fig, axes = plt.subplots(n_rows, 2, figsize=(FIGURE_WIDTH_IN, 0.7 + 1.9 * n_rows), squeeze=False)
+    frame = layer_frame_in(max((len(short(la)) for la in layers), default=0))
+    n_cols, n_rows, row_in = layer_grid(len(panels), frame)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(FIGURE_WIDTH_IN, frame + row_in * n_rows), squeeze=False)
     flat = axes.ravel()
     for k, (ax, (group, metric, title)) in enumerate(zip(flat, panels, strict=False)):
         for model in models:
@@ -111,7 +112,7 @@ def plot_by_layer(
                 rows = with_gaps(rows)
                 band(ax, rows["x"].to_numpy(float), rows, colours[model], model)
         ax.set_title(f"{group}: {title}", fontsize=7)
-        last = k + 2 >= len(panels)  # the bottom panel of its column: the layer names under it
+        last = k >= (n_rows - 1) * n_cols  # the bottom row carries the layer names (the same in every panel)
         ax.set_xticks(
             np.arange(len(layers)),
             [short(la) for la in layers] if last else [""] * len(layers),
@@ -129,8 +130,30 @@ def plot_by_layer(
         fontsize=8,
         y=0.998,
     )
-    legend_above(fig, flat[0], len(models), top=1 - 0.55 / fig.get_figheight())
+    legend_above(fig, flat[0], len(models), top=1 - 0.5 / fig.get_figheight())
     save_figure(fig, path)
+
+
+LAYER_FRAME_IN = 0.75  # the layer plot's title and legend above the panels, the x axis under the bottom ones
+LAYER_ROW_IN = (1.3, 1.9)  # a row of panels: at least, at most
+
+
+def layer_frame_in(label_chars: int, fontsize: float = 6.5) -> float:
+    """The layer plot's height outside its rows: the title and legend, and the layer names under the
+    bottom panels (``label_chars`` long at ``fontsize``, turned 60°)."""
+    return LAYER_FRAME_IN + 0.55 * fontsize / 72 * label_chars * 0.87
+
+
+def layer_grid(n_panels: int, frame: float = LAYER_FRAME_IN) -> tuple[int, int, float]:
+    """(columns, rows, row height in inches) of the layer plot's panels: the fewest columns (2 to 4) whose
+    rows fit the printed page (``MAX_HEIGHT_IN``) at their smallest height, so the figure prints at its
+    own font sizes; the rows as tall as the page allows, up to their largest height (more than 4 × 5
+    panels: lower rows, still on one page)."""
+    for n_cols in (2, 3, 4):
+        n_rows = max(1, -(-n_panels // n_cols))
+        if frame + LAYER_ROW_IN[0] * n_rows <= MAX_HEIGHT_IN or n_cols == 4:
+            break
+    return n_cols, n_rows, min(LAYER_ROW_IN[1], (MAX_HEIGHT_IN - frame) / n_rows)
 
 
 def with_gaps(rows: pd.DataFrame) -> pd.DataFrame:

@@ -193,3 +193,12 @@ def report_templates():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2] / "reports" / "templates"
+
+
+@pytest.mark.parametrize("n_panels", [1, 2, 6, 8, 14, 20, 30])
+def test_the_comparison_layer_plot_fits_the_printed_page_at_its_own_size(n_panels):
+    frame = comparison_plots.layer_frame_in(36)  # "block1_pool (shapes_cnn_antialiased)"
+    n_cols, n_rows, row_in = comparison_plots.layer_grid(n_panels, frame)
+    assert n_cols * n_rows >= n_panels and n_rows == -(-n_panels // n_cols)
+    assert frame + n_rows * row_in <= plots.MAX_HEIGHT_IN + 1e-9  # no shrinking by the CSS's max-height
+    assert row_in >= comparison_plots.LAYER_ROW_IN[0] or n_cols == 4  # more columns before lower rows
