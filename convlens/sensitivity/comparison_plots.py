@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from convlens import transform_kinds
-from convlens.plots import FIGURE_WIDTH_IN, MAX_HEIGHT_IN, pyplot, save_figure
+from convlens.plots import FIGURE_WIDTH_IN, pyplot, save_figure
 from convlens.sensitivity.plots import short
 
 SWEEP_PANELS = (
@@ -134,6 +134,7 @@ def plot_by_layer(
     save_figure(fig, path)
 
 
+FIGURE_MAX_IN = 228 / 25.4  # report.css: "figure img { max-height: 228mm }" (a taller figure is shrunk)
 LAYER_FRAME_IN = 0.75  # the layer plot's title and legend above the panels, the x axis under the bottom ones
 LAYER_ROW_IN = (1.3, 1.9)  # a row of panels: at least, at most
 
@@ -146,14 +147,14 @@ def layer_frame_in(label_chars: int, fontsize: float = 6.5) -> float:
 
 def layer_grid(n_panels: int, frame: float = LAYER_FRAME_IN) -> tuple[int, int, float]:
     """(columns, rows, row height in inches) of the layer plot's panels: the fewest columns (2 to 4) whose
-    rows fit the printed page (``MAX_HEIGHT_IN``) at their smallest height, so the figure prints at its
+    rows fit the printed figure (``FIGURE_MAX_IN``) at their smallest height, so the figure prints at its
     own font sizes; the rows as tall as the page allows, up to their largest height (more than 4 × 5
     panels: lower rows, still on one page)."""
     for n_cols in (2, 3, 4):
         n_rows = max(1, -(-n_panels // n_cols))
-        if frame + LAYER_ROW_IN[0] * n_rows <= MAX_HEIGHT_IN or n_cols == 4:
+        if frame + LAYER_ROW_IN[0] * n_rows <= FIGURE_MAX_IN or n_cols == 4:
             break
-    return n_cols, n_rows, min(LAYER_ROW_IN[1], (MAX_HEIGHT_IN - frame) / n_rows)
+    return n_cols, n_rows, min(LAYER_ROW_IN[1], (FIGURE_MAX_IN - frame) / n_rows)
 
 
 def with_gaps(rows: pd.DataFrame) -> pd.DataFrame:

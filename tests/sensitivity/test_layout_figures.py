@@ -200,5 +200,7 @@ def test_the_comparison_layer_plot_fits_the_printed_page_at_its_own_size(n_panel
     frame = comparison_plots.layer_frame_in(36)  # "block1_pool (shapes_cnn_antialiased)"
     n_cols, n_rows, row_in = comparison_plots.layer_grid(n_panels, frame)
     assert n_cols * n_rows >= n_panels and n_rows == -(-n_panels // n_cols)
-    assert frame + n_rows * row_in <= plots.MAX_HEIGHT_IN + 1e-9  # no shrinking by the CSS's max-height
+    assert frame + n_rows * row_in <= comparison_plots.FIGURE_MAX_IN + 1e-9  # no shrinking by the CSS's max-height
+    css = (report_templates() / "report.css").read_text()
+    assert f"figure img {{ max-height: {comparison_plots.FIGURE_MAX_IN * 25.4:g}mm;" in css
     assert row_in >= comparison_plots.LAYER_ROW_IN[0] or n_cols == 4  # more columns before lower rows
