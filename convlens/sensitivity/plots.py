@@ -80,13 +80,20 @@ def plot_by_layer(
 
     shown = set(shown if shown is not None else pick_layers(layers))
     colours = transform_colours(transforms)
-    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH_IN, 3.6))
+    measured = set(table.loc[table["transform"] != "identity", "metric"].unique())
+    panels = [  # equivariance only where some transform moves pixels (not a study of pixel changes alone)
+        (metric, title)
+        for metric, title in (
+            ("equivariance_error", "equivariance error (lower: more equivariant)"),
+            ("invariance_cosine", "cosine of pooled features (higher: more invariant)"),
+        )
+        if metric in measured or metric == "invariance_cosine"
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(FIGURE_WIDTH_IN, 3.6), squeeze=False)
+    axes = axes[0]
     x = np.arange(len(layers))
     marker = 2.5 if len(layers) <= 20 else 0
-    for ax, metric, title in (
-        (axes[0], "equivariance_error", "equivariance error (lower: more equivariant)"),
-        (axes[1], "invariance_cosine", "cosine of pooled features (higher: more invariant)"),
-    ):
+    for ax, (metric, title) in zip(axes, panels, strict=True):
         means = table[table["metric"] == metric].groupby(["transform", "layer"])["value"].mean()
         for t in transforms[1:]:
             if t.name not in means.index.get_level_values(0):

@@ -204,3 +204,15 @@ def test_the_comparison_layer_plot_fits_the_printed_page_at_its_own_size(n_panel
     css = (report_templates() / "report.css").read_text()
     assert f"figure img {{ max-height: {comparison_plots.FIGURE_MAX_IN * 25.4:g}mm;" in css
     assert row_in >= comparison_plots.LAYER_ROW_IN[0] or n_cols == 4  # more columns before lower rows
+
+
+def test_a_study_of_pixel_changes_alone_has_no_equivariance_panel_against_depth(recorded, tmp_path):
+    table, transforms = synthetic()
+    blur_only = [t for t in transforms if t.kind in ("identity", "blur")]
+    table = table[table["transform"].isin([t.name for t in blur_only])]
+    baseline = pd.DataFrame({"layer": LAYERS, "mean": [0.5, 0.4, 0.3]})
+    study_plots.plot_by_layer(table, blur_only, LAYERS, baseline, tmp_path / "by_layer.png")
+    assert recorded["by_layer.png"]["titles"] == ["cosine of pooled features (higher: more invariant)"]
+    study_plots.plot_by_layer(synthetic()[0], transforms, LAYERS, baseline, tmp_path / "by_layer.png")
+    assert recorded["by_layer.png"]["titles"][0] == "equivariance error (lower: more equivariant)"
+    no_offset_and_nothing_inapplicable(recorded["by_layer.png"])
