@@ -21,6 +21,7 @@ from convlens.attribution.cams import SHEET_METHOD
 from convlens.attribution.registry import display_name
 from convlens.plots import vector_path
 from convlens.sensitivity.metrics import METRICS
+from convlens.transform_labels import label_of
 
 log = logging.getLogger("convlens")
 
@@ -461,4 +462,5 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.globals["sheet_method"] = SHEET_METHOD  # the method the comparison sheets overlay
     env.filters["breakable"] = breakable
     env.filters["vector"] = lambda png: vector_path(png).as_posix()  # a figure's SVG beside its PNG
+    env.filters["transform"] = label_of  # a transform id as a reader reads it: "shift (0, −4) px"
     return env.get_template("report.html.j2").render(outline=outline(context["models"], run=context), **context)
