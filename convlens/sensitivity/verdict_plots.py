@@ -27,14 +27,17 @@ def plot_key(rows: pd.DataFrame, models: list[str], level: float, path: Path) ->
         save_figure(fig, path)
         return False
     colours = model_colours(models)
-    groups = list(dict.fromkeys(rows["group"]))
+    order = list(dict.fromkeys(rows["group"]))
+    # each panel lists the groups it has values for (the Lie derivative has groups of its own)
+    panel_groups = {m.key: [g for g in order if g in set(rows[rows["measure"] == m.key]["group"])] for m in measures}
     cols = min(PANEL_COLUMNS, len(measures))
     n_rows = -(-len(measures) // cols)
-    height = 0.5 + len(groups) * (0.16 + 0.1 * len(models))
+    most = max(len(g) for g in panel_groups.values())
+    height = 0.55 + most * (0.16 + 0.1 * len(models))
     fig, axes = plt.subplots(n_rows, cols, figsize=(7.2, 0.5 + n_rows * height), squeeze=False)
     offsets = (np.arange(len(models)) - (len(models) - 1) / 2) * min(0.25, 0.7 / len(models))
     for ax, m in zip(axes.ravel(), measures, strict=False):
-        sub = rows[rows["measure"] == m.key]
+        sub, groups = rows[rows["measure"] == m.key], panel_groups[m.key]
         for i, model in enumerate(models):
             mine = sub[sub["model"] == model].set_index("group").reindex(groups)
             y = np.arange(len(groups)) + offsets[i]
@@ -56,7 +59,7 @@ def plot_key(rows: pd.DataFrame, models: list[str], level: float, path: Path) ->
         better = "higher" if m.higher_better else "lower"
         ax.set_title(f"{m.label}{where}\n({better} is more robust)", fontsize=7.5)
         ax.set_yticks(np.arange(len(groups)), groups, fontsize=7)
-        ax.set_ylim(len(groups) - 0.5, -0.5)
+        ax.set_ylim(most - 0.5, -0.5)
         ax.tick_params(axis="x", labelsize=7)
         ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.grid(axis="x", alpha=0.3)
