@@ -23,8 +23,9 @@ def figref(figure_id: str) -> Markup:
 
 def number_figures(html: str) -> str:
     """``html`` with each figure numbered in order (an id added where it has none: ``figure-N``), its
-    caption starting "Figure N.", and each ``figref`` reading "Figure N"; a reference to a figure this
-    rendering does not hold reads "a figure of the full report"."""
+    caption starting "Figure N." (a figure without one gets a caption of just that), and each
+    ``figref`` reading "Figure N"; a reference to a figure this rendering does not hold reads "a figure
+    of the full report"."""
     out, numbers, pos = [], {}, 0
     for n, match in enumerate(_FIGURE.finditer(html), start=1):
         attrs = match.group(1)
@@ -37,7 +38,10 @@ def number_figures(html: str) -> str:
         end = len(html) if end < 0 else end
         body = html[match.end() : end]
         label = f'<span class="figno">Figure {n}.</span> '
-        body = body.replace(_CAPTION, _CAPTION + label, 1) if _CAPTION in body else body
+        if _CAPTION in body:
+            body = body.replace(_CAPTION, _CAPTION + label, 1)
+        else:
+            body += f"<figcaption>{label}</figcaption>"
         out += [html[pos : match.start()], f"<figure{attrs}>", body]
         pos = end
     out.append(html[pos:])
