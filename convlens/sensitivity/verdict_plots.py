@@ -55,9 +55,9 @@ def plot_key(rows: pd.DataFrame, models: list[str], level: float, path: Path) ->
                 label=model,
             )
         layers = sorted({str(la) for la in sub["layer"]} - {"output"})
-        where = f"at {short(layers[0])}, " if len(layers) == 1 else ""
+        where = f"\nat {short(layers[0])}" if len(layers) == 1 else ""
         better = "higher" if m.higher_better else "lower"
-        ax.set_title(f"{m.label}\n({where}{better} is more robust)", fontsize=7.5)
+        ax.set_title(f"{m.label}{where}\n({better} is more robust)", fontsize=7.5)
         ax.set_yticks(np.arange(len(groups)), groups, fontsize=7)
         ax.set_ylim(most - 0.5, -0.5)
         ax.tick_params(axis="x", labelsize=7)
