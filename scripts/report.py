@@ -18,4 +18,5 @@ run_stage(
     sm.output.run,
     images=sm.params.images,
     cka=(sm.input.cka_comparison, sm.input.cka_layers),
+    verdict=(sm.input.verdict, sm.input.verdict_figure),
 )

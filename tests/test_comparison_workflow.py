@@ -21,6 +21,8 @@ def two_model_run(tmp_path_factory):
     cfg["filters"] = {"n_filters": 2, "steps": 2, "regularized": {"steps": 0}}
     cfg["evolution"] = {"epochs": [1]}
     cfg["comparison"] = {"n_boot": 500}
+    cfg["transforms"] = [*cfg["transforms"], {"kind": "blur", "sigma_px": 1.0}]  # photometric: nothing drawn for it
+    cfg["report"] = {**cfg.get("report", {}), "detail": "summary"}  # the default PDF, checked page by page
     path = workdir / "two.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = snakemake(workdir, "--configfile", str(path))
@@ -70,6 +72,7 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
         "shift (even px)",
         "rotate",
         "hflip",
+        "blur",
         "Lie derivative (shift)",  # lie_derivative is on by default (shift_x and shift_y pooled)
         "Lie derivative (rotate)",
         "consistency (shift x)",
@@ -86,3 +89,55 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     assert html.index('id="comparison"') < html.index('id="sensitivity"') < html.index('id="run-summary"')
     assert "comparison/figures/by_layer.png" in html and "tiny2 vs tiny, under rotate" in html
     assert "comparison/figures/accuracy.png" in html
+
+
+def test_the_summary_pdf_opens_with_the_verdict_and_its_pages_are_packed(two_model_run, tmp_path):
+    from tests.pdf_pages import chapter_starts, pdf_text, underfilled_pages
+
+    report = two_model_run / "results" / "report"
+    pdf = report / "report.pdf"
+    verdict = json.loads((two_model_run / "results" / "verdict" / "verdict.json").read_text())
+    assert verdict["models"] == ["tiny", "tiny2"] and 1 <= len(verdict["sentences"]) <= 5
+    assert {"flip_rate", "equivariance_error"} <= {r["measure"] for r in verdict["key_rows"]}
+    text = pdf_text(pdf)
+    pages = text.split("\f")
+    # the first two pages: the verdict with its sentences and intervals (accuracy: the shapes have labels)
+    first = " ".join(" ".join(pages[:2]).split())
+    assert "Verdict" in first and "95 % bootstrap intervals" in first and "Figure 1." in first
+    assert "accuracy" in first.lower() and verdict["clean_accuracy"]
+    assert " ".join(verdict["sentences"][0].split())[:60] in first
+    # summary: no per-model chapter, no image sheet in the PDF; the HTML keeps everything
+    assert "Model tiny" not in text and "Image shapes-test-0000" not in text and "Architecture" not in text
+    html = (report / "report.html").read_text()
+    assert 'id="model-tiny2"' in html and 'id="sheet-tiny-shapes-test-0000"' in html and 'id="verdict"' in html
+    # every figure numbered; every reference resolved
+    assert "Figure ?" not in text and "Figure ?" not in html
+    assert len(chapter_starts(pdf)) >= 4  # verdict, comparison, sensitivity, run summary, method check
+    # packed: no page but a chapter's last has ink on less than half its height
+    assert underfilled_pages(pdf, tmp_path / "pages") == []
+
+
+def test_nothing_that_does_not_apply_is_drawn(two_model_run):
+    from tests.pdf_pages import pdf_text
+
+    results = two_model_run / "results"
+    text = pdf_text(results / "report" / "report.pdf")
+    assert "does not apply:" not in text and "blank: photometric" not in text
+    drawn = [p for p in results.glob("**/figures/*.svg") if "does not apply" in p.read_text()]
+    assert drawn == []
+
+
+def test_the_exemplar_images_are_the_same_for_every_model(two_model_run):
+    results = two_model_run / "results"
+
+    def chosen(path):
+        return {e["image"] for e in json.loads(path.read_text())["exemplars"]}
+
+    # each model's choice (until branch exemplars: here every one of the 2 images, as 6 are asked)
+    per_model = [
+        chosen(results / m / "exemplars.json") for m in ("tiny", "tiny2") if (results / m / "exemplars.json").exists()
+    ]
+    shared = results / "exemplars.json"  # the study's shared exemplars (branch exemplars, issue 23 part 4)
+    if shared.exists():
+        per_model.append(chosen(shared))
+    assert per_model and per_model[0] and all(images == per_model[0] for images in per_model)

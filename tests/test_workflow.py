@@ -59,7 +59,8 @@ def test_report_has_every_stage_for_every_image(tiny_run):
         "Image shapes-test-0001",
     ):
         assert expected in bookmarks
-    assert bookmarks[0] == "Sensitivity to transforms" and bookmarks[1].startswith("tiny: 2 images")  # study first
+    assert bookmarks[0] == "Verdict"  # the answer first, then the study
+    assert bookmarks[1] == "Sensitivity to transforms" and bookmarks[2].startswith("tiny: 2 images")
     # cover+contents, study, run summary, model, filters (may share a page), one sheet per image
     assert 7 <= len(reader.pages) <= 20
     text = "".join(page.extract_text() for page in reader.pages)
