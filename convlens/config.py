@@ -18,9 +18,11 @@ import yaml
 
 from convlens.archive import model_problem
 from convlens.attribution.registry import DEFAULT_METHODS, METHODS, check_method_params
-from convlens.data import IMAGE_SUFFIXES, split_sizes
+from convlens.data import split_sizes
 from convlens.errors import InputError, did_you_mean
+from convlens.image_folders import config_label_problem, folder_images, sanitize_id
 from convlens.models import APPLICATION_PREPROCESS
+from convlens.transform_groups import parse_groups
 from convlens.transform_kinds import DEFAULT_TRANSFORMS, REGISTRY
 from convlens.transforms import build_transforms, sheet_selection
 
@@ -40,6 +42,8 @@ class ImageEntry:
     index: int | None = None
     path: str | None = None
     resize: str = "stretch"  # how it reaches the model's input size (config resize)
+    label: str | None = None  # a folder image's class (class folder or labels.csv; convlens.image_folders)
+    label_source: str | None = None  # where that label comes from, for error messages
 
     @property
     def source(self) -> str:
@@ -247,13 +251,14 @@ def _check_image_entry(entry: dict, where: str, datasets: dict, base: Path) -> N
     if "dataset" in entry:
         _check_dataset_images(entry, where, datasets)
     elif "folder" in entry:
-        folder = base / entry["folder"]
-        if not folder.is_dir():
+        if not (base / entry["folder"]).is_dir():
             raise ConfigError(f"{where}.folder: folder {entry['folder']!r} does not exist")
-        if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-            raise ConfigError(
-                f"{where}.folder: no image files in {entry['folder']!r} (looked for {', '.join(IMAGE_SUFFIXES)})"
-            )
+        try:
+            found = folder_images(entry["folder"], base)
+        except InputError as exc:
+            raise ConfigError(f"{where}.folder: {exc}") from None
+        if not found:
+            raise ConfigError(f"{where}.folder: no image files in {entry['folder']!r} or its class folders")
     elif not (base / entry["file"]).is_file():
         raise ConfigError(f"{where}.file: file {entry['file']!r} does not exist")
 
@@ -387,6 +392,10 @@ def _check_comparison(cfg: dict) -> None:
             f"config.comparison.reference: {comparison['reference']!r} is not a key of config.models "
             f"(defined: {', '.join(cfg['models'])})"
         )
+    try:
+        parse_groups(comparison["groups"])
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     for name in comparison.get("layers", {}):
         if name not in cfg["models"]:
             raise ConfigError(
@@ -425,11 +434,6 @@ def _check_id(name: str, where: str):
         raise ConfigError(f"{where} may use only letters, digits, '_', '.', '-' (it becomes a folder name)")
 
 
-def sanitize_id(text: str) -> str:
-    """A file-name-safe id: letters, digits, '_', '-', '.'; anything else becomes '_'."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip(".") or "image"
-
-
 def list_images(cfg: dict, base: Path | str = ".") -> list[ImageEntry]:
     """Every image the config names, in config order, with unique ids."""
     base = Path(base)
@@ -443,9 +447,9 @@ def list_images(cfg: dict, base: Path | str = ".") -> list[ImageEntry]:
                 for j in indices
             ]
         elif "folder" in entry:
-            files = sorted(p for p in (base / entry["folder"]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             entries += [
-                ImageEntry(sanitize_id(p.stem), path=str(Path(entry["folder"]) / p.name), resize=mode) for p in files
+                ImageEntry(f.id, path=f.path, resize=mode, label=f.label, label_source=f.label_source)
+                for f in folder_images(entry["folder"], base)
             ]
         else:
             entries.append(ImageEntry(sanitize_id(Path(entry["file"]).stem), path=entry["file"], resize=mode))
@@ -457,6 +461,9 @@ def list_images(cfg: dict, base: Path | str = ".") -> list[ImageEntry]:
                 "rename one file or list it once"
             )
         seen[e.id] = e
+    problem = config_label_problem(cfg, entries, base)
+    if problem:
+        raise ConfigError(problem)
     return entries
 
 

@@ -343,11 +343,12 @@ def split_sizes(ds: dict) -> tuple[int, int] | None:
 
 def load_input_image(entry: dict, info, datasets_cache: dict) -> tuple[np.ndarray, str | None, list[str], float]:
     """An image as the model sees it: (H, W, C) uint8 at the model's input size, its true class name
-    (from its dataset; None for image files), notes on conversions, and how much the resize changed
-    its aspect ratio (``data.fit``; the entry's ``resize`` mode, default ``stretch``)."""
+    (from its dataset, or the entry's ``label``: a folder image's class folder or labels.csv; else None),
+    notes on conversions, and how much the resize changed its aspect ratio (``data.fit``; the entry's
+    ``resize`` mode, default ``stretch``)."""
     h, w, c = info.input_shape
     notes = []
-    label = None
+    label = entry.get("label")
     if entry.get("dataset_npz"):
         npz = entry["dataset_npz"]
         if npz not in datasets_cache:

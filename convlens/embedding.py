@@ -101,6 +101,7 @@ def embedding_figure(
     fig = Figure(figsize=(4.2, 3.4), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    ax.ticklabel_format(useOffset=False)  # the project's style (convlens.plots.STYLE): no offset notation
     import matplotlib
 
     cmap = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20" if n_classes <= 20 else "turbo"]

@@ -256,7 +256,7 @@ def train(spec: dict, dataset, seed: int, callbacks: list | None = None) -> tupl
 
         def on_epoch_end(self, epoch, logs=None):
             acc, loss = float(logs["val_accuracy"]), float(logs["val_loss"])
-            log.info(
+            log.info(  # to the rule's log only (stages.run.ConsoleFilter): the console gets progress lines
                 "epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f",
                 epoch + 1,
                 spec["epochs"],
@@ -264,6 +264,7 @@ def train(spec: dict, dataset, seed: int, callbacks: list | None = None) -> tupl
                 logs["accuracy"],
                 loss,
                 acc,
+                extra={"log_file_only": True},
             )
             # a small validation split ties often (every image right): the lower loss breaks the tie
             if (acc, -loss) > (self.best, -self.best_loss):

@@ -99,3 +99,68 @@ def install() -> None:
         and not any(isinstance(f, QuietTensorFlowImport) for f in sys.meta_path)
     ):
         sys.meta_path.insert(0, QuietTensorFlowImport())
+
+
+# TensorFlow's runtime lines that say nothing a user can act on: into the rule's log, never the console.
+# "NodeDef mentions attribute use_unbounded_threadpool which is not in the op definition ... Unknown
+# attributes will be ignored": an ERROR line about a map of Keras's tf.data input pipeline, one to three
+# per training job (TensorFlow 2.21, Keras 3); the attribute is ignored and nothing is wrong.
+LOG_ONLY = (re.compile(rb"NodeDef mentions attribute \w+ which is not in the op definition"),)
+
+
+def console_errors(text: bytes) -> bytes:
+    """The lines of ``text`` the console should still get: absl ERROR and FATAL lines that are not
+    ``LOG_ONLY``. (``text`` also holds the log's own Python records: those are not absl lines.)"""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        match = ABSL_LINE.match(line)
+        if match and SEVERITY[match.group(1)] >= 2 and not any(p.search(line) for p in LOG_ONLY):
+            kept.append(line if line.endswith(b"\n") else line + b"\n")
+    return b"".join(kept)
+
+
+@contextlib.contextmanager
+def native_stderr_into(log_path: str | None):
+    """While inside, what native code writes to file descriptor 2 (TensorFlow's C++ runtime logs)
+    is appended to ``log_path``; Python's ``sys.stderr`` keeps the console. On leaving, also after
+    an exception, the native ERROR lines that are not ``LOG_ONLY`` are written to the console too.
+
+    ``log_path`` is emptied on entry: write to it in append mode (``logging.FileHandler(mode="a")``).
+    A crash leaves everything native in the log. ``None``: nothing is redirected.
+    """
+    if not log_path:
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    open(log_path, "wb").close()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.flush()
+    saved = os.dup(2)
+    swap = _writes_to_fd(sys.stderr, 2)
+    python_stderr = sys.stderr
+    if swap:  # Python's own writes (the console log handler, tracebacks) keep going to the console
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    target = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(target, 2)
+    os.close(target)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if swap:  # the console stream is left open: a log handler may still hold it
+            sys.stderr = python_stderr
+        with open(log_path, "rb") as log:
+            shown = console_errors(log.read())
+        if shown:
+            os.write(2, shown)
+
+
+def _writes_to_fd(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, ValueError, OSError):
+        return False

@@ -18,6 +18,7 @@ from convlens.replacing import replacing
 PRINTABLE_MM = (210 - 2 * 14, 297 - 16 - 18)
 FIGURE_WIDTH_MM = 170
 FIGURE_WIDTH_IN = FIGURE_WIDTH_MM / 25.4
+NARROW_MM = 70  # "figure.narrow" (the confusion matrix) prints this wide
 MAX_ASPECT = (PRINTABLE_MM[1] - 25) / FIGURE_WIDTH_MM  # height / width of a figure with room for its caption
 MAX_HEIGHT_IN = FIGURE_WIDTH_IN * MAX_ASPECT
 MIN_FONT_PT = 6.0  # the smallest text on the printed page
@@ -26,10 +27,16 @@ VECTOR_FORMAT = "svg"
 DEFAULT_PLOT_LAYERS = 8  # report.plot_max_layers
 
 
+# the project's matplotlib style, set wherever a figure is made (``pyplot``): no offset notation on an
+# axis (a "+1" above the ticks reads as a value), so every tick shows its own value
+STYLE = {"axes.formatter.useoffset": False}
+
+
 def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams.update(STYLE)
     import matplotlib.pyplot as plt
 
     return plt
@@ -157,15 +164,18 @@ def confusion_matrix_figure(metrics_json: str, out_png: str) -> None:
     names = metrics["class_names"]
     n = len(names)
     size = min(FIGURE_WIDTH_IN, max(3.0, 0.3 * n + 1.5))  # never wider than the page
+    grow = size / (NARROW_MM / 25.4)  # the report prints it NARROW_MM wide: fonts grow by this to print as given
     fig, ax = plt.subplots(figsize=(size, size))
     im = ax.imshow(cm, cmap="Blues")
-    label_font = max(MIN_FONT_PT, min(8.0, 200.0 / max(1, n)))
-    if n <= 40:
+    label_font = grow * max(MIN_FONT_PT + 0.5, min(8.0, 200.0 / max(1, n)))
+    cell_pt = (size - 1.5) * 72 / max(1, n)  # a row of the matrix, in the figure's points
+    if n <= 40 and cell_pt >= 1.2 * label_font:  # class names where they fit at their printed size
         ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=label_font)
         ax.set_yticks(range(n), names, fontsize=label_font)
-    ax.set_xlabel("predicted", fontsize=8)
-    ax.set_ylabel("true", fontsize=8)
-    if n <= 20:  # numbers only where they fit at the floor size
+    ax.set_xlabel("predicted", fontsize=grow * 7)
+    ax.set_ylabel("true", fontsize=grow * 7)
+    number_font = grow * max(MIN_FONT_PT + 0.5, 8 - 0.1 * n)
+    if n <= 20 and cell_pt >= 0.65 * number_font * len(str(cm.max())):  # numbers only where they fit
         for (i, j), value in np.ndenumerate(cm):
             ax.text(
                 j,
@@ -173,10 +183,10 @@ def confusion_matrix_figure(metrics_json: str, out_png: str) -> None:
                 str(value),
                 ha="center",
                 va="center",
-                fontsize=max(MIN_FONT_PT, 8 - 0.1 * n),
+                fontsize=number_font,
                 color=text_colour(im.cmap(im.norm(value))),
             )
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
-    ax.set_title(f"test accuracy {metrics['test_accuracy']:.1%}", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=grow * (MIN_FONT_PT + 0.5))
+    ax.set_title(f"test accuracy {metrics['test_accuracy']:.1%}", fontsize=grow * 8)
     fig.tight_layout()
     save_figure(fig, out_png)

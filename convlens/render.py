@@ -144,37 +144,77 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def bar_height(width: int) -> tuple[int, int]:
+BAR_FONT_PT = 6.5  # a colour bar's labels in print: above the report's 6 pt floor (convlens.plots.MIN_FONT_PT)
+MM_PER_PT = 25.4 / 72
+
+
+def bar_font(width: int, printed_mm: float | None = None) -> int:
+    """The label font size (px) of a colour bar under an image ``width`` pixels wide: BAR_FONT_PT in
+    print when the image is printed ``printed_mm`` wide (the CSS width it is shown at), else width // 16."""
+    if printed_mm is None:
+        return max(12, width // 16)
+    return max(12, math.ceil(BAR_FONT_PT * MM_PER_PT * width / printed_mm))
+
+
+def bar_height(width: int, printed_mm: float | None = None) -> tuple[int, int]:
     """(gradient rows, label font size) of a colour bar under an image ``width`` pixels wide."""
-    return max(4, width // 25), max(12, width // 16)
+    return max(4, width // 25), bar_font(width, printed_mm)
 
 
-def colour_bar(width: int, scale: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+def printed_width_at_height(width: int, height: int, printed_height_mm: float) -> float:
+    """The printed width (mm) of an image ``width`` × ``height`` px with its colour bar under it when
+    the report fixes its printed height (the heatmap sheet's CSS): the bar's font, which grows with
+    the print's scale, is part of the height, so the two are solved together (a few fixed-point steps)."""
+    printed = printed_height_mm * width / height
+    for _ in range(20):
+        rows, size = bar_height(width, printed)
+        new = printed_height_mm * width / (height + BAR_GAP_PX + rows + size + 3)
+        if abs(new - printed) < 1e-6:
+            break
+        printed = new
+    return printed
+
+
+def fitting_labels(labels: tuple[str, ...], width: int, font, size: int) -> tuple[str, ...]:
+    """The labels that fit side by side on a bar ``width`` px wide: all, else low and high, else high."""
+    for chosen in [labels] + [(labels[0], labels[-1])] * (len(labels) == 3):
+        if sum(font.getlength(label) for label in chosen) + size // 2 * len(chosen) <= width:
+            return chosen
+    return (labels[-1],)
+
+
+def colour_bar(width: int, scale: np.ndarray, labels: tuple[str, ...], printed_mm: float | None = None) -> np.ndarray:
     """A compact colour bar (numpy and Pillow): a white gap, the ``scale`` (N, 3) uint8 from left (low)
     to right (high) as a gradient ``width`` pixels wide, and under it ``labels`` (low, [middle,] high)
-    at the left edge, [the centre, when there is room,] and the right edge. Returns (h, width, 3) uint8."""
+    at the left edge, [the centre,] and the right edge; those that do not fit at the font size are left
+    out (the middle first, then the low end). ``printed_mm``: the width the image is printed at, so the
+    labels print at BAR_FONT_PT. Returns (h, width, 3) uint8."""
     from PIL import Image, ImageDraw
 
     scale = np.asarray(scale, dtype=np.uint8)
-    rows, size = bar_height(width)
+    rows, size = bar_height(width, printed_mm)
     gradient = scale[np.linspace(0, len(scale) - 1, width).round().astype(int)]
     font = _font(size)
     text = Image.new("RGB", (width, size + 3), "white")
     draw = ImageDraw.Draw(text)
-    if len(labels) == 3 and sum(font.getlength(label) for label in labels) + 2 * size > width:
-        labels = (labels[0], labels[2])  # no room for the middle label
-    anchors = ("la", "ma", "ra") if len(labels) == 3 else ("la", "ra")
-    xs = (0, width // 2, width - 1) if len(labels) == 3 else (0, width - 1)
+    labels = fitting_labels(tuple(labels), width, font, size)
+    if len(labels) == 3:
+        anchors, xs = ("la", "ma", "ra"), (0, width // 2, width - 1)
+    else:
+        anchors, xs = ("la", "ra")[-len(labels) :], (0, width - 1)[-len(labels) :]
     for label, x, anchor in zip(labels, xs, anchors, strict=False):
         draw.text((x, 1), label, fill="black", font=font, anchor=anchor)
     gap = np.full((BAR_GAP_PX, width, 3), 255, dtype=np.uint8)
     return np.concatenate([gap, np.repeat(gradient[None], rows, axis=0), np.asarray(text)], axis=0)
 
 
-def with_colour_bar(image: np.ndarray, scale: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
-    """``image`` (H, W) grey or (H, W, 3) with ``colour_bar`` under it (grey in, grey out)."""
+def with_colour_bar(
+    image: np.ndarray, scale: np.ndarray, labels: tuple[str, ...], printed_mm: float | None = None
+) -> np.ndarray:
+    """``image`` (H, W) grey or (H, W, 3) with ``colour_bar`` under it (grey in, grey out); ``printed_mm``:
+    the width the report prints it at (its labels then print at BAR_FONT_PT)."""
     image = np.asarray(image, dtype=np.uint8)
-    bar = colour_bar(image.shape[1], scale, labels)
+    bar = colour_bar(image.shape[1], scale, labels, printed_mm)
     if image.ndim == 2:
         return np.concatenate([image, bar.mean(axis=-1).round().astype(np.uint8)], axis=0)
     return np.concatenate([image, bar], axis=0)

@@ -19,8 +19,10 @@ from weasyprint.urls import URLFetcher
 from convlens import __version__
 from convlens.attribution.cams import SHEET_METHOD
 from convlens.attribution.registry import display_name
+from convlens.figure_numbers import figref, number_figures
 from convlens.plots import vector_path
 from convlens.sensitivity.metrics import METRICS
+from convlens.transform_labels import label_of
 
 log = logging.getLogger("convlens")
 
@@ -368,9 +370,14 @@ class Section:
     wrapper: str | None = None  # wrapped in <section class="..."> ("chapter", "sheet": a new page)
     toc: bool = True  # listed in the table of contents (every heading is in the PDF outline)
     children: tuple[Section, ...] = ()  # h2 under an h1, included after the parent's partial
+    detail: str | None = None  # None: in every rendering; "full" or "summary": only in that one (config report.detail)
 
 
-# The report, in order: the table of contents and the body both come from this list.
+# The report, in order: the table of contents and the body both come from this list. The verdict page
+# comes before them (report.html.j2). The summary (config report.detail, the PDF's default) holds the
+# comparison (with the shared exemplars), each model's sensitivity overview, the run summary and the
+# method check; full (and the HTML, always) adds the per-model chapters, the method check among them.
+DETAILS = ("summary", "full")
 SECTIONS = (
     Section("comparison.html.j2", "Comparison of models", "comparison", wrapper="chapter", when="comparison"),
     Section(
@@ -402,6 +409,15 @@ SECTIONS = (
             Section("methods.html.j2", "Heatmap methods: sanity and faithfulness", "methods-{model}"),
             Section("image_sheet.html.j2", "Image {image}", "sheet-{model}-{image}", each="image", wrapper="sheet"),
         ),
+        detail="full",
+    ),
+    Section(
+        "method_check.html.j2",
+        "Heatmap methods: sanity and faithfulness",
+        "method-check",
+        wrapper="chapter",
+        detail="summary",
+        children=(Section("methods.html.j2", "{model}", "check-{model}", each="model"),),
     ),
 )
 
@@ -412,11 +428,15 @@ def outline(
     model: dict | None = None,
     level: int = 1,
     run: dict | None = None,
+    detail: str = "full",
 ) -> list[dict]:
     """``sections`` expanded for this run's models and images: what the main template loops over, once
-    for the table of contents and once for the body. Titles stay plain text (escaped when rendered)."""
+    for the table of contents and once for the body. Titles stay plain text (escaped when rendered).
+    ``detail`` (config report.detail): the sections of that rendering only (``Section.detail``)."""
     nodes = []
     for sec in sections:
+        if sec.detail not in (None, detail):
+            continue
         if sec.each == "model":
             scopes = [(m, None) for m in models]
         elif sec.each == "image":
@@ -438,13 +458,14 @@ def outline(
                     "toc_children": any(child.toc for child in sec.children),
                     "model": m,
                     "image": im,
-                    "children": outline(models, sec.children, m, level + 1, run),
+                    "children": outline(models, sec.children, m, level + 1, run, detail),
                 }
             )
     return nodes
 
 
-def render_html(context: dict, templates_dir: str | Path) -> str:
+def render_html(context: dict, templates_dir: str | Path, detail: str = "full") -> str:
+    """The report's HTML at ``detail`` (config report.detail: summary or full), figures numbered."""
     import jinja2
 
     env = jinja2.Environment(
@@ -461,4 +482,9 @@ def render_html(context: dict, templates_dir: str | Path) -> str:
     env.globals["sheet_method"] = SHEET_METHOD  # the method the comparison sheets overlay
     env.filters["breakable"] = breakable
     env.filters["vector"] = lambda png: vector_path(png).as_posix()  # a figure's SVG beside its PNG
-    return env.get_template("report.html.j2").render(outline=outline(context["models"], run=context), **context)
+    env.filters["transform"] = label_of  # a transform id as a reader reads it: "shift (0, −4) px"
+    env.filters["figref"] = figref  # "Figure N", numbered by number_figures
+    template = env.get_template("report.html.j2")
+    return number_figures(
+        template.render(outline=outline(context["models"], run=context, detail=detail), detail=detail, **context)
+    )

@@ -27,7 +27,8 @@ Each kind is one ``Kind`` entry of ``REGISTRY`` below. It declares
 - its Lie derivative generators (``lie``, ``convlens.core.lie.GENERATORS``) and a shift sweep's ``mode``
   (``fill``: the study's fill_mode; ``circular``: rolled), carried in the parameters and the name;
 - its group in the comparison of models (``group``: by default the kind; shifts split into whole
-  odd, whole even and sub-pixel offsets).
+  odd, whole even and sub-pixel offsets) and the magnitude the user's groups bound (``magnitude``:
+  by default its only parameter; a shift's is max(|dx|, |dy|); config ``comparison.groups``).
 
 A parameter may declare the values it allows (``Param.low``/``high``, ``integer``); a config entry
 or range outside them is a one-line error (``transforms.check_spec``).
@@ -40,11 +41,11 @@ Names and parameter texts follow one rule for every kind: no parameters gives th
 colours, sweep plots, pixel operations, comparison groups) read this module, and so does the config
 check: ``convlens.config.load_schema`` fills the transform entries' ``kind`` enum, parameters and range
 options into ``workflow/schemas/config.schema.yaml``, which names no kind itself. ``config/README.md``
-holds the kinds table ``doc_table`` makes (tests/test_registries.py checks it is current).
+holds the kinds table ``transform_docs.doc_table`` makes (tests/test_registries.py checks it is current).
 
 Adding a kind: one entry here plus its test (its matrix against an exact answer in
 tests/test_transforms.py; a photometric kind's operation in tests/sensitivity/test_photometric.py), then
-the kinds table in config/README.md regenerated (``python -m convlens.transform_kinds``) and its
+the kinds table in config/README.md regenerated (``python -m convlens.transform_docs``) and its
 parameters described in the keys table there.
 
 Pure numpy: no TensorFlow/Keras, no other convlens module but ``convlens.shift_modes`` (the shift's
@@ -54,7 +55,6 @@ sweeps, curves and groups with its ``mode``).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -173,6 +173,7 @@ class Kind:
     frame: Callable[[dict, int, int], np.ndarray] | None = (
         None  # (params, H, W) -> a core applied first, about the centre
     )
+    magnitude: Callable[[dict], float] | None = None  # what comparison.groups bounds; None: the only parameter
 
     @property
     def required(self) -> set[str]:
@@ -195,6 +196,18 @@ class Kind:
             return fmt(params[self.params[0].name])
         return ",".join(f"{p.name}={fmt(params[p.name])}" for p in self.params)
 
+    def label(self, params: dict) -> str:
+        """The transform as a reader reads it in figures, tables and sentences: ``shift (0, −4) px``,
+        ``rotate 90°``, ``scale ×1.25``, ``hflip``, ``blur σ 1.5 px``; a shift sweep's mode after it
+        (``shift (2, 0) px circular``). Ids (``shift_dx0_dy-4``) stay in the CSV files."""
+        if not self.params:
+            return self.name
+        values = [fmt(params[p.name]).replace("-", "\u2212") for p in self.params]  # the minus sign
+        number = values[0] if len(values) == 1 else f"({', '.join(values)})"
+        text = f"{self.name} {self.unit.replace('{:g}', number)}" if self.unit else f"{self.name} {number}"
+        mode = params.get("mode")
+        return text + (f" {mode}" if mode and mode != "fill" else "")
+
     def entry_params(self, given: dict) -> dict:
         """The parameters of a single (not range) config entry: defaults filled in where the kind has them."""
         if not any(p.default is not None for p in self.params):
@@ -204,6 +217,13 @@ class Kind:
     def group_of(self, params: dict) -> str | None:
         """The group a transform of this kind is pooled into when models are compared; None: in none."""
         return self.group(params) if self.group is not None else self.name
+
+    def magnitude_of(self, params: dict) -> float | None:
+        """The transform's magnitude in the kind's unit (what a user group's ``min`` and ``max`` bound): the
+        kind's own ``magnitude``, else its only parameter; None for a kind without parameters."""
+        if self.magnitude is not None:
+            return float(self.magnitude(params))
+        return float(params[self.params[0].name]) if len(self.params) == 1 else None
 
     def problem(self, params: dict, shape: tuple) -> str | None:
         """Why a transform of this kind cannot run on model inputs of ``shape`` (H, W, C), or None."""
@@ -341,6 +361,7 @@ REGISTRY: dict[str, Kind] = {
             words="shifts",
             colour=Family("Blues"),
             group=shift_group,
+            magnitude=lambda p: max(abs(float(p["dx"])), abs(float(p["dy"]))),
             lie=("shift_x", "shift_y"),
             frame=crop_frame,
         ),
@@ -430,6 +451,8 @@ REGISTRY: dict[str, Kind] = {
 }
 
 NAMES = tuple(REGISTRY)  # every kind, in registry order
+
+
 CURVES: dict[str, Curve] = {c.name: c for k in REGISTRY.values() for c in k.curves}
 PHOTOMETRIC = tuple(k.name for k in REGISTRY.values() if k.photometric)  # pixel operations, not warps
 # the order in which the study's sentences go through the kinds: those with a magnitude first, then the
@@ -444,39 +467,3 @@ DEFAULT_TRANSFORMS = (
     {"kind": "hflip"},
     {"kind": "vflip"},
 )
-
-
-def _param_doc(p: Param) -> str:
-    text = f"`{p.name}`"
-    if p.default is not None:
-        text += f" (default {fmt(p.default)})"
-    return text + (f" {p.allowed()}" if p.allowed() else "")
-
-
-def doc_table() -> str:
-    """The kinds table of config/README.md, one row per kind of ``REGISTRY`` (tests/test_registries.py
-    checks that the page holds it; ``python -m convlens.transform_kinds`` prints it)."""
-    rows = [
-        "| kind | what it does | parameters and the values they allow | `range` | equivariance |",
-        "|---|---|---|---|---|",
-    ]
-    for k in REGISTRY.values():
-        if k.photometric:
-            does = "pixels: " + re.sub(r"\{(\w+)(:[^}]*)?\}", r"`\1`", k.operation)
-        else:
-            does = f"warp ({k.words})" if k.words else "nothing: the reference, always added first"
-        params = ", ".join(_param_doc(p) for p in k.params) or "none"
-        if k.params and not k.required:
-            params += " (at least one)"
-        sweep = "no"
-        if k.sweep is not None:
-            sweep = "yes" + "".join(
-                f"; `{o.name}`: {', '.join(f'`{v}`' for v in o.values)} (default `{o.default}`)"
-                for o in k.range_options
-            )
-        rows.append(f"| `{k.name}` | {does} | {params} | {sweep} | {'yes' if k.equivariant else 'no'} |")
-    return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":
-    print(doc_table(), end="")

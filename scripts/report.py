@@ -19,4 +19,5 @@ run_stage(
     images=sm.params.images,
     cka=(sm.input.cka_comparison, sm.input.cka_layers),
     side_by_side=(sm.input.side_by_side, sm.input.side_by_side_figures),
+    verdict=(sm.input.verdict, sm.input.verdict_figure),
 )

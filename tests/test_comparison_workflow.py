@@ -21,6 +21,8 @@ def two_model_run(tmp_path_factory):
     cfg["filters"] = {"n_filters": 2, "steps": 2, "regularized": {"steps": 0}}
     cfg["evolution"] = {"epochs": [1]}
     cfg["comparison"] = {"n_boot": 500}
+    cfg["transforms"] = [*cfg["transforms"], {"kind": "blur", "sigma_px": 1.0}]  # photometric: nothing drawn for it
+    cfg["report"] = {**cfg.get("report", {}), "detail": "summary"}  # the default PDF, checked page by page
     path = workdir / "two.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = snakemake(workdir, "--configfile", str(path))
@@ -66,9 +68,11 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     assert ((tested["p_value"] >= 0) & (tested["p_value"] <= 1) & (tested["p_adj"] >= tested["p_value"] - 1e-12)).all()
     groups = pd.read_csv(folder / "differences_groups.csv", keep_default_na=False, na_values=[""])
     assert set(groups["group"]) == {
+        "clean",  # the shapes images have labels: clean accuracy, the scale of accuracy under each group
         "shift (even px)",
         "rotate",
         "hflip",
+        "blur",
         "Lie derivative (shift)",  # lie_derivative is on by default (shift_x and shift_y pooled)
         "Lie derivative (rotate)",
         "consistency (shift x)",
@@ -76,12 +80,15 @@ def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two
     manifest = json.loads((folder / "comparison.json").read_text())
     assert manifest["reference"] == "tiny" and manifest["images"] == 2 and manifest["deepest_common_layer"]
     assert any("Only 2 images" in s for s in manifest["findings"])
+    accuracy = [r for r in manifest["key_table"] if r["metric"] == "correct"]
+    assert [r["group"] for r in accuracy][:2] == ["clean", "shift (even px)"] and manifest["accuracy"] == "accuracy.png"
     assert (folder / "figures" / "by_layer.png").is_file() and (
         folder / "figures" / manifest["sweeps"]["rotate"]
     ).is_file()
     html = (two_model_run / "results" / "report" / "report.html").read_text()
     assert html.index('id="comparison"') < html.index('id="sensitivity"') < html.index('id="run-summary"')
     assert "comparison/figures/by_layer.png" in html and "tiny2 vs tiny, under rotate" in html
+    assert "comparison/figures/accuracy.png" in html
 
 
 def test_every_model_draws_the_same_exemplars_and_the_report_shows_them_side_by_side(two_model_run):
@@ -106,3 +113,41 @@ def test_every_model_draws_the_same_exemplars_and_the_report_shows_them_side_by_
         assert figure.size == (lay.width, lay.height)
         assert f"exemplars/figures/{entry['file']}" in html
     assert html.index('id="shared-exemplars"') < html.index('id="sensitivity"')
+
+
+def test_the_summary_pdf_opens_with_the_verdict_and_its_pages_are_packed(two_model_run, tmp_path):
+    from tests.pdf_pages import chapter_starts, pdf_text, underfilled_pages
+
+    report = two_model_run / "results" / "report"
+    pdf = report / "report.pdf"
+    verdict = json.loads((two_model_run / "results" / "verdict" / "verdict.json").read_text())
+    assert verdict["models"] == ["tiny", "tiny2"] and 1 <= len(verdict["sentences"]) <= 5
+    assert {"flip_rate", "equivariance_error"} <= {r["measure"] for r in verdict["key_rows"]}
+    text = pdf_text(pdf)
+    pages = text.split("\f")
+    # the first two pages: the verdict with its sentences and intervals (accuracy: the shapes have labels)
+    first = " ".join(" ".join(pages[:2]).split())
+    assert "Verdict" in first and "95 % bootstrap intervals" in first and "Figure 1." in first
+    assert "accuracy" in first.lower() and verdict["clean_accuracy"]
+    assert " ".join(verdict["sentences"][0].split())[:60] in first
+    # summary: no per-model chapter, no image sheet in the PDF; the HTML keeps everything
+    assert "Model tiny" not in text and "Image shapes-test-0000" not in text and "Architecture" not in text
+    html = (report / "report.html").read_text()
+    assert 'id="model-tiny2"' in html and 'id="sheet-tiny-shapes-test-0000"' in html and 'id="verdict"' in html
+    # every figure numbered; every reference resolved
+    assert "Figure ?" not in text and "Figure ?" not in html
+    assert len(chapter_starts(pdf)) >= 4  # verdict, comparison, sensitivity, run summary, method check
+    # packed: no page but a chapter's last has ink on less than half its height
+    assert underfilled_pages(pdf, tmp_path / "pages") == []
+    # the shared exemplars (the same images for every model, test above) are in the summary
+    assert "The same images through every model" in " ".join(text.split())
+
+
+def test_nothing_that_does_not_apply_is_drawn(two_model_run):
+    from tests.pdf_pages import pdf_text
+
+    results = two_model_run / "results"
+    text = pdf_text(results / "report" / "report.pdf")
+    assert "does not apply:" not in text and "blank: photometric" not in text
+    drawn = [p for p in results.glob("**/figures/*.svg") if "does not apply" in p.read_text()]
+    assert drawn == []

@@ -35,6 +35,7 @@ def test_default_config_is_valid_and_defaults_are_filled():
         "test": "t",
         "adjust": "bh",
         "layers": {},
+        "groups": {},
     }  # the first model
     assert cfg["cka"] == {"enabled": True, "batch_images": 16}
     cfgmod.validate(default_config(), base_dir=ROOT)

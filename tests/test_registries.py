@@ -14,6 +14,7 @@ from convlens import transform_kinds as tk
 from convlens import transforms as tr
 from convlens.attribution import METHODS
 from convlens.config import SCHEMA_PATH, load_schema
+from convlens.transform_docs import doc_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "config" / "README.md").read_text()
@@ -69,9 +70,9 @@ def test_every_kind_and_parameter_is_in_the_config_reference():
 
 
 def test_the_config_reference_holds_the_registrys_kinds_table():
-    assert tk.doc_table() in _section("transforms"), (
+    assert doc_table() in _section("transforms"), (
         "config/README.md's kinds table is not the registry's: replace it with the output of "
-        "`python -m convlens.transform_kinds`"
+        "`python -m convlens.transform_docs`"
     )
 
 
@@ -140,7 +141,7 @@ def test_a_new_kind_is_one_registry_entry(monkeypatch):
         and "posterize" in load_schema()["properties"]["transforms"]["items"]["properties"]["kind"]["enum"]
     )
     assert "| `posterize` | pixels: round to `levels` levels | `levels` a whole number in [2, 256] | yes | no |" in (
-        tk.doc_table()
+        doc_table()
     )
 
 

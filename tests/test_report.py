@@ -74,6 +74,7 @@ def test_every_section_has_a_partial_that_opens_with_its_heading_from_the_list()
         # the heading's id and text are the list's anchor and title, at the level of the section's depth
         assert f'<h{depth} id="{{{{ sec.anchor }}}}">{{{{ sec.title }}}}' in source, sec.partial
         assert source.count(f"<h{depth} ") == 1 and source.count("<h1") + source.count("<h2") == 1, sec.partial
+    used.add("verdict.html.j2")  # the verdict page: before the contents, not in the outline (report.html.j2)
     assert used == {p.name for p in (TEMPLATES / "sections").glob("*.html.j2")}, "a partial no section includes"
     anchors = [sec.anchor for sec, _ in walk_sections()]
     assert len(anchors) == len(set(anchors))
@@ -341,3 +342,52 @@ def test_a_long_table_with_an_unbreakable_name_breaks_across_pages_within_the_ma
         texts.append(" ".join(t for t, _ in found))
     every = " ".join(texts)
     assert all(every.count(f"layer_{i:03d}") == 1 for i in range(150) if i != 3)  # each row once, whole
+
+
+def test_the_summary_holds_the_overviews_and_the_method_check_and_full_adds_the_model_chapters():
+    models = [fake_model("a", ["img-0"], trained=True), fake_model("b", ["img-1"], trained=False)]
+    run = {"comparison": {"reference": "a"}}
+
+    def anchors(nodes):
+        return [a for n in nodes for a in [n["anchor"], *anchors(n["children"])]]
+
+    summary = anchors(report.outline(models, run=run, detail="summary"))
+    assert summary == [
+        "comparison",
+        "sensitivity",
+        "sens-a",
+        "sens-b",
+        "run-summary",
+        "transforms",
+        "method-check",
+        "check-a",
+        "check-b",
+    ]
+    full = anchors(report.outline(models, run=run, detail="full"))
+    assert full[:6] == summary[:6] and "method-check" not in full
+    for model in ("a", "b"):
+        assert {f"model-{model}", f"arch-{model}", f"filters-{model}", f"methods-{model}"} <= set(full)
+    assert {"train-a", "sheet-a-img-0", "sheet-b-img-1"} <= set(full) and "train-b" not in full
+    assert not any(a.startswith(("model-", "sheet-", "arch-")) for a in summary)
+    assert anchors(report.outline(models, run=run)) == full  # full is the default (the HTML)
+
+
+def test_figures_are_numbered_in_order_and_references_carry_their_numbers():
+    from convlens.figure_numbers import figref, number_figures
+
+    html = (
+        f"<p>See {figref('fig-b')} and {figref('fig-gone')}.</p>"
+        '<figure class="wide"><img src="a.png"><figcaption>first</figcaption></figure>'
+        '<figure id="fig-b"><img src="b.png"><figcaption>second</figcaption></figure>'
+        '<figure><img src="c.png"></figure>'
+    )
+    out = number_figures(html)
+    assert '<a class="figref" href="#fig-b">Figure 2</a>' in out
+    assert "a figure of the full report" in out and "Figure ?" not in out
+    first = '<figure class="wide" id="figure-1"><img src="a.png"><figcaption><span class="figno">Figure 1.</span> first'
+    assert first in out
+    assert '<figure id="fig-b"><img src="b.png"><figcaption><span class="figno">Figure 2.</span> second' in out
+    # no caption: one with just the number
+    third = '<figure id="figure-3"><img src="c.png"><figcaption><span class="figno">Figure 3.</span> </figcaption>'
+    assert third in out
+    assert number_figures("<p>none</p>") == "<p>none</p>"

@@ -59,7 +59,8 @@ def test_report_has_every_stage_for_every_image(tiny_run):
         "Image shapes-test-0001",
     ):
         assert expected in bookmarks
-    assert bookmarks[0] == "Sensitivity to transforms" and bookmarks[1].startswith("tiny: 2 images")  # study first
+    assert bookmarks[0] == "Verdict"  # the answer first, then the study
+    assert bookmarks[1] == "Sensitivity to transforms" and bookmarks[2].startswith("tiny: 2 images")
     # cover+contents, study, run summary, model, filters (may share a page), one sheet per image
     assert 7 <= len(reader.pages) <= 20
     text = "".join(page.extract_text() for page in reader.pages)
@@ -432,3 +433,29 @@ def test_a_dry_run_over_ten_thousand_images_plans_jobs_per_shard_not_per_image(t
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if line.strip()}
     n_models = counts["train_model"] + counts.get("load_model", 0)  # the default experiment: 3 models
     assert counts["measure"] == 16 * n_models and counts["draw"] == n_models and counts["total"] <= 300, counts
+
+
+# The console's budget (issue 23: the default `make report` prints at most 200 lines, 38 jobs): Snakemake's
+# plan (its job table) and a few lines of its own, then per job at most this many lines: Snakemake's
+# "n of N steps (x%) done" and the job's result, progress (at most one every 10 s) and warning lines.
+CONSOLE_LINES_PER_JOB = 4
+CONSOLE_LINES_FIXED = 12
+
+
+def test_the_console_has_a_line_per_job_and_the_results_while_the_logs_keep_the_detail(tiny_run):
+    workdir, result = tiny_run
+    text = result.stdout + result.stderr
+    console = text.splitlines()
+    steps = [line for line in console if re.fullmatch(r"\d+ of \d+ steps \(\d+%\) done", line)]
+    jobs = int(steps[-1].split()[2])
+    assert len(steps) == jobs and steps[-1].startswith(f"{jobs} of {jobs} steps"), steps
+    plan = text.split("Job stats:")[1].split("\n\n")[0].splitlines()
+    assert len(console) - len(plan) <= CONSOLE_LINES_FIXED + CONSOLE_LINES_PER_JOB * jobs, text
+    # Snakemake's rule blocks and job lines are in its complete log, not on the console
+    assert not [line for line in console if "Finished jobid" in line or line.startswith(("rule ", "    output:"))]
+    complete = "".join(p.read_text() for p in (workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    assert "Finished jobid" in complete and "rule train_model:" in complete
+    # the per-epoch lines and TensorFlow's NodeDef notice stay in the rule's log; the result is on the console
+    train_log = (workdir / "results" / "logs" / "tiny" / "train.log").read_text()
+    assert " INFO epoch 1/1 loss " in train_log and " INFO epoch " not in text
+    assert "NodeDef" not in text and "INFO trained tiny in " in text

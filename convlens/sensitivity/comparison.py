@@ -19,6 +19,7 @@ import pandas as pd
 
 from convlens import stats
 from convlens.sensitivity.lie import MEASURE_GROUPS, measure_group
+from convlens.transform_groups import CLEAN, Group, user_groups_of
 from convlens.transform_kinds import REGISTRY
 from convlens.transforms import Transform
 
@@ -99,23 +100,41 @@ def transform_group(t: Transform) -> str | None:
     return REGISTRY[t.kind].group_of(t.params)
 
 
-def group_transforms(wide: Wide, transforms: list[Transform]) -> Wide:
-    """Per image, the mean over the transforms of each group (``transform_group``) of every layer ×
-    metric: the same matrices with columns (group, layer, metric). NaN values are left out of a mean
-    (so where one model's value is undefined for an image and transform, say a constant heatmap, its
-    mean for that image covers fewer transforms than the other model's)."""
-    group_of = {t.name: transform_group(t) for t in transforms}
-    keys = wide.keys.assign(
-        group=[  # the Lie derivative's and consistency's rows by their own groups (sensitivity.lie)
-            measure_group(t, m) if m in MEASURE_GROUPS else group_of.get(t)
-            for t, m in zip(wide.keys["transform"], wide.keys["metric"], strict=True)
-        ]
-    )
-    inside = keys["group"].notna().to_numpy()
-    grouped = keys[inside][GROUP_KEYS].drop_duplicates(ignore_index=True)
-    target = pd.MultiIndex.from_frame(grouped).get_indexer(pd.MultiIndex.from_frame(keys[inside][GROUP_KEYS]))
-    member = np.zeros((len(keys), len(grouped)))
-    member[np.flatnonzero(inside), target] = 1.0
+def transform_groups(t: Transform, groups: list[Group] = ()) -> list[str]:
+    """Every group a transform counts in: its built-in group (``transform_group``) and the user's groups
+    that hold it (config ``comparison.groups``, ``convlens.transform_groups``)."""
+    built = transform_group(t)
+    return ([built] if built else []) + user_groups_of(t, groups)
+
+
+def key_groups(transform: str, metric: str, group_of: dict[str, list[str]]) -> list[str]:
+    """The groups of one (transform, metric) column: the Lie derivative's and consistency's rows by their
+    own groups (``sensitivity.lie``), the identity's accuracy in ``clean``, others by their transform."""
+    if metric in MEASURE_GROUPS:
+        group = measure_group(transform, metric)
+        return [group] if group else []
+    if transform == "identity":
+        return [CLEAN] if metric == "correct" else []
+    return group_of.get(transform, [])
+
+
+def group_transforms(wide: Wide, transforms: list[Transform], groups: list[Group] = ()) -> Wide:
+    """Per image, the mean over the transforms of each group (``transform_groups``: a transform in two
+    groups counts in both) of every layer × metric: the same matrices with columns (group, layer,
+    metric). The identity's accuracy (metric ``correct``) is the group ``clean``, first: clean accuracy,
+    the scale accuracy under a transform is read against. NaN values are left out of a mean (so where one
+    model's value is undefined for an image and transform, say a constant heatmap, its mean for that
+    image covers fewer transforms than the other model's)."""
+    group_of = {t.name: transform_groups(t, groups) for t in transforms}
+    member_of = [key_groups(t, m, group_of) for t, m in zip(wide.keys["transform"], wide.keys["metric"], strict=True)]
+    pairs = [(k, g) for k, names in enumerate(member_of) for g in names]
+    rows = np.array([k for k, _ in pairs], dtype=np.int64)
+    keys = wide.keys.iloc[rows][["layer", "metric"]].assign(group=[g for _, g in pairs]).reset_index(drop=True)
+    grouped = keys[GROUP_KEYS].drop_duplicates(ignore_index=True)
+    grouped = grouped.iloc[np.argsort(grouped["group"].to_numpy() != CLEAN, kind="stable")].reset_index(drop=True)
+    target = pd.MultiIndex.from_frame(grouped).get_indexer(pd.MultiIndex.from_frame(keys[GROUP_KEYS]))
+    member = np.zeros((len(wide.keys), len(grouped)))
+    member[rows, target] = 1.0
     values = {}
     for model, matrix in wide.values.items():
         finite = np.isfinite(matrix)
@@ -235,10 +254,11 @@ SMALL_N = 30  # fewer images than this: the findings say the intervals are wide
 
 
 def key_metrics(deepest: str | None) -> list[tuple[str, str]]:
-    """(layer, metric) of the key table: the prediction's flip rate and MAC (and, in their own groups,
-    the consistency and the logits' Lie derivative), and the equivariance error, pooled-feature cosine
-    and relative Lie derivative of the deepest layer all models share."""
-    out = [("output", m) for m in ("top1_change", "prob_change", "consistency", "lie_derivative")]
+    """(layer, metric) of the key table: the prediction's accuracy (where images have labels; clean
+    accuracy in the group ``clean``), flip rate and MAC (and, in their own groups, the consistency and
+    the logits' Lie derivative), and the equivariance error, pooled-feature cosine and relative Lie
+    derivative of the deepest layer all models share."""
+    out = [("output", m) for m in ("correct", "top1_change", "prob_change", "consistency", "lie_derivative")]
     deep = [(deepest, "equivariance_error"), (deepest, "invariance_cosine"), (deepest, "lie_derivative")]
     return out + (deep if deepest else [])
 
@@ -328,13 +348,15 @@ def findings(
             f"'no detectable difference' is not evidence of no difference."
         )
     for (model, reference), per_model in group_diffs.groupby(["model", "reference"], sort=False):
+        clean = accuracy_row(per_model, CLEAN)
         for group, rows in per_model.groupby("group", sort=False):
             clauses = []
             for layer, metric in key_metrics(deepest):
                 hit = rows[(rows["layer"] == layer) & (rows["metric"] == metric)]
                 if len(hit):
                     where = "" if layer == "output" else f" at {layer}"
-                    clauses.append(describe(hit.iloc[0], level, METRIC_WORDS[metric] + where))
+                    what = accuracy_words(hit.iloc[0], clean) if metric == "correct" else METRIC_WORDS[metric] + where
+                    clauses.append(describe(hit.iloc[0], level, what))
             errors = rows[(rows["metric"] == "equivariance_error") & (rows["layer"] != deepest)]
             claimed = errors[[supported(r, level) for _, r in errors.iterrows()]]
             if len(claimed):
@@ -346,5 +368,21 @@ def findings(
             if order:
                 clauses.append(order)
             if clauses:
-                out.append(f"{model} vs {reference}, under {group}: " + "; ".join(clauses) + ".")
+                under = "on the untransformed images" if group == CLEAN else f"under {group}"
+                out.append(f"{model} vs {reference}, {under}: " + "; ".join(clauses) + ".")
     return out
+
+
+def accuracy_row(rows: pd.DataFrame, group: str):
+    """The accuracy row (metric ``correct``) of a group among one model's per-group differences, or None."""
+    hit = rows[(rows["group"] == group) & (rows["metric"] == "correct") & (rows["layer"] == "output")]
+    return hit.iloc[0] if len(hit) else None
+
+
+def accuracy_words(row, clean) -> str:
+    """Accuracy with both models' means beside their clean accuracy (the scale an accuracy under a
+    transform is read against): ``accuracy 0.71 → 0.62 (clean 0.96 → 0.95)``."""
+    text = f"accuracy {row['mean_reference']:.3g} → {row['mean_model']:.3g}"
+    if clean is not None and row["group"] != CLEAN:
+        text += f" (clean {clean['mean_reference']:.3g} → {clean['mean_model']:.3g})"
+    return text

@@ -8,6 +8,7 @@ import pandas as pd
 from convlens import transform_kinds
 from convlens.attribution.registry import display_name
 from convlens.sensitivity.tables import kind_of
+from convlens.transform_labels import label_of
 from convlens.transforms import Transform
 
 # the kinds' order and words in the sentences, from convlens/transform_kinds.py
@@ -84,7 +85,7 @@ def findings(
             [
                 {
                     "text": f"Under {KIND_WORDS[kind]} the top-1 class changes in {n_flip} of {len(sub)} "
-                    f"image–transform pairs; most often under {top_t} "
+                    f"image–transform pairs; most often under {label_of(top_t)} "
                     f"({int(per_t.max())} of {sub['image'].nunique()} images: "
                 }
             ]
@@ -115,7 +116,7 @@ def findings(
                 f"largest on "
             },
             {"text": str(worst_row["image"]), "image": str(worst_row["image"])},
-            {"text": f" under {worst_row['transform']}, {fmt(worst_row['value'])})."},
+            {"text": f" under {label_of(worst_row['transform'])}, {fmt(worst_row['value'])})."},
         ]
         c = cos[cos["transform"].isin(names)].groupby("layer", sort=False)["value"].mean().reindex(layers).dropna()
         if len(c) >= 2:
@@ -137,7 +138,7 @@ def findings(
             [
                 {
                     "text": f"Interpolation alone (input warped by T then back) costs a mean relative error "
-                    f"of up to {fmt(f[top], 3)} ({top}); {len(exact)} of {len(f)} transforms are exact on "
+                    f"of up to {fmt(f[top], 3)} ({label_of(top)}); {len(exact)} of {len(f)} transforms are exact on "
                     f"the pixel grid (flips, 90° turns, whole-pixel shifts)."
                 }
             ]
@@ -185,7 +186,7 @@ def invariance_sentence(kind: str, cos: pd.DataFrame, layers: list[str], base: p
         return []
     first, last = c.index[0], c.index[-1]
     text = (
-        f"Under {KIND_WORDS[kind]} (pixel changes, so equivariance does not apply) pooled features keep a "
+        f"Under {KIND_WORDS[kind]} (pixel changes that move nothing: no equivariance measure) pooled features keep a "
         f"cosine of {fmt(c[first], 3)} at {first} and {fmt(c[last], 3)} at {last}"
     )
     if np.isfinite(base.get(first, np.nan)) and np.isfinite(base.get(last, np.nan)):

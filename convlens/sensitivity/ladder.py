@@ -229,6 +229,7 @@ class Ladder:
 
     maps: ChannelMaps
     rungs: tuple[str, ...]
+    _weights: dict = field(default_factory=dict, repr=False)  # (layer, transform) -> tf.Variable
 
     def sums(self, acts, samplers, group: int) -> dict:
         """{"num_<rung>": per layer (B,)} inside the compiled step."""
@@ -250,7 +251,18 @@ class Ladder:
         maps = self.maps
         if rung == "perm":
             return tf.gather(expected, maps.source[j][t], axis=2) * maps.scale[j][t]
-        return tf.tensordot(expected, tf.constant(maps.weight[j][t]), axes=1) + maps.bias[j][t]
+        return tf.tensordot(expected, self._weight(j, t), axes=1) + maps.bias[j][t]
+
+    def _weight(self, j: int, t: int):
+        """The linear map of layer ``j``, transform ``t`` as a variable, created once outside any trace:
+        a constant would be written into the traced graph, whose size is capped at 2 GB (a deep model's
+        C×C maps per layer × transform reach that: 2048² floats are 16 MB each)."""
+        import tensorflow as tf
+
+        if (j, t) not in self._weights:
+            with tf.init_scope():
+                self._weights[j, t] = tf.Variable(self.maps.weight[j][t], trainable=False, name=f"ladder_map_{j}_{t}")
+        return self._weights[j, t]
 
     def rows(self, study, image: str, out: dict) -> list[dict]:
         """One image's rung rows from its rows of the step's outputs; none for a fit image (held-out)."""

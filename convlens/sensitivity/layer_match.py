@@ -73,7 +73,14 @@ def pair_layers(
     warnings = []
     for la in other:
         ref = ref_by_name.get(la.name)
-        if la.name in pairs or ref is None or ref.name in used:
+        if la.name in pairs or ref is None:
+            continue
+        if ref.name in used:  # the reference's same-named layer is someone's explicit partner
+            partner = next(mine for mine, theirs in pairs.items() if theirs == ref.name)
+            warnings.append(
+                f"{model}: layer {la.name} not paired by name: config.comparison.layers.{model} pairs the "
+                f"reference's {ref.name} with {partner}"
+            )
             continue
         if ref.grid == la.grid:
             pairs[la.name], how[la.name] = ref.name, "name"

@@ -26,6 +26,7 @@ from convlens.plots import (
     save_figure,
     text_colour,
 )
+from convlens.transform_labels import label_of
 from convlens.transforms import Transform
 
 # each kind's colour, from convlens/transform_kinds.py: a colour-map family, or a fixed colour and line style
@@ -79,13 +80,20 @@ def plot_by_layer(
 
     shown = set(shown if shown is not None else pick_layers(layers))
     colours = transform_colours(transforms)
-    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH_IN, 3.6))
+    measured = set(table.loc[table["transform"] != "identity", "metric"].unique())
+    panels = [  # equivariance only where some transform moves pixels (not a study of pixel changes alone)
+        (metric, title)
+        for metric, title in (
+            ("equivariance_error", "equivariance error (lower: more equivariant)"),
+            ("invariance_cosine", "cosine of pooled features (higher: more invariant)"),
+        )
+        if metric in measured or metric == "invariance_cosine"
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(FIGURE_WIDTH_IN, 3.6), squeeze=False)
+    axes = axes[0]
     x = np.arange(len(layers))
     marker = 2.5 if len(layers) <= 20 else 0
-    for ax, metric, title in (
-        (axes[0], "equivariance_error", "equivariance error (lower: more equivariant)"),
-        (axes[1], "invariance_cosine", "cosine of pooled features (higher: more invariant)"),
-    ):
+    for ax, (metric, title) in zip(axes, panels, strict=True):
         means = table[table["metric"] == metric].groupby(["transform", "layer"])["value"].mean()
         for t in transforms[1:]:
             if t.name not in means.index.get_level_values(0):
@@ -123,7 +131,7 @@ CURVE_PANELS = (
     ("equivariance_error", "equivariance error"),
     ("invariance_cosine", "cosine of pooled features"),
     ("top1_change", "flip rate / MAC"),
-    ("heatmap_pearson", "heatmap agreement (Pearson)"),
+    ("heatmap_pearson", "heatmaps (Pearson)"),
 )
 
 
@@ -135,38 +143,37 @@ def depth_colour(layers: list[str]):
     return lambda layer: cmap(layers.index(layer) / max(1, len(layers) - 1) * 0.92)
 
 
-def not_applicable(ax, title: str) -> None:
-    """A panel without data because the metric does not apply (equivariance of a photometric kind)."""
-    ax.text(
-        0.5,
-        0.5,
-        "does not apply:\nphotometric transforms\nmove no pixel",
-        ha="center",
-        va="center",
-        transform=ax.transAxes,
-        fontsize=8,
-        color="grey",
-    )
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
+def applies(rows: pd.DataFrame) -> bool:
+    """A panel is drawn when its metric has a value at two or more magnitudes: equivariance under a
+    photometric sweep (only the identity's 0 at the neutral point) is not a panel, nor a lone dot."""
+    return rows.dropna(subset=["value"])["magnitude"].nunique() >= 2
+
+
+CURVE_PANEL_IN = 1.8  # the height of a sweep figure's panels: three sweep figures fit on a page
+LEGEND_ROW_IN = 0.125  # a legend row at 6.5 pt (labelspacing 0.3)
 
 
 def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, shown: list[str] | None = None) -> None:
-    """Every metric against the magnitude of one sweep (after Zeiler & Fergus 2014, Fig. 5): a line per
-    ``shown`` layer (default: pick_layers), coloured by depth, a line per heatmap method in its colour;
-    the legends beside the panels."""
+    """Every metric against the magnitude of one sweep (after Zeiler & Fergus 2014, Fig. 5), the panels
+    that apply in one row: a line per ``shown`` layer (default: pick_layers), coloured by depth, a line
+    per heatmap method in its colour; the legends under the panels (layers, prediction, methods)."""
     plt = pyplot()
     shown = list(shown if shown is not None else pick_layers(layers))
     colour = depth_colour(layers)
-    fig, grid = plt.subplots(2, 2, figsize=(FIGURE_WIDTH_IN, 5.4))
-    axes = grid.ravel()
+    panels = [(m, t) for m, t in CURVE_PANELS if applies(data[data["metric"] == m])]
+    drawn = {m for m, _ in panels}
+    # the legends under the panels: the layers at the left, the methods and under them the prediction's
+    # two lines at the right, two columns each, a title row each
+    left = -(-(len(shown) + ("equivariance_error" in drawn)) // 2) + 1
+    n_methods = data[data["metric"] == "heatmap_pearson"]["layer"].nunique() if "heatmap_pearson" in drawn else 0
+    methods_rows = -(-n_methods // 2) + 1 if n_methods else 0
+    legend_rows = max(left, methods_rows + ("top1_change" in drawn))
+    height = CURVE_PANEL_IN + LEGEND_ROW_IN * legend_rows + 0.35
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(FIGURE_WIDTH_IN, height), squeeze=False)
     unit = transform_kinds.CURVES[curve].label
-    for ax, (metric, title) in zip(axes, CURVE_PANELS, strict=False):
+    legends = {}
+    for ax, (metric, title) in zip(axes[0], panels, strict=False):
         sub = data[data["metric"] == metric]
-        if metric == "equivariance_error" and sub.empty:  # a photometric sweep: nothing moves
-            not_applicable(ax, title)
-            continue
         if metric in ("equivariance_error", "invariance_cosine"):
             for layer in shown:
                 s = sub[sub["layer"] == layer]
@@ -174,11 +181,14 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
             if metric == "equivariance_error":
                 floor = data[data["metric"] == "equivariance_floor"]
                 ax.plot(floor["magnitude"], floor["value"], color="grey", ls=":", label="floor (input)")
+            if "layer" not in legends or metric == "equivariance_error":
+                legends["layer"] = ax.get_legend_handles_labels()
         elif metric == "top1_change":
             ax.plot(sub["magnitude"], sub["value"], color="crimson", marker="o", ms=3, label="flip rate")
             mac = data[data["metric"] == "prob_change"]
             ax.plot(mac["magnitude"], mac["value"], color="navy", marker="s", ms=3, label="MAC")
             ax.set_ylim(-0.03, 1.03)
+            legends["prediction"] = ax.get_legend_handles_labels()
         else:
             for method, s in sorted(sub.groupby("layer"), key=lambda item: registry_order(item[0])):
                 ax.plot(
@@ -190,14 +200,32 @@ def plot_curve(curve: str, data: pd.DataFrame, layers: list[str], path: Path, sh
                     color=method_colour(method),
                     label=display_name(method),
                 )
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel(unit, fontsize=7)
+            legends["heatmap method"] = ax.get_legend_handles_labels()
+        ax.set_title(title, fontsize=7)
+        ax.set_xlabel(unit, fontsize=6.5)
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-        if metric != "invariance_cosine" and ax.get_legend_handles_labels()[0]:
-            legend_beside(ax, fontsize=6.5, title="layer" if metric == "equivariance_error" else None)
-    fig.suptitle(f"{curve}: metrics against the magnitude (means over images)", fontsize=9)
-    fig.tight_layout()
+        ax.tick_params(labelsize=6.5)
+    bottom = (LEGEND_ROW_IN * legend_rows + 0.1) / height
+    fig.suptitle(f"{curve}: metrics against the magnitude (means over images)", fontsize=8)
+    fig.tight_layout(rect=(0, bottom, 1, 1), w_pad=0.6)
+    under_methods = bottom - LEGEND_ROW_IN * methods_rows / height
+    places = {"layer": (0.0, bottom, "upper left"), "heatmap method": (1.0, bottom, "upper right")}
+    places["prediction"] = (1.0, under_methods, "upper right")
+    for title, (handles, labels) in legends.items():
+        x, y, loc = places[title]
+        fig.legend(
+            handles,
+            labels,
+            loc=loc,
+            bbox_to_anchor=(x, y),
+            ncol=2,
+            fontsize=6.5,
+            frameon=False,
+            labelspacing=0.3,
+            borderaxespad=0.1,
+            title=None if title == "prediction" else title,
+            title_fontsize=6.5,
+        )
     save_figure(fig, path)
 
 
@@ -217,7 +245,13 @@ def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
     if p["accuracy"].notna().any():
         ax.bar(x + 0.2, p["accuracy"], 0.4, color="seagreen", label="accuracy under the transform")
         ax.axhline(p["clean_accuracy"].iloc[0], color="black", ls="--", lw=1, label="clean accuracy")
-    ax.set_xticks(x, p["transform"], rotation=70, ha="right", fontsize=max(MIN_FONT_PT, min(7.0, 260 / max(1, len(p)))))
+    ax.set_xticks(
+        x,
+        [label_of(t) for t in p["transform"]],
+        rotation=70,
+        ha="right",
+        fontsize=max(MIN_FONT_PT, min(7.0, 260 / max(1, len(p)))),
+    )
     ax.tick_params(axis="y", labelsize=7)
     ax.set_ylim(-0.03, 1.05)  # a zero rate or accuracy still shows as a line above the axis
     ax.legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
@@ -244,24 +278,28 @@ def cell_width_in(digits: int) -> float:
 
 
 def heat_pages(
-    n_layers: int, n_transforms: int, label_chars: int = 20, digits: int = 3
-) -> tuple[list[slice], list[slice], list[list[tuple[int, int, int]]]]:
+    n_layers: int, n_transforms: int | tuple[int, ...], label_chars: int = 20, digits: int = 3
+) -> tuple[list[slice], list[list[slice]], list[list[tuple[int, int, int]]]]:
     """How the layer × transform tables split so every cell holds its number (``digits`` digits and a
-    point) at HEAT_FONT_PT and every page fits the printable page: (row chunks, column chunks, pages of
-    (metric, row chunk, column chunk)). ``label_chars``: the longest layer name. Of the row splits that
-    fit, the one with the fewest pages."""
+    point) at HEAT_FONT_PT and every page fits the printable page: (row chunks, column chunks per metric,
+    pages of (metric, row chunk, column chunk)). ``n_transforms``: the columns of each metric's table
+    (one number: the same for every metric of HEAT_METRICS); a metric without columns has no panel.
+    ``label_chars``: the longest layer name. Of the row splits that fit, the one with the fewest pages."""
+    counts = (n_transforms,) * len(HEAT_METRICS) if isinstance(n_transforms, int) else tuple(n_transforms)
     width = FIGURE_WIDTH_IN - label_chars * CHAR_IN - HEAT_BAR_IN - 0.1
     per_row = max(1, int(width / cell_width_in(digits)))
-    n_col = -(-n_transforms // per_row)
-    size = -(-n_transforms // n_col)
-    cols = [slice(k * size, min(n_transforms, (k + 1) * size)) for k in range(n_col)]
+    cols = []
+    for count in counts:
+        n_col = -(-count // per_row)
+        size = -(-count // n_col) if n_col else 0
+        cols.append([slice(k * size, min(count, (k + 1) * size)) for k in range(n_col)])
     room = MAX_HEIGHT_IN - 0.2
     per_page = max(1, int((room - HEAT_COLUMN_LABELS_IN) / HEAT_ROW_IN))
     best = None
     for n_rows in range(-(-n_layers // per_page), -(-n_layers // per_page) + 4):
         size = -(-n_layers // n_rows)
         rows = [slice(k * size, min(n_layers, (k + 1) * size)) for k in range(-(-n_layers // size))]
-        panels = [(m, r, c) for m in range(len(HEAT_METRICS)) for c in range(len(cols)) for r in range(len(rows))]
+        panels = [(m, r, c) for m in range(len(counts)) for c in range(len(cols[m])) for r in range(len(rows))]
         pages, height = [[]], 0.0
         for panel in panels:
             h = HEAT_COLUMN_LABELS_IN + HEAT_ROW_IN * (rows[panel[1]].stop - rows[panel[1]].start)
@@ -273,6 +311,12 @@ def heat_pages(
         if best is None or len(pages) < len(best[2]):
             best = (rows, cols, pages)
     return best
+
+
+def measured_columns(grid: np.ndarray) -> np.ndarray:
+    """The columns of a layer × transform table that hold a number: a column without any (equivariance
+    under a photometric transform, which moves no pixel) is not drawn."""
+    return np.flatnonzero(np.isfinite(grid).any(axis=0))
 
 
 def decimals_for(values: np.ndarray) -> int:
@@ -290,9 +334,11 @@ def cell_text(value: float, decimals: int = 2) -> str:
 def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: list[str], path: Path) -> list[str]:
     """Layer × transform tables of the mean equivariance error and the mean invariance cosine, split
     into pages that fit the printed page (``heat_pages``): ``path`` with _1, _2, ... before the
-    suffix. Each metric keeps one colour scale over all its pages; every number is printed at
-    HEAT_FONT_PT, rounded to two decimals (three when a metric's values span less than 0.1), black or
-    white by the cell's luminance. Returns the file names."""
+    suffix. A transform column without any number (equivariance under a photometric transform) is left
+    out of that metric's table. Each metric keeps one colour scale over all its pages; every number is
+    printed at HEAT_FONT_PT, rounded to two decimals (three when a metric's values span less than 0.1),
+    black or white by the cell's luminance; columns read as transform labels (``Kind.label``). Returns
+    the file names."""
     plt = pyplot()
     import matplotlib
 
@@ -302,18 +348,22 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
     for metric, cmap, title in HEAT_METRICS:
         grid = (
             table[table["metric"] == metric]
-            .groupby(["layer", "transform"])["value"]
+            .groupby(["layer", "transform"], observed=True)["value"]
             .mean()
             .unstack()
             .reindex(index=layers, columns=names)
         ).to_numpy(dtype=float)
+        keep = measured_columns(grid)
+        grid = grid[:, keep]
+        labels = [label_of(names[k]) for k in keep]
         finite = grid[np.isfinite(grid)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        grids.append(
-            (grid, matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9), cmap, title, decimals_for(grid))
-        )
+        norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1e-9)
+        grids.append((grid, norm, cmap, title, decimals_for(grid), labels))
     digits = max(1 + g[4] + int(bool((g[0] < 0).any())) for g in grids)  # "0.96", "0.996", "-0.12"
-    rows, cols, pages = heat_pages(len(layers), len(names), max(len(short(layer)) for layer in layers), digits)
+    rows, cols, pages = heat_pages(
+        len(layers), tuple(len(g[5]) for g in grids), max(len(short(layer)) for layer in layers), digits
+    )
     for stale in path.parent.glob(f"{path.stem}_*"):  # the pages of an earlier, longer table
         stale.unlink()
     files = []
@@ -327,37 +377,33 @@ def plot_heat_table(table: pd.DataFrame, transforms: list[Transform], layers: li
             gridspec_kw={"height_ratios": [h - HEAT_COLUMN_LABELS_IN + 0.3 for h in heights]},
         )
         for ax, (m, r, c) in zip(axes[:, 0], page, strict=False):
-            grid, norm, cmap, title, decimals = grids[m]
-            values = grid[rows[r], cols[c]]
-            im = ax.imshow(values, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
-            ax.set_yticks(range(values.shape[0]), [short(layer) for layer in layers[rows[r]]], fontsize=HEAT_FONT_PT)
-            ax.set_xticks(range(values.shape[1]), names[cols[c]], rotation=60, ha="right", fontsize=HEAT_FONT_PT)
-            for (i, j), v in np.ndenumerate(values):
-                if np.isfinite(v):
-                    ax.text(
-                        j,
-                        i,
-                        cell_text(v, decimals),
-                        ha="center",
-                        va="center",
-                        fontsize=HEAT_FONT_PT,
-                        color=text_colour(im.cmap(norm(v))),
-                    )
-            part = []
-            if len(rows) > 1:
-                part.append(f"layers {rows[r].start + 1}–{rows[r].stop} of {len(layers)}")
-            if len(cols) > 1:
-                part.append(f"transforms {cols[c].start + 1}–{cols[c].stop} of {len(names)}")
-            if HEAT_METRICS[m][0] == "equivariance_error" and any(not t.equivariant for t in transforms):
-                part.append("blank: photometric transforms, to which equivariance does not apply")
-            ax.set_title(title + (f" ({', '.join(part)})" if part else ""), fontsize=7.5)
-            bar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
-            bar.ax.tick_params(labelsize=HEAT_FONT_PT)
+            heat_panel(fig, ax, grids[m], layers, rows, r, cols[m], c)
         fig.tight_layout()
         name = f"{path.stem}_{number}{path.suffix}"
         save_figure(fig, path.with_name(name))
         files.append(name)
     return files
+
+
+def heat_panel(fig, ax, metric_grid: tuple, layers: list[str], rows: list[slice], r: int, cols: list[slice], c: int):
+    """One panel of the heat table: a row chunk × column chunk of one metric, numbers in the cells."""
+    grid, norm, cmap, title, decimals, labels = metric_grid
+    values = grid[rows[r], cols[c]]
+    im = ax.imshow(values, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+    ax.set_yticks(range(values.shape[0]), [short(layer) for layer in layers[rows[r]]], fontsize=HEAT_FONT_PT)
+    ax.set_xticks(range(values.shape[1]), labels[cols[c]], rotation=60, ha="right", fontsize=HEAT_FONT_PT)
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            colour = text_colour(im.cmap(norm(v)))
+            ax.text(j, i, cell_text(v, decimals), ha="center", va="center", fontsize=HEAT_FONT_PT, color=colour)
+    part = []
+    if len(rows) > 1:
+        part.append(f"layers {rows[r].start + 1}–{rows[r].stop} of {len(layers)}")
+    if len(cols) > 1:
+        part.append(f"transforms {cols[c].start + 1}–{cols[c].stop} of {len(labels)}")
+    ax.set_title(title + (f" ({', '.join(part)})" if part else ""), fontsize=7.5)
+    bar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
+    bar.ax.tick_params(labelsize=HEAT_FONT_PT)
 
 
 PLOTS = ("by_layer.png", "predictions.png")  # plus the heat table's pages and a sweep per curve (study.json)

@@ -165,6 +165,7 @@ class Analysis:
     def chunks(self, entries: list[dict]):
         """Yield (loaded, failed, out) per chunk; ``out`` as ``run`` returns it."""
         groups = [entries[i : i + self.per_call] for i in range(0, len(entries), self.per_call)]
+        full = self.per_call if len(groups) > 1 else 0  # one chunk: its own size is the only one traced
         cache: dict = {}
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convlens-read") as pool:
             pending = deque(pool.submit(self._read, g, cache) for g in groups[:READ_AHEAD])
@@ -173,7 +174,7 @@ class Analysis:
                 if i + READ_AHEAD < len(groups):
                     pending.append(pool.submit(self._read, groups[i + READ_AHEAD], cache))
                 ids = [item.entry["id"] for item in loaded]
-                yield loaded, failed, (self.run(pixels, ids) if len(loaded) else None)
+                yield loaded, failed, (self.run(*padded(pixels, ids, full)) if len(loaded) else None)
 
     def run(self, pixels: np.ndarray, ids: list[str] | None = None) -> dict:
         """Every transform of every image of ``pixels`` (n, H, W, C) through the model and the methods;
@@ -249,6 +250,18 @@ def rows_of(value, rows: slice):
     if isinstance(value, dict):
         return {k: v[rows] for k, v in value.items()}
     return [v[rows] for v in value] if isinstance(value, list) else value[rows]
+
+
+def padded(pixels: np.ndarray, ids: list[str], size: int) -> tuple[np.ndarray, list[str]]:
+    """A short chunk (the shard's last, or one with unreadable images) filled up to ``size`` images with
+    copies of its last image, so every model call has the shape the compiled steps were traced for: a
+    second shape costs a retrace (seconds, and the memory of a second graph). The copies' rows come
+    after the chunk's own and nothing reads them (every image's rows are its own; CKA's minibatches
+    end at the chunk's readable images)."""
+    missing = size - len(pixels)
+    if missing <= 0:
+        return pixels, ids
+    return np.concatenate([pixels, np.repeat(pixels[-1:], missing, axis=0)]), ids + [ids[-1]] * missing
 
 
 def image_outputs(out: dict, i: int, n_t: int) -> dict:

@@ -19,6 +19,7 @@ from convlens.sensitivity.analyzer import Analyzer
 from convlens.stages.analysis import Analysis
 from convlens.stages.files import savez, write_csv, write_png
 from convlens.stages.run import Progress, log
+from convlens.transform_labels import label_ascii
 
 
 def accumulate(study, activations: list[np.ndarray], n_images: int, sums: list[list]) -> None:
@@ -133,5 +134,5 @@ def filter_pairs(model, study, maps: ladder.ChannelMaps, first: int | None, per_
     for t in turns:
         pairs = [np.concatenate([tiles[i], narrow, tiles[j]], axis=1) for j, i in enumerate(maps.source[first][t])]
         block = grid(np.stack(pairs), cols=min(per_row, len(pairs)), pad=tiles.shape[2] // 2)
-        blocks.append(labelled(block, f"{study.transforms[t].name}: filter source -> filter j"))
+        blocks.append(labelled(block, f"{label_ascii(study.transforms[t].name)}: filter source -> filter j"))
     return grid(np.stack(blocks), cols=1, pad=8)

@@ -13,10 +13,11 @@ import pandas as pd
 from convlens.core.graph import build_probe
 from convlens.core.grids import layer_grids
 from convlens.errors import InputError
-from convlens.plots import pyplot, save_figure
+from convlens.plots import FIGURE_WIDTH_IN, MIN_FONT_PT, pyplot, save_figure
 from convlens.sensitivity import cka, layer_match
 from convlens.stages.files import replacing, savez, write_json
 from convlens.stages.run import log
+from convlens.transform_labels import label_of
 
 FLOAT_FORMAT = "%.7g"
 
@@ -185,21 +186,25 @@ def compare_cka(grams: dict[str, str], structures: dict[str, str], reference: st
     write_json(out["manifest"], {"reference": reference, "models": list(panels), "warnings": warnings})
 
 
+CKA_CELL_IN = 0.22  # a CKA cell wide enough for "0.95" at MIN_FONT_PT
+
+
 def plot_invariance(rows: pd.DataFrame, layers: list[str], path: Path, level: float) -> None:
     """CKA between the maps of the images and of their transforms against layer depth, a line per
     transform (the identity, always 1, left out) with its interval as a band."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN, 3.4))  # at the printed width: fonts are printed sizes
     x = np.arange(len(layers))
     for t, part in rows[rows["transform"] != "identity"].groupby("transform", sort=False):
         part = part.set_index("layer").reindex(layers)
-        ax.plot(x, part["cka"], marker="o", ms=2.5, lw=1.2, label=t)
+        ax.plot(x, part["cka"], marker="o", ms=2.5, lw=1.2, label=label_of(t))
         ax.fill_between(x, part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float), alpha=0.15, lw=0)
-    ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("linear CKA(φ(X), φ(TX))", fontsize=8)
-    ax.set_title(f"CKA invariance per layer, bands {100 * level:g} % bootstrap intervals over minibatches", fontsize=9)
+    ax.set_xticks(x, layers, rotation=60, ha="right", fontsize=6.5)
+    ax.tick_params(axis="y", labelsize=6.5)
+    ax.set_ylabel("linear CKA(φ(X), φ(TX))", fontsize=7)
+    ax.set_title(f"CKA invariance per layer, bands {100 * level:g} % bootstrap intervals over minibatches", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6.5, ncol=2)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -207,25 +212,26 @@ def plot_invariance(rows: pd.DataFrame, layers: list[str], path: Path, level: fl
 def plot_cross(panels: dict, ref_layers: list[str], reference: str, path: Path) -> None:
     """A heat map of layer × layer CKA per model against the reference."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.6 * max(1, len(panels)), 3.6), squeeze=False)
+    n = max(1, len(panels))  # the panels side by side at the printed width: fonts are printed sizes
+    panel_in = FIGURE_WIDTH_IN / n
+    fig, axes = plt.subplots(1, n, figsize=(FIGURE_WIDTH_IN, min(3.6, panel_in + 1.2)), squeeze=False)
     finite = [m[np.isfinite(m)] for m, _ in panels.values()]
     low = min((float(v.min()) for v in finite if v.size), default=0.0)
     low = max(0.0, np.floor(low * 20) / 20)  # the colours span the values, in steps of 0.05
     for ax, (model, (matrix, layers)) in zip(axes[0], panels.items(), strict=False):
         image = ax.imshow(matrix, vmin=low, vmax=1, cmap="viridis", origin="lower")
-        if matrix.size <= 144:
+        if (panel_in - 1.3) / max(matrix.shape) >= CKA_CELL_IN:  # numbers only where "0.95" fits its cell
             for (i, j), v in np.ndenumerate(matrix):
-                ax.text(
-                    j, i, f"{v:.2f}", ha="center", va="center", fontsize=4.5, color="w" if v < (low + 1) / 2 else "k"
-                )
-        ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=6)
-        ax.set_yticks(range(len(ref_layers)), ref_layers, fontsize=6)
-        ax.set_xlabel(model, fontsize=8)
-        ax.set_ylabel(reference, fontsize=8)
-        fig.colorbar(image, ax=ax, fraction=0.046)
+                colour = "w" if v < (low + 1) / 2 else "k"
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=MIN_FONT_PT, color=colour)
+        ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=6.5)
+        ax.set_yticks(range(len(ref_layers)), ref_layers, fontsize=6.5)
+        ax.set_xlabel(model, fontsize=7)
+        ax.set_ylabel(reference, fontsize=7)
+        fig.colorbar(image, ax=ax, fraction=0.046).ax.tick_params(labelsize=6.5)
     if not panels:
         axes[0][0].text(0.5, 0.5, "no minibatch of the same images in every model", ha="center", fontsize=8)
         axes[0][0].set_axis_off()
-    fig.suptitle("Linear CKA between layers (reference images, minibatch estimator)", fontsize=9)
+    fig.suptitle("Linear CKA between layers (reference images, minibatch estimator)", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from convlens.sensitivity import comparison as cmp
-from convlens.sensitivity.comparison_plots import plot_by_layer, plot_sweep
+from convlens.sensitivity.comparison_plots import plot_accuracy, plot_by_layer, plot_sweep
 from convlens.sensitivity.layer_match import renamed as rename
 from convlens.sensitivity.tables import load_metrics, records
 from convlens.stages.cka import pair_models
@@ -14,6 +14,7 @@ from convlens.stages.files import replacing, write_json
 from convlens.stages.measure import FLOAT_FORMAT
 from convlens.stages.run import log
 from convlens.stats import TEST_NAMES
+from convlens.transform_groups import parse_groups
 from convlens.transforms import NEUTRAL, Transform, build_transforms
 
 
@@ -31,7 +32,7 @@ def compare_models(
     the plots and the manifest the report reads (``out``: summary, differences, group_summary,
     group_differences, manifest, figures).
 
-    options: the validated ``comparison`` config (reference, n_boot, level, adjust, test, layers). The
+    options: the validated ``comparison`` config (reference, n_boot, level, adjust, test, layers, groups). The
     reference comes first; with a single model the differences are empty and the manifest says why.
     structures: model -> layers.csv (rule cka); given, each model's layers take the names of their
     reference partners (``stages.cka.pair_models``: by structure, not by name alone) and the
@@ -55,7 +56,11 @@ def compare_models(
     )
     ref = reference if len(models) > 1 else None
     summary, differences = cmp.compare(wide, ref, n_boot, level, seed, adjust, test)
-    grouped = cmp.group_transforms(wide, transforms)
+    user_groups = parse_groups(options.get("groups"))
+    grouped = cmp.group_transforms(wide, transforms, user_groups)
+    empty = [g.name for g in user_groups if not any(g.holds(t) for t in transforms)]
+    if empty:
+        log.warning("comparison.groups: no transform of the study in %s", ", ".join(empty))
     group_summary, group_differences = cmp.compare(grouped, ref, n_boot, level, seed, adjust, test)
     for frame, key in (
         (summary, "summary"),
@@ -71,6 +76,7 @@ def compare_models(
     deepest = cmp.deepest_common(orders)
     groups = list(dict.fromkeys(grouped.keys["group"]))
     plot_by_layer(group_summary, groups, layers, models, level, figures / "by_layer.png")
+    accuracy = plot_accuracy(group_summary, groups, models, level, figures / "accuracy.png")
     sweeps = {}
     for curve, members in sweep_members(transforms).items():
         name = "sweep_" + curve.replace(" ", "_") + ".png"
@@ -91,6 +97,8 @@ def compare_models(
             "deepest_common_layer": deepest,
             "layer_pairing": pairing,
             "groups": groups,
+            "user_groups": {g.name: g.describe() for g in user_groups if g.name not in empty},
+            "accuracy": "accuracy.png" if accuracy else None,
             "by_layer": "by_layer.png",
             "sweeps": sweeps,
             "summary_rows": len(summary),

@@ -17,6 +17,7 @@ from convlens.exemplar_grid import Cell, side_by_side
 from convlens.sensitivity import exemplars
 from convlens.stages.files import write_json, write_png
 from convlens.stages.run import log
+from convlens.transform_labels import label_ascii
 
 CHUNK_ROWS = 500_000  # metric rows read at a time: memory stays flat in the shard's size
 OUTPUT_METRICS = ("prob_change", "top1_change")
@@ -105,7 +106,7 @@ def read_cells(folder: Path) -> tuple[list[str], list[str], list[Cell]]:
         Cell(inputs[k], normalize_map(cams[k])[0], f"{r['predicted_name']} {100 * r['confidence']:.1f} %", r["flipped"])
         for k, r in enumerate(rows)
     ]
-    labels = [f"{r['kind']} {r['param']}".strip() for r in rows]
+    labels = [label_ascii(n) for n in names]  # "shift (0, -4) px": Pillow's font has no minus sign
     return names, labels, cells
 
 

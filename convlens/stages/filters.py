@@ -15,7 +15,7 @@ from convlens.errors import InputError
 from convlens.models import ModelInfo
 from convlens.stages.common import layer_file
 from convlens.stages.files import write_json, write_png
-from convlens.stages.run import Progress, log
+from convlens.stages.run import LOG_FILE_ONLY, Progress, log
 
 FILTER_IMAGE_PX = 128  # default side of filter-pattern images: larger inputs cost time, add little
 
@@ -75,6 +75,7 @@ def filters(model_path: str, info_json: str, cfg: dict, seed: int, threads: int,
             time.time() - t0,
             float(res["objective_start"].mean()),
             float(res["objective"].mean()),
+            extra=LOG_FILE_ONLY,  # the console gets the layer passes' progress line
         )
         pats = np.stack([render.upscale(render.pattern_to_uint8(p), 64) for p in res["images"]])
         fname = f"patterns_{layer_file(layer)}.png"
@@ -151,6 +152,7 @@ def regularized_patterns(
         layer,
         time.time() - t0,
         *means.values(),
+        extra=LOG_FILE_ONLY,
     )
     return {
         "file": fname,

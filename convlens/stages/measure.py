@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from convlens.config import ImageEntry
+from convlens.image_folders import check_labels
 from convlens.sensitivity.lie import consistency_rows
 from convlens.sensitivity.metrics import COLUMNS
 from convlens.stages.analysis import Analysis, image_metrics, image_outputs
@@ -61,6 +62,31 @@ class RowsWriter:
         self.first = False
 
 
+class PooledFeatures:
+    """Each image's pooled features of its reference row (the untransformed image), per layer, for the
+    between-images baseline. Each row is copied out of its chunk: a row kept as a view would keep the
+    chunk's whole (images × transforms, channels) array alive, so memory would grow with the shard's
+    images by the transforms' factor (41 in the default study)."""
+
+    def __init__(self, layers: list[str]):
+        self.layers = layers
+        self.ids: list[str] = []
+        self.rows: list[list[np.ndarray]] = [[] for _ in layers]
+
+    def add(self, image_id: str, pooled: list[np.ndarray]) -> None:
+        """``pooled``: the image's rows of the chunk's pooled features, one (T, c) array per layer."""
+        self.ids.append(image_id)
+        for j, p in enumerate(pooled):
+            self.rows[j].append(np.array(p[0], dtype=np.float32))  # a copy, not a view of the chunk
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The npz's arrays: ids, layers and pooled_<j> (n, c) per layer."""
+        out = {"ids": np.array(self.ids, dtype=str), "layers": np.array(self.layers, dtype=str)}
+        for j, values in enumerate(self.rows):
+            out[f"pooled_{j}"] = np.stack(values) if values else np.zeros((0, 0), np.float32)
+        return out
+
+
 def source_of(entry: dict) -> str:
     """Where an image comes from, as the report shows it (config.ImageEntry.source of the entry)."""
     return ImageEntry(entry["id"], entry.get("dataset"), entry.get("index"), entry.get("path")).source
@@ -80,13 +106,15 @@ def measure_shard(
     out["cka"] (per-minibatch HSIC values and reference Grams, ``stages.cka``; none with config
     ``cka.enabled: false``).
 
-    images: dicts with ``id`` and ``path`` or ``dataset_npz`` + ``index``. An unreadable image gets
+    images: dicts with ``id`` and ``path`` (and a folder image's ``label``, which must be one of the
+    model's classes: a one-line InputError otherwise) or ``dataset_npz`` + ``index``. An unreadable image gets
     a row with its ``error`` and no metrics; the rest of the shard completes. ``channel_maps``: the
     equivariance ladder's maps (rule fit_channel_maps), or None when no rung is measured.
     """
     analysis = Analysis(model_path, info_json, cfg, threads, channel_maps=channel_maps)
+    check_labels(images, analysis.info.class_names, analysis.info.name)  # before any image is measured
     analysis.describe(len(images))
-    frames, image_rows, pooled_ids, pooled = [], [], [], [[] for _ in analysis.layers]
+    frames, image_rows, pooled = [], [], PooledFeatures(analysis.layers)
     progress = Progress("images measured", len(images))
     # CKA off (config cka.enabled: false): the shard still writes cka.npz, with no minibatch
     block = analysis.cka_images or cfg.get("cka", {}).get("batch_images") or 16
@@ -94,20 +122,17 @@ def measure_shard(
     stack = ExitStack()
     with stack:
         rows_out = RowsWriter(out["metrics"], stack)
-        _measure_chunks(analysis, images, frames, image_rows, pooled_ids, pooled, minibatches, rows_out, progress)
+        _measure_chunks(analysis, images, frames, image_rows, pooled, minibatches, rows_out, progress)
         rows_out.close()
     order = {entry["id"]: k for k, entry in enumerate(images)}
     write_csv(out["images"], sorted(image_rows, key=lambda row: order[row["image"]]), IMAGE_COLUMNS)
-    arrays = {"ids": np.array(pooled_ids, dtype=str), "layers": np.array(analysis.layers, dtype=str)}
-    for j, values in enumerate(pooled):
-        arrays[f"pooled_{j}"] = np.stack(values).astype(np.float32) if values else np.zeros((0, 0), np.float32)
-    savez(out["pooled"], **arrays)
+    savez(out["pooled"], **pooled.arrays())
     if minibatches is not None:
         minibatches.save(out["cka"], analysis.layers, [t.name for t in analysis.transforms], structure_of(analysis))
     analysis.done()
 
 
-def _measure_chunks(analysis, images, frames, image_rows, pooled_ids, pooled, minibatches, rows_out, progress):
+def _measure_chunks(analysis, images, frames, image_rows, pooled, minibatches, rows_out, progress):
     """measure_shard's loop over the chunks: rows written per chunk, the rest collected."""
     names = analysis.info.class_names
     t_metrics = 0.0
@@ -142,9 +167,7 @@ def _measure_chunks(analysis, images, frames, image_rows, pooled_ids, pooled, mi
                     "error": "",
                 }
             )
-            pooled_ids.append(item.entry["id"])
-            for j, p in enumerate(rows["pooled"]):
-                pooled[j].append(p[0])
+            pooled.add(item.entry["id"], rows["pooled"])
         t_metrics += time.time() - t0
         rows_out.write(frames)
         progress.advance(len(loaded) + len(failed))

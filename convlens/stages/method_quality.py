@@ -27,7 +27,7 @@ from convlens.sensitivity.method_findings import (
 from convlens.sensitivity.method_plots import plot_quality
 from convlens.stages.common import heatmap_explainer, subset_line
 from convlens.stages.files import write_csv, write_json
-from convlens.stages.run import Progress, log
+from convlens.stages.run import LOG_FILE_ONLY, Progress, log
 
 
 def method_quality(
@@ -101,7 +101,7 @@ def method_quality(
     t0 = time.time()
     log.info("method check: %d methods on %d images, then cascading randomization", len(methods), len(x))
     maps = {name: r.maps for name, r in explainer.explain(x, targets).items()}
-    log.info("method check: maps of %d methods in %.1f s", len(maps), time.time() - t0)
+    log.info("method check: maps of %d methods in %.1f s", len(maps), time.time() - t0, extra=LOG_FILE_ONLY)
     progress, faithful = Progress("method check, deletion/insertion: methods", len(maps)), {}
     for name, m in maps.items():
         faithful[name] = deletion_insertion(
@@ -117,7 +117,14 @@ def method_quality(
             random_orders=RANDOM_ORDERS,
         )
         progress.advance()
-    log.info("deletion/insertion for %d methods on %d images in %.1f s", len(methods), len(x), time.time() - t0)
+    # the console has the progress lines' last one instead of these two
+    log.info(
+        "deletion/insertion for %d methods on %d images in %.1f s",
+        len(methods),
+        len(x),
+        time.time() - t0,
+        extra=LOG_FILE_ONLY,
+    )
     t0 = time.time()
     # a fresh Explainer per randomized layer (its compiled functions hold weight copies): TensorFlow's
     # retracing warnings about that are expected here
@@ -136,7 +143,9 @@ def method_quality(
         original={name: np.abs(m) for name, m in maps.items()},
         **common,
     )
-    log.info("cascading randomization over %d layers in %.1f s", len(sanity["layers"]), time.time() - t0)
+    log.info(
+        "cascading randomization over %d layers in %.1f s", len(sanity["layers"]), time.time() - t0, extra=LOG_FILE_ONLY
+    )
     random = next(iter(faithful.values()))["random"]  # the same seeded orders for every method
     versus = {name: against_random(faithful[name], random, n_boot=N_BOOT, seed=seed, level=LEVEL) for name in methods}
     rows = [quality_row(name, sanity, faithful[name], random, versus[name]) for name in methods]

@@ -68,6 +68,12 @@ def shared_exemplars(manifest_json: str, figures_dir: str, results: Path) -> dic
     return shared
 
 
+def verdict_page(verdict_json: str, figure: str, results: Path) -> dict:
+    """The verdict (rule verdict's verdict.json) with its key figure linked from ``results``."""
+    page = json.loads(Path(verdict_json).read_text())
+    return {**page, "figure": linked(figure, results) if page.get("figure") else None}
+
+
 def build_report(
     config: dict,
     config_digest: str,
@@ -81,13 +87,17 @@ def build_report(
     images: list[dict] | None = None,
     cka: tuple[str, str] | None = None,
     side_by_side: tuple[str, str] | None = None,
+    verdict: tuple[str, str] | None = None,
 ) -> None:
     """Write report.html, report.pdf and run.json (the run summary) under results/report/: ``files`` as
     model_files gives them, the figures they link under ``results_dir``. run.json records the SHA-256
     and size of every model file and one digest of the image set (``images``: the rule's image
     descriptions; ``convlens.provenance``). ``cka``: the models' CKA comparison (rule cka_comparison:
     cka.json, cka_layers.png), shown in the comparison chapter. ``side_by_side``: the shared exemplars
-    drawn with every model (rule side_by_side: its manifest and figures folder), shown there too."""
+    drawn with every model (rule side_by_side: its manifest and figures folder), shown there too.
+    ``verdict``: the first page (rule verdict: verdict.json, verdict.png). The HTML holds every section;
+    the PDF the sections of config report.detail (summary: the verdict, comparison, sensitivity
+    overviews, run summary and method check; full: the same as the HTML), laid out once."""
     from weasyprint import CSS, HTML
 
     results = Path(results_dir).resolve()
@@ -98,6 +108,7 @@ def build_report(
         data["comparison"]["cka"] = cka_comparison(*cka, results)
     if data["comparison"] is not None and side_by_side:
         data["comparison"]["side_by_side"] = shared_exemplars(*side_by_side, results)
+    data["verdict"] = verdict_page(*verdict, results) if verdict else None
     run = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "config_digest": config_digest,
@@ -112,9 +123,9 @@ def build_report(
     }
     log.info("report: image set of %d images, SHA-256 %s", run["images"]["count"], run["images"]["sha256"])
     css = (Path(templates_dir) / "report.css").read_text()
-    html = render_html(
-        {"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir), **data}, templates_dir
-    )
+    context = {"config": config, "run": run, "css": css, "base": os.path.relpath(results, report_dir), **data}
+    html = render_html(context, templates_dir, "full")
+    detail = config["report"].get("detail", "summary")
     t0 = time.time()
     # the PDF is laid out from the linked HTML (its fetcher reads only files under results/)
     write_text(out_html, embed_figures(html, report_dir, results) if config["report"]["self_contained"] else html)
@@ -124,11 +135,16 @@ def build_report(
         "self-contained" if config["report"]["self_contained"] else "figures linked",
         Path(out_html).stat().st_size / 1024,
     )
-    pdf_html = without_file_links(html)
+    pdf_html = without_file_links(html if detail == "full" else render_html(context, templates_dir, detail))
     document = HTML(string=pdf_html, base_url=str(report_dir) + "/", url_fetcher=RunFolderFetcher(results))
     with fast_pdf_images(), replacing(out_pdf) as tmp:
         laid_out = document.render(stylesheets=[CSS(string="@media print { .html-only { display: none } }")])
-        log.info("report: %d PDF pages laid out in %.1f s; writing them", len(laid_out.pages), time.time() - t0)
+        log.info(
+            "report: %d PDF pages (report.detail: %s) laid out in %.1f s; writing them",
+            len(laid_out.pages),
+            detail,
+            time.time() - t0,
+        )
         laid_out.write_pdf(tmp)
     write_json(out_run_json, run)
     log.info("report: %s and %s in %.1f s", out_html, out_pdf, time.time() - t0)

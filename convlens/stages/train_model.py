@@ -63,7 +63,7 @@ def epoch_progress(epochs: int):
 
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.progress = Progress("training: epochs", epochs)
+            self.progress = Progress("training: epochs", epochs, summary_follows=True)  # "trained ... in"
 
         def on_epoch_end(self, epoch, logs=None):
             self.progress.advance()

@@ -18,6 +18,8 @@ from convlens.stages.common import TILE_PX, layer_file, subset_line
 from convlens.stages.files import write_json, write_png
 from convlens.stages.run import Progress, log
 
+EVOLUTION_MAP_MM = 26  # img.cell-act's CSS max-width: the evolution table prints each feature-map grid this wide
+
 
 def training_views(
     model_path: str,
@@ -67,7 +69,10 @@ def training_views(
             maps[layer][tag] = f"act_{layer_file(layer)}_{tag}.png"
             write_png(
                 render.with_colour_bar(
-                    render.grid(tiles, cols=min(8, len(tiles))), render.GREY_SCALE, render.ACTIVATION_LABELS
+                    render.grid(tiles, cols=min(8, len(tiles))),
+                    render.GREY_SCALE,
+                    render.ACTIVATION_LABELS,
+                    EVOLUTION_MAP_MM,
                 ),
                 figures / maps[layer][tag],
             )

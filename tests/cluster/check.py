@@ -34,6 +34,10 @@ def fail(message: str) -> None:
 
 
 # ---------------------------------------------------------------- the jobs went through SLURM
+def complete_log(run: Path) -> str:
+    return "".join(p.read_text() for p in sorted((run / ".snakemake" / "log").glob("*.snakemake.log")))
+
+
 def local_jobs(log: str) -> Counter:
     return Counter(rule for rule in re.findall(r"Finished jobid: \d+ \(Rule: (\S+)\)", log) if rule != "all")
 
@@ -41,7 +45,7 @@ def local_jobs(log: str) -> Counter:
 def slurm_jobs(log: str, workdir: Path, node_cpus: int) -> Counter:
     ids = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
     if not ids:
-        fail("no job was submitted to SLURM (no 'SLURM jobid' in the log)")
+        fail("no job was submitted to SLURM (no 'SLURM jobid' in its .snakemake/log/)")
     rules = Counter()
     tf_threads = min(8, node_cpus)
     for jobid in ids:
@@ -171,7 +175,8 @@ def compare(slurm: Path, local: Path) -> tuple[int, int, list[str]]:
 def main() -> None:
     work = Path(sys.argv[1])
     node_cpus = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
-    slurm_log, local_log = (work / "slurm.log").read_text(), (work / "local.log").read_text()
+    # Snakemake's complete logs: the console (local.log, slurm.log) shows no per-job lines (workflow_console)
+    slurm_log, local_log = complete_log(work / "slurm"), complete_log(work / "local")
     rules = slurm_jobs(slurm_log, work / "slurm", node_cpus)
     if rules != local_jobs(local_log):
         fail(f"SLURM ran {dict(rules)}, the local run {dict(local_jobs(local_log))}")

@@ -57,6 +57,8 @@ def test_an_explicit_mapping_wins_and_an_unknown_layer_is_named():
     pairs, how, warnings = pair_layers(REFERENCE, STRIDE_ONE_POOL, {"pool1": "conv1"}, model="b")
     assert pairs["pool1"] == "conv1" and how["pool1"] == "explicit"
     assert "conv1" not in [k for k, v in how.items() if v == "name"]  # conv1 of the reference is taken
+    said = "b: layer conv1 not paired by name: config.comparison.layers.b pairs the reference's conv1 with pool1"
+    assert said in warnings  # and says why
     with pytest.raises(ValueError, match=r"config.comparison.layers.b: pool9 is not a probed layer"):
         pair_layers(REFERENCE, STRIDE_ONE_POOL, {"pool9": "pool1"}, model="b")
 

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from convlens.errors import InputError
-from convlens.stages.run import Progress, run_stage
+from convlens.stages.run import LOG_FILE_ONLY, Progress, run_stage
 
 
 @pytest.fixture
@@ -66,3 +66,35 @@ def test_progress_reports_counts_and_the_time_left(tmp_path, capsys, restore_log
     console = capsys.readouterr().err
     assert "layers randomized: 1 of 4 (0.1/s, about 60 s left)" in console
     assert "2 of 4" not in console and "layers randomized: 4 of 4 (0.1/s in 40.0 s)" in console
+
+
+def test_a_log_file_only_record_is_in_the_log_and_not_on_the_console(tmp_path, capsys, restore_logging):
+    log_file = tmp_path / "rule.log"
+
+    def stage():
+        logging.getLogger("convlens.models").info("epoch %d/%d loss 0.5", 1, 80, extra=LOG_FILE_ONLY)
+        logging.getLogger("convlens").info("training: epochs: 80 of 80 (2.0/s in 40.0 s)")
+
+    run_stage(str(log_file), stage)
+    console = capsys.readouterr().err
+    assert "epoch 1/80 loss 0.5" in log_file.read_text() and "epoch 1/80" not in console
+    assert console.strip().endswith("INFO training: epochs: 80 of 80 (2.0/s in 40.0 s)")
+    assert len(console.strip().splitlines()) == 1
+
+
+def test_progress_with_a_summary_to_follow_keeps_its_end_line_in_the_log(
+    tmp_path, capsys, restore_logging, monkeypatch
+):
+    clock = iter([0.0, 20.0, 30.0])
+    monkeypatch.setattr("convlens.stages.run.time", types.SimpleNamespace(time=lambda: next(clock)))
+
+    def stage():
+        progress = Progress("training: epochs", 2, every=10, summary_follows=True)
+        progress.advance()  # t = 20: a progress line, on the console
+        progress.advance()  # t = 30: the end line, in the log only
+        logging.getLogger("convlens").info("trained m in 30.0 s")
+
+    run_stage(str(tmp_path / "rule.log"), stage)
+    console = [line.split(" INFO ")[1] for line in capsys.readouterr().err.strip().splitlines()]
+    assert console == ["training: epochs: 1 of 2 (0.1/s, about 20 s left)", "trained m in 30.0 s"]
+    assert "training: epochs: 2 of 2 (0.1/s in 30.0 s)" in (tmp_path / "rule.log").read_text()

@@ -11,6 +11,8 @@ from pathlib import Path
 # one place that makes the library importable; it is not pip-installed, so that a run always uses the
 # checkout it runs from (the venv is shared by checkouts) and a --use-conda env needs nothing extra.
 from convlens.config import ConfigError, assign_shards, digest, list_images, validate
+from convlens.order import model_order
+from convlens.workflow_console import quiet_job_lines
 
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(Path(workflow.basedir)), os.environ.get("PYTHONPATH")) if p
@@ -46,7 +48,8 @@ TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
 # snakemake.threads. Not workflow.cores: a cluster run (--executor slurm) has no --cores, and a
 # job wanting every core of a large machine would run alone.
 TF_THREADS = 8
-MODELS = sorted(config["models"])
+# config order, the reference first: in every plot, table and chapter (never alphabetical)
+MODELS = model_order(config)
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 SHARDS = assign_shards(IMAGES, config["images_per_job"])
@@ -79,6 +82,9 @@ def note_replaced_report(run_json="results/report/run.json"):
 # not again in every cluster job, which parses this file too
 if workflow.is_main_process:
     note_replaced_report()
+    # the console gets one line per finished job and the errors; .snakemake/log/ keeps Snakemake's every line
+    if not workflow.dryrun:
+        quiet_job_lines()
 
 
 def model_override(model, key, section, section_key):
@@ -163,6 +169,8 @@ def image_params(images):
                 "index": img.index,
                 "dataset_npz": dataset_npz(img.dataset) if img.dataset else None,
                 "resize": img.resize,
+                "label": img.label,
+                "label_source": img.label_source,
             }
         )
     return out

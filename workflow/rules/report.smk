@@ -4,6 +4,36 @@
 # once, in the rule that makes it, and the report stage reads what it is handed.
 
 
+# Verdict: the report's first page, a key figure and at most five sentences from the comparison's
+# per-group tables (convlens.sensitivity.verdict).
+rule verdict:
+    input:
+        manifest=rules.comparison.output.manifest,
+        summary=rules.comparison.output.summary,
+        group_summary=rules.comparison.output.group_summary,
+        group_differences=rules.comparison.output.group_differences,
+        baselines=every_model(rules.sensitivity.output.baseline),
+        cka=every_model(rules.cka.output.table),
+    output:
+        json="results/verdict/verdict.json",
+        figure=report(
+            "results/verdict/verdict.png",
+            caption="../report/comparison.rst",
+            category="Comparison",
+        ),
+    log:
+        "results/logs/verdict.log",
+    benchmark:
+        "results/benchmarks/verdict.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        models=MODELS,
+        transforms=config["transforms"],
+    script:
+        "../../scripts/verdict.py"
+
+
 rule report:
     input:
         # info.json and architecture.csv: train_model and load_model write the same paths
@@ -33,6 +63,8 @@ rule report:
         cka_layers=rules.cka_comparison.output.figure,
         side_by_side=rules.side_by_side.output.manifest,
         side_by_side_figures=rules.side_by_side.output.figures,
+        verdict=rules.verdict.output.json,
+        verdict_figure=rules.verdict.output.figure,
         templates=[
             TEMPLATES / "report.html.j2",
             TEMPLATES / "report.css",

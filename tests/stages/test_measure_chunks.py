@@ -1,0 +1,59 @@
+"""A shard's short last chunk is padded to the traced size: one trace, the same rows as without padding."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("keras")
+pytestmark = pytest.mark.slow  # two measure runs of 10 images
+
+from convlens.stages.analysis import Analysis, padded  # noqa: E402
+from convlens.stages.measure import measure_shard  # noqa: E402
+from tests.helpers import analysis_config, loaded_shapes_model, random_png_sources  # noqa: E402
+
+
+def test_padded_fills_with_copies_of_the_last_image():
+    pixels = np.arange(2 * 2 * 2 * 1, dtype=np.float32).reshape(2, 2, 2, 1)
+    out, ids = padded(pixels, ["a", "b"], 4)
+    assert ids == ["a", "b", "b", "b"] and out.shape == (4, 2, 2, 1)
+    np.testing.assert_array_equal(out[:2], pixels)
+    np.testing.assert_array_equal(out[2:], np.repeat(pixels[1:], 2, axis=0))
+    same, same_ids = padded(pixels, ["a", "b"], 0)  # one chunk in the shard: no padding
+    assert same is pixels and same_ids == ["a", "b"]
+
+
+def test_short_last_chunk_gives_the_rows_of_unpadded_calls_with_one_trace(tmp_path):
+    """10 images, CKA minibatches of 4, the Lie derivative on: 4 images a call (chunks 4, 4, 2 padded
+    to 4) and 8 a call (8, 2 padded to 8) give the same metric rows and CKA sums, each with one trace."""
+    model = loaded_shapes_model(tmp_path)
+    sources = random_png_sources(tmp_path, 10)
+    tables, hsic = {}, {}
+    for per_call in (4, 8):
+        cfg = analysis_config(
+            batch_size=4 * per_call,  # 4 transforms: identity, rotate 90, vflip, shift
+            heatmaps={"methods": ["gradcam"]},
+            cka={"enabled": True, "batch_images": 4},
+            lie_derivative=True,
+            transforms=[{"kind": "rotate", "angle_deg": 90}, {"kind": "vflip"}, {"kind": "shift", "dx": 1, "dy": 0}],
+        )
+        analysis = Analysis(model["model"], model["info"], cfg, 2)
+        assert analysis.per_call == per_call
+        for _ in analysis.chunks(sources):
+            pass
+        assert analysis.analyzer._step.experimental_get_tracing_count() == 1
+        assert analysis.lie._step.experimental_get_tracing_count() == 1
+        folder = tmp_path / f"per_call_{per_call}"
+        folder.mkdir()
+        names = (("metrics", "m.csv.gz"), ("images", "i.csv"), ("pooled", "p.npz"), ("cka", "c.npz"))
+        out = {k: str(folder / n) for k, n in names}
+        measure_shard(model["model"], model["info"], sources, cfg, 2, out)
+        tables[per_call] = pd.read_csv(out["metrics"]).sort_values(["image", "transform", "param", "layer", "metric"])
+        with np.load(out["cka"]) as npz:
+            hsic[per_call] = npz["hsic"]
+    one, two = tables[4].reset_index(drop=True), tables[8].reset_index(drop=True)
+    assert len(one) == len(two) > 0 and set(one["image"]) == {f"im{i}" for i in range(10)}
+    assert {"lie_derivative", "equivariance_error"} <= set(one["metric"])
+    pd.testing.assert_frame_equal(one.drop(columns="value"), two.drop(columns="value"))
+    np.testing.assert_allclose(one["value"], two["value"], rtol=1e-4, atol=1e-5)
+    assert hsic[4].shape[0] == 2  # [0:4], [4:8]; the last 2 images are too few for a minibatch
+    np.testing.assert_allclose(hsic[4], hsic[8], rtol=1e-4, atol=1e-8)
