@@ -48,3 +48,14 @@ def underfilled_pages(pdf: Path, out_dir: Path, least: float = 0.5) -> list[tupl
 
 def pdf_text(pdf: Path) -> str:
     return subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def outline_titles(pdf: Path) -> list[str]:
+    """Every entry of the PDF outline (the headings WeasyPrint bookmarks), depth first."""
+    import pypdf
+
+    def walk(items):
+        for item in items:
+            yield from walk(item) if isinstance(item, list) else [item.title]
+
+    return list(walk(pypdf.PdfReader(pdf).outline))
