@@ -78,9 +78,12 @@ def test_the_step_on_a_keras_model_gives_one_row_per_image_generator_and_layer()
     lie = step.run(pixels)
     assert lie["output"].shape == (2, 2) and all(v.shape == (2, 2) for v in lie["layers"])
     assert np.all(np.isfinite(lie["output"])) and np.all(lie["output"] > 0)
-    # the same image alone gives the same numbers: rows are per image, not mixed across the batch
-    alone = step.run(pixels[1:])
+    # the same image beside another one gives the same numbers: rows are per image, not mixed across the
+    # batch (a batch of the same size: one compiled step; another size compiles it again, 26 s of CPU)
+    other = np.random.default_rng(2).random((1, 28, 28, 3)).astype("float32")
+    alone = step.run(np.concatenate([pixels[1:], other]))
     assert np.allclose(alone["output"][0], lie["output"][1], rtol=1e-4)
+    assert not np.allclose(alone["output"][1], lie["output"][0], rtol=1e-4)  # the companion did change
     rows = pd.DataFrame(step.rows("b", lie, 1))
     assert len(rows) == 2 * (1 + len(layers)) and set(rows["metric"]) == {"lie_derivative"}
     assert rows.query("layer == 'output' and transform == 'rotate'")["value"].item() == pytest.approx(
