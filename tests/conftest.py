@@ -1,4 +1,5 @@
 import os
+from collections import Counter
 
 import pytest
 
@@ -36,10 +37,20 @@ def default_like_run(tmp_path_factory):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (--dist loadgroup, make test) each file runs whole in one worker, so its module
-    fixtures run once and in order, and every test of a shared workflow run joins that run's worker. The
-    integration files go first, so the longest runs start at once."""
-    for item in items:
+    """Under pytest-xdist (make test: --dist loadgroup --no-loadscope-reorder) each file runs whole in one
+    worker, so its module fixtures run once and in order, and every test of a shared workflow run joins
+    that run's worker. The files with workflow runs go first, then those with slow tests, each tier the
+    files with most such tests first, so the longest start at once; a file's tests keep their order."""
+    group, heavy, first = {}, Counter(), {}
+    for index, item in enumerate(items):
         shared = [name for name in SHARED_RUNS if name in item.fixturenames]
-        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: "integration" not in item.keywords)  # stable: file order kept within each tier
+        group[item] = shared[0] if shared else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group[item]))
+        heavy[group[item]] += "integration" in item.keywords or "slow" in item.keywords
+        first.setdefault(group[item], index)
+    kinds = {}
+    for item in items:
+        kind = 0 if "integration" in item.keywords else 1 if "slow" in item.keywords else 2
+        kinds[group[item]] = min(kind, kinds.get(group[item], 2))
+    # each group stays together, in the order of its first test: module fixtures run once without xdist too
+    items.sort(key=lambda item: (kinds[group[item]], -heavy[group[item]], first[group[item]]))
