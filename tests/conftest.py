@@ -35,6 +35,11 @@ def default_like_run(tmp_path_factory):
     return run_default_like(tmp_path_factory.mktemp("default_like"))
 
 
+def pytest_configure(config):
+    # pytest-xdist registers it too; here for a pytest without it (the marks are then unused)
+    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run in one xdist worker")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (make test: --dist loadgroup --no-loadscope-reorder) each file runs whole in one
