@@ -23,10 +23,10 @@ report: $(VENV)/.installed
 	@echo "  $(CURDIR)/results/report/report.html"
 	@echo "  $(CURDIR)/results/report/report.pdf"
 
-# the tests in TEST_WORKERS pytest-xdist processes; each file, and each shared workflow run (tests/conftest.py),
-# whole in one of them. TEST_WORKERS=0: in this process, in order.
+# the tests in TEST_WORKERS pytest-xdist processes, each file whole in one of them (a shared workflow run of
+# tests/conftest.py runs once for all of them). TEST_WORKERS=0: in this process, in order.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: $(VENV)/.installed
 	$(PYTEST)

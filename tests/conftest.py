@@ -1,12 +1,10 @@
+import fcntl
 import os
 from collections import Counter
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# session fixtures that run the workflow: every test using one runs in the same pytest-xdist worker
-SHARED_RUNS = ("default_like_run",)
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +14,29 @@ def cnn():
     from tests.helpers import random_cnn32
 
     return random_cnn32()
+
+
+def shared_folder(tmp_path_factory, name: str, make):
+    """The folder ``make(folder)`` filled once per test session, also across pytest-xdist workers: the first
+    worker to ask runs it under a file lock in the session's common temporary folder, the others wait and
+    reuse it (a failed run fails each of them with its message)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # <session>/popen-gwN -> <session>, common to this session's workers
+    folder = root / name
+    with open(root / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "failed.txt").is_file():
+            pytest.fail((folder / "failed.txt").read_text(), pytrace=False)
+        if not (folder / "done.txt").is_file():
+            folder.mkdir(exist_ok=True)
+            try:
+                make(folder)
+            except BaseException as error:
+                (folder / "failed.txt").write_text(f"{name}: {error}"[-8000:])
+                raise
+            (folder / "done.txt").write_text("")
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -29,33 +50,28 @@ def default_like_run(tmp_path_factory):
     Returns the run's folder: ``results/`` (both models' folders, ``comparison/``, ``report/report.html``,
     ``report/report.pdf``, ``report/run.json``, ``logs/``), ``study.yaml`` (the config it ran) and
     Snakemake's console, ``console.stdout.txt`` and ``console.stderr.txt``. Read it, never change it: the
-    tests of every file share it (marked integration; under pytest-xdist they run in one worker)."""
+    tests of every file share it (mark them integration); under pytest-xdist the workers share one run."""
     from tests.runs import run_default_like
 
-    return run_default_like(tmp_path_factory.mktemp("default_like"))
-
-
-def pytest_configure(config):
-    # pytest-xdist registers it too; here for a pytest without it (the marks are then unused)
-    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run in one xdist worker")
+    return shared_folder(tmp_path_factory, "default_like_run", run_default_like)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (make test: --dist loadgroup --no-loadscope-reorder) each file runs whole in one
-    worker, so its module fixtures run once and in order, and every test of a shared workflow run joins
-    that run's worker. The files with workflow runs go first, then those with slow tests, each tier the
-    files with most such tests first, so the longest start at once; a file's tests keep their order."""
-    group, heavy, first = {}, Counter(), {}
+    """The files with workflow runs first, then those with slow tests, each tier the files with most such
+    tests first, so that under pytest-xdist (make test: --dist loadfile --no-loadscope-reorder, each file
+    whole in one worker) the longest start at once. A file's tests keep their order and stay together, so
+    its module fixtures run once with or without xdist."""
+    heavy, first, kinds = Counter(), {}, {}
     for index, item in enumerate(items):
-        shared = [name for name in SHARED_RUNS if name in item.fixturenames]
-        group[item] = shared[0] if shared else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group[item]))
-        heavy[group[item]] += "integration" in item.keywords or "slow" in item.keywords
-        first.setdefault(group[item], index)
-    kinds = {}
-    for item in items:
+        path = item.nodeid.split("::")[0]
+        heavy[path] += "integration" in item.keywords or "slow" in item.keywords
+        first.setdefault(path, index)
         kind = 0 if "integration" in item.keywords else 1 if "slow" in item.keywords else 2
-        kinds[group[item]] = min(kind, kinds.get(group[item], 2))
-    # each group stays together, in the order of its first test: module fixtures run once without xdist too
-    items.sort(key=lambda item: (kinds[group[item]], -heavy[group[item]], first[group[item]]))
+        kinds[path] = min(kind, kinds.get(path, 2))
+
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return kinds[path], -heavy[path], first[path]
+
+    items.sort(key=rank)
