@@ -49,8 +49,9 @@ def default_like_run(tmp_path_factory):
 
     Returns the run's folder: ``results/`` (both models' folders, ``comparison/``, ``report/report.html``,
     ``report/report.pdf``, ``report/run.json``, ``logs/``), ``study.yaml`` (the config it ran) and
-    Snakemake's console, ``console.stdout.txt`` and ``console.stderr.txt``. Read it, never change it: the
-    tests of every file share it (mark them integration); under pytest-xdist the workers share one run."""
+    Snakemake's console, ``console.stdout.txt`` and ``console.stderr.txt`` (``done.txt`` marks it finished).
+    Read it, never change it: the tests of every file share it (mark them integration); under pytest-xdist
+    the workers share one run."""
     from tests.runs import run_default_like
 
     return shared_folder(tmp_path_factory, "default_like_run", run_default_like)
