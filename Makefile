@@ -23,12 +23,17 @@ report: $(VENV)/.installed
 	@echo "  $(CURDIR)/results/report/report.html"
 	@echo "  $(CURDIR)/results/report/report.pdf"
 
+# the tests in TEST_WORKERS pytest-xdist processes, each file whole in one of them (a shared workflow run of
+# tests/conftest.py runs once for all of them). TEST_WORKERS=0: in this process, in order.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # the quick tier for development: no workflow runs, no training (markers integration and slow)
 check: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "not integration and not slow"
+	$(PYTEST) -m "not integration and not slow"
 
 # the SLURM executor plugin, pinned (requirements-cluster.txt), into the same venv
 $(VENV)/.cluster-installed: $(VENV)/.installed requirements-cluster.txt requirements.lock

@@ -1,33 +1,19 @@
-"""User journey: two models of the tiny config compared in one run (rule comparison and its chapter)."""
+"""User journey: two models of the tiny config compared in one run (rule comparison and its chapter), on
+the session's shared run (tests/conftest.py default_like_run)."""
 
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-
-from tests.test_workflow import TINY, snakemake
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def two_model_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("two")
-    cfg = yaml.safe_load(TINY.read_text())
-    cfg["models"]["tiny2"] = {**cfg["models"]["tiny"], "learning_rate": 0.01}  # the same CNN, another step size
-    cfg["heatmaps"] = {"methods": ["gradcam"], "quality_images": 0}
-    cfg["filters"] = {"n_filters": 2, "steps": 2, "regularized": {"steps": 0}}
-    cfg["evolution"] = {"epochs": [1]}
-    cfg["comparison"] = {"n_boot": 500}
-    cfg["transforms"] = [*cfg["transforms"], {"kind": "blur", "sigma_px": 1.0}]  # photometric: nothing drawn for it
-    cfg["report"] = {**cfg.get("report", {}), "detail": "summary"}  # the default PDF, checked page by page
-    path = workdir / "two.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    result = snakemake(workdir, "--configfile", str(path))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    return workdir
+@pytest.fixture
+def two_model_run(default_like_run):
+    """tiny and tiny2, the session's shared two-model run (tests/conftest.py, tests/runs.py)."""
+    return default_like_run
 
 
 def test_two_models_are_compared_with_intervals_and_the_report_opens_with_it(two_model_run):

@@ -6,14 +6,13 @@ saved as .keras and loaded like a user's file, two scikit-image photos, one tran
 the method check off, a few filter steps; run with ``--directory`` as a study folder of its own."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.runs import ROOT, snakemake
+
 MM = 72 / 25.4  # PDF points per millimetre
 
 pytestmark = pytest.mark.integration
@@ -72,11 +71,6 @@ def deep_study(tmp_path_factory):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return study, result
-
-
-def snakemake(cwd, *args):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=cwd)
 
 
 def test_every_figure_fits_its_page_and_the_class_list_is_bounded(deep_study):

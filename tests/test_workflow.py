@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +9,11 @@ import pytest
 import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ROOT / ".test" / "config" / "config.yaml"
+from tests.runs import ROOT, TINY, snakemake
 
 pytestmark = pytest.mark.integration
 # the runs after tiny_run that check something else than the heatmaps: Grad-CAM only, the method check on no image
 FEW_HEATMAPS = {"methods": ["gradcam"], "quality_images": 0}
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=workdir)
 
 
 @pytest.fixture(scope="module")
