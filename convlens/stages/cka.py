@@ -16,7 +16,7 @@ from convlens.errors import InputError
 from convlens.plots import FIGURE_WIDTH_IN, MIN_FONT_PT, pyplot, save_figure
 from convlens.sensitivity import cka, layer_match
 from convlens.stages.files import replacing, savez, write_json
-from convlens.stages.run import log
+from convlens.stages.run import LOG_FILE_ONLY, log
 from convlens.transform_labels import label_of
 
 FLOAT_FORMAT = "%.7g"
@@ -124,9 +124,12 @@ def cka_study(shards: list[str], n_boot: int, level: float, seed: int, out: dict
     log.info("CKA: %d layers × %d transforms over %d minibatches (%d images)", *shape, M, int(data["sizes"].sum()))
 
 
-def pair_models(structures: dict[str, str], reference: str, explicit: dict) -> tuple[pd.DataFrame, list[str]]:
+def pair_models(
+    structures: dict[str, str], reference: str, explicit: dict, console: bool = True
+) -> tuple[pd.DataFrame, list[str]]:
     """Every model's layers paired with the reference's (``layer_match.pair_layers``): a table (model,
-    layer, reference_layer, how; reference_layer empty when unpaired) and the warnings (logged)."""
+    layer, reference_layer, how; reference_layer empty when unpaired) and the warnings (logged; on the
+    console too unless ``console`` is False: another rule says them there)."""
     ref = layer_match.layers_of(pd.read_csv(structures[reference]))
     rows, warnings = [], []
     for model, path in structures.items():
@@ -143,7 +146,7 @@ def pair_models(structures: dict[str, str], reference: str, explicit: dict) -> t
             for la in mine
         ]
     for w in warnings:
-        log.warning("%s", w)
+        log.warning("%s", w, extra={} if console else LOG_FILE_ONLY)
     return pd.DataFrame(rows, columns=["model", "layer", "reference_layer", "how"]), warnings
 
 
@@ -157,7 +160,8 @@ def _minibatches(path: str) -> tuple[dict, list[np.ndarray], list[str]]:
 def compare_cka(grams: dict[str, str], structures: dict[str, str], reference: str, options: dict, out: dict) -> None:
     """Layer × layer CKA between every model and the reference on the minibatches both measured (the
     same images), the layer pairs, and a heat map per model (out: table, pairs, figure, manifest)."""
-    pairs, warnings = pair_models(structures, reference, options.get("layers") or {})
+    # the comparison rule, which runs whenever two models do, says the pairing warnings on the console
+    pairs, warnings = pair_models(structures, reference, options.get("layers") or {}, console=False)
     with replacing(out["pairs"]) as tmp:
         pairs.to_csv(tmp, index=False)
     ref_keys, ref_grams, ref_layers = _minibatches(grams[reference])

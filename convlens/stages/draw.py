@@ -22,7 +22,7 @@ from convlens.stages.analysis import Analysis, image_outputs, predictions
 from convlens.stages.figures import render_image
 from convlens.stages.files import savez, write_json
 from convlens.stages.measure import source_of
-from convlens.stages.run import Progress, log
+from convlens.stages.run import LOG_FILE_ONLY, Progress, log
 
 
 def draw_exemplars(
@@ -69,11 +69,12 @@ def draw_exemplars(
     write_json(
         manifest, {"measured": measured, "exemplars": chosen, "choice": shared["choice"], "seed": shared["seed"]}
     )
-    log.info(
+    log.info(  # the console heard the choice once, from rule choose_exemplars
         "%d exemplars of %d measured images: %s",
         len(chosen),
         measured,
         ", ".join(f"{c['image']} ({c['reason']})" for c in chosen),
+        extra=LOG_FILE_ONLY,
     )
     analysis.done()
 

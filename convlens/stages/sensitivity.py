@@ -26,7 +26,7 @@ from convlens.sensitivity.tables import (
 )
 from convlens.stages.files import replacing, write_json
 from convlens.stages.measure import FLOAT_FORMAT, IMAGE_COLUMNS
-from convlens.stages.run import log
+from convlens.stages.run import LOG_FILE_ONLY, log
 from convlens.suspicious import dead_layers, near_uniform, stretched_images
 from convlens.transforms import Transform, build_transforms
 
@@ -68,7 +68,9 @@ def sensitivity_study(
         raise InputError("no image of this model could be analysed; see the measure logs")
     with replacing(out["images"]) as tmp:
         images.to_csv(tmp, index=False)
-    log.info("%s", resize_line(images[images["error"] == ""], out["images"]))
+    readable = images[images["error"] == ""]
+    resized = resize_line(readable, out["images"])  # on the console only when an image was resized
+    log.info("%s", resized, extra={} if " 0 of " not in resized else LOG_FILE_ONLY)
     folder = Path(out["manifest"]).parent
     manifest = run_study(
         [s["metrics"] for s in shards],
