@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from convlens.plots import pyplot, save_figure
+from convlens.plots import FIGURE_WIDTH_IN, pyplot, save_figure
 from convlens.sensitivity.comparison_plots import model_colours
 from convlens.sensitivity.plots import short
 from convlens.sensitivity.verdict import CKA, MEASURES
-
-PANEL_COLUMNS = 3
 
 
 def plot_key(rows: pd.DataFrame, models: list[str], level: float, path: Path) -> bool:
@@ -27,17 +25,15 @@ def plot_key(rows: pd.DataFrame, models: list[str], level: float, path: Path) ->
         save_figure(fig, path)
         return False
     colours = model_colours(models)
-    order = list(dict.fromkeys(rows["group"]))
-    # each panel lists the groups it has values for (the Lie derivative has groups of its own)
-    panel_groups = {m.key: [g for g in order if g in set(rows[rows["measure"] == m.key]["group"])] for m in measures}
-    cols = min(PANEL_COLUMNS, len(measures))
-    n_rows = -(-len(measures) // cols)
-    most = max(len(g) for g in panel_groups.values())
-    height = 0.55 + most * (0.16 + 0.1 * len(models))
-    fig, axes = plt.subplots(n_rows, cols, figsize=(7.2, 0.5 + n_rows * height), squeeze=False)
+    # one row of panels on one shared list of groups (a row each), so a group reads across every measure
+    groups = list(dict.fromkeys(rows["group"]))
+    per_group = 0.1 + 0.055 * len(models)
+    fig, axes = plt.subplots(
+        1, len(measures), figsize=(FIGURE_WIDTH_IN, 1.0 + len(groups) * per_group), squeeze=False, sharey=True
+    )
     offsets = (np.arange(len(models)) - (len(models) - 1) / 2) * min(0.25, 0.7 / len(models))
     for ax, m in zip(axes.ravel(), measures, strict=False):
-        sub, groups = rows[rows["measure"] == m.key], panel_groups[m.key]
+        sub = rows[rows["measure"] == m.key]
         for i, model in enumerate(models):
             mine = sub[sub["model"] == model].set_index("group").reindex(groups)
             y = np.arange(len(groups)) + offsets[i]
@@ -48,21 +44,23 @@ def plot_key(rows: pd.DataFrame, models: list[str], level: float, path: Path) ->
                 y,
                 xerr=[low, high],
                 fmt="o",
-                ms=3.5,
-                lw=1.2,
-                capsize=2,
+                ms=2.5,
+                lw=0.9,
+                capsize=1.5,
                 color=colours[model],
                 label=model,
             )
         layers = sorted({str(la) for la in sub["layer"]} - {"output"})
         where = f"\nat {short(layers[0])}" if len(layers) == 1 else ""
         better = "higher" if m.higher_better else "lower"
-        ax.set_title(f"{m.label}{where}\n({better} is more robust)", fontsize=7.5)
-        ax.set_yticks(np.arange(len(groups)), groups, fontsize=7)
-        ax.set_ylim(most - 0.5, -0.5)
-        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(f"{m.label}{where}\n({better}: more robust)", fontsize=6.5)
+        ax.set_yticks(np.arange(len(groups)), groups, fontsize=6.5)
+        ax.set_ylim(len(groups) - 0.5, -0.5)
+        ax.tick_params(axis="x", labelsize=6, labelrotation=90)
         ax.ticklabel_format(axis="x", useOffset=False, style="plain")
         ax.grid(axis="x", alpha=0.3)
+        for k in range(1, len(groups), 2):  # bands across the panels: a group is read along its row
+            ax.axhspan(k - 0.5, k + 0.5, color="0.95", zorder=0)
     for ax in axes.ravel()[len(measures) :]:
         ax.set_visible(False)
     handles, labels = axes[0][0].get_legend_handles_labels()
