@@ -103,9 +103,11 @@ class LieStep:
             logits, _ = analyzer.head.logits_and_probs(outs[-2], outs[-1])
             return [tf.cast(a, tf.float32) for a in outs[:n_layers]], logits
 
-        self._step = tf.function(
-            lambda x: lie_derivatives(forward, x, self.generators, matrices), reduce_retracing=True, autograph=False
-        )
+        # eager, not a tf.function: compiled (TF 2.21), the forward-mode tangent through a 2×2 max pool
+        # at stride 1 with "same" padding (an anti-aliased model's pool before its blur) is zero, and so
+        # is every later layer's derivative and the logits' (tests/sensitivity/test_lie.py). Eager, the
+        # step costs a little more Python per chunk; the model's own compute is the same.
+        self._step = lambda x: lie_derivatives(forward, tf.constant(x), self.generators, matrices)
 
     def run(self, pixels: np.ndarray) -> dict:
         """pixels (n, H, W, C) in [0, 1]: {"output": (n, G), "layers": per layer (n, G)}."""

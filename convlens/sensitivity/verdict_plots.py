@@ -3,6 +3,7 @@ mean as a dot with its interval as a bar, models in the report's order (the refe
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def plot_key(rows: pd.DataFrame, models: list[str], level: float, path: Path) ->
         layers = sorted({str(la) for la in sub["layer"]} - {"output"})
         where = f"\nat {short(layers[0])}" if len(layers) == 1 else ""
         better = "higher" if m.higher_better else "lower"
-        ax.set_title(f"{m.label}{where}\n({better}: more robust)", fontsize=6.5)
+        ax.set_title(f"{textwrap.fill(m.label, 15)}{where}\n({better}: robust)", fontsize=6, linespacing=1.1)
         ax.set_yticks(np.arange(len(groups)), groups, fontsize=6.5)
         ax.set_ylim(len(groups) - 0.5, -0.5)
         ax.tick_params(axis="x", labelsize=6, labelrotation=90)

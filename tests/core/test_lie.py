@@ -144,3 +144,24 @@ def test_a_smooth_ramp_rotates_by_its_analytic_flow():
     px, py = xs - (w - 1) / 2, ys - (h - 1) / 2
     tangent = (a * py - b * px)[2:-2, 2:-2]
     assert float(out[0]) == pytest.approx(np.linalg.norm(tangent), rel=1e-9)
+
+
+def test_a_stride1_same_max_pool_keeps_its_derivative():
+    """An anti-aliased model pools 2×2 at stride 1 with "same" padding before its blur. Eager, the
+    derivative through it equals a finite difference (inside a tf.function TF 2.21 gives 0 here, which
+    is why ``sensitivity.lie.LieStep`` runs eagerly)."""
+    k1, _, _ = weights()
+
+    def forward(x):
+        a = tf.nn.max_pool2d(tf.tanh(circular_conv(x, k1)), 2, 1, "SAME")
+        return [a], tf.reshape(a[:, 2:5, 3, :], (x.shape[0], -1))  # position-dependent logits
+
+    x = RNG.uniform(size=(1, 12, 12, 2))
+    grid = Grid.even((12, 12), (12, 12)).to_input()
+
+    def step(x):
+        return lie_derivatives(forward, x, ["shift_x"], [grid], dtype="float64")
+
+    out, _ = step(tf.constant(x))
+    fd = finite_difference(forward, x, "shift_x", -1e-6)
+    assert np.linalg.norm(fd) > 0.1 and float(out[0]) == pytest.approx(np.linalg.norm(fd), rel=1e-3)

@@ -96,3 +96,31 @@ def test_the_step_on_a_keras_model_gives_one_row_per_image_generator_and_layer()
     assert rows.query("layer == 'output' and transform == 'rotate'")["value"].item() == pytest.approx(
         float(lie["output"][1, 1])
     )
+
+
+def test_the_step_through_an_anti_aliased_pool_equals_a_finite_difference_of_the_logits():
+    """A 2×2 max pool at stride 1 with "same" padding, then a stride-2 blur (an anti-aliased model):
+    the step's shift derivative of the logits equals a finite difference through the model, and every
+    layer's is non-zero (compiled, TF 2.21 gave 0 for the pool and everything after it)."""
+    keras = pytest.importorskip("keras")
+    from convlens.core.grids import layer_grids
+    from convlens.sensitivity.analyzer import Analyzer
+    from convlens.sensitivity.lie import LieStep
+
+    keras.utils.set_random_seed(4)
+    x = inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="tanh", name="conv1")(x)
+    x = keras.layers.MaxPooling2D(2, strides=1, padding="same", name="pool")(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False, name="blur")(x)
+    x = keras.layers.Flatten()(x)  # position-dependent logits (a pooled head would hide the border)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    layers = ["conv1", "pool", "blur"]
+    step = LieStep(Analyzer(model, layers, "unit"), ["shift_x"], layers, layer_grids(model, layers))
+    pixels = np.random.default_rng(5).random((1, 16, 16, 3))
+    lie = step.run(pixels.astype("float32"))
+    h = 1e-3  # a shift by h moves the image along its central-difference tangent (wrap boundary)
+    moved = pixels - h * (np.roll(pixels, -1, axis=2) - np.roll(pixels, 1, axis=2)) / 2
+    fd = (model(moved.astype("float64")).numpy() - model(pixels.astype("float64")).numpy()) / h
+    assert np.linalg.norm(fd) > 0.01
+    assert float(lie["output"][0, 0]) == pytest.approx(float(np.linalg.norm(fd)), rel=2e-2)
+    assert all(float(v[0, 0]) > 0 for v in lie["layers"])

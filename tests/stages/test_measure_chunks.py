@@ -41,7 +41,6 @@ def test_short_last_chunk_gives_the_rows_of_unpadded_calls_with_one_trace(tmp_pa
         for _ in analysis.chunks(sources):
             pass
         assert analysis.analyzer._step.experimental_get_tracing_count() == 1
-        assert analysis.lie._step.experimental_get_tracing_count() == 1
         folder = tmp_path / f"per_call_{per_call}"
         folder.mkdir()
         names = (("metrics", "m.csv.gz"), ("images", "i.csv"), ("pooled", "p.npz"), ("cka", "c.npz"))
