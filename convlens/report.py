@@ -392,7 +392,7 @@ SECTIONS = (
         "Run summary",
         "run-summary",
         wrapper="chapter",
-        children=(Section("transforms.html.j2", "Transforms", "transforms", toc=False),),
+        children=(Section("transforms.html.j2", "Transforms", "transforms", toc=False, detail="full"),),
     ),
     Section(
         "model.html.j2",
