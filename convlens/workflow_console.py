@@ -23,9 +23,18 @@ CONSOLE_HANDLER = "DefaultStreamHandler"  # the name Snakemake gives its console
 
 
 class JobLinesFilter(logging.Filter):
-    """Drops Snakemake's per-job lines but the progress line; errors and everything else pass."""
+    """Drops Snakemake's per-job lines but the progress line; errors and everything else pass.
+
+    ``dry_run``: asked at each record whether the run is a dry run (whose plan is the job lines, so
+    they all pass); the Snakefile is read before Snakemake knows (``workflow.dryrun`` is False then)."""
+
+    def __init__(self, dry_run=lambda: False):
+        super().__init__()
+        self.dry_run = dry_run
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.dry_run():
+            return True
         event = getattr(record, "event", None)
         if event in DROPPED_EVENTS:
             return False
@@ -34,7 +43,7 @@ class JobLinesFilter(logging.Filter):
         return not (event is None and record.getMessage() in DROPPED_MESSAGES)
 
 
-def quiet_job_lines() -> bool:
+def quiet_job_lines(dry_run=lambda: False) -> bool:
     """Puts ``JobLinesFilter`` on Snakemake's console handler; False when there is none (a logger
     plugin writes the console, or Snakemake's logging is not set up)."""
     logger = logging.getLogger(SNAKEMAKE_LOGGER)
@@ -43,5 +52,5 @@ def quiet_job_lines() -> bool:
     handlers = [h for h in logger.handlers if h.name == CONSOLE_HANDLER]
     for handler in handlers:
         if not any(isinstance(f, JobLinesFilter) for f in handler.filters):
-            handler.addFilter(JobLinesFilter())
+            handler.addFilter(JobLinesFilter(dry_run))
     return bool(handlers)

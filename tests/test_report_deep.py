@@ -62,7 +62,12 @@ def deep_study(tmp_path_factory):
         "transforms": [{"kind": "hflip"}],
         "heatmaps": {"methods": ["gradcam"], "quality_images": 0},
         "filters": {"layers": ["Conv1"], "n_filters": 2, "steps": 2, "image_size": 32, "regularized": {"steps": 0}},
-        "report": {"title": "deep", "self_contained": True, "exemplars": {"sensitive": 1, "flipped": 0, "random": 0}},
+        "report": {
+            "title": "deep",
+            "self_contained": True,
+            "detail": "full",  # every chapter in the PDF: each figure is checked against its page
+            "exemplars": {"sensitive": 1, "flipped": 0, "random": 0},
+        },
     }
     (study / "config.yaml").write_text(yaml.safe_dump(cfg))
     # a study folder of its own, run from elsewhere: relative paths in the config and every output live under it
@@ -137,7 +142,7 @@ def test_the_console_has_no_library_chatter_and_the_logs_keep_it(deep_study):
     console = result.stdout + result.stderr
     chatter = [line for line in console.splitlines() if re.search(r"INFO (Step \d|glyf|Retaining|maxp)", line)]
     assert not chatter, chatter[:5]
-    assert re.search(r"INFO report: \d+ PDF pages laid out", console)
+    assert re.search(r"INFO report: \d+ PDF pages \(report.detail: full\) laid out", console)
     report_log = (study / "results" / "logs" / "report.log").read_text()
     assert "Step 1 - Fetching" in report_log  # WeasyPrint's INFO steps: in the rule's log
     assert not (ROOT / "results" / "mnv2").exists()  # nothing written into the repository

@@ -63,3 +63,14 @@ def test_verbose_and_a_plugins_console_are_left_alone(restore_snakemake_logger):
     logger.setLevel(logging.INFO)
     logger.handlers[:] = [logging.StreamHandler()]  # a logger plugin's handler, another name
     assert not quiet_job_lines()
+
+
+def test_a_dry_runs_plan_passes_whole():
+    """The filter is put on while the Snakefile is read, before Snakemake knows whether the run is a
+    dry run; it asks at each record, and a dry run's job blocks (its plan) all pass."""
+    dry = {"now": False}
+    keep = JobLinesFilter(lambda: dry["now"]).filter
+    block = record(None, "job_info", rule_name="measure")
+    assert not keep(block)
+    dry["now"] = True
+    assert keep(block) and keep(record("Select jobs to execute..."))

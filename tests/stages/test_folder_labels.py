@@ -14,12 +14,16 @@ from PIL import Image
 keras = pytest.importorskip("keras")
 
 from convlens import models, report  # noqa: E402
+from convlens.attribution.cams import SHEET_METHOD  # noqa: E402
+from convlens.attribution.registry import display_name  # noqa: E402
 from convlens.config import list_images  # noqa: E402
 from convlens.data import SHAPE_CLASSES, make_shapes  # noqa: E402
 from convlens.errors import InputError  # noqa: E402
+from convlens.figure_numbers import figref  # noqa: E402
 from convlens.stages.comparison import compare_models  # noqa: E402
 from convlens.stages.load_model import load_model  # noqa: E402
 from convlens.stages.measure import measure_shard  # noqa: E402
+from convlens.transform_labels import label_of  # noqa: E402
 from tests.helpers import analysis_config  # noqa: E402
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
@@ -136,10 +140,14 @@ def chapter(manifest: dict) -> str:
         num=lambda v, d=3: f"{float(v):.{d}f}",
         breakable=report.breakable,
         vector=lambda p: report.vector_path(p).as_posix(),
+        figref=figref,
+        anchor=report.anchor,
+        transform=label_of,
+        method_name=display_name,
     )
     sec = {"anchor": "comparison", "title": "Comparison of models"}
     return env.get_template("sections/comparison.html.j2").render(
-        comparison=manifest, sec=sec, base=".", config={"seed": 0}
+        comparison=manifest, sec=sec, base=".", config={"seed": 0}, detail="full", sheet_method=SHEET_METHOD
     )
 
 

@@ -82,9 +82,9 @@ def note_replaced_report(run_json="results/report/run.json"):
 # not again in every cluster job, which parses this file too
 if workflow.is_main_process:
     note_replaced_report()
-    # the console gets one line per finished job and the errors; .snakemake/log/ keeps Snakemake's every line
-    if not workflow.dryrun:
-        quiet_job_lines()
+    # the console gets one line per finished job and the errors; .snakemake/log/ keeps Snakemake's every line;
+    # a dry run's plan (known only once the run starts: workflow.dryrun is False while this file is read) passes
+    quiet_job_lines(lambda: workflow.dryrun)
 
 
 def model_override(model, key, section, section_key):
