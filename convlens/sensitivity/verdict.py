@@ -146,11 +146,19 @@ def overall_sentence(diffs: pd.DataFrame, model: str, reference: str, level: flo
     less = [g for g, s in sides.items() if s < 0]
     none = [g for g, s in sides.items() if s == 0]
     basis = "accuracy under the transforms" if higher_better else "how often the prediction flips"
+    measure = "accuracy" if higher_better else "flip rate"
+
+    def most(groups: list[str]) -> str:  # by how much: the largest of the supported differences
+        r = rows.set_index("group").loc[groups].assign(size=lambda f: f["difference"].abs()).sort_values("size")
+        top = r.iloc[-1]
+        effect = f"{measure} {points(top['difference'])}, {interval(top, level, 100, ' points')}"
+        return f" (most under {r.index[-1]}: {effect})"
+
     parts = []
     if more:
-        parts.append(f"{model} is more robust than {reference} to {word_list(more)}")
+        parts.append(f"{model} is more robust than {reference} to {word_list(more)}{most(more)}")
     if less:
-        parts.append(f"{reference} is more robust than {model} to {word_list(less)}")
+        parts.append(f"{reference} is more robust than {model} to {word_list(less)}{most(less)}")
     if none:
         parts.append(f"a difference under {word_list(none)} is not supported")
     return f"Judged by {basis}: " + "; ".join(parts) + "."
@@ -248,17 +256,21 @@ def compared_sentences(
     baseline: float | None = None,
 ) -> list[str]:
     """At most MAX_SENTENCES sentences over every compared model (``diffs``: differences_groups.csv),
-    in order: the overall judgement, accuracy, flip rate, where in the network, the cosine."""
+    in order: the overall judgement (with its largest effect), accuracy, flip rate, where in the network,
+    the cosine. With several compared models, each model's judgement and where in the network come
+    first (which model, to what, by how much, where), then the rest while room is left."""
     out = []
     models = list(dict.fromkeys(diffs["model"])) if len(diffs) else []
-    for make in (
-        lambda m: overall_sentence(diffs, m, reference, level),
-        lambda m: accuracy_sentence(diffs, m, reference, level, clean),
-        lambda m: flip_sentence(diffs, m, reference, level),
-        lambda m: where_sentence(diffs, m, reference, level),
-        lambda m: cosine_sentence(diffs, m, reference, level, deepest, baseline),
-    ):
-        out += [s for s in (make(m) for m in models) if s]
+    kinds = {
+        "overall": lambda m: overall_sentence(diffs, m, reference, level),
+        "accuracy": lambda m: accuracy_sentence(diffs, m, reference, level, clean),
+        "flips": lambda m: flip_sentence(diffs, m, reference, level),
+        "where": lambda m: where_sentence(diffs, m, reference, level),
+        "cosine": lambda m: cosine_sentence(diffs, m, reference, level, deepest, baseline),
+    }
+    order = ["overall", "where", "accuracy", "flips", "cosine"] if len(models) > 1 else list(kinds)
+    for kind in order:
+        out += [s for s in (kinds[kind](m) for m in models) if s]
     return out[:MAX_SENTENCES]
 
 

@@ -57,8 +57,8 @@ def test_supported_flip_rate_difference_is_said_and_the_unsupported_is_named_as_
 def test_overall_judgement_follows_the_intervals():
     text = verdict.overall_sentence(differences(False), "b", "ref", LEVEL)
     assert text == (
-        "Judged by how often the prediction flips: b is more robust than ref to rotate; "
-        "a difference under hflip is not supported."
+        "Judged by how often the prediction flips: b is more robust than ref to rotate (most under rotate: "
+        "flip rate -20.0 points, 95 % CI -28 to -12 points); a difference under hflip is not supported."
     )
     # with accuracy the judgement is made on it (higher is better)
     text = verdict.overall_sentence(differences(True), "b", "ref", LEVEL)
@@ -110,9 +110,12 @@ def test_at_most_five_sentences_in_order():
     assert "flips" in out[2] and out[3].startswith("Where in the network") and "different images" in out[4]
     out = verdict.compared_sentences(differences(False), "ref", LEVEL, {}, "conv2", 0.8)
     assert len(out) == 4 and not any("ccuracy" in s for s in out)
-    # three models: still at most five
+    # three models: still at most five; each model's judgement and where in the network first
     third = differences(True).assign(model="c")
-    assert len(verdict.compared_sentences(pd.concat([differences(True), third]), "ref", LEVEL, {}, "conv2", 0.8)) == 5
+    out = verdict.compared_sentences(pd.concat([differences(True), third]), "ref", LEVEL, {}, "conv2", 0.8)
+    assert len(out) == 5 and [s[:20] for s in out[:2]] == ["Judged by accuracy u"] * 2
+    assert "b is more robust" in out[0] and "c is more robust" in out[1]
+    assert all(s.startswith("Where in the network") for s in out[2:4])
 
 
 def summary_rows(with_accuracy: bool) -> pd.DataFrame:
