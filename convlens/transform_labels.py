@@ -44,6 +44,6 @@ def label_of(name: str) -> str:
 
 
 def label_ascii(name: str) -> str:
-    """``label_of`` with a hyphen for the minus sign: for text drawn with Pillow's built-in font, which
-    has no U+2212 (``rotate -90°``)."""
-    return label_of(name).replace("\u2212", "-")
+    """``label_of`` for text drawn with Pillow's fonts, which lack some signs: a hyphen for the minus
+    (``rotate -90°``), "x" for the times sign (``scale x0.6``), "sigma" for σ (``blur sigma 0.5 px``)."""
+    return label_of(name).replace("\u2212", "-").replace("\u00d7", "x").replace("\u03c3", "sigma")

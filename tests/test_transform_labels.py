@@ -76,3 +76,4 @@ def test_text_drawn_with_pillows_font_has_a_hyphen_for_the_minus_sign():
     from convlens.transform_labels import label_ascii
 
     assert label_ascii("rotate_-90") == "rotate -90°" and label_ascii("shift_dx0_dy-4") == "shift (0, -4) px"
+    assert label_ascii("scale_0.6") == "scale x0.6" and label_ascii("blur_0.5").startswith("blur sigma 0.5")
