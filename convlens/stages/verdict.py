@@ -55,7 +55,8 @@ def build_verdict(
     deepest = manifest["deepest_common_layer"]
     group_summary, diffs = _csv(comparison["group_summary"]), _csv(comparison["group_differences"])
     clean = clean_accuracy(_csv(comparison["summary"]))
-    baseline = baseline_at(baselines.get(reference), deepest)
+    per_model = {m: baseline_at(baselines.get(m), deepest) for m in models}  # each model's own scale
+    baseline = per_model.get(reference)
     group_of = {t.name: transform_group(t) for t in build_transforms(transform_specs)}
     rows = pd.concat(
         [
@@ -67,7 +68,7 @@ def build_verdict(
     # the clean group (the untransformed images' accuracy) is the scale the sentences quote, not a group to judge
     diffs, judged = diffs[diffs["group"] != CLEAN], group_summary[group_summary["group"] != CLEAN]
     if len(models) > 1 and len(diffs):
-        sentences = verdict.compared_sentences(diffs, reference, level, clean, deepest, baseline)
+        sentences = verdict.compared_sentences(diffs, reference, level, clean, deepest, per_model)
     else:
         sentences = verdict.single_sentences(judged, reference, level, clean.get(reference), deepest, baseline)
     drawn = plot_key(rows, models, level, Path(out_figure))

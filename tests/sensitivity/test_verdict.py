@@ -60,9 +60,18 @@ def test_overall_judgement_follows_the_intervals():
         "Judged by how often the prediction flips: b is more robust than ref to rotate (most under rotate: "
         "flip rate -20.0 points, 95 % CI -28 to -12 points); a difference under hflip is not supported."
     )
-    # with accuracy the judgement is made on it (higher is better)
-    text = verdict.overall_sentence(differences(True), "b", "ref", LEVEL)
-    assert text.startswith("Judged by accuracy under the transforms: b is more robust than ref to rotate")
+    # with accuracy too the judgement is the flip rate's: each model against its own clean prediction
+    assert verdict.overall_sentence(differences(True), "b", "ref", LEVEL) == text
+    # a model right more often under rotate only because it is right more often on clean images is not
+    # called more robust: b is 0.99 clean and 0.80 rotated (flips 0.19), ref 0.70 and 0.69 (flips 0.02)
+    skewed = pd.DataFrame(
+        [
+            diff("b", "rotate", "output", "accuracy", 0.69, 0.80, 0.06, 0.16),
+            diff("b", "rotate", "output", "top1_change", 0.02, 0.19, 0.12, 0.22),
+        ]
+    )
+    said = verdict.overall_sentence(skewed, "b", "ref", LEVEL)
+    assert said.startswith("Judged by how often the prediction flips: ref is more robust than b to rotate")
     # a supported increase of the flip rate makes the reference the more robust one
     worse = pd.DataFrame([diff("b", "rotate", "output", "top1_change", 0.1, 0.3, 0.1, 0.3)])
     assert "ref is more robust than b to rotate" in verdict.overall_sentence(worse, "b", "ref", LEVEL)
@@ -95,25 +104,28 @@ def test_where_sentence_names_the_layer_of_the_largest_relative_supported_change
     assert "no layer's equivariance error differs supportedly" in verdict.where_sentence(unsupported, "b", "ref", LEVEL)
 
 
-def test_cosine_sentence_reads_against_the_between_images_baseline():
-    text = verdict.cosine_sentence(differences(False), "b", "ref", LEVEL, "conv2", 0.8)
-    # +0.05 of the 0.2 between the baseline 0.8 and 1: 25 %
-    assert "where different images already score 0.8, 25 % of the way from there to 1" in text
+def test_cosine_sentence_reads_against_each_models_between_images_baseline():
+    scales = {"b": 0.8, "ref": 0.7}
+    text = verdict.cosine_sentence(differences(False), "b", "ref", LEVEL, "conv2", scales)
+    assert "keep a cosine of 0.95 against 0.9 for ref (+0.05, 95 % CI 0.02 to 0.08)" in text
+    assert text.endswith("where different images already score 0.8 for b and 0.7 for ref.")
     assert verdict.cosine_sentence(differences(False), "b", "ref", LEVEL, "conv2", None) is None
-    assert verdict.cosine_sentence(differences(False), "b", "ref", LEVEL, "conv1", 0.8) is None  # nothing at conv1
+    assert verdict.cosine_sentence(differences(False), "b", "ref", LEVEL, "conv2", {"b": 0.8}) is None  # no ref scale
+    assert verdict.cosine_sentence(differences(False), "b", "ref", LEVEL, "conv1", scales) is None  # nothing at conv1
 
 
 def test_at_most_five_sentences_in_order():
-    out = verdict.compared_sentences(differences(True), "ref", LEVEL, {"b": 0.9, "ref": 0.85}, "conv2", 0.8)
+    scales = {"b": 0.8, "ref": 0.8}
+    out = verdict.compared_sentences(differences(True), "ref", LEVEL, {"b": 0.9, "ref": 0.85}, "conv2", scales)
     assert len(out) == 5
-    assert out[0].startswith("Judged by accuracy") and out[1].startswith("Accuracy of b")
-    assert "flips" in out[2] and out[3].startswith("Where in the network") and "different images" in out[4]
-    out = verdict.compared_sentences(differences(False), "ref", LEVEL, {}, "conv2", 0.8)
+    assert out[0].startswith("Judged by how often the prediction flips") and out[1].startswith("Accuracy of b")
+    assert out[2].startswith("Where in the network") and "different images" in out[3] and "flips" in out[4]
+    out = verdict.compared_sentences(differences(False), "ref", LEVEL, {}, "conv2", scales)
     assert len(out) == 4 and not any("ccuracy" in s for s in out)
     # three models: still at most five; each model's judgement and where in the network first
     third = differences(True).assign(model="c")
-    out = verdict.compared_sentences(pd.concat([differences(True), third]), "ref", LEVEL, {}, "conv2", 0.8)
-    assert len(out) == 5 and [s[:20] for s in out[:2]] == ["Judged by accuracy u"] * 2
+    out = verdict.compared_sentences(pd.concat([differences(True), third]), "ref", LEVEL, {}, "conv2", scales)
+    assert len(out) == 5 and [s[:20] for s in out[:2]] == ["Judged by how often "] * 2
     assert "b is more robust" in out[0] and "c is more robust" in out[1]
     assert all(s.startswith("Where in the network") for s in out[2:4])
 

@@ -62,8 +62,8 @@ def test_the_verdict_says_which_model_is_more_robust_with_the_comparisons_number
     )
     sentences = verdict["sentences"]
     assert sentences[0] == (
-        "Judged by accuracy under the transforms: b is more robust than a to rotate (most under rotate: "
-        "accuracy +82.5 points, 95 % CI 72.5 to 92.5 points); a difference under hflip is not supported."
+        "Judged by how often the prediction flips: b is more robust than a to rotate (most under rotate: "
+        "flip rate -90.0 points, 95 % CI -97.5 to -80 points); a difference under hflip is not supported."
     )
     # the flip rate under rotation: 4 of 40 against 40 of 40
     assert any("less often under rotate (0.1 against 1 of the images, -90.0 points" in s for s in sentences)
