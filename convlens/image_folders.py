@@ -85,7 +85,10 @@ def read_labels_csv(path: Path, shown: str, files: set[str]) -> dict[str, str]:
 
 def folder_images(folder: str, base: Path) -> list[FolderImage]:
     """The images of a folder entry (``folder`` as the config gives it, relative to ``base``) with their
-    ids and labels (class folders, labels.csv), sorted by path inside the folder."""
+    ids and labels, sorted by path inside the folder: a ``labels.csv`` in the folder decides the labels
+    when there is one (a file it does not list has none; subfolders are only places, so a folder of
+    non-class subfolders takes a labels.csv, even one with no row); else each subfolder's name is its
+    images' class."""
     root = base / folder
     found = folder_files(root)
     csv_path = root / LABELS_CSV
@@ -96,11 +99,10 @@ def folder_images(folder: str, base: Path) -> list[FolderImage]:
         stems[sanitize_id(Path(rel).stem)] = stems.get(sanitize_id(Path(rel).stem), 0) + 1
     images = []
     for rel, cls in found:
-        label, source = cls, (str(Path(folder) / cls) + "/" if cls else None)
-        if rel in listed:
-            if cls is not None and listed[rel] != cls:
-                raise InputError(f"{shown}: {rel!r} is labelled {listed[rel]!r} but sits in the class folder {cls!r}")
-            label, source = listed[rel], source or shown
+        if csv_path.is_file():  # the labels.csv decides (even with no row): subfolders are only places then
+            label, source = listed.get(rel), (shown if rel in listed else None)
+        else:  # a subfolder's name is its images' class
+            label, source = cls, (str(Path(folder) / cls) + "/" if cls else None)
         stem = sanitize_id(Path(rel).stem)
         image_id = sanitize_id(f"{cls}_{Path(rel).stem}") if cls is not None and stems[stem] > 1 else stem
         images.append(FolderImage(str(Path(folder) / rel), image_id, label, source))

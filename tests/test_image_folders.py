@@ -63,10 +63,6 @@ def test_the_same_file_name_in_two_class_folders_gets_its_class_as_prefix(tmp_pa
             r"photos/labels.csv: line 2 names 'xx.png', not an image in the folder \(did you mean 'x.png'\?\)",
         ),
         ("file,class\nx.png,cat\nx.png,dog\n", r"photos/labels.csv: line 3 names 'x.png' a second time"),
-        (
-            "file,class\ncat/y.png,dog\n",
-            r"photos/labels.csv: 'cat/y.png' is labelled 'dog' but sits in the class folder 'cat'",
-        ),
     ],
 )
 def test_a_bad_labels_csv_is_a_one_line_error_naming_it(tmp_path, csv, message):
@@ -103,3 +99,17 @@ def test_a_class_the_model_does_not_have_is_a_one_line_error_with_did_you_mean(t
         ConfigError, match=r"class 'cat' .* is not a class of model t; its classes: circle, square, tri"
     ):
         cfgmod.list_images({"images": [{"folder": "photos"}], "models": TRAINED, "datasets": SHAPES}, tmp_path)
+
+
+def test_a_labels_csv_decides_and_subfolders_are_then_only_places(tmp_path):
+    """Subfolders that are not classes (batches, dates): a labels.csv, even with no row, turns the
+    subfolder labels off; the files it lists get its classes, the others none."""
+    png(tmp_path / "photos" / "batch1" / "x.png")
+    png(tmp_path / "photos" / "batch2" / "y.png", 1)
+    (tmp_path / "photos" / "labels.csv").write_text("file,class\nbatch1/x.png,dog\n")
+    found = {f.id: (f.label, f.label_source) for f in folder_images("photos", tmp_path)}
+    assert found == {"x": ("dog", "photos/labels.csv"), "y": (None, None)}
+    (tmp_path / "photos" / "labels.csv").write_text("file,class\n")
+    assert [f.label for f in folder_images("photos", tmp_path)] == [None, None]
+    (tmp_path / "photos" / "labels.csv").unlink()  # no labels.csv: the subfolders are the classes
+    assert [f.label for f in folder_images("photos", tmp_path)] == ["batch1", "batch2"]
