@@ -69,8 +69,8 @@ def sensitivity_study(
     with replacing(out["images"]) as tmp:
         images.to_csv(tmp, index=False)
     readable = images[images["error"] == ""]
-    resized = resize_line(readable, out["images"])  # on the console only when an image was resized
-    log.info("%s", resized, extra={} if " 0 of " not in resized else LOG_FILE_ONLY)
+    # on the console only when an image was resized; always in the rule's log
+    log.info("%s", resize_line(readable, out["images"]), extra={} if len(resized_of(readable)) else LOG_FILE_ONLY)
     folder = Path(out["manifest"]).parent
     manifest = run_study(
         [s["metrics"] for s in shards],
@@ -89,10 +89,15 @@ def sensitivity_study(
     write_json(out["manifest"], manifest)
 
 
+def resized_of(images: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the images that were resized to the model's input (their ``notes`` say ``resized from ...``)."""
+    return images[images["notes"].fillna("").str.contains("resized from", regex=False)]
+
+
 def resize_line(images: pd.DataFrame, images_csv: str) -> str:
     """One summary line for the log: how many of the measured images were resized to the model's
-    input (their ``notes`` say ``resized from ...``), by which modes, and where the details are."""
-    resized = images[images["notes"].fillna("").str.contains("resized from", regex=False)]
+    input (``resized_of``), by which modes, and where the details are."""
+    resized = resized_of(images)
     modes = ", ".join(sorted(set(resized["resize"].fillna("").astype(str)) - {""}))
     return (
         f"resize: {len(resized)} of {len(images)} images resized"
