@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
+# the GPUs nvidia-smi lists (none here: no limit, model jobs run side by side on the CPU cores)
+GPUS   ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+GPU_LIMIT := $(if $(filter-out 0,$(GPUS)),--resources gpu=$(GPUS))
 
 .PHONY: report test check cluster-test lint dryrun clean bench
 
@@ -17,7 +20,7 @@ $(VENV)/.installed: requirements.txt requirements-base.txt requirements-dev.txt 
 	touch $@
 
 report: $(VENV)/.installed
-	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default $(GPU_LIMIT)
 	@echo
 	@echo "Report written:"
 	@echo "  $(CURDIR)/results/report/report.html"

@@ -229,7 +229,17 @@ class Ladder:
 
     maps: ChannelMaps
     rungs: tuple[str, ...]
-    _weights: dict = field(default_factory=dict, repr=False)  # (layer, transform) -> tf.Variable
+    _weights: list = field(default_factory=list, repr=False)  # per layer: its (T, C, C) maps as one tf.Variable
+
+    def __post_init__(self):
+        """The linear maps as variables, made now, before any trace: a variable a compiled function
+        creates on its first call makes TensorFlow trace it twice (seconds for a study's step)."""
+        if "linear" in self.rungs:
+            import tensorflow as tf
+
+            self._weights = [
+                tf.Variable(w, trainable=False, name=f"ladder_maps_{j}") for j, w in enumerate(self.maps.weight)
+            ]
 
     def sums(self, acts, samplers, group: int) -> dict:
         """{"num_<rung>": per layer (B,)} inside the compiled step."""
@@ -254,15 +264,10 @@ class Ladder:
         return tf.tensordot(expected, self._weight(j, t), axes=1) + maps.bias[j][t]
 
     def _weight(self, j: int, t: int):
-        """The linear map of layer ``j``, transform ``t`` as a variable, created once outside any trace:
-        a constant would be written into the traced graph, whose size is capped at 2 GB (a deep model's
-        C×C maps per layer × transform reach that: 2048² floats are 16 MB each)."""
-        import tensorflow as tf
-
-        if (j, t) not in self._weights:
-            with tf.init_scope():
-                self._weights[j, t] = tf.Variable(self.maps.weight[j][t], trainable=False, name=f"ladder_map_{j}_{t}")
-        return self._weights[j, t]
+        """The linear map of layer ``j``, transform ``t``, read from the layer's variable: a constant
+        would be written into the traced graph, whose size is capped at 2 GB (a deep model's C×C maps
+        per layer × transform reach that: 2048² floats are 16 MB each)."""
+        return self._weights[j][t]
 
     def rows(self, study, image: str, out: dict) -> list[dict]:
         """One image's rung rows from its rows of the step's outputs; none for a fit image (held-out)."""

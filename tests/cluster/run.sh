@@ -11,6 +11,8 @@ PY=${PY:-$ROOT/.venv/bin/python}
 CLUSTER=$ROOT/tests/cluster/slurm-cluster.sh
 CONFIG=$ROOT/.test/config/config.yaml
 CPUS=$(nproc)
+# a model job's threads in the local run (workflow/rules/common.smk tf_threads: half the cores, 1 to 8)
+THREADS=$(( CPUS / 2 < 1 ? 1 : (CPUS / 2 > 8 ? 8 : CPUS / 2) ))
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/convlens-cluster-test.XXXXXX")
 local_pid= slurm_pid=
 
@@ -53,7 +55,7 @@ snakemake() { exec "$PY" -m snakemake -s "$ROOT/Snakefile" --configfile "$CONFIG
 start=$SECONDS
 mkdir -p "$WORK/local" "$WORK/slurm"
 # The reference: the same config run locally, as tests/test_workflow.py runs it. Model rules get
-# min(8, CPUs) threads here and, through max-threads, on the cluster: the same thread count makes
+# $THREADS threads here and, through max-threads, on the cluster: the same thread count makes
 # the two runs' numbers equal. It runs at a low priority while the cluster comes up and in the
 # SLURM run's gaps (job start-up, status checks), so it barely lengthens the test.
 nice -n 15 "$PY" -m snakemake -s "$ROOT/Snakefile" --configfile "$CONFIG" -d "$WORK/local" --cores "$CPUS" \
@@ -67,7 +69,7 @@ local_pid=$!
 echo "cluster-test: the SLURM run (workflow/profiles/slurm) in $WORK/slurm"
 # In the background, so that a signal (the Makefile's timeout) reaches the trap at once.
 snakemake -d "$WORK/slurm" --workflow-profile "$ROOT/workflow/profiles/slurm" \
-    --max-threads "$CPUS" --slurm-init-seconds-before-status-checks 2 --slurm-keep-successful-logs \
+    --max-threads "$THREADS" --slurm-init-seconds-before-status-checks 2 --slurm-keep-successful-logs \
     >"$WORK/slurm.log" 2>&1 &
 slurm_pid=$!
 if ! wait "$slurm_pid"; then

@@ -116,7 +116,7 @@ def test_grayscale_mnist_model_through_every_stage(tmp_path):
     assert (tmp_path / "filters" / "kernels.png").is_file()
 
 
-def nested_classifier(size=64):
+def nested_classifier(size=32):
     """The transfer-learning case: a keras.applications base inside a Sequential classifier."""
     keras.utils.set_random_seed(0)
     base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
@@ -168,7 +168,7 @@ def test_every_heatmap_method_runs_through_the_stages_on_a_nested_application_mo
     with np.load(got["raw"]) as raw:
         for j in range(12):
             maps = raw[f"heat_{j}"]
-            assert maps.shape == (3, 64, 64) and np.isfinite(maps).all(), j
+            assert maps.shape == (3, 32, 32) and np.isfinite(maps).all(), j
             # Score-CAM's weights p(x * H_k) - p(black) may all be negative on random weights (all-zero map)
             assert np.abs(maps).max() > 0 or summary["methods"][j] == "scorecam"
     metrics = got["metrics"]

@@ -23,7 +23,7 @@ rule measure:
         "results/benchmarks/{model}/measure_{shard}.tsv"
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     resources:
         gpu=1,
     params:
@@ -76,7 +76,7 @@ rule draw:
         "results/benchmarks/{model}/draw.tsv"
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     resources:
         gpu=1,
     params:
@@ -134,7 +134,7 @@ rule filters:
         "results/benchmarks/{model}/filters.tsv"
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     resources:
         gpu=1,
     params:
@@ -170,7 +170,7 @@ rule method_quality:
         "results/benchmarks/{model}/method_quality.tsv"
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     resources:
         gpu=1,
     params:
@@ -215,7 +215,7 @@ rule fit_channel_maps:
         "results/benchmarks/{model}/fit_channel_maps.tsv"
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     resources:
         gpu=1,
     params:

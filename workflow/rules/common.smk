@@ -43,11 +43,20 @@ config.clear()
 config.update(_validated)
 
 TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
-# The threads a job that runs TensorFlow asks for. Snakemake gives it min(TF_THREADS, --cores,
-# --max-threads) (--set-threads overrides it per rule) and the scripts hand TensorFlow the job's
-# snakemake.threads. Not workflow.cores: a cluster run (--executor slurm) has no --cores, and a
-# job wanting every core of a large machine would run alone.
+# The threads a job that runs TensorFlow asks for (tf_threads): at most TF_THREADS, and on a local
+# machine half its --cores, so that two model jobs run side by side (on 2 cores: one core each; a
+# TensorFlow job keeps a second core only partly busy, so two jobs finish sooner than one after the
+# other). On a cluster (--executor slurm, no --cores) TF_THREADS, lowered by --max-threads.
+# --set-threads overrides it per rule; the scripts hand TensorFlow the job's snakemake.threads.
 TF_THREADS = 8
+
+
+def tf_threads(wildcards):
+    if not workflow.local_exec:
+        return TF_THREADS
+    return min(TF_THREADS, max(1, workflow.cores // 2))
+
+
 # config order, the reference first: in every plot, table and chapter (never alphabetical)
 MODELS = model_order(config)
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]

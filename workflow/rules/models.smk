@@ -25,7 +25,7 @@ rule train_model:
         model=one_of(TRAINED),
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     resources:
         gpu=1,
     params:
@@ -59,7 +59,7 @@ rule training_views:
         model=one_of(TRAINED),
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     params:
         evolution=config["evolution"],
         top_k=config["activations"]["top_k"],
@@ -87,7 +87,7 @@ rule load_model:
         model=one_of(LOADED),
     conda:
         "../../environment.yml"
-    threads: TF_THREADS
+    threads: tf_threads
     resources:
         gpu=1,
     params:
