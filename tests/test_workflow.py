@@ -14,6 +14,8 @@ from tests.runs import ROOT, TINY, snakemake
 pytestmark = pytest.mark.integration
 # the runs after tiny_run that check something else than the heatmaps: Grad-CAM only, the method check on no image
 FEW_HEATMAPS = {"methods": ["gradcam"], "quality_images": 0}
+# nor the new measures (the equivariance ladder's fit job, CKA, the Lie derivative): tiny_run checks those
+NO_NEW_MEASURES = {"lie_derivative": False, "cka": {"enabled": False}, "equivariance": {"perm": False, "linear": False}}
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +298,7 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     cfg = yaml.safe_load(TINY.read_text())
     cfg["images"] = [{"folder": "photos"}]
     cfg["heatmaps"] = FEW_HEATMAPS  # what is checked here is the images, not the methods (tiny_run checks those)
+    cfg.update(NO_NEW_MEASURES, images_per_job=4)  # one measure job for the four files
     (workdir / "photos.yaml").write_text(yaml.safe_dump(cfg))
     result = snakemake(workdir, "--configfile", "photos.yaml", "--keep-going")
     output = result.stdout + result.stderr
@@ -367,6 +370,7 @@ def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
     }
     cfg["images"] = [{"dataset": "shapes", "count": 3}]  # 3 images, 1 per job: 4 shards
     cfg["heatmaps"] = FEW_HEATMAPS  # the loaded model and the shards are checked here, not the methods
+    cfg.update(NO_NEW_MEASURES)
     cfg["filters"] = {"n_filters": 2, "steps": 2, "regularized": {"steps": 0}}
     (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
     result = snakemake(workdir, "--configfile", "mine.yaml")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from convlens.attribution.base import Method, MethodResult, check_params
@@ -59,9 +61,13 @@ class Explainer:
         # the dense layer holding the class weights, for the method that weighs by them (CAM)
         self.cam_dense = next((prepared[m.name] for m in needed if prepared[m.name] is not None), None)
         self._linear = None  # linear copies of ReLU-activated layers, made when a rule needs them
-        self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True, autograph=False)
-        self._gradient_fn = tf.function(self._gradient_graph, reduce_retracing=True, autograph=False)
-        self._cam_fn = tf.function(self._cam_graph, reduce_retracing=True, autograph=False)
+        # traced once each, for any number of images (a signature with no batch size): without one a
+        # second batch size (a job's last, shorter batch) traces the graph again
+        images = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+        self._signature = (images, tf.TensorSpec((None,), tf.int64))
+        self._predict_fn = tf.function(self._predict_graph, input_signature=[images], autograph=False)
+        self._gradient_fns: dict = {}  # per ReLU rule (``_gradient_fn``)
+        self._cam_fn = tf.function(self._cam_graph, input_signature=self._signature, autograph=False)
 
     # -- set-up
 
@@ -136,6 +142,15 @@ class Explainer:
     def _predict_graph(self, x):
         logits, probs, _ = self._forward(x)
         return logits, probs
+
+    def _gradient_fn(self, x, targets, rule: str):
+        """d score / d pixels of the batch (``_gradient_graph``), compiled once per ReLU rule."""
+        import tensorflow as tf
+
+        if rule not in self._gradient_fns:
+            graph = functools.partial(self._gradient_graph, rule=rule)
+            self._gradient_fns[rule] = tf.function(graph, input_signature=self._signature, autograph=False)
+        return self._gradient_fns[rule](x, targets)
 
     def _gradient_graph(self, x, targets, rule):
         import tensorflow as tf

@@ -47,7 +47,7 @@ def slurm_jobs(log: str, workdir: Path, node_cpus: int) -> Counter:
     if not ids:
         fail("no job was submitted to SLURM (no 'SLURM jobid' in its .snakemake/log/)")
     rules = Counter()
-    tf_threads = min(8, node_cpus)
+    tf_threads = min(8, max(1, node_cpus // 2))  # the local run's (common.smk tf_threads), given by max-threads
     for jobid in ids:
         out = subprocess.run(["scontrol", "show", "job", "-o", jobid], capture_output=True, text=True)
         if out.returncode != 0:
