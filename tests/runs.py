@@ -32,6 +32,7 @@ def default_like_config() -> dict:
     cfg["comparison"] = {"n_boot": 500}
     cfg["transforms"] = [*cfg["transforms"], {"kind": "blur", "sigma_px": 1.0}]  # photometric: nothing drawn for it
     cfg["report"] = {**cfg.get("report", {}), "detail": "summary"}  # the default PDF, checked page by page
+    cfg["images_per_job"] = 2  # one measure job per model (the tiny run and the saved-model test check shards)
     return cfg
 
 
