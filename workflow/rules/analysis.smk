@@ -23,6 +23,7 @@ rule measure:
         "results/benchmarks/{model}/measure_{shard}.tsv"
     conda:
         "../../environment.yml"
+    priority: 1
     threads: tf_threads
     resources:
         gpu=1,
@@ -215,6 +216,7 @@ rule fit_channel_maps:
         "results/benchmarks/{model}/fit_channel_maps.tsv"
     conda:
         "../../environment.yml"
+    priority: 1
     threads: tf_threads
     resources:
         gpu=1,

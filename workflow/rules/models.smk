@@ -25,6 +25,7 @@ rule train_model:
         model=one_of(TRAINED),
     conda:
         "../../environment.yml"
+    priority: 2
     threads: tf_threads
     resources:
         gpu=1,
@@ -87,6 +88,7 @@ rule load_model:
         model=one_of(LOADED),
     conda:
         "../../environment.yml"
+    priority: 2
     threads: tf_threads
     resources:
         gpu=1,
