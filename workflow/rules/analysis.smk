@@ -21,10 +21,10 @@ rule measure:
         "results/logs/{model}/measure_{shard}.log",
     benchmark:
         "results/benchmarks/{model}/measure_{shard}.tsv"
+    priority: 1
     conda:
         "../../environment.yml"
-    priority: 1
-    threads: tf_threads
+    threads: tf_threads(len(MODELS) * len(SHARDS))
     resources:
         gpu=1,
     params:
@@ -77,7 +77,7 @@ rule draw:
         "results/benchmarks/{model}/draw.tsv"
     conda:
         "../../environment.yml"
-    threads: tf_threads
+    threads: tf_threads()
     resources:
         gpu=1,
     params:
@@ -135,7 +135,7 @@ rule filters:
         "results/benchmarks/{model}/filters.tsv"
     conda:
         "../../environment.yml"
-    threads: tf_threads
+    threads: tf_threads()
     resources:
         gpu=1,
     params:
@@ -171,7 +171,7 @@ rule method_quality:
         "results/benchmarks/{model}/method_quality.tsv"
     conda:
         "../../environment.yml"
-    threads: tf_threads
+    threads: tf_threads()
     resources:
         gpu=1,
     params:
@@ -214,10 +214,10 @@ rule fit_channel_maps:
         "results/logs/{model}/fit_channel_maps.log",
     benchmark:
         "results/benchmarks/{model}/fit_channel_maps.tsv"
+    priority: 1
     conda:
         "../../environment.yml"
-    priority: 1
-    threads: tf_threads
+    threads: tf_threads()
     resources:
         gpu=1,
     params:

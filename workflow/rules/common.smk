@@ -43,22 +43,28 @@ config.clear()
 config.update(_validated)
 
 TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
-# The threads a job that runs TensorFlow asks for (tf_threads): at most TF_THREADS; on a local machine
-# all of --cores when the study has one measure job (one model, one shard), else half of them, so
-# that two model jobs run side by side (on 2 cores: one core each; a TensorFlow job on a small model
-# keeps a second core only partly busy, so two jobs finish sooner than one after the other). On a
-# cluster (--executor slurm, no --cores) TF_THREADS, lowered by --max-threads. --set-threads
-# overrides it per rule; the scripts hand TensorFlow the job's snakemake.threads.
+# The threads a job that runs TensorFlow asks for (tf_threads): at most TF_THREADS, and on a local
+# machine half of --cores, so that two model jobs run side by side (on 2 cores: one core each; a
+# TensorFlow job on a small model keeps a second core only partly busy, so two jobs finish sooner
+# than one after the other). A rule whose jobs carry the study's compute (train_model, measure)
+# and has only one job gets all of --cores: nothing of its kind would run beside it (a VGG16 study
+# of 128 images, one measure job, took 360 s with one thread and 251 s with two). On a cluster
+# (--executor slurm, no --cores) TF_THREADS, lowered by --max-threads. --set-threads overrides it
+# per rule; the scripts hand TensorFlow the job's snakemake.threads.
 # Rule priorities: the models first (train_model, load_model: 2), then the chain to the study
 # (fit_channel_maps, measure: 1); filters, method checks and training views fill the gaps.
 TF_THREADS = 8
 
 
-def tf_threads(wildcards):
-    if not workflow.local_exec:
-        return TF_THREADS
-    side_by_side = 2 if len(MODELS) * len(SHARDS) > 1 else 1  # measure jobs that can run at once
-    return min(TF_THREADS, max(1, workflow.cores // side_by_side))
+def tf_threads(jobs: int = 2):
+    """A rule's threads callable, for a rule with ``jobs`` jobs in the study (see above)."""
+
+    def threads(wildcards):
+        if not workflow.local_exec:
+            return TF_THREADS
+        return min(TF_THREADS, max(1, workflow.cores // min(2, max(1, jobs))))
+
+    return threads
 
 
 # config order, the reference first: in every plot, table and chapter (never alphabetical)

@@ -23,10 +23,10 @@ rule train_model:
         "results/benchmarks/{model}/train.tsv"
     wildcard_constraints:
         model=one_of(TRAINED),
+    priority: 2
     conda:
         "../../environment.yml"
-    priority: 2
-    threads: tf_threads
+    threads: tf_threads(len(TRAINED))
     resources:
         gpu=1,
     params:
@@ -60,7 +60,7 @@ rule training_views:
         model=one_of(TRAINED),
     conda:
         "../../environment.yml"
-    threads: tf_threads
+    threads: tf_threads()
     params:
         evolution=config["evolution"],
         top_k=config["activations"]["top_k"],
@@ -86,10 +86,10 @@ rule load_model:
         "results/benchmarks/{model}/load.tsv"
     wildcard_constraints:
         model=one_of(LOADED),
+    priority: 2
     conda:
         "../../environment.yml"
-    priority: 2
-    threads: tf_threads
+    threads: tf_threads()
     resources:
         gpu=1,
     params:
