@@ -55,10 +55,12 @@ snakemake() { exec "$PY" -m snakemake -s "$ROOT/Snakefile" --configfile "$CONFIG
 start=$SECONDS
 mkdir -p "$WORK/local" "$WORK/slurm"
 # The reference: the same config run locally, as tests/test_workflow.py runs it. Model rules get
-# $THREADS threads here and, through max-threads, on the cluster: the same thread count makes
-# the two runs' numbers equal. It runs at a low priority while the cluster comes up and in the
-# SLURM run's gaps (job start-up, status checks), so it barely lengthens the test.
+# $THREADS threads here (the config's one training too, which locally would get every core) and,
+# through max-threads, on the cluster: the same thread count makes the two runs' numbers equal. It
+# runs at a low priority while the cluster comes up and in the SLURM run's gaps (job start-up,
+# status checks), so it barely lengthens the test.
 nice -n 15 "$PY" -m snakemake -s "$ROOT/Snakefile" --configfile "$CONFIG" -d "$WORK/local" --cores "$CPUS" \
+    --set-threads "train_model=$THREADS" \
     >"$WORK/local.log" 2>&1 &
 local_pid=$!
 
