@@ -65,7 +65,7 @@ dryrun: $(VENV)/.installed
 	$(BIN)/snakemake -n
 
 # the benchmark of benchmarks/README.md (issue 12's plan: shapes at 100, 1,000 and 10,000 images, VGG16
-# at 32 and 128; about 30 min on 2 cores); quick check: make bench BENCH_ARGS="--plan shapes:2,4"
+# at 32 and 128; 18 min on 2 cores); quick check: make bench BENCH_ARGS="--plan shapes:2,4"
 BENCH_ARGS ?= --plan "shapes:100,1000,10000 vgg16:32,128"
 
 bench: $(VENV)/.installed

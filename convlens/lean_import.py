@@ -1,7 +1,7 @@
 """TensorFlow's import without scikit-learn's.
 
 ``import tensorflow`` (2.21) imports Keras, and Keras's scikit-learn wrappers (``keras.wrappers``)
-import scikit-learn when it is installed: about 0.7 s of the 5 s a TensorFlow start costs each job,
+import scikit-learn when it is installed: about 0.5 s of the 4.5 s a TensorFlow start costs each job,
 for classes convlens never uses (convlens imports scikit-learn itself only for t-SNE and the digits
 dataset). ``install()`` puts a finder on ``sys.meta_path`` that answers "not installed" to an
 ``import sklearn`` made by ``keras.src.wrappers`` (which then defines its own stand-ins, as it does

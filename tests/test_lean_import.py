@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("sklearn")
+pytestmark = pytest.mark.slow  # two fresh interpreters, each importing TensorFlow
 
 PROBE = """
 import sys

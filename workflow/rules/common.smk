@@ -48,7 +48,7 @@ TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
 # TensorFlow job on a small model keeps a second core only partly busy, so two jobs finish sooner
 # than one after the other). A rule whose jobs carry the study's compute (train_model, measure)
 # and has only one job gets all of --cores: nothing of its kind would run beside it (a VGG16 study
-# of 128 images, one measure job, took 360 s with one thread and 251 s with two). On a cluster
+# of 128 images, one measure job, took 360 s with one thread and 259 s with two). On a cluster
 # (--executor slurm, no --cores) TF_THREADS, lowered by --max-threads. --set-threads overrides it
 # per rule; the scripts hand TensorFlow the job's snakemake.threads.
 # Rule priorities: the models first (train_model, load_model: 2), then the chain to the study
