@@ -1,7 +1,8 @@
 """After `make cluster-test`'s two runs of the integration config: did every job go through SLURM,
 and are the results those of the local run?
 
-    python tests/cluster/check.py WORKDIR   (WORKDIR holds local/, slurm/, local.log, slurm.log)
+    python tests/cluster/check.py WORKDIR THREADS   (WORKDIR holds local/, slurm/, local.log, slurm.log;
+                                                 THREADS: the model rules' threads both runs were given)
 
 Run while the test cluster is up: finished jobs are read back from slurmctld (`scontrol show job`,
 which keeps them for MinJobAge). What "the same results" means, measured: at the same thread count
@@ -42,12 +43,11 @@ def local_jobs(log: str) -> Counter:
     return Counter(rule for rule in re.findall(r"Finished jobid: \d+ \(Rule: (\S+)\)", log) if rule != "all")
 
 
-def slurm_jobs(log: str, workdir: Path, node_cpus: int) -> Counter:
+def slurm_jobs(log: str, workdir: Path, node_cpus: int, tf_threads: int) -> Counter:
     ids = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
     if not ids:
         fail("no job was submitted to SLURM (no 'SLURM jobid' in its .snakemake/log/)")
     rules = Counter()
-    tf_threads = min(8, max(1, node_cpus // 2))  # the local run's (common.smk tf_threads), given by max-threads
     for jobid in ids:
         out = subprocess.run(["scontrol", "show", "job", "-o", jobid], capture_output=True, text=True)
         if out.returncode != 0:
@@ -173,11 +173,11 @@ def compare(slurm: Path, local: Path) -> tuple[int, int, list[str]]:
 
 
 def main() -> None:
-    work = Path(sys.argv[1])
+    work, threads = Path(sys.argv[1]), int(sys.argv[2])
     node_cpus = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
     # Snakemake's complete logs: the console (local.log, slurm.log) shows no per-job lines (workflow_console)
     slurm_log, local_log = complete_log(work / "slurm"), complete_log(work / "local")
-    rules = slurm_jobs(slurm_log, work / "slurm", node_cpus)
+    rules = slurm_jobs(slurm_log, work / "slurm", node_cpus, threads)
     if rules != local_jobs(local_log):
         fail(f"SLURM ran {dict(rules)}, the local run {dict(local_jobs(local_log))}")
     print(

@@ -87,5 +87,5 @@ if ! wait "$local_pid"; then
     exit 1
 fi
 local_pid=
-"$PY" "$ROOT/tests/cluster/check.py" "$WORK"
+"$PY" "$ROOT/tests/cluster/check.py" "$WORK" "$THREADS"
 echo "cluster-test: passed in $((SECONDS - start)) s"
