@@ -81,6 +81,24 @@ def _fill_defaults_any(instance, schema):
             _fill_defaults_any(item, schema["items"])
 
 
+def schema_order(instance, schema: dict):
+    """``instance`` with every mapping's keys in one order whatever the file's: the schema's keys in the
+    schema's order, then any others sorted. Names the user chooses (models, datasets, groups) keep the
+    user's order, which the report follows. Snakemake compares a rule's params by their text, so a
+    config that says the same in another order reruns nothing."""
+    if isinstance(instance, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        return [schema_order(item, items) for item in instance]
+    if not isinstance(instance, dict):
+        return instance
+    props = schema.get("properties", {})
+    named = schema.get("additionalProperties") if not props else None
+    if isinstance(named, dict):  # name -> entry: the user's names, in the user's order
+        return {key: schema_order(value, named) for key, value in instance.items()}
+    keys = [k for k in props if k in instance] + sorted((k for k in instance if k not in props), key=str)
+    return {key: schema_order(instance[key], props.get(key, {})) for key in keys}
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     """One line: key path, what was found, what is allowed."""
     path = _key_path(error.absolute_path)
@@ -176,7 +194,7 @@ def validate(config: dict, schema: dict | None = None, base_dir: Path | str = ".
     _fill_defaults(cfg, schema)
     _check_methods(cfg["heatmaps"])
     _check_semantics(cfg, Path(base_dir))
-    return cfg
+    return schema_order(cfg, schema)
 
 
 def _require(cfg_section: dict, keys: list[str], where: str, why: str):

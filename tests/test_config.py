@@ -277,6 +277,40 @@ def test_digest_is_stable_and_sensitive():
     assert cfgmod.digest(a) != cfgmod.digest(b)
 
 
+def reversed_keys(value, keep=("models",)):
+    """``value`` with every mapping's keys in reverse order, except the names under ``keep``'s keys
+    (whose own entries are reversed inside)."""
+    if isinstance(value, list):
+        return [reversed_keys(v, keep) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: ({n: reversed_keys(e) for n, e in v.items()} if k in keep else reversed_keys(v)) for k, v in reversed(value.items())}
+
+
+def test_the_same_config_in_another_key_order_validates_to_the_same_text():
+    """Snakemake compares params by their text: a config that says the same in another key order, or
+    writes a default out, must give every rule the same params (it reran the whole study before)."""
+    a = default_config()
+    b = reversed_keys(default_config())
+    b["mixed_precision"] = False  # the default, written out (at the end of the file)
+    assert list(b["models"]) == list(a["models"]) and list(b) != list(a)
+    va, vb = cfgmod.validate(a), cfgmod.validate(b)
+    assert repr(va) == repr(vb)
+    assert list(va["models"]) == list(a["models"])  # the user's names keep the user's order
+    assert list(va)[:2] == ["seed", "images_per_job"]  # the schema's order
+    spec = va["models"]["shapes_cnn_augmented"]
+    assert list(spec)[0] == "source" and list(spec["augment"]) == [
+        "shift_px",
+        "rotate_deg",
+        "scale",
+        "hflip",
+        "vflip",
+        "fill_mode",
+    ]
+    swapped = {"models": dict(reversed(a["models"].items()))}
+    assert list(cfgmod.validate({**a, **swapped})["models"]) == list(reversed(list(a["models"])))
+
+
 @pytest.mark.parametrize(
     "edit,expected",
     [

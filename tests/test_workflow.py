@@ -266,6 +266,10 @@ def test_rerun_with_nothing_changed_does_nothing(tiny_run):
     result = snakemake(workdir, "--configfile", str(TINY), "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+    # the same config with its keys in another order (yaml.safe_dump sorts them): still nothing to do
+    (workdir / "sorted.yaml").write_text(yaml.safe_dump(yaml.safe_load(TINY.read_text()), sort_keys=True))
+    result = snakemake(workdir, "--configfile", "sorted.yaml", "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-2000:]
 
 
 def png_header_only(width: int, height: int) -> bytes:
