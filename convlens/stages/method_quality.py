@@ -50,7 +50,6 @@ def method_quality(
     per method) and two plots. ``images`` are the first ``heatmaps.quality_images`` of the
     ``study_images`` the study measures: the log and quality.json's ``subset`` say how many were used.
     """
-    model, _ = open_model(model_path, threads)
     info = ModelInfo.load(info_json)
     hcfg = cfg["heatmaps"]
     figures = Path(out["figures"])
@@ -86,7 +85,8 @@ def method_quality(
             },
         )
         write_csv(out["csv"], [], QUALITY_COLUMNS)
-        return
+        return  # without TensorFlow: no image, no model
+    model, _ = open_model(model_path, threads)
     cam_layer = hcfg["layer"] or last_conv_layer(model)
     explainer, methods, notes = heatmap_explainer(model, cfg, info.preprocess, cam_layer)
     x = np.stack(pictures).astype(np.float32) / 255.0

@@ -271,3 +271,18 @@ def test_subset_line_names_the_reason(args, expected):
 
     used, available, wanted, *unreadable = args
     assert subset_line("stage", used, available, "k", wanted, *unreadable) == expected
+
+
+def test_with_no_image_the_check_writes_its_empty_outputs_without_opening_the_model(tmp_path):
+    """heatmaps.quality_images: 0 (the check off) costs no TensorFlow job: the model file is never
+    read (here there is none)."""
+    from convlens.stages.method_quality import method_quality
+
+    info = {"name": "m", "source": "load", "input_shape": [8, 8, 3], "class_names": ["x", "y"], "preprocess": "unit"}
+    (tmp_path / "info.json").write_text(json.dumps(info))
+    cfg = {"heatmaps": {"methods": ["saliency"], "quality_images": 0}, "batch_size": 8}
+    out = {"json": str(tmp_path / "q.json"), "csv": str(tmp_path / "q.csv"), "figures": str(tmp_path / "qf")}
+    method_quality(str(tmp_path / "absent.keras"), str(tmp_path / "info.json"), [], cfg, 0, 1, out, study_images=10)
+    quality = json.loads((tmp_path / "q.json").read_text())
+    assert quality["rows"] == [] and quality["subset"] == "method check: 0 of 10 images (why fewer: heatmaps.quality_images is 0)"
+    assert (tmp_path / "q.csv").read_text().splitlines()[0].split(",")[0] == "method"
