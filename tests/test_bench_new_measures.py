@@ -17,8 +17,23 @@ from convlens.stages.cka import cka_study, compare_cka  # noqa: E402
 N = new_measures.FIT_IMAGES + 2  # two images outside the ladder's fit set get its rows
 
 
+# a few transforms instead of the default study's 41 (what is checked is the plumbing, not the cost)
+FEW_TRANSFORMS = [
+    {"kind": "shift", "range": [-2, 2, 1], "direction": "x"},
+    {"kind": "rotate", "range": [-30, 30, 30]},
+    {"kind": "hflip"},
+]
+
+
 @pytest.mark.integration
-def test_the_benchmark_measures_with_and_without_the_new_measures(tmp_path):
+def test_the_benchmark_measures_with_and_without_the_new_measures(tmp_path, monkeypatch):
+    setup = new_measures.setup
+
+    def few_transforms(folder, n_images):
+        base = setup(folder, n_images)
+        return {**base, "cfg": {**base["cfg"], "transforms": FEW_TRANSFORMS}}
+
+    monkeypatch.setattr(new_measures, "setup", few_transforms)
     rows = new_measures.benchmark([N], ["without", "all"], ["none"], folder=tmp_path, in_process=True)
     assert sorted(r["variant"] for r in rows) == ["all", "without"]
     for r in rows:

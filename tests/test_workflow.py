@@ -372,7 +372,8 @@ def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
             "class_names": ["circle", "square", "triangle"],
         }
     }
-    cfg["images"] = [{"dataset": "shapes", "count": 3}]  # 3 images, 1 per job: 4 shards
+    cfg["images"] = [{"dataset": "shapes", "count": 3}]  # 3 images, 2 per job: 2 shards (the 3 share one)
+    cfg["images_per_job"] = 2
     cfg["heatmaps"] = FEW_HEATMAPS  # the loaded model and the shards are checked here, not the methods
     cfg.update(NO_NEW_MEASURES)
     cfg["filters"] = {"n_filters": 2, "steps": 2, "regularized": {"steps": 0}}
@@ -383,7 +384,7 @@ def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
     assert info["source"] == "load" and info["class_names"] == ["circle", "square", "triangle"]
     assert (workdir / "results" / "report" / "report.pdf").is_file()
 
-    cfg["images"] = [{"dataset": "shapes", "count": 4}]  # still 4 shards: one of them gains the image
+    cfg["images"] = [{"dataset": "shapes", "count": 4}]  # still 2 shards: one of them gains the image
     (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
     plan = snakemake(workdir, "--configfile", "mine.yaml", "-n")
     jobs = [
