@@ -18,6 +18,7 @@ import yaml
 
 from convlens.archive import model_problem
 from convlens.attribution.registry import DEFAULT_METHODS, METHODS, check_method_params
+from convlens.config_schema import fill_defaults, schema_order
 from convlens.data import split_sizes
 from convlens.errors import InputError, did_you_mean
 from convlens.image_folders import config_label_problem, folder_images, sanitize_id
@@ -55,48 +56,6 @@ def _key_path(path) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
-
-
-def _fill_defaults(instance, schema):
-    """Set every missing key that has a ``default`` in the schema, recursively."""
-    if not isinstance(instance, dict) or schema.get("type") not in ("object", None):
-        return
-    for key, sub in schema.get("properties", {}).items():
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if key in instance:
-            _fill_defaults_any(instance[key], sub)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, dict):
-        for key, value in instance.items():
-            if key not in schema.get("properties", {}):
-                _fill_defaults_any(value, extra)
-
-
-def _fill_defaults_any(instance, schema):
-    if isinstance(instance, dict):
-        _fill_defaults(instance, schema)
-    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        for item in instance:
-            _fill_defaults_any(item, schema["items"])
-
-
-def schema_order(instance, schema: dict):
-    """``instance`` with every mapping's keys in one order whatever the file's: the schema's keys in the
-    schema's order, then any others sorted. Names the user chooses (models, datasets, groups) keep the
-    user's order, which the report follows. Snakemake compares a rule's params by their text, so a
-    config that says the same in another order reruns nothing."""
-    if isinstance(instance, list):
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        return [schema_order(item, items) for item in instance]
-    if not isinstance(instance, dict):
-        return instance
-    props = schema.get("properties", {})
-    named = schema.get("additionalProperties") if not props else None
-    if isinstance(named, dict):  # name -> entry: the user's names, in the user's order
-        return {key: schema_order(value, named) for key, value in instance.items()}
-    keys = [k for k in props if k in instance] + sorted((k for k in instance if k not in props), key=str)
-    return {key: schema_order(instance[key], props.get(key, {})) for key in keys}
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -191,7 +150,7 @@ def validate(config: dict, schema: dict | None = None, base_dir: Path | str = ".
         # the deepest error is the most specific one for a user
         deepest = max(errors, key=lambda e: len(e.absolute_path))
         raise ConfigError(_describe(deepest))
-    _fill_defaults(cfg, schema)
+    fill_defaults(cfg, schema)
     _check_methods(cfg["heatmaps"])
     _check_semantics(cfg, Path(base_dir))
     return schema_order(cfg, schema)

@@ -284,7 +284,10 @@ def reversed_keys(value, keep=("models",)):
         return [reversed_keys(v, keep) for v in value]
     if not isinstance(value, dict):
         return value
-    return {k: ({n: reversed_keys(e) for n, e in v.items()} if k in keep else reversed_keys(v)) for k, v in reversed(value.items())}
+    out = {}
+    for key, entry in reversed(value.items()):
+        out[key] = {n: reversed_keys(e) for n, e in entry.items()} if key in keep else reversed_keys(entry)
+    return out
 
 
 def test_the_same_config_in_another_key_order_validates_to_the_same_text():

@@ -284,5 +284,6 @@ def test_with_no_image_the_check_writes_its_empty_outputs_without_opening_the_mo
     out = {"json": str(tmp_path / "q.json"), "csv": str(tmp_path / "q.csv"), "figures": str(tmp_path / "qf")}
     method_quality(str(tmp_path / "absent.keras"), str(tmp_path / "info.json"), [], cfg, 0, 1, out, study_images=10)
     quality = json.loads((tmp_path / "q.json").read_text())
-    assert quality["rows"] == [] and quality["subset"] == "method check: 0 of 10 images (why fewer: heatmaps.quality_images is 0)"
+    assert quality["rows"] == []
+    assert quality["subset"] == "method check: 0 of 10 images (why fewer: heatmaps.quality_images is 0)"
     assert (tmp_path / "q.csv").read_text().splitlines()[0].split(",")[0] == "method"
