@@ -12,7 +12,7 @@ from convlens.attribution.perturbations import Perturbation
 from convlens.attribution.registry import method as registered
 from convlens.attribution.relu import RULES, is_relu, rectified, relu_linear_copies, replay
 from convlens.core.head import Head, preprocess, resolve_targets
-from convlens.core.layers import check_spatial, last_conv_layer
+from convlens.core.layers import check_spatial, iter_layers, last_conv_layer
 from convlens.errors import InputError
 
 
@@ -235,6 +235,16 @@ class Explainer:
         for images, index, values in self._evaluate(perturbation, targets, fn, max_rows):
             out[images, index[0] : index[-1] + 1] = values
         return out
+
+    def weights_changed(self) -> None:
+        """After the model's weights were assigned in place (the cascading randomization): the linear
+        copies of its ReLU layers and of its softmax layer take them too. Every compiled function
+        reads the model's own variables and the copies', so nothing is traced again."""
+        self.head.weights_changed()
+        if self._linear:
+            layers = dict(iter_layers(self.model))
+            for path, copy in self._linear.items():
+                copy.set_weights(layers[path].get_weights())
 
     def mean_gradient(self, perturbation: Perturbation, targets: np.ndarray, rule: str = "normal") -> np.ndarray:
         """(B, H, W, C): d score / d pixels averaged over the copies, ReLUs treated by ``rule``."""

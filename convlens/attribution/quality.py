@@ -78,11 +78,15 @@ def cascading_randomization(
         layers_from_top = [p for p, layer in reversed(list(iter_layers(model))) if layer.trainable_weights]
     x = np.asarray(x, np.float32)
 
+    # one Explainer for every step: its compiled functions read the model's variables, which the
+    # steps assign in place (a new Explainer per step traced every function again)
+    explainer = Explainer(model, methods, preprocess_mode, cam_layer, score, params, max_batch)
+
     def maps_now():
-        explainer = Explainer(model, methods, preprocess_mode, cam_layer, score, params, max_batch)
+        explainer.weights_changed()
         return {name: np.abs(r.maps) for name, r in explainer.explain(x, resolved).items()}
 
-    resolved = Explainer(model, [], preprocess_mode, max_batch=max_batch).resolve_targets(x, targets)[0]
+    resolved = explainer.resolve_targets(x, targets)[0]
     saved = model.get_weights()
     rng = np.random.default_rng(seed)
     shape = (len(layers_from_top), len(x))
@@ -139,6 +143,7 @@ def deletion_insertion(
     max_batch: int = 32,
     explainer: "Explainer | None" = None,
     random_orders: int = 1,
+    random: dict | None = None,
 ) -> dict:
     """Deletion and insertion curves (Petsiuk et al. 2018, RISE) of maps (B, H, W).
 
@@ -149,8 +154,10 @@ def deletion_insertion(
     fraction of pixels. A good map has a small deletion area and a large insertion area. The same
     is computed for a random order (seeded) as a baseline: with ``random_orders`` > 1, the mean
     curve of that many independent random orders per image. Pass ``explainer`` (any Explainer of
-    this model) to reuse its compiled forward pass across calls. ``against_random`` compares the
-    areas with the random order's.
+    this model) to reuse its compiled forward pass across calls, and ``random`` (the "random" of an
+    earlier answer for the same images, targets, steps, baselines, seed and ``random_orders``: it
+    does not depend on the maps) to compute the random orders' curves once for several methods.
+    ``against_random`` compares the areas with the random order's.
 
     Returns {"fractions": (steps + 1,), "deletion", "insertion": (B, steps + 1) curves,
     "deletion_auc", "insertion_auc": (B,), "random": the same four for the random order}.
@@ -182,16 +189,14 @@ def deletion_insertion(
         return ranks.reshape(x.shape[:3])
 
     flat = np.asarray(maps, np.float64).reshape(len(x), -1)
-    rng = np.random.default_rng(seed)
-    randoms = [
-        curves(ranks_of(np.stack([rng.permutation(n_pixels) for _ in range(len(x))])))
-        for _ in range(max(1, random_orders))
-    ]
-    return {
-        "fractions": fractions,
-        **curves(ranks_of(np.argsort(-flat, axis=1, kind="stable"))),
-        "random": {k: np.mean([r[k] for r in randoms], axis=0) for k in randoms[0]},
-    }
+    if random is None:
+        rng = np.random.default_rng(seed)
+        randoms = [
+            curves(ranks_of(np.stack([rng.permutation(n_pixels) for _ in range(len(x))])))
+            for _ in range(max(1, random_orders))
+        ]
+        random = {k: np.mean([r[k] for r in randoms], axis=0) for k in randoms[0]}
+    return {"fractions": fractions, **curves(ranks_of(np.argsort(-flat, axis=1, kind="stable"))), "random": random}
 
 
 def against_random(

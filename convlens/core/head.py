@@ -44,6 +44,11 @@ class Head:
         if self.kind in ("softmax", "sigmoid"):
             self.linear = linear_copy(self.layer)
 
+    def weights_changed(self) -> None:
+        """After the last layer's weights were assigned in place: its linear copy takes them too."""
+        if self.kind in ("softmax", "sigmoid"):
+            self.linear.set_weights(self.layer.get_weights())
+
     def logits_and_probs(self, pre, out):
         import keras
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -115,6 +114,7 @@ def method_quality(
             max_batch=cfg["batch_size"],
             explainer=explainer,
             random_orders=RANDOM_ORDERS,
+            random=next(iter(faithful.values()))["random"] if faithful else None,  # the same for every method
         )
         progress.advance()
     # the console has the progress lines' last one instead of these two
@@ -126,9 +126,6 @@ def method_quality(
         extra=LOG_FILE_ONLY,
     )
     t0 = time.time()
-    # a fresh Explainer per randomized layer (its compiled functions hold weight copies): TensorFlow's
-    # retracing warnings about that are expected here
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     threshold = hcfg["quality_spearman"]
     n_layers = sum(1 for _, layer in iter_layers(model) if layer.trainable_weights)
     progress = Progress("method check, cascading randomization: layers", n_layers)

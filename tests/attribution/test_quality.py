@@ -213,6 +213,14 @@ def test_several_random_orders_average_the_curves_of_independent_orders():
                 expected[i, s] += 1 / (1 + np.exp(-(v @ w[:, 0] + b))) / 3
     assert np.allclose(res["random"]["deletion"], expected, atol=1e-5)
     assert np.allclose(res["random"]["deletion_auc"], np.trapezoid(expected, np.linspace(0, 1, 5), axis=1), atol=1e-5)
+    # another method's maps given these random curves (the stage computes them once): the same answer
+    # as computing them again, and its own curves
+    other = np.flip(maps, axis=2)
+    again = attribution.deletion_insertion(model, x, targets, other, steps=4, random_orders=3, seed=5)
+    given = attribution.deletion_insertion(model, x, targets, other, steps=4, random=res["random"])
+    for key in ("deletion", "insertion", "deletion_auc", "insertion_auc"):
+        assert np.array_equal(given["random"][key], again["random"][key]) and np.array_equal(given[key], again[key])
+    assert not np.allclose(given["deletion"], res["deletion"])
 
 
 def test_a_map_that_ties_with_random_does_not_beat_it():
@@ -250,3 +258,38 @@ def test_an_image_whose_original_map_is_constant_is_counted_and_left_out():
     assert res["n_blank"][n] == 1 and res["n_constant"][n].tolist() == [0, 0, 0]
     assert np.isnan(res["spearman"][n][:, 0]).all() and np.allclose(res["spearman"][n][:, 1], 1.0)
     assert np.allclose(res["mean_spearman"][n], 1.0) and res["insensitive"][n] is True
+
+
+def test_each_step_equals_a_fresh_explainer_on_the_randomized_model():
+    """The steps share one Explainer (its compiled functions read the model's variables, assigned in
+    place): every step's similarities equal those of maps from a new Explainer on the randomized
+    model, for a method of every ReLU rule (guided backprop runs the ReLU layers as linear copies) and
+    with the logits from a linear copy of the softmax layer."""
+    from scipy.stats import spearmanr
+
+    from convlens.attribution.quality import _randomize
+    from convlens.core.layers import find_layer
+
+    keras.utils.set_random_seed(16)
+    inputs = keras.Input((12, 12, 3))
+    y = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inputs)
+    y = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(y))  # logits: a copy
+    x = images((2, 12, 12, 3), seed=17)
+    methods = ["saliency", "guided_backprop", "gradcam"]
+    res = attribution.cascading_randomization(model, x, np.full(2, TARGET_PREDICTED), methods, seed=1)
+    targets = Explainer(model, []).resolve_targets(x, np.full(2, TARGET_PREDICTED))[0]
+    original = {n: np.abs(r.maps) for n, r in Explainer(model, methods).explain(x, targets).items()}
+    rng_ = np.random.default_rng(1)  # the same draws, in the same order, as the steps
+    saved = model.get_weights()
+    for step, path in enumerate(res["layers"]):
+        _randomize(find_layer(model, path), rng_)
+        fresh = {n: np.abs(r.maps) for n, r in Explainer(model, methods).explain(x, targets).items()}
+        for n in methods:
+            for b in range(len(x)):
+                if res["constant"][n][step, b]:
+                    continue
+                expected = spearmanr(original[n][b].ravel(), fresh[n][b].ravel())[0]
+                assert res["spearman"][n][step, b] == pytest.approx(expected, abs=1e-6), (n, step, b)
+    model.set_weights(saved)
