@@ -115,27 +115,17 @@ def visualize(
             rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=axes, keepdims=True))
             params.assign_sub(lr * grad / (rms + 1e-8))
 
-    def steps_in_graph(offsets, affines):  # the steps of a run in one call: no Python between them
-        for i in tf.range(tf.shape(offsets)[0]):
-            step(offsets[i], affines[i])
-        return tf.constant(0)
-
-    compiled = tf.function(steps_in_graph, reduce_retracing=True)
-    # every step's random draw up front, in the order the steps take them
+    compiled = tf.function(step, reduce_retracing=True)
     rng = np.random.default_rng(seed)
-    offsets, affines = [], []
-    for _ in range(steps):
-        offsets.append(rng.integers(0, 2 * jitter + 1, size=2).astype("int32"))
+    for i in range(1, steps + 1):
+        offset = rng.integers(0, 2 * jitter + 1, size=2).astype("int32")
         angle_deg = rng.uniform(-rotate_deg, rotate_deg)
         forward = forward_matrix("rotate", {"angle_deg": angle_deg}, h, w) @ forward_matrix(
             "scale", {"factor": float(rng.choice(scales))}, h, w
         )
-        affines.append(keras_transform_vector(forward)[None].astype("float32"))
-    run = blur_every or steps  # steps between blurs (numpy, outside the graph)
-    for first in range(0, steps, run):
-        last = min(first + run, steps)
-        compiled(tf.constant(np.stack(offsets[first:last])), tf.constant(np.stack(affines[first:last])))
-        if blur_every and last % blur_every == 0:
+        affine = keras_transform_vector(forward)[None].astype("float32")
+        compiled(tf.constant(offset), tf.constant(affine))
+        if blur_every and i % blur_every == 0:
             image = np.asarray(parameterization.params_to_image(params.value))
             params.assign(parameterization.image_to_params(gaussian_blur(image, blur_sigma)))
     images = np.asarray(parameterization.params_to_image(params.value))
