@@ -289,7 +289,18 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
-def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
+def planned_jobs(workdir: Path, configfile: str) -> list[str]:
+    """The rules of the jobs a dry run plans, one entry per job."""
+    plan = snakemake(workdir, "--configfile", configfile, "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    return [line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))]
+
+
+def test_a_saved_model_on_photos_leaves_the_corrupt_ones_out_and_an_added_image_redoes_one_shard(tiny_run):
+    """Two README journeys in one run: a .keras file as the model (tiny_run's, loaded), on a folder of
+    photos with a corrupt file and a decompression bomb beside test images of the dataset. The
+    unreadable photos are left out and named while the rest completes (--keep-going); then one more
+    image reruns one shard only, and a changed photo reruns its shard."""
     from skimage import data as skdata
 
     workdir, _ = tiny_run
@@ -300,20 +311,32 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (folder / "bomb.png").write_bytes(png_header_only(20000, 20000))  # 400 M pixels: a decompression bomb
     cfg = yaml.safe_load(TINY.read_text())
-    cfg["images"] = [{"folder": "photos"}]
-    cfg["heatmaps"] = FEW_HEATMAPS  # what is checked here is the images, not the methods (tiny_run checks those)
-    cfg.update(NO_NEW_MEASURES, images_per_job=4)  # one measure job for the four files
-    (workdir / "photos.yaml").write_text(yaml.safe_dump(cfg))
-    result = snakemake(workdir, "--configfile", "photos.yaml", "--keep-going")
+    cfg["models"] = {
+        "mine": {
+            "source": "load",
+            "path": "results/tiny/model/model.keras",
+            "class_names": ["circle", "square", "triangle"],
+        }
+    }
+    cfg["images"] = [{"folder": "photos"}, {"dataset": "shapes", "count": 3}]  # 7 images, 4 per job: 2 shards
+    cfg["images_per_job"] = 4
+    cfg["heatmaps"] = FEW_HEATMAPS  # what is checked here is the images and the shards (tiny_run checks the methods)
+    cfg.update(NO_NEW_MEASURES)
+    cfg["filters"] = {"n_filters": 2, "steps": 2, "regularized": {"steps": 0}}
+    (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(workdir, "--configfile", "mine.yaml", "--keep-going")
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]  # the unreadable image is left out, the study completes
-    logs = "".join(p.read_text() for p in (workdir / "results" / "logs" / "tiny").glob("measure_*.log"))
+    assert result.returncode == 0, output[-4000:]  # the unreadable images are left out, the study completes
+    info = json.loads((workdir / "results" / "mine" / "model" / "info.json").read_text())
+    assert info["source"] == "load" and info["class_names"] == ["circle", "square", "triangle"]
+    assert (workdir / "results" / "report" / "report.pdf").is_file()
+    logs = "".join(p.read_text() for p in (workdir / "results" / "logs" / "mine").glob("measure_*.log"))
     assert "cannot read image photos/broken.png" in logs
-    images = (workdir / "results" / "tiny" / "sensitivity" / "images.csv").read_text()
+    images = (workdir / "results" / "mine" / "sensitivity" / "images.csv").read_text()
     assert "broken" in images and "cannot read image photos/broken.png" in images
     for good in ("coffee", "camera"):
-        assert (workdir / "results" / "tiny" / "exemplars" / good / "sheet.json").is_file()
-    assert not (workdir / "results" / "tiny" / "exemplars" / "broken").exists()
+        assert (workdir / "results" / "mine" / "exemplars" / good / "sheet.json").is_file()
+    assert not (workdir / "results" / "mine" / "exemplars" / "broken").exists()
     assert (
         "bomb" in images and "cannot read image photos/bomb.png: more than twice the limit of 89478485 pixels" in images
     )
@@ -321,20 +344,23 @@ def test_corrupt_image_is_left_out_and_named_while_the_rest_completes(tiny_run):
     assert "could not be read: bomb, broken" in html
     # the 600x400 coffee photo was stretched to the square input: warned in the run summary
     warnings = html.split('<h3 id="warnings">Warnings</h3>')[1]
-    assert "1 of 2 images were stretched" in warnings and "(up to 1.50x)" in warnings
-    sensitivity_log = (workdir / "results" / "logs" / "tiny" / "sensitivity.log").read_text()  # coffee and camera
-    assert "resize: 2 of 2 images resized (stretch); see results/tiny/sensitivity/images.csv" in sensitivity_log
-    camera = json.loads((workdir / "results" / "tiny" / "exemplars" / "camera" / "summary.json").read_text())
+    assert "1 of 5 images were stretched" in warnings and "(up to 1.50x)" in warnings
+    sensitivity_log = (workdir / "results" / "logs" / "mine" / "sensitivity.log").read_text()  # coffee and camera
+    assert "resize: 2 of 5 images resized (stretch); see results/mine/sensitivity/images.csv" in sensitivity_log
+    camera = json.loads((workdir / "results" / "mine" / "exemplars" / "camera" / "summary.json").read_text())
     assert any("converted to RGB" in n for n in camera["notes"])
     assert any("resized from 512x512 to 28x28" in n for n in camera["notes"])
+
+    cfg["images"][1]["count"] = 4  # 8 images, still 2 shards: one of them gains the image
+    (workdir / "more.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(workdir, "more.yaml")
+    assert jobs.count("measure") == 1, jobs
+    assert "load_model" not in jobs and "filters" not in jobs, jobs
     # image files are not Snakemake inputs (10,000 of them slow its scheduling), but a changed file
     # still reruns its shard: its stamp is in the job's params
     Image.fromarray(skdata.coffee()[::-1]).save(folder / "coffee.png")
-    plan = snakemake(workdir, "--configfile", "photos.yaml", "-n")
-    jobs = [
-        line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))
-    ]
-    assert "measure" in jobs and "train_model" not in jobs, jobs
+    jobs = planned_jobs(workdir, "mine.yaml")
+    assert jobs.count("measure") == 1 and "load_model" not in jobs, jobs
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -359,39 +385,6 @@ def test_bad_config_is_one_line_without_snakemakes_frame_and_suggests_the_near_m
     assert "(did you mean 'transforms'?)" in lines[0]
     for frame in ("WorkflowError", "Traceback", "File ", "common.smk"):
         assert frame not in result.stderr + result.stdout
-
-
-def test_saved_model_from_a_file_and_an_added_image_redoes_one_shard(tiny_run):
-    """The README journey: a .keras file as the model; then one more image reruns one shard only."""
-    workdir, _ = tiny_run
-    cfg = yaml.safe_load(TINY.read_text())
-    cfg["models"] = {
-        "mine": {
-            "source": "load",
-            "path": "results/tiny/model/model.keras",
-            "class_names": ["circle", "square", "triangle"],
-        }
-    }
-    cfg["images"] = [{"dataset": "shapes", "count": 3}]  # 3 images, 2 per job: 2 shards (the 3 share one)
-    cfg["images_per_job"] = 2
-    cfg["heatmaps"] = FEW_HEATMAPS  # the loaded model and the shards are checked here, not the methods
-    cfg.update(NO_NEW_MEASURES)
-    cfg["filters"] = {"n_filters": 2, "steps": 2, "regularized": {"steps": 0}}
-    (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
-    result = snakemake(workdir, "--configfile", "mine.yaml")
-    assert result.returncode == 0, result.stderr[-4000:]
-    info = json.loads((workdir / "results" / "mine" / "model" / "info.json").read_text())
-    assert info["source"] == "load" and info["class_names"] == ["circle", "square", "triangle"]
-    assert (workdir / "results" / "report" / "report.pdf").is_file()
-
-    cfg["images"] = [{"dataset": "shapes", "count": 4}]  # still 2 shards: one of them gains the image
-    (workdir / "mine.yaml").write_text(yaml.safe_dump(cfg))
-    plan = snakemake(workdir, "--configfile", "mine.yaml", "-n")
-    jobs = [
-        line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))
-    ]
-    assert jobs.count("measure") == 1, jobs
-    assert "train_model" not in jobs and "load_model" not in jobs and "filters" not in jobs
 
 
 def test_training_views_come_from_the_saved_checkpoints_and_tensorboard_reads_the_events(tiny_run):
