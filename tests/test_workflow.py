@@ -293,7 +293,8 @@ def planned_jobs(workdir: Path, configfile: str) -> list[str]:
     """The rules of the jobs a dry run plans, one entry per job."""
     plan = snakemake(workdir, "--configfile", configfile, "-n")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    return [line.split()[-1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))]
+    lines = plan.stdout.splitlines()
+    return [line.split()[-1].rstrip(":") for line in lines if line.startswith(("rule ", "localrule "))]
 
 
 def test_a_saved_model_on_photos_leaves_the_corrupt_ones_out_and_an_added_image_redoes_one_shard(tiny_run):
