@@ -10,9 +10,10 @@ Lie derivative rows (``metric = lie_derivative``; ``transform`` is the generator
 - ``layer = <layer>``: ‖d/dt T_{t,l}⁻¹ φ_l(T_t x)‖ / ‖φ_l(x)‖ at t = 0, the layer's map warped back at
   the layer's grid (0: the layer follows the transform exactly; relative, per unit of t).
 
-The warps and the forward-mode pass are ``convlens.core.lie``'s (bilinear; wrap boundary for shifts,
-clamped edges for rotate and scale). Which generators a study gets: those of the continuous kinds in
-its transforms (``Kind.lie`` in ``convlens.transform_kinds``), with config ``lie_derivative: true``.
+The generators' actions (flow times central differences) and the network's derivative along them are
+``convlens.core.lie``'s (wrap boundary for shifts, clamped edges for rotate and scale). Which
+generators a study gets: those of the continuous kinds in its transforms (``Kind.lie`` in
+``convlens.transform_kinds``), with config ``lie_derivative: true``.
 
 Consistency rows (``metric = consistency``, ``layer = output``, ``transform`` the sweep's curve with
 underscores: ``shift_x``, ``shift_y``, ``shift_diagonal``; ``param`` empty), one per image and shift
@@ -28,7 +29,7 @@ from itertools import combinations
 import numpy as np
 
 from convlens.core.head import preprocess
-from convlens.core.lie import lie_derivatives
+from convlens.core.lie import argmax_max_pool, lie_derivatives
 from convlens.transform_kinds import CURVES, REGISTRY
 
 CONSISTENCY_KINDS = ("shift",)  # the kinds whose sweeps get a consistency row (Zhang 2019's protocol)
@@ -88,8 +89,8 @@ def consistency_rows(transforms, image: str, probs: np.ndarray) -> list[dict]:
 
 
 class LieStep:
-    """The Lie derivatives of an Analyzer's model at a chunk of images, compiled once: one forward-mode
-    pass per generator per image (the reference image only)."""
+    """The Lie derivatives of an Analyzer's model at a chunk of images, compiled once: one derivative of
+    the model along each generator's tangent per image (the reference image only; two reverse passes)."""
 
     def __init__(self, analyzer, generators: list[str], layers: list[str], grids: dict):
         import tensorflow as tf
@@ -99,15 +100,15 @@ class LieStep:
         n_layers = len(self.layers)
 
         def forward(x):
-            outs = analyzer.probe(preprocess(x, analyzer.preprocess_mode), training=False)
+            with argmax_max_pool():  # runs while the step traces (see core.lie.argmax_max_pool)
+                outs = analyzer.probe(preprocess(x, analyzer.preprocess_mode), training=False)
             logits, _ = analyzer.head.logits_and_probs(outs[-2], outs[-1])
             return [tf.cast(a, tf.float32) for a in outs[:n_layers]], logits
 
-        # eager, not a tf.function: compiled (TF 2.21), the forward-mode tangent through a 2×2 max pool
-        # at stride 1 with "same" padding (an anti-aliased model's pool before its blur) is zero, and so
-        # is every later layer's derivative and the logits' (tests/sensitivity/test_lie.py). Eager, the
-        # step costs a little more Python per chunk; the model's own compute is the same.
-        self._step = lambda x: lie_derivatives(forward, tf.constant(x), self.generators, matrices)
+        # compiled once per job (its chunks have one size), like the Analyzer's step
+        self._step = tf.function(
+            lambda x: lie_derivatives(forward, x, self.generators, matrices), reduce_retracing=True, autograph=False
+        )
 
     def run(self, pixels: np.ndarray) -> dict:
         """pixels (n, H, W, C) in [0, 1]: {"output": (n, G), "layers": per layer (n, G)}."""

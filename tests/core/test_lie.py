@@ -5,7 +5,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from convlens.core.lie import GENERATORS, lie_derivatives  # noqa: E402
+from convlens.core.lie import GENERATORS, argmax_max_pool, lie_derivatives  # noqa: E402
 from convlens.transforms import Grid  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -147,13 +147,14 @@ def test_a_smooth_ramp_rotates_by_its_analytic_flow():
 
 
 def test_a_stride1_same_max_pool_keeps_its_derivative():
-    """An anti-aliased model pools 2×2 at stride 1 with "same" padding before its blur. Eager, the
-    derivative through it equals a finite difference (inside a tf.function TF 2.21 gives 0 here, which
-    is why ``sensitivity.lie.LieStep`` runs eagerly)."""
+    """An anti-aliased model pools 2×2 at stride 1 with "same" padding before its blur. Eager, and
+    compiled with the graph built inside ``argmax_max_pool`` (as ``sensitivity.lie.LieStep`` does),
+    the derivative through it equals a finite difference (TF 2.21's own second derivative of that pool
+    gives 0 inside a tf.function); afterwards ``tf.nn.max_pool`` is TensorFlow's again."""
     k1, _, _ = weights()
 
     def forward(x):
-        a = tf.nn.max_pool2d(tf.tanh(circular_conv(x, k1)), 2, 1, "SAME")
+        a = tf.nn.max_pool(tf.tanh(circular_conv(x, k1)), 2, 1, "SAME")
         return [a], tf.reshape(a[:, 2:5, 3, :], (x.shape[0], -1))  # position-dependent logits
 
     x = RNG.uniform(size=(1, 12, 12, 2))
@@ -162,6 +163,34 @@ def test_a_stride1_same_max_pool_keeps_its_derivative():
     def step(x):
         return lie_derivatives(forward, x, ["shift_x"], [grid], dtype="float64")
 
-    out, _ = step(tf.constant(x))
+    def traced(x):
+        with argmax_max_pool():
+            return step(x)
+
+    plain = tf.nn.max_pool
+    eager_out, eager_layers = step(tf.constant(x))
+    out, layers = tf.function(traced, autograph=False)(tf.constant(x))
+    assert tf.nn.max_pool is plain
     fd = finite_difference(forward, x, "shift_x", -1e-6)
-    assert np.linalg.norm(fd) > 0.1 and float(out[0]) == pytest.approx(np.linalg.norm(fd), rel=1e-3)
+    assert np.linalg.norm(fd) > 0.1
+    for value in (eager_out, out):
+        assert float(value[0]) == pytest.approx(np.linalg.norm(fd), rel=1e-3)
+    assert float(layers[0][0]) == pytest.approx(float(eager_layers[0][0]), rel=1e-9)
+
+
+def test_the_flows_are_the_generators_velocities_about_the_centre():
+    """At t = 0 a point p moves at C′(0)·(p − centre): shifts one pixel per unit along their axis,
+    rotate (y down) at (dy, −dx) from the centre, scale at p − centre; at a stride-2 map (its pixel k
+    at input 2k + 0.5) in map pixels, so a shift moves half a map pixel per input pixel."""
+    from convlens.core.lie import flows
+
+    f = flows(["shift_x", "shift_y", "rotate", "scale"], 5, 7, (5, 7))
+    ys, xs = np.mgrid[0:5, 0:7].astype(float)
+    dx, dy = xs - 3.0, ys - 2.0
+    assert np.array_equal(f[0], np.stack([np.ones_like(xs), np.zeros_like(xs)], -1))
+    assert np.array_equal(f[1], np.stack([np.zeros_like(xs), np.ones_like(xs)], -1))
+    assert np.allclose(f[2], np.stack([dy, -dx], -1)) and np.allclose(f[3], np.stack([dx, dy], -1))
+    half = flows(["shift_x", "scale"], 4, 4, (8, 8), Grid.even((8, 8), (4, 4)).to_input())
+    assert np.allclose(half[0][..., 0], 0.5) and np.allclose(half[0][..., 1], 0.0)
+    centre_in_map = (3.5 - 0.5) / 2  # the input's centre 3.5 in map pixels
+    assert np.allclose(half[1][..., 0], np.mgrid[0:4, 0:4][1] - centre_in_map)

@@ -69,7 +69,6 @@ def test_the_step_on_a_keras_model_gives_one_row_per_image_generator_and_layer()
     from convlens.sensitivity.lie import LieStep
 
     # conv, stride-2 pool, conv, softmax head: the shapes CNN's kinds of layer in a graph a third of its size
-    # (the forward-mode step compiles in 5 s of CPU instead of 15)
     keras.utils.set_random_seed(3)
     x = inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(x)
@@ -86,7 +85,7 @@ def test_the_step_on_a_keras_model_gives_one_row_per_image_generator_and_layer()
     assert lie["output"].shape == (2, 2) and all(v.shape == (2, 2) for v in lie["layers"])
     assert np.all(np.isfinite(lie["output"])) and np.all(lie["output"] > 0)
     # the same image beside another one gives the same numbers: rows are per image, not mixed across the
-    # batch (a batch of the same size: one compiled step; another size compiles it again, 26 s of CPU)
+    # batch
     other = np.random.default_rng(2).random((1, 16, 16, 3)).astype("float32")
     alone = step.run(np.concatenate([pixels[1:], other]))
     assert np.allclose(alone["output"][0], lie["output"][1], rtol=1e-4)

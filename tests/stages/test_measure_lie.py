@@ -23,7 +23,6 @@ TRANSFORMS = [
 
 def test_lie_and_consistency_rows_and_the_study_reads_them(tmp_path):
     # conv, stride-2 pool, conv, softmax head: the shapes CNN's kinds of layer in a graph a third of its size
-    # (its forward-mode Lie step compiles in a third of the time)
     keras.utils.set_random_seed(0)
     x = inputs = keras.Input((28, 28, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(x)
