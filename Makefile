@@ -14,9 +14,12 @@ GPU_LIMIT := $(if $(filter-out 0,$(GPUS)),--resources gpu=$(GPUS))
 $(VENV)/.installed: requirements.txt requirements-base.txt requirements-dev.txt requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c requirements.lock
-	@$(BIN)/python -c "import weasyprint" 2>/dev/null || { \
-	  echo "WeasyPrint needs Pango; installing it with apt-get"; \
-	  apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; }
+	@missing=""; \
+	  $(BIN)/python -c "import weasyprint" 2>/dev/null || missing=" libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core"; \
+	  command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null || missing="$$missing poppler-utils"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian's$$missing with apt-get (WeasyPrint needs Pango; the tests read PDFs with poppler-utils)"; \
+	    apt-get update -qq && apt-get install -y -qq $$missing; fi
 	touch $@
 
 report: $(VENV)/.installed
