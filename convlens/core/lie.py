@@ -60,15 +60,16 @@ def action(maps, flow, wrap):
     row's ``flow`` (N, h, w, 2) (x, y)."""
     import tensorflow as tf
 
+    rows = wrap[:, None, None, None]
+
     def central(axis):
-        ahead, behind = tf.roll(maps, -1, axis), tf.roll(maps, 1, axis)  # circular
-        size = maps.shape[axis]
-        first = tf.gather(maps, [0], axis=axis)
-        last = tf.gather(maps, [size - 1], axis=axis)
-        clamped_ahead = tf.concat([tf.gather(maps, list(range(1, size)), axis=axis), last], axis)
-        clamped_behind = tf.concat([first, tf.gather(maps, list(range(size - 1)), axis=axis)], axis)
-        rows = wrap[:, None, None, None]
-        return (tf.where(rows, ahead, clamped_ahead) - tf.where(rows, behind, clamped_behind)) / 2
+        pads = [[0, 0]] * 4
+        pads[axis] = [1, 1]
+        edged = tf.pad(maps, pads, mode="SYMMETRIC")  # each edge pixel repeated once: clamped neighbours
+        ahead, behind = [slice(None)] * 4, [slice(None)] * 4
+        ahead[axis], behind[axis] = slice(2, None), slice(None, -2)
+        circular = tf.roll(maps, -1, axis) - tf.roll(maps, 1, axis)
+        return tf.where(rows, circular, edged[tuple(ahead)] - edged[tuple(behind)]) / 2
 
     flow = tf.cast(flow, maps.dtype)
     return flow[..., 0:1] * central(2) + flow[..., 1:2] * central(1)
