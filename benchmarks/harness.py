@@ -57,8 +57,10 @@ MODELS = {
 # rules whose benchmark file name is not the rule name
 _RULE_OF_STEM = {"load": "load_model", "train": "train_model"}
 
-# jobs that are not part of the study being compared (each runs alone: a TensorFlow job takes every core)
-EXTRA_RULES = ("filters", "method_quality")
+# jobs that are not part of the study being compared (each runs alone: a TensorFlow job takes every core):
+# one model_extras job per model since issue 24 (filters, method check, training views in one process);
+# a job of each before it
+EXTRA_RULES = ("model_extras", "filters", "method_quality", "training_views")
 
 # the rules of the measure tier (one job per shard) and of the draw tier, in this and older trees
 # (``analyze_<shard>`` and per-image ``render_image`` before issue 12; the study-wide exemplar choice and
@@ -72,8 +74,7 @@ STAGES = [
     ("measure (TF: maps, Grad-CAM, metrics; per shard)", MEASURE_RULES),
     ("sensitivity study (gather the shards, tables, plots)", ("sensitivity",)),
     ("draw (exemplars: raw arrays, figures)", DRAW_RULES),
-    ("filters (not in the study)", ("filters",)),
-    ("heatmap-method quality check (not in the study)", ("method_quality",)),
+    ("extras: filters, method check, training views (not in the study)", EXTRA_RULES),
     ("report (HTML + PDF)", ("report",)),
 ]
 

@@ -411,7 +411,7 @@ def issue_targets(results: dict) -> list[dict]:
             {
                 "target": f"{model} at {n} images: convlens e2e ≤ {most} × bare TensorFlow",
                 "measured": f"{fmt(r, 2)} × ({fmt(cl.get('wall_s'))} s against {fmt(lim.get('e2e_s'))} s); "
-                f"{fmt(rx, 2)} × without the extras (filters, method check)",
+                f"{fmt(rx, 2)} × without the extras (filters, method check, training views)",
                 "holds": _holds(r, most),
                 "ratio": r,
                 "ratio_excl_extras": rx,

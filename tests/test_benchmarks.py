@@ -31,8 +31,7 @@ def measure_tree(tmp_path):
     tsv(root / "shapes" / "draw.tsv", (6.0, 700.0, 9.0))
     tsv(root / "shapes" / "load.tsv", (4.0, 600.0, 4.0))
     tsv(root / "shapes" / "sensitivity.tsv", (3.0, 300.0, 2.5))
-    tsv(root / "shapes" / "filters.tsv", (5.0, 650.0, 6.0))
-    tsv(root / "shapes" / "method_quality.tsv", (7.0, 660.0, 8.0))
+    tsv(root / "shapes" / "model_extras.tsv", (12.0, 660.0, 14.0))
     tsv(root / "report.tsv", (9.0, 200.0, 8.0))
     return root
 
@@ -57,7 +56,8 @@ def test_rule_names_follow_the_benchmark_paths():
     assert harness.rule_of("vgg16/measure_s003.tsv") == "measure"
     assert harness.rule_of("vgg16/draw.tsv") == "draw"
     assert harness.rule_of("vgg16/sensitivity.tsv") == "sensitivity"
-    assert harness.rule_of("vgg16/method_quality.tsv") == "method_quality"
+    assert harness.rule_of("vgg16/method_quality.tsv") == "method_quality"  # older trees
+    assert harness.rule_of("vgg16/model_extras.tsv") == "model_extras"
     assert harness.rule_of("vgg16/analyze_s12.tsv") == "analyze"  # older trees
     assert harness.rule_of("vgg16/render/my_image.tsv") == "render_image"
     assert harness.rule_of("data/shapes.tsv") == "dataset"
@@ -87,7 +87,7 @@ def test_per_rule_sums_on_a_hand_written_tree(bench_tree):
     assert stages["setup (model, transforms)"] == pytest.approx(12.0)
     assert stages["measure (TF: maps, Grad-CAM, metrics; per shard)"] == pytest.approx(15.0)
     assert stages["draw (exemplars: raw arrays, figures)"] == pytest.approx(5.0)
-    assert stages["filters (not in the study)"] == pytest.approx(8.0)
+    assert stages["extras: filters, method check, training views (not in the study)"] == pytest.approx(8.0)
     assert not any(name.startswith("other") for name in stages)
 
 
@@ -100,11 +100,10 @@ def test_measure_and_draw_tiers_are_grouped(measure_tree):
     assert stages["measure (TF: maps, Grad-CAM, metrics; per shard)"] == pytest.approx(20.0)
     assert stages["draw (exemplars: raw arrays, figures)"] == pytest.approx(6.0)
     assert stages["sensitivity study (gather the shards, tables, plots)"] == pytest.approx(3.0)
-    assert stages["filters (not in the study)"] == pytest.approx(5.0)
-    assert stages["heatmap-method quality check (not in the study)"] == pytest.approx(7.0)
+    assert stages["extras: filters, method check, training views (not in the study)"] == pytest.approx(12.0)
     assert stages["report (HTML + PDF)"] == pytest.approx(9.0)
     assert not any(name.startswith("other") for name in stages)
-    assert set(harness.EXTRA_RULES) <= set(rules)
+    assert "model_extras" in rules and rules["model_extras"]["s"] == pytest.approx(12.0)
 
 
 def test_unknown_rules_are_kept_as_other(bench_tree):

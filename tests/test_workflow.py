@@ -178,7 +178,7 @@ def test_run_summary_records_digest_versions_and_seed(tiny_run):
     assert 0 <= metrics["test_accuracy"] <= 1
     assert np.array(metrics["confusion_matrix"]).sum() == metrics["n_test"]
     logs = workdir / "results" / "logs" / "tiny"
-    for log in [logs / "train.log", logs / "filters.log", logs / "draw.log"] + sorted(logs.glob("measure_s*.log")):
+    for log in [logs / "train.log", logs / "model_extras.log", logs / "draw.log"] + sorted(logs.glob("measure_s*.log")):
         assert log.stat().st_size > 0
     from convlens.config import assign_shards, list_images
 
@@ -356,7 +356,7 @@ def test_a_saved_model_on_photos_leaves_the_corrupt_ones_out_and_an_added_image_
     (workdir / "more.yaml").write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(workdir, "more.yaml")
     assert jobs.count("measure") == 1, jobs
-    assert "load_model" not in jobs and "filters" not in jobs, jobs
+    assert "load_model" not in jobs and "model_extras_loaded" not in jobs, jobs
     # image files are not Snakemake inputs (10,000 of them slow its scheduling), but a changed file
     # still reruns its shard: its stamp is in the job's params
     Image.fromarray(skdata.coffee()[::-1]).save(folder / "coffee.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from convlens.core.layers import final_layer, iter_layers
 
@@ -52,9 +53,33 @@ def use_mixed_precision(model) -> int:
     return changed
 
 
+_SHARED: dict = {}  # model path -> (model, devices, saved weights) inside ``shared_model``
+
+
 def open_model(model_path: str, threads: int | None = None):
-    """Configure TensorFlow and load a saved model in Keras safe mode: (model, device names)."""
+    """Configure TensorFlow and load a saved model in Keras safe mode: (model, device names).
+
+    Inside ``shared_model(model_path)``: the model loaded once for the block, its weights set back
+    to the saved ones on every call (a stage may change them: the method check randomizes layers,
+    the training views load checkpoints)."""
     import keras
 
+    if model_path in _SHARED:
+        model, devices, weights = _SHARED[model_path]
+        model.set_weights(weights)
+        return model, devices
     devices = configure(threads)
     return keras.saving.load_model(model_path, compile=False, safe_mode=True), devices
+
+
+@contextmanager
+def shared_model(model_path: str, threads: int | None = None):
+    """A block in which every ``open_model(model_path)`` gives the same loaded model, as saved: for
+    a job that runs several stages on one model (rule model_extras), which then pays one TensorFlow
+    start and one model load."""
+    model, devices = open_model(model_path, threads)
+    _SHARED[model_path] = (model, devices, model.get_weights())
+    try:
+        yield model
+    finally:
+        del _SHARED[model_path]

@@ -24,7 +24,7 @@ import numpy as np
 
 REL_TOL = 1e-6
 # rules that run a model declare resources gpu=1: the profile sends them to a GPU partition
-GPU_RULES = re.compile(r"^(train_model|load_model|filters|method_quality|measure|draw)$")
+GPU_RULES = re.compile(r"^(train_model|load_model|model_extras|model_extras_loaded|measure|draw)$")
 SKIP_DIRS = ("logs", "benchmarks", "tensorboard")  # timings; TensorBoard events carry wall times
 DATE = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
 

@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 from convlens import attribution, models  # noqa: E402
 from convlens.core.head import TARGET_REFERENCE, resolve_targets  # noqa: E402
 from convlens.core.layers import feature_layers, iter_layers, last_conv_layer  # noqa: E402
-from convlens.core.setup import open_model, use_mixed_precision  # noqa: E402
+from convlens.core.setup import open_model, shared_model, use_mixed_precision  # noqa: E402
 from convlens.errors import InputError  # noqa: E402
 from convlens.sensitivity.analyzer import Analyzer  # noqa: E402
 from tests.helpers import nested_classifier  # noqa: E402
@@ -32,6 +32,24 @@ def test_open_model_gives_the_saved_model_and_the_devices(tmp_path):
     x = np.random.default_rng(2).random((2, 16, 16, 3)).astype("float32")
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     assert any(d.startswith("CPU:") for d in devices)
+
+
+def test_a_shared_model_is_loaded_once_and_given_as_saved_each_time(tmp_path):
+    keras.utils.set_random_seed(3)
+    models.build_shapes_cnn((16, 16, 3), 3).save(tmp_path / "m.keras")
+    path = str(tmp_path / "m.keras")
+    saved = open_model(path, threads=1)[0].get_weights()
+    with shared_model(path, threads=1) as shared:
+        first, devices = open_model(path, threads=1)
+        assert first is shared and any(d.startswith("CPU:") for d in devices)
+        for w in first.trainable_weights:  # a stage changes the weights (the method check randomizes them)
+            w.assign(w.numpy() + 1.0)
+        second = open_model(path, threads=1)[0]
+        assert second is shared
+        assert all(np.array_equal(a, b) for a, b in zip(second.get_weights(), saved, strict=True))
+    outside = open_model(path, threads=1)[0]  # after the block: a load of its own again
+    assert outside is not shared
+    assert all(np.array_equal(a, b) for a, b in zip(outside.get_weights(), saved, strict=True))
 
 
 @pytest.mark.parametrize("nested", [False, True])

@@ -13,13 +13,15 @@ keras = pytest.importorskip("keras")
 from convlens import attribution, report  # noqa: E402
 from convlens.core.head import TARGET_PREDICTED  # noqa: E402
 from convlens.sensitivity.method_findings import method_findings  # noqa: E402
+from convlens.stages.filters import filters  # noqa: E402
 from convlens.stages.method_quality import method_quality  # noqa: E402
+from convlens.stages.model_extras import model_extras  # noqa: E402
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
 
 
-def test_method_quality_table_matches_the_library(tmp_path):
-    """The quality table holds the numbers cascading_randomization gives for the same images and seed."""
+def small_study(tmp_path):
+    """A saved 16 px model with its info.json, two noise images and a method-check config."""
     keras.utils.set_random_seed(1)
     model = keras.Sequential(
         [
@@ -50,6 +52,12 @@ def test_method_quality_table_matches_the_library(tmp_path):
         },
         "batch_size": 8,
     }
+    return model, images, cfg
+
+
+def test_method_quality_table_matches_the_library(tmp_path):
+    """The quality table holds the numbers cascading_randomization gives for the same images and seed."""
+    model, images, cfg = small_study(tmp_path)
     out = {"json": str(tmp_path / "q.json"), "csv": str(tmp_path / "q.csv"), "figures": str(tmp_path / "qf")}
     method_quality(str(tmp_path / "m.keras"), str(tmp_path / "info.json"), images, cfg, 3, 2, out)
     table = pd.read_csv(tmp_path / "q.csv").set_index("method")
@@ -287,3 +295,51 @@ def test_with_no_image_the_check_writes_its_empty_outputs_without_opening_the_mo
     assert quality["rows"] == []
     assert quality["subset"] == "method check: 0 of 10 images (why fewer: heatmaps.quality_images is 0)"
     assert (tmp_path / "q.csv").read_text().splitlines()[0].split(",")[0] == "method"
+
+
+def test_the_extras_in_one_process_write_what_each_stage_writes_alone(tmp_path):
+    """Rule model_extras runs filters and the method check on one load of the model (core.setup.shared_model):
+    the same files, byte for byte, as each stage in a process of its own, whichever runs first (the method
+    check randomizes the model's weights; the next stage still gets them as saved)."""
+    _, images, cfg = small_study(tmp_path)
+    model, info = str(tmp_path / "m.keras"), str(tmp_path / "info.json")
+    fcfg = {
+        "layers": [],
+        "n_filters": 2,
+        "steps": 2,
+        "step_size": 0.02,
+        "image_size": None,
+        "regularized": {"steps": 0},
+    }
+    fcfg = {"filters": fcfg}
+
+    def parts(folder):
+        return {
+            "filters": {"cfg": fcfg, "seed": 3, "out_dir": str(folder / "ff"), "out_json": str(folder / "f.json")},
+            "method_quality": {
+                "images": images,
+                "cfg": cfg,
+                "seed": 3,
+                "out": {"json": str(folder / "q.json"), "csv": str(folder / "q.csv"), "figures": str(folder / "qf")},
+            },
+        }
+
+    alone, together = tmp_path / "alone", tmp_path / "together"
+    p = parts(alone)
+    filters(model, info, threads=2, **p["filters"])
+    method_quality(model, info, threads=2, **p["method_quality"])
+    model_extras(model, info, 2, parts(together))
+    # the method check first, then the filters, in one process
+    reordered = tmp_path / "reordered"
+    p = parts(reordered)
+    from convlens.core.setup import shared_model
+
+    with shared_model(model, 2):
+        method_quality(model, info, threads=2, **p["method_quality"])
+        filters(model, info, threads=2, **p["filters"])
+    files = sorted(str(f.relative_to(alone)) for f in alone.rglob("*") if f.is_file())
+    assert "f.json" in files and "q.json" in files and any(f.startswith("ff/") for f in files)
+    for other in (together, reordered):
+        assert sorted(str(f.relative_to(other)) for f in other.rglob("*") if f.is_file()) == files
+        for name in files:
+            assert (other / name).read_bytes() == (alone / name).read_bytes(), name

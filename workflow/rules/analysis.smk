@@ -116,77 +116,107 @@ rule side_by_side:
         "../../scripts/side_by_side.py"
 
 
-rule filters:
+# The extras beside the study, per model in one job (one TensorFlow start and model load): first-layer
+# kernels and filter patterns, every heatmap method's check (sanity and faithfulness) and, for a model
+# trained here, the training views (evolution strips from its checkpoints, the embedding). A model
+# loaded from a file has no checkpoints: rule model_extras_loaded, the same without the views.
+rule model_extras:
     input:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
+        images=image_inputs(QUALITY_IMAGES),
+        checkpoints="results/{model}/checkpoints",
+        dataset=lambda wc: dataset_npz(config["models"][wc.model]["dataset"]),
     output:
-        manifest="results/{model}/filters/filters.json",
-        figures=report(
+        filters="results/{model}/filters/filters.json",
+        filter_figures=report(
             directory("results/{model}/filters/figures"),
             caption="../report/filters.rst",
             patterns=["{name}.png"],
             category="Filters",
             subcategory="{model}",
         ),
-    log:
-        "results/logs/{model}/filters.log",
-    benchmark:
-        "results/benchmarks/{model}/filters.tsv"
-    conda:
-        "../../environment.yml"
-    threads: tf_threads()
-    resources:
-        gpu=1,
-    params:
-        cfg=filters_config,
-        seed=config["seed"],
-    script:
-        "../../scripts/filters.py"
-
-
-rule method_quality:
-    input:
-        model="results/{model}/model/model.keras",
-        info="results/{model}/model/info.json",
-        images=image_inputs(QUALITY_IMAGES),
-    output:
-        json="results/{model}/methods/quality.json",
-        csv=report(
+        quality="results/{model}/methods/quality.json",
+        quality_csv=report(
             "results/{model}/methods/quality.csv",
             caption="../report/method_quality.rst",
             category="Heatmap methods",
             subcategory="{model}",
         ),
-        figures=report(
+        quality_figures=report(
             directory("results/{model}/methods/figures"),
             caption="../report/method_quality.rst",
             patterns=["{name}.png"],
             category="Heatmap methods",
             subcategory="{model}",
         ),
+        evolution="results/{model}/evolution/evolution.json",
+        evolution_figures=report(
+            directory("results/{model}/evolution/figures"),
+            caption="../report/evolution.rst",
+            patterns=["{name}.png"],
+            category="Training",
+            subcategory="{model}",
+        ),
     log:
-        "results/logs/{model}/method_quality.log",
+        "results/logs/{model}/model_extras.log",
     benchmark:
-        "results/benchmarks/{model}/method_quality.tsv"
+        "results/benchmarks/{model}/model_extras.tsv"
+    wildcard_constraints:
+        model=one_of(TRAINED),
     conda:
         "../../environment.yml"
     threads: tf_threads()
     resources:
         gpu=1,
     params:
-        images=image_params(QUALITY_IMAGES),
-        cfg=lambda wildcards: {
+        filters=filters_config,
+        quality_images=image_params(QUALITY_IMAGES),
+        quality=lambda wildcards: {
             "heatmaps": {
                 **config["heatmaps"],
                 **analysis_config(wildcards)["heatmaps"],
             },
             "batch_size": config["batch_size"],
         },
-        seed=config["seed"],
         study_images=len(IMAGES),
+        evolution=config["evolution"],
+        top_k=config["activations"]["top_k"],
+        seed=config["seed"],
     script:
-        "../../scripts/method_quality.py"
+        "../../scripts/model_extras.py"
+
+
+use rule model_extras as model_extras_loaded with:
+    input:
+        model="results/{model}/model/model.keras",
+        info="results/{model}/model/info.json",
+        images=image_inputs(QUALITY_IMAGES),
+    output:
+        filters="results/{model}/filters/filters.json",
+        filter_figures=report(
+            directory("results/{model}/filters/figures"),
+            caption="../report/filters.rst",
+            patterns=["{name}.png"],
+            category="Filters",
+            subcategory="{model}",
+        ),
+        quality="results/{model}/methods/quality.json",
+        quality_csv=report(
+            "results/{model}/methods/quality.csv",
+            caption="../report/method_quality.rst",
+            category="Heatmap methods",
+            subcategory="{model}",
+        ),
+        quality_figures=report(
+            directory("results/{model}/methods/figures"),
+            caption="../report/method_quality.rst",
+            patterns=["{name}.png"],
+            category="Heatmap methods",
+            subcategory="{model}",
+        ),
+    wildcard_constraints:
+        model=one_of(LOADED),
 
 
 # The equivariance ladder's channel maps: per model, fit on the first equivariance.fit_images images

@@ -52,7 +52,8 @@ TEMPLATES = Path(workflow.basedir) / "reports" / "templates"
 # (--executor slurm, no --cores) TF_THREADS, lowered by --max-threads. --set-threads overrides it
 # per rule; the scripts hand TensorFlow the job's snakemake.threads.
 # Rule priorities: the models first (train_model, load_model: 2), then the chain to the study
-# (fit_channel_maps, measure: 1); filters, method checks and training views fill the gaps.
+# (fit_channel_maps, measure: 1); each model's extras (model_extras: filters, method check, training
+# views) fill the gaps.
 TF_THREADS = 8
 
 

@@ -37,38 +37,6 @@ rule train_model:
         "../../scripts/train_model.py"
 
 
-rule training_views:
-    input:
-        model="results/{model}/model/model.keras",
-        info="results/{model}/model/info.json",
-        checkpoints="results/{model}/checkpoints",
-        dataset=lambda wc: dataset_npz(config["models"][wc.model]["dataset"]),
-    output:
-        manifest="results/{model}/evolution/evolution.json",
-        figures=report(
-            directory("results/{model}/evolution/figures"),
-            caption="../report/evolution.rst",
-            patterns=["{name}.png"],
-            category="Training",
-            subcategory="{model}",
-        ),
-    log:
-        "results/logs/{model}/training_views.log",
-    benchmark:
-        "results/benchmarks/{model}/training_views.tsv"
-    wildcard_constraints:
-        model=one_of(TRAINED),
-    conda:
-        "../../environment.yml"
-    threads: tf_threads()
-    params:
-        evolution=config["evolution"],
-        top_k=config["activations"]["top_k"],
-        seed=config["seed"],
-    script:
-        "../../scripts/training_views.py"
-
-
 rule load_model:
     input:
         lambda wc: [p for p in [config["models"][wc.model].get("path")] if p],
