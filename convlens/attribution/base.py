@@ -5,6 +5,7 @@ allowed values, how the report shows it and which models it applies to."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -32,7 +33,27 @@ class MethodResult:
     maps: np.ndarray
     raw: np.ndarray
     signed: bool = False
-    info: dict = field(default_factory=dict)  # method-specific diagnostics (IG: completeness delta)
+    info: Mapping = field(default_factory=dict)  # method-specific diagnostics (IG: completeness delta)
+
+
+class Diagnostics(Mapping):
+    """A method's diagnostics, each computed when first read: ``{name: function of no arguments}``.
+    IG's completeness delta costs two more forward passes per image, which the study (every
+    transform of every image) never reads; the tests and a caller who asks do."""
+
+    def __init__(self, compute: dict[str, Callable[[], object]]):
+        self._compute, self._values = dict(compute), {}
+
+    def __getitem__(self, name):
+        if name not in self._values:
+            self._values[name] = self._compute[name]()
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._compute)
+
+    def __len__(self):
+        return len(self._compute)
 
 
 CHANNEL_REDUCTIONS = {
@@ -42,7 +63,7 @@ CHANNEL_REDUCTIONS = {
 }
 
 
-def pixel_result(raw: np.ndarray, reduce: str, info: dict | None = None) -> MethodResult:
+def pixel_result(raw: np.ndarray, reduce: str, info: Mapping | None = None) -> MethodResult:
     if reduce not in CHANNEL_REDUCTIONS:
         raise InputError(f"reduce: {reduce!r} is not one of {', '.join(CHANNEL_REDUCTIONS)}")
     maps = CHANNEL_REDUCTIONS[reduce](raw).astype(np.float32)

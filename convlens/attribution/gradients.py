@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.attribution.base import REDUCE, SEED, Look, Method, Param, number, pixel_result, whole, words
+from convlens.attribution.base import REDUCE, SEED, Diagnostics, Look, Method, Param, number, pixel_result, whole, words
 from convlens.attribution.perturbations import Noise, Path, Perturbation, Stack, baseline_image
 
 
@@ -94,8 +94,11 @@ class IntegratedGradients(Gradient):
         return (perturbation.x - perturbation.baseline) * mean_gradient
 
     def info(self, context, perturbation, raw):
-        ends = context.explainer.scores(Stack([context.x, perturbation.baseline]), context.targets)
-        return {"delta": raw.sum(axis=(1, 2, 3)) - (ends[:, 0] - ends[:, 1])}
+        def delta():
+            ends = context.explainer.scores(Stack([context.x, perturbation.baseline]), context.targets)
+            return raw.sum(axis=(1, 2, 3)) - (ends[:, 0] - ends[:, 1])
+
+        return Diagnostics({"delta": delta})  # two more passes per image: only when read
 
 
 class Deconvnet(Gradient):

@@ -100,3 +100,17 @@ def test_integrated_gradients_sum_to_the_score_difference(baseline):
     assert np.abs(gain).min() > 0.2  # something to attribute
     assert np.allclose(total, gain, rtol=5e-3, atol=1e-4)
     assert np.allclose(res["integrated_gradients"].info["delta"], total - gain, atol=1e-4)
+
+
+def test_the_completeness_delta_costs_its_passes_only_when_read(monkeypatch):
+    """IG's info["delta"] needs two more forward passes per image: made when read, once, not in explain()."""
+    model = gap_model(shape=(8, 8, 3), filters=4, classes=3)
+    x = images((2, 8, 8, 3), seed=5)
+    explainer = Explainer(model, ["integrated_gradients"], params={"integrated_gradients": {"steps": 4}})
+    calls = []
+    scores = explainer.scores
+    monkeypatch.setattr(explainer, "scores", lambda *a, **k: calls.append(1) or scores(*a, **k))
+    info = explainer.explain(x, np.array([2, 1]))["integrated_gradients"].info
+    assert calls == [] and list(info) == ["delta"]
+    first = info["delta"]
+    assert calls == [1] and info["delta"] is first and first.shape == (2,)
