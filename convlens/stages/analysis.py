@@ -174,11 +174,14 @@ class Analysis:
                 if i + READ_AHEAD < len(groups):
                     pending.append(pool.submit(self._read, groups[i + READ_AHEAD], cache))
                 ids = [item.entry["id"] for item in loaded]
-                yield loaded, failed, (self.run(*padded(pixels, ids, full)) if len(loaded) else None)
+                yield loaded, failed, (self.run(*padded(pixels, ids, full), own=len(loaded)) if len(loaded) else None)
 
-    def run(self, pixels: np.ndarray, ids: list[str] | None = None) -> dict:
+    def run(self, pixels: np.ndarray, ids: list[str] | None = None, own: int | None = None) -> dict:
         """Every transform of every image of ``pixels`` (n, H, W, C) through the model and the methods;
         ``ids``: the images' ids, which seed their noise (needed when a transform is ``noise``).
+        ``own``: how many of the images are the chunk's own (``padded``): the copies after them go
+        through the compiled step (its traced shape) but not through the heatmap methods, whose
+        gradient passes take any batch size (Integrated Gradients alone is 16 passes an image).
 
         Returns the Analyzer's outputs (inputs: the warped images, back: warped back by the inverse,
         activations, logits, probs, num, den, pooled), ``explain``'s (target, cam, cam_up, heatmaps,
@@ -192,12 +195,14 @@ class Analysis:
             out["lie"] = self.lie.run(pixels)
         self.seconds["model step"] += time.time() - t0
         t0 = time.time()
-        out.update(explain(self.explainer, out["inputs"], out["logits"], self.target_code, self.n_t, out))
+        own = len(pixels) if own is None else own
+        step = {k: first_rows(v, own * self.n_t) for k, v in out.items()}
+        out.update(explain(self.explainer, step["inputs"], step["logits"], self.target_code, self.n_t, step))
         for key in ("cam_activations", "cams", "cams_reference", "target_reference"):  # now in the heatmaps
             out.pop(key, None)
         if not self.shown_only:  # the reference maps moved back for the heatmap agreement: one warp per method
-            back = np.tile(self.study.back_matrices, (len(pixels), 1, 1))
-            modes = self.study.fill_modes("constant") * len(pixels)  # circular shifts wrap
+            back = np.tile(self.study.back_matrices, (own, 1, 1))
+            modes = self.study.fill_modes("constant") * own  # circular shifts wrap
             out["heatmaps_back"] = {
                 m: tr.warp_rows(out["heatmaps_reference"][m][..., None], back, modes)[..., 0] for m in self.methods
             }
@@ -245,6 +250,16 @@ def explain(
     }
 
 
+def first_rows(value, n: int):
+    """The first ``n`` rows of every array in an ``Analysis.run`` output value (arrays, and lists,
+    tuples and dicts of them, nested); anything else as it is."""
+    if isinstance(value, dict):
+        return {k: first_rows(v, n) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(first_rows(v, n) for v in value)
+    return value[:n] if isinstance(value, np.ndarray) and value.ndim else value
+
+
 def rows_of(value, rows: slice):
     """One image's rows of an ``Analysis.run`` output value (array, list of arrays, dict of arrays)."""
     if isinstance(value, dict):
@@ -256,8 +271,8 @@ def padded(pixels: np.ndarray, ids: list[str], size: int) -> tuple[np.ndarray, l
     """A short chunk (the shard's last, or one with unreadable images) filled up to ``size`` images with
     copies of its last image, so every model call has the shape the compiled steps were traced for: a
     second shape costs a retrace (seconds, and the memory of a second graph). The copies' rows come
-    after the chunk's own and nothing reads them (every image's rows are its own; CKA's minibatches
-    end at the chunk's readable images)."""
+    after the chunk's own and nothing reads them (every image's rows are its own; the heatmap methods
+    skip them, ``Analysis.run``; CKA's minibatches end at the chunk's readable images)."""
     missing = size - len(pixels)
     if missing <= 0:
         return pixels, ids

@@ -25,14 +25,26 @@ def test_padded_fills_with_copies_of_the_last_image():
 def test_short_last_chunk_gives_the_rows_of_unpadded_calls_with_one_trace(tmp_path, monkeypatch):
     """10 images, CKA minibatches of 4, the Lie derivative on: 4 images a call (chunks 4, 4, 2 padded
     to 4) and 8 a call (8, 2 padded to 8) give the same metric rows and CKA sums, each job's step
-    traced once."""
+    traced once; the padding's copies get no heatmap method's pass."""
     from convlens.stages import measure
 
     model = loaded_shapes_model(tmp_path)
     sources = random_png_sources(tmp_path, 10)
     jobs = {}
 
+    rows = {}  # per call size: the rows the heatmap methods' gradient passes got
+
     class Kept(Analysis):  # the measure job's own Analysis, kept for its trace count
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            gradient, key = self.explainer._gradient_fn, self.per_call
+
+            def counted(x, targets, rule):
+                rows[key] = rows.get(key, 0) + len(x)
+                return gradient(x, targets, rule)
+
+            self.explainer._gradient_fn = counted
+
         def done(self, extra=None):
             jobs[self.per_call] = self
             super().done(extra)
@@ -42,7 +54,7 @@ def test_short_last_chunk_gives_the_rows_of_unpadded_calls_with_one_trace(tmp_pa
     for per_call in (4, 8):
         cfg = analysis_config(
             batch_size=4 * per_call,  # 4 transforms: identity, rotate 90, vflip, shift
-            heatmaps={"methods": ["gradcam"]},
+            heatmaps={"methods": ["gradcam", "saliency"]},
             cka={"enabled": True, "batch_images": 4},
             lie_derivative=True,
             transforms=[{"kind": "rotate", "angle_deg": 90}, {"kind": "vflip"}, {"kind": "shift", "dx": 1, "dy": 0}],
@@ -61,5 +73,7 @@ def test_short_last_chunk_gives_the_rows_of_unpadded_calls_with_one_trace(tmp_pa
     assert {"lie_derivative", "equivariance_error"} <= set(one["metric"])
     pd.testing.assert_frame_equal(one.drop(columns="value"), two.drop(columns="value"))
     np.testing.assert_allclose(one["value"], two["value"], rtol=1e-4, atol=1e-5)
+    assert {"heatmap_spearman"} <= set(one["metric"])
+    assert rows == {4: 10 * 4, 8: 10 * 4}  # saliency: one pass per transformed image, none for the copies
     assert hsic[4].shape[0] == 2  # [0:4], [4:8]; the last 2 images are too few for a minibatch
     np.testing.assert_allclose(hsic[4], hsic[8], rtol=1e-4, atol=1e-8)
