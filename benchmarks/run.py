@@ -215,8 +215,15 @@ def run_convlens(model: str, d: Path, model_file: str | None, a, dry_only: bool 
     )
     (d / "study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     checked = validate(cfg, base_dir=d)
-    shards = assign_shards(list_images(checked, d), checked["images_per_job"])
-    res = {"images_per_job": checked["images_per_job"], "shards": {k: len(v) for k, v in shards.items()}}
+    per_job = checked["images_per_job"]
+    try:  # images_per_job: auto sizes a model's shards by its cost (issue 24); a tree before it: a number
+        from convlens.model_cost import images_per_job
+
+        per_job = images_per_job(checked["models"][model], checked)
+    except ImportError:
+        pass
+    shards = assign_shards(list_images(checked, d), per_job)
+    res = {"images_per_job": per_job, "shards": {k: len(v) for k, v in shards.items()}}
     if not a.no_dry_run:
         res["dry_run"] = dry_run(d, a)
         say(f"  dry run: {res['dry_run'].get('jobs')} jobs planned in {fmt(res['dry_run']['s'])} s")

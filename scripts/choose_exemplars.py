@@ -7,7 +7,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 run_stage(
     sm.log[0],
     choose_exemplars,
-    model_shards(sm.input.metrics, sm.input.images, sm.params.models),
+    model_shards(sm.input.metrics, sm.input.images, sm.params.models, sm.params.shards),
     sm.params.choice,
     sm.params.seed,
     sm.output[0],

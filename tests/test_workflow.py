@@ -416,18 +416,31 @@ def test_training_views_come_from_the_saved_checkpoints_and_tensorboard_reads_th
 
 
 def test_a_dry_run_over_ten_thousand_images_plans_jobs_per_shard_not_per_image(tmp_path):
-    """The DAG does not grow with the images: 10,000 images are 16 measure shards per model (images_per_job 1024)
-    and one job per model for everything else (benchmarks/ times it)."""
+    """The DAG does not grow with the images: 10,000 images are a few measure shards per model, sized by the
+    model's cost (images_per_job: auto; convlens.model_cost), and one job per model for everything else
+    (benchmarks/ times it); a model with images_per_job of its own gets its own count."""
+    from convlens.config import shard_count, validate
+    from convlens.model_cost import START_SECONDS, images_per_job, study_seconds_per_image
+
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     cfg["datasets"]["shapes"]["n_per_class"] = 12000
     cfg["images"] = [{"dataset": "shapes", "count": 10000}]
+    cfg["models"] = {
+        "shapes_cnn": cfg["models"]["shapes_cnn"],
+        "wide": {**cfg["models"]["shapes_cnn"], "images_per_job": 1024},  # a number of its own: 16 shards
+    }
+    cfg["heatmaps"]["methods"] = ["gradcam"]
     (tmp_path / "big.yaml").write_text(yaml.safe_dump(cfg))
     result = snakemake(tmp_path, "--configfile", "big.yaml", "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     stats = result.stdout.split("Job stats:")[1].split("\n\n")[0]
     counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if line.strip()}
-    n_models = counts["train_model"] + counts.get("load_model", 0)  # the default experiment: 3 models
-    assert counts["measure"] == 16 * n_models and counts["draw"] == n_models and counts["total"] <= 300, counts
+    checked = validate(cfg)
+    auto = images_per_job(checked["models"]["shapes_cnn"], checked)
+    work = auto * study_seconds_per_image(checked["models"]["shapes_cnn"], checked)
+    assert 5 * START_SECONDS <= work <= 20 * START_SECONDS  # a shard carries about ten starts of work
+    assert counts["measure"] == shard_count(10000, auto) + 16 and counts["measure"] <= 40, counts
+    assert counts["draw"] == 2 and counts["total"] <= 80, counts
 
 
 # The console's budget (issue 23: the default `make report` prints at most 200 lines, 38 jobs): Snakemake's

@@ -135,7 +135,7 @@ class Method:
     - ``params``: {parameter: Param(default, allowed values)} (``defaults`` is derived from it; a
       subclass of your own may give ``defaults`` alone, its values then unchecked);
     - ``look``: display name and colour in the report (None: the name, in grey);
-    - ``reference``, ``cost``, ``applies_to``: the docs table's columns;
+    - ``reference``, ``cost``, ``applies_to``: the docs table's columns; ``passes``: the cost in numbers;
     - ``requires``: the methods whose results it reuses; ``uses_cam_layer``: it needs the CAM layer;
     - ``prepare(model, cam_layer)``: what it needs of the model, or InputError when it does not apply.
 
@@ -157,6 +157,13 @@ class Method:
         if "defaults" in cls.__dict__ and "params" not in cls.__dict__:
             cls.params = {key: Param(value) for key, value in cls.defaults.items()}
         cls.defaults = {key: p.default for key, p in cls.params.items()}
+
+    def passes(self, params: dict, side: int) -> float:
+        """Model passes per explained image, in forward-pass units (a backward pass to the pixels is
+        about two): what ``images_per_job: auto`` counts (``convlens.model_cost``). ``params`` are
+        the method's parameters (defaults included), ``side`` the input's side in pixels. 0 for a
+        method that reuses the study's own pass (the gradient-CAM family)."""
+        return 0.0
 
     def prepare(self, model, cam_layer: str | None):
         """What the method takes from the model, worked out once per Explainer (None for most; CAM:

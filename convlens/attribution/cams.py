@@ -127,6 +127,10 @@ class ScoreCAM(CamFamily):
     reference = "Wang et al. 2020"
     cost = "one forward pass per non-constant channel of the CAM layer"
     weights = None  # from forward passes, not from the gradient
+    CHANNELS_GUESS = 256  # the CAM layer's channels are not known before the model is: a typical count
+
+    def passes(self, params, side):
+        return float(self.CHANNELS_GUESS + 1)
 
     def run(self, context):
         explainer, x, targets = context.explainer, context.x, context.targets

@@ -27,6 +27,13 @@ class Gradient(Method):
         """The copies of x whose gradients are averaged."""
         return Stack([x])
 
+    def copies(self, params: dict) -> int:
+        """How many copies' gradients are averaged (``perturbation``'s count)."""
+        return 1
+
+    def passes(self, params: dict, side: int) -> float:
+        return 3.0 * self.copies(params)  # a forward and a backward to the pixels per copy
+
     def attribution(self, perturbation: "Perturbation", mean_gradient: np.ndarray) -> np.ndarray:
         """The (B, H, W, C) attribution from the averaged gradient."""
         return mean_gradient
@@ -65,6 +72,9 @@ class SmoothGrad(Gradient):
     def perturbation(self, x, params):
         return Noise(x, params["noise"], params["samples"], params["seed"])
 
+    def copies(self, params):
+        return params["samples"]
+
 
 class IntegratedGradients(Gradient):
     """Integrated Gradients (Sundararajan, Taly & Yan 2017): (x - x') times the gradient averaged
@@ -89,6 +99,9 @@ class IntegratedGradients(Gradient):
 
     def perturbation(self, x, params):
         return Path(x, baseline_image(x, params["baseline"], params["blur_sigma"], params["seed"]), params["steps"])
+
+    def copies(self, params):
+        return params["steps"]
 
     def attribution(self, perturbation, mean_gradient):
         return (perturbation.x - perturbation.baseline) * mean_gradient

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from convlens.attribution.base import Look, Method, MethodResult, Param, number, whole
-from convlens.attribution.perturbations import Patches, Stack
+from convlens.attribution.perturbations import Patches, Stack, starts
 
 
 class Occlusion(Method):
@@ -24,11 +24,20 @@ class Occlusion(Method):
     reference = "Zeiler & Fergus 2014"
     cost = "one forward pass per patch position"
 
+    @staticmethod
+    def patch_and_stride(params: dict, side: int) -> tuple[int, int]:
+        patch = params["patch"] or max(1, side // 8)
+        return patch, params["stride"] or max(1, patch // 2)
+
+    def passes(self, params, side):
+        patch, stride = self.patch_and_stride(params, side)
+        return float(len(starts(side, min(patch, side), stride)) ** 2 + 1)  # the patches, and the image itself
+
     def run(self, context):
         params = context.params(self)
         x = context.x
-        patch = params["patch"] or max(1, min(x.shape[1:3]) // 8)
-        patches = Patches(x, patch, params["stride"] or max(1, patch // 2), params["fill"])
+        patch, stride = self.patch_and_stride(params, min(x.shape[1:3]))
+        patches = Patches(x, patch, stride, params["fill"])
         scores = context.explainer.scores(Stack([x]), context.targets)
         drops = scores - context.explainer.scores(patches, context.targets)  # (B, n)
         total = np.zeros(x.shape[:3])

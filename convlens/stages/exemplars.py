@@ -81,13 +81,14 @@ def choose_exemplars(shards: dict[str, list[dict]], choice: dict, seed: int, out
     )
 
 
-def model_shards(metrics: list[str], images: list[str], models: list[str]) -> dict[str, list[dict]]:
-    """The rule's flat shard lists (model-major, as expand gives them) grouped per model."""
-    if len(metrics) != len(images) or len(metrics) % max(1, len(models)):
-        raise ValueError(f"{len(metrics)} metrics and {len(images)} images files for {len(models)} models")
-    per = len(metrics) // max(1, len(models))
+def model_shards(metrics: list[str], images: list[str], models: list[str], counts: list[int]) -> dict[str, list[dict]]:
+    """The rule's flat shard lists (model-major: ``counts[k]`` shards of ``models[k]``, each model its
+    own number, ``images_per_job``) grouped per model."""
+    if len(metrics) != len(images) or len(metrics) != sum(counts) or len(counts) != len(models):
+        raise ValueError(f"{len(metrics)} metrics and {len(images)} images files for {counts} shards of {models}")
+    ends = np.cumsum([0, *counts])
     return {
-        m: [{"metrics": metrics[i], "images": images[i]} for i in range(k * per, (k + 1) * per)]
+        m: [{"metrics": metrics[i], "images": images[i]} for i in range(ends[k], ends[k + 1])]
         for k, m in enumerate(models)
     }
 

@@ -68,7 +68,16 @@ def test_shard_scores_are_the_output_rows_means_against_numpy(tmp_path):
 def test_the_choice_reads_every_models_shards_and_puts_the_disagreement_first(tmp_path):
     shards = {"A": shards_of(tmp_path, "A", A), "B": shards_of(tmp_path, "B", B)}
     flat = [s for m in ("A", "B") for s in shards[m]]
-    assert model_shards([s["metrics"] for s in flat], [s["images"] for s in flat], ["A", "B"]) == shards
+    counts = [len(shards["A"]), len(shards["B"])]
+    assert model_shards([s["metrics"] for s in flat], [s["images"] for s in flat], ["A", "B"], counts) == shards
+    # each model its own number of shards (images_per_job: auto sizes them by the model's cost)
+    uneven = model_shards(["m0", "m1", "m2"], ["i0", "i1", "i2"], ["A", "B"], [1, 2])
+    assert uneven == {
+        "A": [{"metrics": "m0", "images": "i0"}],
+        "B": [{"metrics": f"m{k}", "images": f"i{k}"} for k in (1, 2)],
+    }
+    with pytest.raises(ValueError, match="shards"):
+        model_shards(["m0", "m1"], ["i0", "i1"], ["A", "B"], [1, 2])
     choice = {"images": [], "disagree": 1, "sensitive": 1, "flipped": 1, "random": 1}
     choose_exemplars(shards, choice, 7, str(tmp_path / "exemplars.json"))
     shared = json.loads((tmp_path / "exemplars.json").read_text())

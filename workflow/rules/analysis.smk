@@ -10,7 +10,7 @@ rule measure:
     input:
         model="results/{model}/model/model.keras",
         info="results/{model}/model/info.json",
-        images=lambda wildcards: image_inputs(SHARDS[wildcards.shard]),
+        images=lambda wildcards: image_inputs(SHARDS[wildcards.model][wildcards.shard]),
         channel_maps=channel_maps,
     output:
         metrics="results/{model}/measure/{shard}/metrics.csv.gz",
@@ -24,11 +24,11 @@ rule measure:
     priority: 1
     conda:
         "../../environment.yml"
-    threads: tf_threads(len(MODELS) * len(SHARDS))
+    threads: tf_threads(sum(len(shards) for shards in SHARDS.values()))
     resources:
         gpu=1,
     params:
-        images=lambda wildcards: image_params(SHARDS[wildcards.shard]),
+        images=lambda wildcards: image_params(SHARDS[wildcards.model][wildcards.shard]),
         cfg=analysis_config,
     script:
         "../../scripts/measure.py"
@@ -39,8 +39,8 @@ rule measure:
 rule choose_exemplars:
     input:
         # the measured tables change whenever an image does; the images are read by path (params)
-        metrics=expand(rules.measure.output.metrics, model=MODELS, shard=SHARDS),
-        images=expand(rules.measure.output.images, model=MODELS, shard=SHARDS),
+        metrics=every_shard("metrics"),
+        images=every_shard("images"),
     output:
         "results/exemplars.json",
     log:
@@ -51,6 +51,7 @@ rule choose_exemplars:
         "../../environment.yml"
     params:
         models=MODELS,
+        shards=[len(SHARDS[m]) for m in MODELS],
         choice=config["report"]["exemplars"],
         seed=config["seed"],
     script:

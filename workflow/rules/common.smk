@@ -11,6 +11,7 @@ from pathlib import Path
 # one place that makes the library importable; it is not pip-installed, so that a run always uses the
 # checkout it runs from (the venv is shared by checkouts) and a --use-conda env needs nothing extra.
 from convlens.config import ConfigError, assign_shards, digest, list_images, validate
+from convlens.model_cost import images_per_job
 from convlens.order import model_order
 from convlens.workflow_console import quiet_job_lines
 
@@ -72,7 +73,12 @@ def tf_threads(jobs: int = 2):
 MODELS = model_order(config)
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
-SHARDS = assign_shards(IMAGES, config["images_per_job"])
+# each model's measure shards: images_per_job (or models.<m>.images_per_job) or, with auto, a size from
+# the model's estimated cost per image (convlens.model_cost), known before any job runs
+SHARDS = {
+    m: assign_shards(IMAGES, images_per_job(config["models"][m], config))
+    for m in MODELS
+}
 QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
 # the equivariance ladder's held-apart fit set (its images get no rung rows); the ladder runs when a
 # rung is on and some image is left to score
@@ -153,7 +159,7 @@ def one_of(names):
 
 wildcard_constraints:
     model=one_of(MODELS),
-    shard=one_of(SHARDS),
+    shard=one_of(sorted({s for shards in SHARDS.values() for s in shards})),
     dataset=one_of(config["datasets"]),
 
 
@@ -203,7 +209,12 @@ def channel_maps(wildcards):
 
 def shard_files(model, name):
     """One output (metrics, images, pooled) of every measure shard of a model."""
-    return expand(getattr(rules.measure.output, name), model=model, shard=SHARDS)
+    return expand(getattr(rules.measure.output, name), model=model, shard=SHARDS[model])
+
+
+def every_shard(name):
+    """One output (metrics, images, ...) of every measure shard of every model."""
+    return [path for model in MODELS for path in shard_files(model, name)]
 
 
 def every_model(pattern, models=MODELS):
