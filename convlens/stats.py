@@ -36,6 +36,36 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return pearson(ranks(a), ranks(b))
 
 
+def row_ranks(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``ranks`` of each row's masked entries at once (T, N): ties given their average rank, counted
+    among the row's masked entries only; entries outside the mask get ranks past them (unused)."""
+    v = np.where(mask, values.astype(np.float64), np.inf)
+    order = np.argsort(v, axis=1, kind="stable")
+    ordered = np.take_along_axis(v, order, axis=1)
+    n = v.shape[1]
+    index = np.broadcast_to(np.arange(n), v.shape)
+    starts = np.ones(v.shape, bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(v.shape, bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, index, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, index, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    out = np.empty(v.shape)
+    np.put_along_axis(out, order, (first + last) / 2.0, axis=1)
+    return out
+
+
+def row_pearson(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``pearson`` of each row's masked entries at once (T,); NaN where either row is constant there."""
+    m = mask.astype(np.float64)
+    count = np.maximum(m.sum(axis=1, keepdims=True), 1.0)
+    a = (a - (a * m).sum(axis=1, keepdims=True) / count) * m
+    b = (b - (b * m).sum(axis=1, keepdims=True) / count) * m
+    norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, (a * b).sum(axis=1) / norm, np.nan)
+
+
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, sigma: float = 1.5) -> float:
     """Structural similarity of two 2-D maps (Wang et al. 2004): Gaussian window (sigma 1.5,
     truncated at 3.5 sigma), K1 0.01, K2 0.03, mean over the interior where the window fits, as

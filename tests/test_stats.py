@@ -193,3 +193,17 @@ def test_wilcoxon_on_known_answers():
     assert out["p"][2] == 1  # one pair: both sign patterns are as extreme
     three = cstats.wilcoxon_signed_rank(np.array([[1.0], [-2.0], [3.0]]))  # T- = 2: sums <= 2 are 0, 1, 2 of 8
     assert three["statistic"][0] == 2 and three["p"][0] == pytest.approx(2 * 3 / 8)
+
+
+def test_row_ranks_and_pearson_match_scipy_row_by_row():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(2)
+    values = np.round(rng.random((6, 40)) * 5)  # ties
+    mask = rng.random((6, 40)) > 0.25
+    other = rng.random((6, 40))
+    ranks = cstats.row_ranks(values, mask)
+    r = cstats.row_pearson(values, other, mask)
+    for k in range(6):
+        assert np.allclose(ranks[k][mask[k]] + 1, stats.rankdata(values[k][mask[k]]))  # ranks from 0
+        assert np.isclose(r[k], stats.pearsonr(values[k][mask[k]], other[k][mask[k]])[0], atol=1e-12)
+    assert np.isnan(cstats.row_pearson(np.ones((1, 4)), other[:1, :4], np.ones((1, 4), bool)))[0]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convlens import transforms as tr
-from convlens.stats import pearson, spearman
+from convlens.stats import pearson, row_pearson, row_ranks, spearman
 
 # name -> (what the layer column holds, True if larger is worse, meaning)
 METRICS = {
@@ -227,6 +227,39 @@ def map_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, f
     }
 
 
+def map_agreements(reference: np.ndarray, maps: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+    """``map_agreement`` of ``reference`` (H, W) against every row of ``maps`` (T, H, W), each inside
+    its own mask (T, H, W), at once: per metric a (T,) array (the same numbers as the row-by-row
+    function, up to the order of floating-point sums)."""
+    t = len(maps)
+    m = masks.reshape(t, -1)
+    x = np.broadcast_to(reference.reshape(1, -1).astype(np.float64), m.shape)
+    y = maps.reshape(t, -1).astype(np.float64)
+    n = m.sum(axis=1)
+
+    def spread(v):
+        return np.where(m, v, -np.inf).max(axis=1) - np.where(m, v, np.inf).min(axis=1)
+
+    def top(v, k):  # the row's k largest masked entries (stable ties, as _top_region)
+        order = np.argsort(np.where(m, -v, np.inf), axis=1, kind="stable")
+        place = np.empty_like(order)
+        np.put_along_axis(place, order, np.arange(v.shape[1])[None, :].repeat(t, axis=0), axis=1)
+        return (place < k[:, None]) & m
+
+    with np.errstate(invalid="ignore"):
+        usable = (n >= 2) & (spread(x) > 0) & (spread(y) > 0)
+    k = np.maximum(1, np.ceil(TOP_FRACTION * n)).astype(np.int64)
+    ta, tb = top(x, k), top(y, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = (ta & tb).sum(axis=1) / (ta | tb).sum(axis=1)
+    out = {
+        "heatmap_pearson": row_pearson(x, y, m),
+        "heatmap_spearman": row_pearson(row_ranks(x, m), row_ranks(y, m), m),
+        "heatmap_iou20": iou.astype(np.float64),
+    }
+    return {name: np.where(usable, v, np.nan) for name, v in out.items()}
+
+
 def image_metrics(
     study: Study,
     image: str,
@@ -291,7 +324,7 @@ def image_metrics(
         moved_back = (heatmaps_back or {}).get(method)
         if moved_back is None:
             moved_back = tr.warp_rows(maps[..., None], study.back_matrices, study.fill_modes("constant"))[..., 0]
-        per_row = [map_agreement(maps[0], moved_back[k], study.back_valid[k]) for k in range(len(maps))]
+        agreement = map_agreements(maps[0], moved_back, study.back_valid)
         for metric in ("heatmap_pearson", "heatmap_spearman", "heatmap_iou20"):
-            add(method, metric, [r[metric] for r in per_row])
+            add(method, metric, agreement[metric])
     return rows

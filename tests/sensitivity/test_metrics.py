@@ -149,3 +149,27 @@ def test_relative_error_and_cosine_edge_cases():
     empty = np.zeros((2, 3, 3), bool)
     assert np.isnan(sensitivity.relative_error(2 * one, one, empty)).all()
     assert np.isnan(sensitivity.cosine_to_first(np.zeros((2, 4)))).all()
+
+
+def test_map_agreements_at_once_are_the_row_by_row_answers():
+    """Every row's map against the reference inside its own mask, at once: the numbers map_agreement
+    gives one row at a time (ties, constant rows, small and empty masks included)."""
+    rng = np.random.default_rng(4)
+    reference = rng.random((9, 7))
+    maps = rng.random((8, 9, 7))
+    maps[1] = np.round(maps[1] * 3)  # many ties
+    maps[2] = 0.5  # constant: NaN
+    maps[3] = reference  # the same map
+    masks = rng.random((8, 9, 7)) > 0.3
+    masks[4] = False
+    masks[4, 0, 0] = True  # one pixel: NaN
+    masks[5] = False  # nothing valid: NaN
+    masks[6] = True
+    reference_tied = np.round(reference * 4)  # ties in the reference too
+    for ref in (reference, reference_tied):
+        together = sensitivity.map_agreements(ref, maps, masks)
+        for k in range(len(maps)):
+            alone = sensitivity.map_agreement(ref, maps[k], masks[k])
+            for metric, value in alone.items():
+                assert np.isclose(together[metric][k], value, rtol=1e-12, atol=1e-12, equal_nan=True), (k, metric)
+    assert together["heatmap_pearson"][2] != together["heatmap_pearson"][2]  # NaN
