@@ -27,6 +27,10 @@ import math
 import zipfile
 from pathlib import Path
 
+from convlens.attribution.registry import method as registered
+from convlens.sensitivity.lie import generators_of
+from convlens.transforms import build_transforms
+
 MAC_RATE = 50e9  # multiply-accumulates a second, one CPU core, TensorFlow on a convolutional model
 ROW_SECONDS = 1e-3  # per transformed input beyond the model: warps, sums, metric rows
 START_SECONDS = 10.0  # a measure job's start: Python and TensorFlow, the model's load, the step's trace
@@ -205,8 +209,6 @@ def auto_images_per_job(seconds: float | None) -> int:
 def method_passes(heatmaps: dict, side: int) -> float:
     """Forward-pass equivalents per transformed input of the configured heatmap methods (with the
     methods they reuse, each once): ``attribution`` ``Method.passes`` with the config's parameters."""
-    from convlens.attribution.registry import method as registered
-
     todo, seen = list(heatmaps.get("methods") or []), {}
     while todo:
         name = todo.pop()
@@ -220,8 +222,6 @@ def method_passes(heatmaps: dict, side: int) -> float:
 def study_seconds_per_image(spec: dict, cfg: dict) -> float | None:
     """``seconds_per_image`` of a validated config's model ``spec`` in its study (the transforms,
     heatmap methods and Lie derivative of ``cfg``), or None when the model's cost is unknown."""
-    from convlens.transforms import build_transforms
-
     macs = forward_macs(spec, cfg.get("datasets", {}))
     if macs is None:
         return None
@@ -229,8 +229,6 @@ def study_seconds_per_image(spec: dict, cfg: dict) -> float | None:
     rows = len(build_transforms(cfg["transforms"]))
     passes = 1.0 + method_passes(cfg.get("heatmaps", {}), side)
     if cfg.get("lie_derivative"):
-        from convlens.sensitivity.lie import generators_of
-
         generators = generators_of(build_transforms(cfg["transforms"]))
         passes += LIE_PASSES_PER_GENERATOR * len(generators) / rows
     return seconds_per_image(macs, rows, passes)
