@@ -460,9 +460,12 @@ def shard_of(image_id: str, n_shards: int) -> int:
     return int.from_bytes(digest[:4], "big") % n_shards
 
 
-def assign_shards(images: list[ImageEntry], images_per_job: int) -> dict[str, list[ImageEntry]]:
-    """Shard name -> images in it (empty shards are left out)."""
-    n = shard_count(len(images), images_per_job)
+def assign_shards(
+    images: list[ImageEntry], images_per_job: int | None = None, n_shards: int | None = None
+) -> dict[str, list[ImageEntry]]:
+    """Shard name -> images in it (empty shards are left out); ``n_shards`` (a power of two) or as
+    many as ``shard_count`` gives for ``images_per_job``."""
+    n = n_shards or shard_count(len(images), images_per_job)
     width = len(str(n - 1))
     shards: dict[str, list[ImageEntry]] = {}
     for img in images:

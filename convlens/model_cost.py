@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 from convlens.attribution.registry import method as registered
+from convlens.config import assign_shards, shard_count
 from convlens.sensitivity.lie import generators_of
 from convlens.transforms import build_transforms
 
@@ -173,6 +174,18 @@ def application_macs(name: str, side_h: int, side_w: int) -> float | None:
     return None if at_224 is None else at_224 * side_h * side_w / (224 * 224)
 
 
+def _dataset_input(datasets: dict, name: str | None) -> tuple[int, int] | None:
+    """(side, channels) of a dataset's images, known from its config: None for a ``folder`` dataset
+    (its files' size; the schema's image_size default does not apply to it)."""
+    data = datasets.get(name, {})
+    kind = data.get("kind")
+    if kind == "mnist":
+        return 28, 1
+    if kind not in ("shapes", "digits") or not data.get("image_size"):
+        return None
+    return int(data["image_size"]), 1 if kind == "digits" else 3
+
+
 def forward_macs(spec: dict, datasets: dict) -> float | None:
     """A config model's forward multiply-accumulates for one input, or None when unknown before it exists."""
     if spec.get("source") == "load":
@@ -182,12 +195,10 @@ def forward_macs(spec: dict, datasets: dict) -> float | None:
             side = int(spec.get("input_size") or 224)
             return application_macs(spec["application"], side, side)
         return None
-    data = datasets.get(spec.get("dataset"), {})
-    kind = data.get("kind")
-    side = 28 if kind == "mnist" else data.get("image_size")  # a folder dataset's size: its files'
-    if side is None:
+    found = _dataset_input(datasets, spec.get("dataset"))
+    if found is None:
         return None
-    side, channels = int(side), 1 if kind in ("mnist", "digits") else 3
+    side, channels = found
     if spec.get("architecture") == "transfer":
         return application_macs(spec.get("base", ""), side, side)
     return builtin_macs(spec.get("architecture", ""), (side, side, channels), 10)
@@ -239,14 +250,38 @@ def _input_side(spec: dict, datasets: dict) -> int:
     the config does not say (224, ImageNet's)."""
     if spec.get("source") == "load":
         return int(spec.get("input_size") or 224)
-    data = datasets.get(spec.get("dataset"), {})
-    return 28 if data.get("kind") == "mnist" else int(data.get("image_size") or 224)
+    return (_dataset_input(datasets, spec.get("dataset")) or (224, 3))[0]
 
 
 def images_per_job(spec: dict, cfg: dict) -> int:
     """A model's measure shard size: ``models.<m>.images_per_job``, else ``images_per_job`` when it is
-    a number, else (``auto``) from the model's estimated cost (``auto_images_per_job``)."""
+    a number, else (``auto``) from the model's estimated cost (``auto_images_per_job``); with CKA on,
+    ``auto`` gives at least one CKA minibatch (``cka.batch_images``) a shard."""
     given = spec.get("images_per_job", cfg.get("images_per_job", "auto"))
     if given != "auto":
         return int(given)
-    return auto_images_per_job(study_seconds_per_image(spec, cfg))
+    auto = auto_images_per_job(study_seconds_per_image(spec, cfg))
+    cka = cfg.get("cka") or {}
+    return max(auto, int(cka.get("batch_images") or 1)) if cka.get("enabled") else auto
+
+
+def unknown_cost(models: dict, cfg: dict) -> list[str]:
+    """The models whose ``auto`` shard size falls back to FALLBACK_IMAGES_PER_JOB (their cost per
+    image cannot be estimated before they exist)."""
+    return [
+        m
+        for m, spec in models.items()
+        if spec.get("images_per_job", cfg.get("images_per_job", "auto")) == "auto"
+        and study_seconds_per_image(spec, cfg) is None
+    ]
+
+
+def shard_plan(images: list, cfg: dict, models: list[str]) -> dict[str, dict[str, list]]:
+    """Each model's measure shards ({model: {shard name: images}}, ``config.assign_shards``), each
+    model's count from its ``images_per_job``. With CKA on and more than one model, every model gets
+    the largest count: CKA pairs the models' minibatches of the same images, and a minibatch is
+    made within one shard (``stages.cka``), so the models must split the images alike."""
+    counts = {m: shard_count(len(images), images_per_job(cfg["models"][m], cfg)) for m in models}
+    if (cfg.get("cka") or {}).get("enabled") and len(models) > 1:
+        counts = dict.fromkeys(models, max(counts.values()))
+    return {m: assign_shards(images, n_shards=counts[m]) for m in models}

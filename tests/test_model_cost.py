@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 from convlens import model_cost  # noqa: E402
 from convlens.attribution.perturbations import Patches  # noqa: E402
 from convlens.attribution.registry import method  # noqa: E402
-from convlens.config import validate  # noqa: E402
+from convlens.config import shard_count, validate  # noqa: E402
 from convlens.core.layers import iter_layers  # noqa: E402
 from convlens.models import build_mnist_cnn, build_shapes_cnn  # noqa: E402
 
@@ -157,3 +157,46 @@ def test_shard_sizes_follow_the_cost_and_an_explicit_number_wins():
     assert model_cost.study_seconds_per_image(models["small"], lie) == pytest.approx(
         2 * (macs * (1 + 2.5 / 2) / 50e9 + 1e-3)
     )
+
+
+def test_with_cka_every_model_is_split_alike_and_a_shard_holds_a_minibatch():
+    """CKA pairs the models' minibatches of the same images, made within one shard: with CKA on, every model
+    gets the largest model's shard count (and auto at least one minibatch a shard); with it off, each its own."""
+    from convlens.config import ImageEntry
+
+    base = {
+        "datasets": {"shapes": {"kind": "shapes", "image_size": 28}},
+        "models": {
+            "small": {"source": "train", "architecture": "shapes_cnn", "dataset": "shapes"},
+            "vgg": {"source": "load", "application": "VGG16", "input_size": 224},
+        },
+        "images": [{"dataset": "shapes", "count": 4}],
+        "heatmaps": {"methods": ["gradcam"]},
+        "lie_derivative": False,
+        "transforms": [{"kind": "hflip"}],
+    }
+    images = [ImageEntry(f"im{i}") for i in range(1000)]
+    off = validate({**base, "cka": {"enabled": False}})
+    alone = model_cost.shard_plan(images, off, ["small", "vgg"])
+    per_job = {m: model_cost.images_per_job(off["models"][m], off) for m in ("small", "vgg")}
+    assert per_job["small"] >= 1024 and per_job["vgg"] == 128  # 0.62 s an image: 162 images for ten starts
+    assert len(alone["small"]) == 1 and len(alone["vgg"]) == shard_count(1000, 128) == 8
+    cfg = validate({**base, "cka": {"enabled": True, "batch_images": 16}})
+    together = model_cost.shard_plan(images, cfg, ["small", "vgg"])
+    assert together["small"] == together["vgg"] == alone["vgg"]
+    assert sorted(i.id for s in together["small"].values() for i in s) == sorted(i.id for i in images)
+    # a costly model: auto gives at least a minibatch (16 images) a shard while CKA is on
+    costly = validate(
+        {**base, "heatmaps": {"methods": ["integrated_gradients", "smoothgrad"]}, "cka": {"enabled": True}}
+    )
+    assert model_cost.images_per_job(costly["models"]["vgg"], costly) == costly["cka"]["batch_images"]
+
+
+def test_a_folder_dataset_has_no_size_before_its_files_are_read():
+    spec = {"source": "train", "architecture": "shapes_cnn", "dataset": "photos"}
+    datasets = {"photos": {"kind": "folder", "image_size": 28}}  # the schema fills image_size in every dataset
+    assert model_cost.forward_macs(spec, datasets) is None
+    cfg = {"datasets": datasets, "transforms": [], "images_per_job": "auto"}
+    assert model_cost.images_per_job(spec, cfg) == model_cost.FALLBACK_IMAGES_PER_JOB
+    assert model_cost.unknown_cost({"m": spec}, cfg) == ["m"]
+    assert model_cost.unknown_cost({"m": {**spec, "images_per_job": 9}}, cfg) == []

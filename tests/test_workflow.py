@@ -362,6 +362,13 @@ def test_a_saved_model_on_photos_leaves_the_corrupt_ones_out_and_an_added_image_
     Image.fromarray(skdata.coffee()[::-1]).save(folder / "coffee.png")
     jobs = planned_jobs(workdir, "mine.yaml")
     assert jobs.count("measure") == 1 and "load_model" not in jobs, jobs
+    # a model's own analysis setting (its shard size here: one shard of 8) redoes the analysis, not the load;
+    # the training views' settings do not redo a loaded model's extras
+    cfg["models"]["mine"]["images_per_job"] = 8
+    cfg["evolution"] = {"image": 1}
+    (workdir / "own.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(workdir, "own.yaml")
+    assert jobs.count("measure") == 1 and "load_model" not in jobs and "model_extras_loaded" not in jobs, jobs
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -443,7 +450,7 @@ def test_a_dry_run_over_ten_thousand_images_plans_jobs_per_shard_not_per_image(t
     assert counts["draw"] == 2 and counts["total"] <= 80, counts
 
 
-# The console's budget (issue 23: the default `make report` prints at most 200 lines, 38 jobs): Snakemake's
+# The console's budget (issue 23: the default `make report` prints at most 200 lines; 35 jobs today): Snakemake's
 # plan (its job table) and a few lines of its own, then per job at most this many lines: Snakemake's
 # "n of N steps (x%) done" and the job's result, progress (at most one every 10 s) and warning lines.
 CONSOLE_LINES_PER_JOB = 4

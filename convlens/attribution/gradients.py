@@ -111,7 +111,9 @@ class IntegratedGradients(Gradient):
             ends = context.explainer.scores(Stack([context.x, perturbation.baseline]), context.targets)
             return raw.sum(axis=(1, 2, 3)) - (ends[:, 0] - ends[:, 1])
 
-        return Diagnostics({"delta": delta})  # two more passes per image: only when read
+        # two more passes per image, only when read, with the model's weights at that moment: read it
+        # before changing them (the cascading randomization does not read it)
+        return Diagnostics({"delta": delta})
 
 
 class Deconvnet(Gradient):

@@ -76,7 +76,7 @@ def open_model(model_path: str, threads: int | None = None):
 def shared_model(model_path: str, threads: int | None = None):
     """A block in which every ``open_model(model_path)`` gives the same loaded model, as saved: for
     a job that runs several stages on one model (rule model_extras), which then pays one TensorFlow
-    start and one model load."""
+    start and one model load. It holds a second copy of the weights (VGG16: 0.5 GB more)."""
     model, devices = open_model(model_path, threads)
     _SHARED[model_path] = (model, devices, model.get_weights())
     try:

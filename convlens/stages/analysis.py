@@ -185,8 +185,8 @@ class Analysis:
 
         Returns the Analyzer's outputs (inputs: the warped images, back: warped back by the inverse,
         activations, logits, probs, num, den, pooled), ``explain``'s (target, cam, cam_up, heatmaps,
-        heatmaps_reference) and, when measuring, heatmaps_back (the reference maps warped back), all with n * T
-        image-major rows.
+        heatmaps_reference) and, when measuring, heatmaps_back (the reference maps warped back), in
+        image-major rows: n * T of the Analyzer's, own * T of the others (the padding copies have none).
         """
         t0 = time.time()
         seeds = photometric.image_seeds(self.seed, ids) if ids is not None else None

@@ -1,4 +1,4 @@
-"""Stage of rule filters: first-layer kernels and filter patterns for chosen layers."""
+"""Filters, part of rule model_extras: first-layer kernels and filter patterns for chosen layers."""
 
 from __future__ import annotations
 

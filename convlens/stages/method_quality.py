@@ -1,4 +1,4 @@
-"""Stage of rule method_quality: sanity and faithfulness of every heatmap method."""
+"""The method check, part of rule model_extras: sanity and faithfulness of every heatmap method."""
 
 from __future__ import annotations
 

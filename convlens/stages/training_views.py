@@ -1,4 +1,4 @@
-"""Stage of rule training_views: evolution strips from the saved checkpoints, the embedding."""
+"""Training views, part of rule model_extras: evolution strips from the saved checkpoints, the embedding."""
 
 from __future__ import annotations
 

@@ -173,16 +173,11 @@ rule model_extras:
     params:
         filters=filters_config,
         quality_images=image_params(QUALITY_IMAGES),
-        quality=lambda wildcards: {
-            "heatmaps": {
-                **config["heatmaps"],
-                **analysis_config(wildcards)["heatmaps"],
-            },
-            "batch_size": config["batch_size"],
-        },
+        quality=quality_config,
         study_images=len(IMAGES),
-        evolution=config["evolution"],
-        top_k=config["activations"]["top_k"],
+        # a loaded model has no training views: their settings must not rerun its extras
+        evolution=lambda wc: config["evolution"] if wc.model in TRAINED else None,
+        top_k=lambda wc: config["activations"]["top_k"] if wc.model in TRAINED else None,
         seed=config["seed"],
     script:
         "../../scripts/model_extras.py"

@@ -10,8 +10,8 @@ from pathlib import Path
 # folder: PYTHONPATH (passed on to cluster jobs by envvars) adds this checkout there too. This is the
 # one place that makes the library importable; it is not pip-installed, so that a run always uses the
 # checkout it runs from (the venv is shared by checkouts) and a --use-conda env needs nothing extra.
-from convlens.config import ConfigError, assign_shards, digest, list_images, validate
-from convlens.model_cost import images_per_job
+from convlens.config import ConfigError, digest, list_images, validate
+from convlens.model_cost import shard_plan, unknown_cost
 from convlens.order import model_order
 from convlens.workflow_console import quiet_job_lines
 
@@ -74,11 +74,9 @@ MODELS = model_order(config)
 TRAINED = [m for m in MODELS if config["models"][m]["source"] == "train"]
 LOADED = [m for m in MODELS if config["models"][m]["source"] == "load"]
 # each model's measure shards: images_per_job (or models.<m>.images_per_job) or, with auto, a size from
-# the model's estimated cost per image (convlens.model_cost), known before any job runs
-SHARDS = {
-    m: assign_shards(IMAGES, images_per_job(config["models"][m], config))
-    for m in MODELS
-}
+# the model's estimated cost per image (convlens.model_cost), known before any job runs; with CKA on,
+# every model split alike (shard_plan)
+SHARDS = shard_plan(IMAGES, config, MODELS)
 QUALITY_IMAGES = IMAGES[: config["heatmaps"]["quality_images"]]
 # the equivariance ladder's held-apart fit set (its images get no rung rows); the ladder runs when a
 # rung is on and some image is left to score
@@ -111,11 +109,35 @@ if workflow.is_main_process:
     # the console gets one line per finished job and the errors; .snakemake/log/ keeps Snakemake's every line;
     # a dry run's plan (known only once the run starts: workflow.dryrun is False while this file is read) passes
     quiet_job_lines(lambda: workflow.dryrun)
+    for _model in unknown_cost(config["models"], config):
+        print(
+            f"note: images_per_job auto: the cost per image of model {_model} cannot be estimated before "
+            f"it exists (a folder dataset's image size, an .h5 file without layer shapes, or a base not in "
+            f"convlens/model_cost.py's table): 1,024 images a job; set models.{_model}.images_per_job to choose",
+            file=sys.stderr,
+        )
 
 
 def model_override(model, key, section, section_key):
     """A per-model setting (e.g. models.<m>.sheet_layers) or else the global one."""
     return config["models"][model].get(key, config[section][section_key])
+
+
+# a model's own overrides of analysis settings: changing one reruns the analysis, not the model's training or load
+MODEL_ANALYSIS_KEYS = (
+    "heatmap_layer",
+    "sheet_layers",
+    "plot_layers",
+    "filter_layers",
+    "images_per_job",
+)
+
+
+def model_spec(model):
+    """What train_model and load_model depend on: the model's entry without its analysis overrides."""
+    return {
+        k: v for k, v in config["models"][model].items() if k not in MODEL_ANALYSIS_KEYS
+    }
 
 
 def analysis_config(wildcards):
@@ -145,6 +167,12 @@ def analysis_config(wildcards):
         "sheet_transforms": config["report"]["sheet_transforms"],
         "cka": config["cka"],
     }
+
+
+def quality_config(wildcards):
+    """The method check's settings: every heatmaps key (quality_* included) and the batch size."""
+    heatmaps = {**config["heatmaps"], **analysis_config(wildcards)["heatmaps"]}
+    return {"heatmaps": heatmaps, "batch_size": config["batch_size"]}
 
 
 def filters_config(wildcards):

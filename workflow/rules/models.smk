@@ -30,7 +30,7 @@ rule train_model:
     resources:
         gpu=1,
     params:
-        spec=lambda wc: config["models"][wc.model],
+        spec=lambda wc: model_spec(wc.model),
         seed=config["seed"],
         evolution={k: config["evolution"][k] for k in ("epochs", "image")},
     script:
@@ -61,7 +61,7 @@ rule load_model:
     resources:
         gpu=1,
     params:
-        spec=lambda wc: config["models"][wc.model],
+        spec=lambda wc: model_spec(wc.model),
     script:
         "../../scripts/load_model.py"
 
