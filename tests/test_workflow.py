@@ -437,6 +437,7 @@ def test_a_dry_run_over_ten_thousand_images_plans_jobs_per_shard_not_per_image(t
         "wide": {**cfg["models"]["shapes_cnn"], "images_per_job": 1024},  # a number of its own: 16 shards
     }
     cfg["heatmaps"]["methods"] = ["gradcam"]
+    cfg["cka"] = {"enabled": False}  # with CKA on, every model would get the largest count (test_model_cost.py)
     (tmp_path / "big.yaml").write_text(yaml.safe_dump(cfg))
     result = snakemake(tmp_path, "--configfile", "big.yaml", "-n")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -41,17 +41,20 @@ def heatmap_explainer(
     return explainer, kept, [f"heatmaps.methods all: {n} left out ({why})" for n, why in explainer.left_out.items()]
 
 
-def subset_line(stage: str, used: int, available: int, key: str, wanted: int, unreadable=()) -> str:
+def subset_line(stage: str, used: int, available: int | None, key: str, wanted: int, unreadable=()) -> str:
     """``<stage>: N of M images (why fewer: ...)``: how many of the ``available`` images a stage that
     takes the first ``wanted`` (config ``key``) used, and why fewer: the key, too few images, or
-    unreadable ones (named). Logged by the stage and shown in the report's text."""
+    unreadable ones (named). Logged by the stage and shown in the report's text. ``available`` None:
+    more than ``wanted`` (``N of the study's images``; the job need not rerun when the study grows)."""
     reasons = []
-    if wanted < available:
+    if available is None or wanted < available:
         reasons.append(f"{key} is {wanted}")
     elif wanted > available:
         reasons.append(f"{key} is {wanted} but there are only {available}")
     if unreadable:
         shown = ", ".join(list(unreadable)[:5]) + (", ..." if len(unreadable) > 5 else "")
         reasons.append(f"{len(unreadable)} unreadable: {shown}")
+    if available is None:
+        return f"{stage}: {used} of the study's images (why fewer: {'; '.join(reasons)})"
     why = f" (why fewer: {'; '.join(reasons)})" if used < available or unreadable else ""
     return f"{stage}: {used} of {available} images{why}"

@@ -37,7 +37,7 @@ def method_quality(
     seed: int,
     threads: int,
     out: dict,
-    study_images: int | None = None,
+    study_images: int | str | None = None,
 ) -> None:
     """Sanity (cascading weight randomization, Adebayo et al. 2018) and faithfulness (deletion and
     insertion curves, Petsiuk et al. 2018) of every heatmap method on untransformed images.
@@ -47,7 +47,8 @@ def method_quality(
     ``heatmaps.quality_spearman``; deletion and insertion areas beside a random order's with a
     bootstrap interval on the paired difference; the findings in sentences), quality.csv (one row
     per method) and two plots. ``images`` are the first ``heatmaps.quality_images`` of the
-    ``study_images`` the study measures: the log and quality.json's ``subset`` say how many were used.
+    ``study_images`` the study measures ("more": more than those; None: just those): the log and
+    quality.json's ``subset`` say how many were used.
     """
     info = ModelInfo.load(info_json)
     hcfg = cfg["heatmaps"]
@@ -61,7 +62,7 @@ def method_quality(
         except InputError as exc:
             unreadable.append(entry["id"])
             log.warning("%s left out of the method check: %s", entry["id"], exc)
-    available = len(images) if study_images is None else study_images
+    available = len(images) if study_images is None else None if study_images == "more" else study_images
     subset = subset_line(
         "method check",
         len(used),

@@ -270,6 +270,8 @@ def test_the_method_check_says_how_many_images_it_used_and_why_fewer(tmp_path, c
     [
         ((5, 5, 8), "stage: 5 of 5 images"),  # all of them: no reason given
         ((3, 60, 3), "stage: 3 of 60 images (why fewer: k is 3)"),
+        ((3, None, 3), "stage: 3 of the study's images (why fewer: k is 3)"),
+        ((2, None, 3, ["b"]), "stage: 2 of the study's images (why fewer: k is 3; 1 unreadable: b)"),
         ((4, 4, 10), "stage: 4 of 4 images"),  # asked for more than there are, got every one
         ((3, 4, 10, ["b"]), "stage: 3 of 4 images (why fewer: k is 10 but there are only 4; 1 unreadable: b)"),
     ],

@@ -174,7 +174,13 @@ rule model_extras:
         filters=filters_config,
         quality_images=image_params(QUALITY_IMAGES),
         quality=quality_config,
-        study_images=len(IMAGES),
+        # the study's count only while it is within heatmaps.quality_images: adding an image to a larger
+        # study must not rerun the extras (the subset line then says "of the study's images")
+        study_images=(
+            len(IMAGES)
+            if len(IMAGES) <= config["heatmaps"]["quality_images"]
+            else "more"
+        ),
         # a loaded model has no training views: their settings must not rerun its extras
         evolution=lambda wc: config["evolution"] if wc.model in TRAINED else None,
         top_k=lambda wc: config["activations"]["top_k"] if wc.model in TRAINED else None,
