@@ -29,6 +29,7 @@ from pathlib import Path
 
 from convlens.attribution.registry import method as registered
 from convlens.config import assign_shards, shard_count
+from convlens.models import MNIST_CNN, SHAPES_CNN_FILTERS
 from convlens.sensitivity.lie import generators_of
 from convlens.transforms import build_transforms
 
@@ -59,6 +60,9 @@ APPLICATION_MACS = {
 }
 
 
+CONVOLUTIONS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose")  # counted, with Dense
+
+
 def _pair(value) -> tuple[int, int]:
     return (int(value[0]), int(value[1])) if isinstance(value, (list, tuple)) else (int(value), int(value))
 
@@ -73,7 +77,7 @@ def _out_side(size: int | None, kernel: int, stride: int, padding: str, dilation
 
 def _layer_macs(class_name: str, cfg: dict, shape: list) -> float | None:
     """Multiply-accumulates of one layer for one input of ``shape`` (its input shape without the batch)."""
-    if class_name in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"):
+    if class_name in CONVOLUTIONS:
         h, w, c = shape[-3], shape[-2], shape[-1]
         if None in (h, w, c):
             return None
@@ -112,14 +116,8 @@ def forward_macs_of_config(config: dict) -> float | None:
             if isinstance(shape, list) and shape and isinstance(shape[0], list):
                 shape = shape[0]  # several inputs: the first
             part = _layer_macs(layer.get("class_name", ""), cfg, shape[1:]) if shape else None
-            if part is None and layer.get("class_name") not in (
-                "Conv2D",
-                "DepthwiseConv2D",
-                "SeparableConv2D",
-                "Conv2DTranspose",
-                "Dense",
-            ):
-                part = 0.0
+            if part is None and layer.get("class_name") not in (*CONVOLUTIONS, "Dense"):
+                part = 0.0  # a layer not counted (pooling, normalization ...): no shape needed
         if part is None:
             return None
         total += part
@@ -152,18 +150,18 @@ def builtin_macs(architecture: str, input_shape, n_classes: int) -> float | None
     h, w, c = (int(v) for v in input_shape)
     if architecture == "shapes_cnn":
         total = 0.0
-        for block, filters in enumerate((32, 64, 64), start=1):
+        for block, filters in enumerate(SHAPES_CNN_FILTERS, start=1):
             total += h * w * 9 * (c + filters) * filters  # two 3x3 'same' convolutions
             c = filters
-            if block < 3:
+            if block < len(SHAPES_CNN_FILTERS):
                 h, w = h // 2, w // 2
         return total + c * n_classes
     if architecture == "mnist_cnn":
-        total = h * w * 25 * c * 16
-        h, w = h // 2, w // 2
-        total += h * w * 25 * 16 * 32
-        h, w = h // 2, w // 2
-        return float(total + h * w * 32 * 512 + 512 * n_classes)
+        total, k = 0.0, MNIST_CNN["kernel"]
+        for filters in MNIST_CNN["filters"]:
+            total += h * w * k * k * c * filters
+            c, h, w = filters, h // 2, w // 2
+        return total + h * w * c * MNIST_CNN["dense"] + MNIST_CNN["dense"] * n_classes
     return None
 
 
@@ -253,11 +251,16 @@ def _input_side(spec: dict, datasets: dict) -> int:
     return (_dataset_input(datasets, spec.get("dataset")) or (224, 3))[0]
 
 
+def _given(spec: dict, cfg: dict):
+    """The model's ``images_per_job``, else the config's: a number or "auto"."""
+    return spec.get("images_per_job", cfg.get("images_per_job", "auto"))
+
+
 def images_per_job(spec: dict, cfg: dict) -> int:
     """A model's measure shard size: ``models.<m>.images_per_job``, else ``images_per_job`` when it is
     a number, else (``auto``) from the model's estimated cost (``auto_images_per_job``); with CKA on,
     ``auto`` gives at least one CKA minibatch (``cka.batch_images``) a shard."""
-    given = spec.get("images_per_job", cfg.get("images_per_job", "auto"))
+    given = _given(spec, cfg)
     if given != "auto":
         return int(given)
     auto = auto_images_per_job(study_seconds_per_image(spec, cfg))
@@ -269,10 +272,7 @@ def unknown_cost(models: dict, cfg: dict) -> list[str]:
     """The models whose ``auto`` shard size falls back to FALLBACK_IMAGES_PER_JOB (their cost per
     image cannot be estimated before they exist)."""
     return [
-        m
-        for m, spec in models.items()
-        if spec.get("images_per_job", cfg.get("images_per_job", "auto")) == "auto"
-        and study_seconds_per_image(spec, cfg) is None
+        m for m, spec in models.items() if _given(spec, cfg) == "auto" and study_seconds_per_image(spec, cfg) is None
     ]
 
 

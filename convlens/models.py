@@ -114,6 +114,10 @@ def downsample(x, name: str, filter_size: int | None):
     return blur_pool(x, filter_size, f"{name}_blur")
 
 
+SHAPES_CNN_FILTERS = (32, 64, 64)  # per block: two 3x3 'same' convolutions, pooled after all but the last
+MNIST_CNN = {"kernel": 5, "filters": (16, 32), "dense": 512}  # each conv 'same', then a 2x2 pool; then dense
+
+
 def build_shapes_cnn(input_shape=(28, 28, 3), n_classes: int = 3, antialias: int | None = None):
     """Three blocks of two 3x3 convolutions (32/64/64), max-pooling and dropout after the first two;
     global average pooling; softmax. The last conv layer feeds global average pooling and one dense
@@ -123,10 +127,10 @@ def build_shapes_cnn(input_shape=(28, 28, 3), n_classes: int = 3, antialias: int
     from keras import layers
 
     x = inputs = keras.Input(shape=input_shape, name="image")
-    for block, filters in enumerate((32, 64, 64), start=1):
+    for block, filters in enumerate(SHAPES_CNN_FILTERS, start=1):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv1")(x)
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{block}_conv2")(x)
-        if block < 3:
+        if block < len(SHAPES_CNN_FILTERS):
             x = downsample(x, f"block{block}_pool", antialias)
             x = layers.Dropout(0.25, name=f"block{block}_dropout")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -141,12 +145,12 @@ def build_mnist_cnn(input_shape=(28, 28, 1), n_classes: int = 10, antialias: int
     from keras import layers
 
     inputs = keras.Input(shape=input_shape, name="image")
-    x = layers.Conv2D(16, 5, padding="same", activation="relu", name="conv1")(inputs)
-    x = downsample(x, "pool1", antialias)
-    x = layers.Conv2D(32, 5, padding="same", activation="relu", name="conv2")(x)
-    x = downsample(x, "pool2", antialias)
+    x = inputs
+    for k, filters in enumerate(MNIST_CNN["filters"], start=1):
+        x = layers.Conv2D(filters, MNIST_CNN["kernel"], padding="same", activation="relu", name=f"conv{k}")(x)
+        x = downsample(x, f"pool{k}", antialias)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(512, activation="relu", name="fc1")(x)
+    x = layers.Dense(MNIST_CNN["dense"], activation="relu", name="fc1")(x)
     x = layers.Dropout(0.5, name="fc1_dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="mnist_cnn")

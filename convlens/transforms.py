@@ -88,6 +88,15 @@ class Transform:
 NEUTRAL = {name: curve.neutral for name, curve in CURVES.items()}
 
 
+def centre_frame(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(to_centre, from_centre): 3x3 float64 translations taking pixel coordinates to coordinates
+    about the image centre and back."""
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
+    from_centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], dtype=np.float64)
+    return to_centre, from_centre
+
+
 def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarray:
     """Forward matrix (input point -> output point) of one transform, shape (3, 3), float64.
 
@@ -97,9 +106,7 @@ def forward_matrix(kind: str, params: dict, height: int, width: int) -> np.ndarr
     if kind not in REGISTRY:
         raise ValueError(f"unknown transform kind {kind!r}; allowed: {', '.join(REGISTRY)}")
     core = REGISTRY[kind].core(params)
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    to_centre = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
-    from_centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], dtype=np.float64)
+    to_centre, from_centre = centre_frame(height, width)
     if REGISTRY[kind].centred:
         core = from_centre @ core @ to_centre
     frame = REGISTRY[kind].frame(params, height, width) if REGISTRY[kind].frame is not None else None

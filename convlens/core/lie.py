@@ -30,6 +30,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from convlens.transforms import centre_frame
+
 GENERATORS = ("shift_x", "shift_y", "rotate", "scale")
 BOUNDARY = {"shift_x": "wrap", "shift_y": "wrap", "rotate": "nearest", "scale": "nearest"}
 
@@ -82,9 +84,8 @@ def frames(height: int, width: int, grid: np.ndarray | None = None):
     ``grid``: the 3x3 matrix from map pixels to input pixels (``transforms.Grid.to_input``); None: the input.
     """
     g = np.eye(3) if grid is None else np.asarray(grid, np.float64)
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]], np.float64)
-    return np.linalg.inv(g) @ centre, np.linalg.inv(centre) @ g
+    to_centre, from_centre = centre_frame(height, width)
+    return np.linalg.inv(g) @ from_centre, to_centre @ g
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convlens import transforms as tr
-from convlens.stats import pearson, row_pearson, row_ranks, spearman
+from convlens.stats import row_pearson, row_ranks
 
 # name -> (what the layer column holds, True if larger is worse, meaning)
 METRICS = {
@@ -206,31 +206,10 @@ def pooled(act: np.ndarray) -> np.ndarray:
     return act.mean(axis=(1, 2), dtype=np.float64)
 
 
-def _top_region(values: np.ndarray, fraction: float) -> np.ndarray:
-    k = max(1, int(np.ceil(fraction * values.size)))
-    top = np.zeros(values.size, dtype=bool)
-    top[np.argsort(-values, kind="stable")[:k]] = True
-    return top
-
-
-def map_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """Pearson, Spearman and top-20 % IoU of two maps inside a mask; NaN where a map is constant."""
-    x, y = a[mask].astype(np.float64), b[mask].astype(np.float64)
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        nan = float("nan")
-        return {"heatmap_pearson": nan, "heatmap_spearman": nan, "heatmap_iou20": nan}
-    ta, tb = _top_region(x, TOP_FRACTION), _top_region(y, TOP_FRACTION)
-    return {
-        "heatmap_pearson": pearson(x, y),
-        "heatmap_spearman": spearman(x, y),
-        "heatmap_iou20": float((ta & tb).sum() / (ta | tb).sum()),
-    }
-
-
 def map_agreements(reference: np.ndarray, maps: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
-    """``map_agreement`` of ``reference`` (H, W) against every row of ``maps`` (T, H, W), each inside
-    its own mask (T, H, W), at once: per metric a (T,) array (the same numbers as the row-by-row
-    function, up to the order of floating-point sums)."""
+    """Pearson, Spearman and top-20 % IoU (``TOP_FRACTION``) of ``reference`` (H, W) against every
+    row of ``maps`` (T, H, W), each inside its own mask (T, H, W), at once: per metric a (T,) array;
+    NaN where a map is constant inside the mask or the mask has fewer than 2 pixels."""
     t = len(maps)
     m = masks.reshape(t, -1)
     x = np.broadcast_to(reference.reshape(1, -1).astype(np.float64), m.shape)
@@ -240,7 +219,7 @@ def map_agreements(reference: np.ndarray, maps: np.ndarray, masks: np.ndarray) -
     def spread(v):
         return np.where(m, v, -np.inf).max(axis=1) - np.where(m, v, np.inf).min(axis=1)
 
-    def top(v, k):  # the row's k largest masked entries (stable ties, as _top_region)
+    def top(v, k):  # the row's k largest masked entries (ties: the first in pixel order)
         order = np.argsort(np.where(m, -v, np.inf), axis=1, kind="stable")
         place = np.empty_like(order)
         np.put_along_axis(place, order, np.arange(v.shape[1])[None, :].repeat(t, axis=0), axis=1)
@@ -258,6 +237,12 @@ def map_agreements(reference: np.ndarray, maps: np.ndarray, masks: np.ndarray) -
         "heatmap_iou20": iou.astype(np.float64),
     }
     return {name: np.where(usable, v, np.nan) for name, v in out.items()}
+
+
+def map_agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """Pearson, Spearman and top-20 % IoU of two maps inside a mask; NaN where a map is constant
+    (``map_agreements``' one-row case)."""
+    return {name: float(v[0]) for name, v in map_agreements(a, b[None], mask[None]).items()}
 
 
 def image_metrics(

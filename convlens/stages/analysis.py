@@ -196,7 +196,7 @@ class Analysis:
         self.seconds["model step"] += time.time() - t0
         t0 = time.time()
         own = len(pixels) if own is None else own
-        step = {k: first_rows(v, own * self.n_t) for k, v in out.items()}
+        step = rows_of(out, slice(0, own * self.n_t))
         out.update(explain(self.explainer, step["inputs"], step["logits"], self.target_code, self.n_t, step))
         for key in ("cam_activations", "cams", "cams_reference", "target_reference"):  # now in the heatmaps
             out.pop(key, None)
@@ -250,21 +250,14 @@ def explain(
     }
 
 
-def first_rows(value, n: int):
-    """The first ``n`` rows of every array in an ``Analysis.run`` output value (arrays, and lists,
-    tuples and dicts of them, nested); anything else as it is."""
-    if isinstance(value, dict):
-        return {k: first_rows(v, n) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(first_rows(v, n) for v in value)
-    return value[:n] if isinstance(value, np.ndarray) and value.ndim else value
-
-
 def rows_of(value, rows: slice):
-    """One image's rows of an ``Analysis.run`` output value (array, list of arrays, dict of arrays)."""
+    """Some rows of an ``Analysis.run`` output value: of every array in it (arrays, and lists, tuples
+    and dicts of them, nested); anything else as it is."""
     if isinstance(value, dict):
-        return {k: v[rows] for k, v in value.items()}
-    return [v[rows] for v in value] if isinstance(value, list) else value[rows]
+        return {k: rows_of(v, rows) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(rows_of(v, rows) for v in value)
+    return value[rows] if getattr(value, "ndim", 0) else value
 
 
 def padded(pixels: np.ndarray, ids: list[str], size: int) -> tuple[np.ndarray, list[str]]:

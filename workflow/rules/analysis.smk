@@ -121,36 +121,44 @@ rule side_by_side:
 # kernels and filter patterns, every heatmap method's check (sanity and faithfulness) and, for a model
 # trained here, the training views (evolution strips from its checkpoints, the embedding). A model
 # loaded from a file has no checkpoints: rule model_extras_loaded, the same without the views.
+EXTRAS_INPUT = {
+    "model": "results/{model}/model/model.keras",
+    "info": "results/{model}/model/info.json",
+    "images": image_inputs(QUALITY_IMAGES),
+}
+EXTRAS_OUTPUT = {
+    "filters": "results/{model}/filters/filters.json",
+    "filter_figures": report(
+        directory("results/{model}/filters/figures"),
+        caption="../report/filters.rst",
+        patterns=["{name}.png"],
+        category="Filters",
+        subcategory="{model}",
+    ),
+    "quality": "results/{model}/methods/quality.json",
+    "quality_csv": report(
+        "results/{model}/methods/quality.csv",
+        caption="../report/method_quality.rst",
+        category="Heatmap methods",
+        subcategory="{model}",
+    ),
+    "quality_figures": report(
+        directory("results/{model}/methods/figures"),
+        caption="../report/method_quality.rst",
+        patterns=["{name}.png"],
+        category="Heatmap methods",
+        subcategory="{model}",
+    ),
+}
+
+
 rule model_extras:
     input:
-        model="results/{model}/model/model.keras",
-        info="results/{model}/model/info.json",
-        images=image_inputs(QUALITY_IMAGES),
+        **EXTRAS_INPUT,
         checkpoints="results/{model}/checkpoints",
         dataset=lambda wc: dataset_npz(config["models"][wc.model]["dataset"]),
     output:
-        filters="results/{model}/filters/filters.json",
-        filter_figures=report(
-            directory("results/{model}/filters/figures"),
-            caption="../report/filters.rst",
-            patterns=["{name}.png"],
-            category="Filters",
-            subcategory="{model}",
-        ),
-        quality="results/{model}/methods/quality.json",
-        quality_csv=report(
-            "results/{model}/methods/quality.csv",
-            caption="../report/method_quality.rst",
-            category="Heatmap methods",
-            subcategory="{model}",
-        ),
-        quality_figures=report(
-            directory("results/{model}/methods/figures"),
-            caption="../report/method_quality.rst",
-            patterns=["{name}.png"],
-            category="Heatmap methods",
-            subcategory="{model}",
-        ),
+        **EXTRAS_OUTPUT,
         evolution="results/{model}/evolution/evolution.json",
         evolution_figures=report(
             directory("results/{model}/evolution/figures"),
@@ -191,32 +199,9 @@ rule model_extras:
 
 use rule model_extras as model_extras_loaded with:
     input:
-        model="results/{model}/model/model.keras",
-        info="results/{model}/model/info.json",
-        images=image_inputs(QUALITY_IMAGES),
+        **EXTRAS_INPUT,
     output:
-        filters="results/{model}/filters/filters.json",
-        filter_figures=report(
-            directory("results/{model}/filters/figures"),
-            caption="../report/filters.rst",
-            patterns=["{name}.png"],
-            category="Filters",
-            subcategory="{model}",
-        ),
-        quality="results/{model}/methods/quality.json",
-        quality_csv=report(
-            "results/{model}/methods/quality.csv",
-            caption="../report/method_quality.rst",
-            category="Heatmap methods",
-            subcategory="{model}",
-        ),
-        quality_figures=report(
-            directory("results/{model}/methods/figures"),
-            caption="../report/method_quality.rst",
-            patterns=["{name}.png"],
-            category="Heatmap methods",
-            subcategory="{model}",
-        ),
+        **EXTRAS_OUTPUT,
     wildcard_constraints:
         model=one_of(LOADED),
 
